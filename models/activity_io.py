@@ -1,0 +1,83 @@
+"""One typed input per activity, so fields can be added compatibly later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from models.handoff import Contact, CustomerHandoff, Locale, Role
+from models.onboarding import Stage, TaskKind, TimelineDetails
+
+
+class UpsertCustomerInput(BaseModel):
+    handoff: CustomerHandoff
+    playbook_name: str
+    playbook_version: str
+    workflow_id: str
+
+
+class AddContactInput(BaseModel):
+    customer_id: str
+    contact: Contact
+
+
+class RecordTimelineInput(BaseModel):
+    """One entry of a customer's timeline; (customer_id, seq) makes a retry harmless."""
+
+    customer_id: str
+    seq: int
+    at: datetime
+    kind: str
+    stage: Stage
+    summary: str
+    details: TimelineDetails = Field(default_factory=dict)
+
+
+class OpenTaskInput(BaseModel):
+    task_id: str
+    customer_id: str
+    kind: TaskKind
+    assignee: str
+    title: str
+    detail: str = ""
+    opened_at: datetime
+    due_at: datetime | None = None
+
+
+class CloseTasksInput(BaseModel):
+    customer_id: str
+    task_ids: list[str]
+    closed_at: datetime
+    resolution: str
+
+
+class MeasureWeeklyUsageInput(BaseModel):
+    customer_id: str
+    week_index: int
+    window_start: datetime
+    window_end: datetime
+    seats_contracted: int
+    quota_contracted: float | None = None
+    quota_event: str | None = None
+    # purpose id -> the usage event that counts as that purpose's key action
+    key_actions: dict[str, str] = Field(default_factory=dict)
+
+
+class SendEmailInput(BaseModel):
+    """An email to send once: the ledger key names the step and the recipient group."""
+
+    ledger_key: str
+    customer_id: str
+    template: str
+    locale: Locale = "en"
+    # Either explicit addresses (CSM, leader) or every contact holding a role.
+    to: list[str] = Field(default_factory=list)
+    to_role: Role | None = None
+    context: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+
+
+class SendEmailResult(BaseModel):
+    sent: list[str] = Field(default_factory=list)
+    already_sent: list[str] = Field(default_factory=list)
+    skipped_reason: str | None = None

@@ -1,0 +1,75 @@
+"""What sales hands over when a customer signs: the input of one onboarding."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+Locale = Literal["ja", "en"]
+
+
+def _check_email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL.match(value):
+        raise ValueError(f"not an email address: {value!r}")
+    return value.lower()
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
+
+
+class Role(StrEnum):
+    """The layers of a customer's organisation that get different content."""
+
+    DECISION_MAKER = "decision_maker"
+    ADMINISTRATOR = "administrator"
+    END_USER = "end_user"
+
+
+class Contact(BaseModel):
+    email: Email
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class CustomerHandoff(BaseModel):
+    """A contracted customer as sales hands it to customer success."""
+
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    csm: Email
+    cs_leader: Email
+    contacts: list[Contact] = Field(default_factory=list)
+    seats_contracted: int = Field(gt=0)
+    quota_contracted: float | None = Field(default=None, gt=0)
+    time_zone: str = "UTC"
+    locale: Locale = "en"
+    purposes: list[str] = Field(default_factory=list)
+    trial_used: bool = False
+    already_using: bool = False
+    handoff_notes: str = ""
+    contracted_on: date | None = None
+    # Overrides the playbook's measurement weekday (0 = Monday) for this customer.
+    measurement_weekday: int | None = Field(default=None, ge=0, le=6)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone: {value!r}") from None
+        return value
+
+    @field_validator("purposes")
+    @classmethod
+    def _unique_purposes(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))

@@ -1,0 +1,214 @@
+"""The state of one customer's onboarding, as the workflow keeps and reports it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from models.events import MeetingKind, NpsAnswer
+from models.handoff import CustomerHandoff
+from models.playbook import Metric, Playbook
+
+
+class Stage(StrEnum):
+    HANDOFF = "handoff"
+    KICKOFF = "kickoff"
+    TRAINING = "training"
+    ADOPTION = "adoption"
+    COMPLETION_REVIEW = "completion_review"
+    ONBOARDED = "onboarded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Stage.ONBOARDED, Stage.FAILED, Stage.CANCELLED)
+
+
+class Transition(BaseModel):
+    at: datetime
+    stage_from: Stage | None
+    stage_to: Stage
+    cause: str
+
+
+class Goal(BaseModel):
+    text: str
+    agreed_at: datetime
+
+
+class Meeting(BaseModel):
+    kind: MeetingKind
+    requested_at: datetime | None = None
+    held_on: date | None = None
+    notes: str = ""
+
+
+class CompletionReview(BaseModel):
+    held_on: date
+    success_confirmed: bool
+    feedback: str
+    feature_requests: list[str]
+    nps: list[NpsAnswer]
+
+
+class TaskKind(StrEnum):
+    SCHEDULE_KICKOFF = "schedule_kickoff"
+    SCHEDULE_TRAINING = "schedule_training"
+    SCHEDULE_COMPLETION_REVIEW = "schedule_completion_review"
+    OVERDUE_REMINDER = "overdue_reminder"
+    OVERDUE_ESCALATION = "overdue_escalation"
+    STALL_FOLLOW_UP = "stall_follow_up"
+    STALL_ESCALATION = "stall_escalation"
+    SETUP_STUCK = "setup_stuck"
+    SETUP_STUCK_ESCALATION = "setup_stuck_escalation"
+    MEETING = "meeting"
+    DEADLINE_MISSED = "deadline_missed"
+
+
+class OpenTask(BaseModel):
+    task_id: str
+    kind: TaskKind
+    assignee: str
+    title: str
+    opened_at: datetime
+    due_at: datetime | None = None
+
+
+class DueKind(StrEnum):
+    """Everything the workflow waits for by time, kept as absolute instants."""
+
+    REMIND_CSM = "remind_csm"
+    ESCALATE_TO_LEADER = "escalate_to_leader"
+    MEASURE = "measure"
+    SETUP_CHECK = "setup_check"
+    SETUP_ESCALATION = "setup_escalation"
+    MOMENTUM = "momentum"
+    DEADLINE = "deadline"
+
+
+class Due(BaseModel):
+    kind: DueKind
+    at: datetime
+    # The stage a service-level timer belongs to; it lapses when the stage ends.
+    stage: Stage | None = None
+
+
+class WeeklyMeasurement(BaseModel):
+    """Usage facts of one measurement window, computed from stored usage."""
+
+    week_index: int
+    window_start: datetime
+    window_end: datetime
+    active_users: int
+    active_seat_ratio: float
+    events: int
+    key_actions: dict[str, int]
+    quota_consumption: float | None
+    data_ever_arrived: bool
+
+
+class CriterionVerdict(BaseModel):
+    """One criterion's verdict and the facts behind it, so a CSM can see why."""
+
+    metric: Metric
+    purpose: str | None
+    observed: float
+    threshold: float
+    weeks_required: int
+    weeks_running: int
+    met: bool
+
+
+class WeekVerdict(BaseModel):
+    measurement: WeeklyMeasurement
+    criteria: list[CriterionVerdict]
+    criteria_met: bool
+    stall_reasons: list[CriterionVerdict]
+    stalled: bool
+
+
+class StallState(BaseModel):
+    stalled: bool = False
+    episode: int = 0
+    since: datetime | None = None
+    weeks: int = 0
+    steps_done: list[int] = Field(default_factory=list)
+
+
+class SetupState(BaseModel):
+    data_arrived: bool = False
+    stuck: bool = False
+    stuck_since: datetime | None = None
+
+
+class RejectedEvent(BaseModel):
+    at: datetime
+    kind: str
+    reason: str
+
+
+class OnboardingState(BaseModel):
+    """Everything the workflow carries across continue-as-new."""
+
+    stage: Stage = Stage.HANDOFF
+    stage_since: datetime | None = None
+    started_at: datetime | None = None
+    transitions: list[Transition] = Field(default_factory=list)
+    goals: list[Goal] = Field(default_factory=list)
+    purposes: list[str] = Field(default_factory=list)
+    kickoff_held_on: date | None = None
+    training_held_on: date | None = None
+    training_skipped_reason: str | None = None
+    meetings: list[Meeting] = Field(default_factory=list)
+    review: CompletionReview | None = None
+    adoption_started_at: datetime | None = None
+    week_index: int = 0
+    last_measured_at: datetime | None = None
+    recent_weeks: list[WeekVerdict] = Field(default_factory=list)
+    stall: StallState = StallState()
+    setup: SetupState = SetupState()
+    momentum_requested: bool = False
+    open_tasks: list[OpenTask] = Field(default_factory=list)
+    agenda: list[Due] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+    # Sequence of timeline entries written, the idempotency key of each write.
+    timeline_seq: int = 0
+    task_seq: int = 0
+    runs: int = 1
+
+
+class OnboardingInput(BaseModel):
+    handoff: CustomerHandoff
+    playbook: Playbook
+    state: OnboardingState | None = None
+    # Continue-as-new once history reaches this many events, besides when
+    # Temporal suggests it; small values prove the boundary in tests.
+    max_history_events: int | None = Field(default=None, ge=100)
+
+
+class OnboardingStatus(BaseModel):
+    customer_id: str
+    customer_name: str
+    csm: str
+    cs_leader: str
+    playbook_name: str
+    playbook_version: str
+    state: OnboardingState
+    next_due: Due | None
+
+
+class EventResult(BaseModel):
+    """What an accepted CSM command changed, returned to the caller."""
+
+    kind: str
+    stage: Stage
+    duplicate: bool = False
+    detail: str = ""
+
+
+TimelineDetails = dict[str, Any]

@@ -1,0 +1,204 @@
+"""The playbook: the onboarding "kata" as data that CS operations edits.
+
+A customer's workflow receives the whole validated playbook in its input and
+keeps it across continue-as-new, so a later edit of the file never changes a
+running journey.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+
+_DURATION = re.compile(
+    r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
+    r"\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
+)
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept "14d", "2w", "1d12h", "90s" besides what pydantic takes (ISO 8601, seconds)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groupdict().values()):
+            parts = {k: int(v) for k, v in match.groupdict().items() if v}
+            return timedelta(
+                weeks=parts.get("w", 0),
+                days=parts.get("d", 0),
+                hours=parts.get("h", 0),
+                minutes=parts.get("m", 0),
+                seconds=parts.get("s", 0),
+            )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class StageTimer(BaseModel):
+    """Service level of a wait: remind the CSM, then escalate to the CS leader."""
+
+    remind_csm_after: Duration
+    escalate_to_leader_after: Duration
+
+    @model_validator(mode="after")
+    def _escalation_after_reminder(self) -> StageTimer:
+        if self.escalate_to_leader_after <= self.remind_csm_after:
+            raise ValueError("escalate_to_leader_after must be later than remind_csm_after")
+        return self
+
+
+class StageTimers(BaseModel):
+    kickoff: StageTimer
+    training: StageTimer
+    completion_review: StageTimer
+
+
+class TrainingPolicy(BaseModel):
+    skip_if_trial_used: bool = True
+    skip_if_already_using: bool = True
+
+
+class MeasurementPolicy(BaseModel):
+    """When the weekly measurement runs, in the customer's own time zone."""
+
+    every: Duration = timedelta(days=7)
+    # Measure on this weekday (0 = Monday) at this local hour; without alignment
+    # the first measurement comes `every` after adoption starts (compressed demos).
+    align_to_weekday: bool = True
+    weekday: int = Field(default=0, ge=0, le=6)
+    local_hour: int = Field(default=9, ge=0, le=23)
+
+
+class Metric(StrEnum):
+    ACTIVE_SEAT_RATIO = "active_seat_ratio"
+    ACTIVE_USERS = "active_users"
+    KEY_ACTIONS = "key_actions"
+    EVENTS = "events"
+    QUOTA_CONSUMPTION = "quota_consumption"
+    GOALS_AGREED = "goals_agreed"
+
+
+class Criterion(BaseModel):
+    """One quantitative condition of "onboarded", e.g. active seats >= 60% for 2 weeks."""
+
+    metric: Metric
+    at_least: float = Field(ge=0)
+    weeks: int = Field(default=1, ge=1, le=12)
+    # For key_actions: one purpose's key action; None sums the customer's purposes.
+    purpose: str | None = None
+
+
+class StallRule(BaseModel):
+    """Usage counts as stalled while the metric stays below the threshold."""
+
+    metric: Metric
+    below: float = Field(gt=0)
+    weeks: int = Field(default=1, ge=1, le=12)
+    purpose: str | None = None
+
+
+class LadderStep(BaseModel):
+    action: Literal["proposal_email", "csm_task", "leader_task"]
+    # Weeks the stall has lasted before this step fires (0: the week it starts).
+    after_weeks: int = Field(default=0, ge=0)
+
+
+class StallPolicy(BaseModel):
+    rules: list[StallRule] = Field(min_length=1)
+    ladder: list[LadderStep] = Field(min_length=1)
+    open_meeting_request: bool = True
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> StallPolicy:
+        weeks = [step.after_weeks for step in self.ladder]
+        if weeks != sorted(weeks):
+            raise ValueError("ladder steps must be ordered by after_weeks")
+        return self
+
+
+class SetupPolicy(BaseModel):
+    """A customer whose usage data never arrives is stuck in setup, not merely slow."""
+
+    no_data_after: Duration
+    escalate_to_leader_after: Duration
+
+    @model_validator(mode="after")
+    def _escalation_after_flag(self) -> SetupPolicy:
+        if self.escalate_to_leader_after <= self.no_data_after:
+            raise ValueError("setup.escalate_to_leader_after must be later than no_data_after")
+        return self
+
+
+class Purpose(BaseModel):
+    """Why a customer adopts the product; each has its key action and outcome."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    title: str
+    key_action: str = Field(min_length=1)
+    outcome: str = ""
+
+
+class Playbook(BaseModel):
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    onboarded_definition: str = Field(min_length=1)
+    timers: StageTimers
+    training: TrainingPolicy = TrainingPolicy()
+    measurement: MeasurementPolicy = MeasurementPolicy()
+    completion_criteria: list[Criterion] = Field(min_length=1)
+    stall: StallPolicy
+    setup: SetupPolicy
+    # Onboarding longer than this gets a momentum meeting request.
+    momentum_after: Duration
+    # Not onboarded by then: failed.
+    deadline: Duration
+    # Usage event whose quantity counts toward the contracted quota, if any.
+    quota_event: str | None = None
+    purposes: list[Purpose] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Playbook:
+        ids = [purpose.id for purpose in self.purposes]
+        if len(ids) != len(set(ids)):
+            raise ValueError("purpose ids must be unique")
+        referenced = [c.purpose for c in self.completion_criteria] + [
+            r.purpose for r in self.stall.rules
+        ]
+        unknown = sorted({p for p in referenced if p is not None and p not in ids})
+        if unknown:
+            raise ValueError(f"criteria name unknown purposes: {', '.join(unknown)}")
+        if self.momentum_after >= self.deadline:
+            raise ValueError("momentum_after must be earlier than deadline")
+        return self
+
+    def purpose(self, purpose_id: str) -> Purpose | None:
+        return next((p for p in self.purposes if p.id == purpose_id), None)
+
+
+class PlaybookError(ValueError):
+    """A playbook file that cannot be used, with every problem in one message."""
+
+
+def load_playbook(path: Path | str) -> Playbook:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlaybookError(f"{path}: no such playbook file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PlaybookError(f"{path}: not valid TOML: {err}") from None
+    try:
+        return Playbook.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or '(top)'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise PlaybookError(f"{path}: {problems}") from None
