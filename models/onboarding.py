@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from models.events import MeetingKind, NpsAnswer
-from models.handoff import CustomerHandoff
+from models.handoff import Contact, CustomerHandoff
 from models.playbook import Metric, Playbook
 
 
@@ -76,6 +76,10 @@ class OpenTask(BaseModel):
     title: str
     opened_at: datetime
     due_at: datetime | None = None
+    # A task tied to a stage closes when that stage ends.
+    stage: Stage | None = None
+    # What the task is about within its kind, e.g. the meeting kind.
+    ref: str | None = None
 
 
 class DueKind(StrEnum):
@@ -84,8 +88,6 @@ class DueKind(StrEnum):
     REMIND_CSM = "remind_csm"
     ESCALATE_TO_LEADER = "escalate_to_leader"
     MEASURE = "measure"
-    SETUP_CHECK = "setup_check"
-    SETUP_ESCALATION = "setup_escalation"
     MOMENTUM = "momentum"
     DEADLINE = "deadline"
 
@@ -120,6 +122,8 @@ class CriterionVerdict(BaseModel):
     threshold: float
     weeks_required: int
     weeks_running: int
+    # Whether this week's value alone satisfied the condition.
+    observed_held: bool
     met: bool
 
 
@@ -127,7 +131,7 @@ class WeekVerdict(BaseModel):
     measurement: WeeklyMeasurement
     criteria: list[CriterionVerdict]
     criteria_met: bool
-    stall_reasons: list[CriterionVerdict]
+    stall_checks: list[CriterionVerdict]
     stalled: bool
 
 
@@ -143,6 +147,7 @@ class SetupState(BaseModel):
     data_arrived: bool = False
     stuck: bool = False
     stuck_since: datetime | None = None
+    escalated: bool = False
 
 
 class RejectedEvent(BaseModel):
@@ -160,6 +165,7 @@ class OnboardingState(BaseModel):
     transitions: list[Transition] = Field(default_factory=list)
     goals: list[Goal] = Field(default_factory=list)
     purposes: list[str] = Field(default_factory=list)
+    added_contacts: list[Contact] = Field(default_factory=list)
     kickoff_held_on: date | None = None
     training_held_on: date | None = None
     training_skipped_reason: str | None = None
@@ -176,6 +182,8 @@ class OnboardingState(BaseModel):
     agenda: list[Due] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
     rejected: list[RejectedEvent] = Field(default_factory=list)
+    # Side effects that failed for good (e.g. an email the provider refused).
+    failures: list[str] = Field(default_factory=list)
     # Sequence of timeline entries written, the idempotency key of each write.
     timeline_seq: int = 0
     task_seq: int = 0

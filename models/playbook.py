@@ -85,23 +85,46 @@ class Metric(StrEnum):
     GOALS_AGREED = "goals_agreed"
 
 
-class Criterion(BaseModel):
-    """One quantitative condition of "onboarded", e.g. active seats >= 60% for 2 weeks."""
+class Condition(BaseModel):
+    """A metric compared with a threshold, that must hold `weeks` weeks running."""
 
     metric: Metric
-    at_least: float = Field(ge=0)
     weeks: int = Field(default=1, ge=1, le=12)
     # For key_actions: one purpose's key action; None sums the customer's purposes.
     purpose: str | None = None
 
+    @property
+    def threshold(self) -> float:
+        raise NotImplementedError
 
-class StallRule(BaseModel):
+    def holds(self, observed: float) -> bool:
+        raise NotImplementedError
+
+
+class Criterion(Condition):
+    """One quantitative condition of "onboarded", e.g. active seats >= 60% for 2 weeks."""
+
+    at_least: float = Field(ge=0)
+
+    @property
+    def threshold(self) -> float:
+        return self.at_least
+
+    def holds(self, observed: float) -> bool:
+        return observed >= self.at_least
+
+
+class StallRule(Condition):
     """Usage counts as stalled while the metric stays below the threshold."""
 
-    metric: Metric
     below: float = Field(gt=0)
-    weeks: int = Field(default=1, ge=1, le=12)
-    purpose: str | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.below
+
+    def holds(self, observed: float) -> bool:
+        return observed < self.below
 
 
 class LadderStep(BaseModel):

@@ -49,7 +49,9 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     await environment.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=environment.client.namespace,
-            search_attributes={key.name: _INDEXED[key.indexed_value_type] for key in visibility.ALL},
+            search_attributes={
+                key.name: _INDEXED[key.indexed_value_type] for key in visibility.ALL
+            },
         )
     )
     async with environment:

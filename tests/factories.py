@@ -1,0 +1,85 @@
+"""Test data in one place: handoffs, playbooks and usage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from activities.database import Database
+from activities.usage import record_usage_event
+
+from models.handoff import Contact, CustomerHandoff, Role
+from models.playbook import Playbook, load_playbook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_handoff(**overrides: Any) -> CustomerHandoff:
+    customer_id = overrides.pop("customer_id", f"cust-{uuid.uuid4().hex[:10]}")
+    fields: dict[str, Any] = {
+        "customer_id": customer_id,
+        "name": "Acme Logistics",
+        "csm": "csm@liftoff.example",
+        "cs_leader": "lead@liftoff.example",
+        "contacts": [
+            Contact(email="boss@acme.example", name="Dana Boss", role=Role.DECISION_MAKER),
+            Contact(email="admin@acme.example", name="Ari Admin", role=Role.ADMINISTRATOR),
+            Contact(email="user@acme.example", name="Uma User", role=Role.END_USER),
+        ],
+        "seats_contracted": 10,
+        "quota_contracted": 100.0,
+        "time_zone": "Asia/Tokyo",
+        "locale": "en",
+        "purposes": ["A"],
+    }
+    fields.update(overrides)
+    return CustomerHandoff(**fields)
+
+
+def make_playbook(**overrides: Any) -> Playbook:
+    """The shipped playbook, measuring every 7 days from adoption start."""
+    playbook = load_playbook(REPO / "playbooks" / "default.toml")
+    measurement = playbook.measurement.model_copy(update={"align_to_weekday": False})
+    return playbook.model_copy(update={"measurement": measurement, **overrides})
+
+
+def add_usage(
+    database: Database,
+    customer_id: str,
+    at: datetime,
+    *,
+    active_users: int,
+    key_action: str | None = "document_scanned",
+    actions_per_user: int = 3,
+    quota_units: float = 0.0,
+) -> None:
+    """A week's worth of usage: each active user logs in and does the key action."""
+    for n in range(active_users):
+        user = f"user-{n}"
+        record_usage_event(
+            database,
+            customer_id=customer_id,
+            user_id=user,
+            event="login",
+            occurred_at=at + timedelta(minutes=n),
+        )
+        if key_action is not None:
+            for k in range(actions_per_user):
+                record_usage_event(
+                    database,
+                    customer_id=customer_id,
+                    user_id=user,
+                    event=key_action,
+                    occurred_at=at + timedelta(minutes=n, seconds=k + 1),
+                )
+    if quota_units:
+        record_usage_event(
+            database,
+            customer_id=customer_id,
+            user_id="user-0",
+            event="document_processed",
+            occurred_at=at,
+            quantity=quota_units,
+        )

@@ -1,0 +1,534 @@
+"""The onboarding lifecycle on the time-skipping server, with the real activities.
+
+Each test drives one customer the way a CSM and the product's usage would, then
+checks what the CSM, the CS leader and the customer's people would see: the
+stage, the tasks, the emails in the outbox and the timeline in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import os
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from activities.database import Database
+from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.store import StoreActivities
+from models.tables import TimelineEntry
+from sqlmodel import select
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models import visibility
+from models.events import (
+    Cancelled,
+    CompletionReviewHeld,
+    GoalAgreed,
+    KickoffHeld,
+    MeetingKind,
+    OnboardingEvent,
+    PurposeAdded,
+    TaskCompleted,
+    TrainingHeld,
+    TrainingSkipped,
+)
+from models.handoff import CustomerHandoff
+from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
+from models.playbook import Playbook
+from tests.factories import REPO, add_usage, make_handoff, make_playbook
+from workflows.onboarding import CustomerOnboardingWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+WEEK = timedelta(days=7)
+
+
+@dataclass
+class Harness:
+    """A running worker with its database and outbox, and helpers to drive a customer."""
+
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    database: Database
+    outbox: Path
+
+    async def start(
+        self,
+        handoff: CustomerHandoff,
+        playbook: Playbook | None = None,
+        *,
+        max_history_events: int | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        handle = await self.client.start_workflow(
+            CustomerOnboardingWorkflow.run,
+            OnboardingInput(
+                handoff=handoff,
+                playbook=playbook or make_playbook(),
+                max_history_events=max_history_events,
+            ),
+            id=visibility.workflow_id_for(handoff.customer_id),
+            task_queue=self.task_queue,
+        )
+        await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
+        return handle
+
+    async def record(self, handle: WorkflowHandle[Any, Any], event: OnboardingEvent) -> Any:
+        return await handle.execute_update(CustomerOnboardingWorkflow.record_event, event)
+
+    async def status(self, handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
+        return await handle.query(CustomerOnboardingWorkflow.status)
+
+    async def wait_for(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        predicate: Callable[[OnboardingStatus], bool],
+        *,
+        seconds: float = 15,
+    ) -> OnboardingStatus:
+        """Poll the query until the workflow has caught up with the time we skipped."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            status = await self.status(handle)
+            if predicate(status):
+                return status
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not reached; state: {status.state}")
+            await asyncio.sleep(0.05)
+
+    async def today(self) -> date:
+        return (await self.env.get_current_time()).date()
+
+    async def usage(self, handoff: CustomerHandoff, **week: Any) -> None:
+        add_usage(self.database, handoff.customer_id, await self.env.get_current_time(), **week)
+
+    async def next_week(self, handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
+        weeks_before = (await self.status(handle)).state.week_index
+        await self.env.sleep(WEEK)
+        return await self.wait_for(
+            handle, lambda s: s.state.week_index > weeks_before or s.state.stage.terminal
+        )
+
+    def emails(self, template_subject: str = "") -> list[email.message.Message]:
+        messages = [
+            email.message_from_bytes(path.read_bytes())
+            for path in sorted(self.outbox.glob("*.eml"))
+        ]
+        return [m for m in messages if template_subject in str(m["Subject"])]
+
+    def timeline(self, customer_id: str) -> list[TimelineEntry]:
+        with self.database.session() as session:
+            rows = session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.customer_id == customer_id)
+                .order_by(TimelineEntry.seq)  # type: ignore[arg-type]
+            ).all()
+            return list(rows)
+
+
+@pytest.fixture
+async def harness(
+    env: WorkflowEnvironment, task_queue: str, sqlite_database: Database, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    outbox = tmp_path / "outbox"
+    store = StoreActivities(sqlite_database)
+    mail = MailActivities(
+        sqlite_database,
+        OutboxMailer(outbox),
+        build_template_environment(REPO / "templates" / "email"),
+        sender="onboarding@liftoff.example",
+    )
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[CustomerOnboardingWorkflow],
+            activities=[
+                store.upsert_customer,
+                store.add_contact,
+                store.record_timeline,
+                store.open_task,
+                store.close_tasks,
+                store.measure_weekly_usage,
+                mail.send_email,
+            ],
+            activity_executor=executor,
+        ):
+            yield Harness(env, env.client, task_queue, sqlite_database, outbox)
+
+
+def _body(message: email.message.Message) -> str:
+    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+    payload = part.get_payload(decode=True)
+    return payload.decode() if isinstance(payload, bytes) else ""
+
+
+def open_kinds(status: OnboardingStatus) -> list[TaskKind]:
+    return [task.kind for task in status.state.open_tasks]
+
+
+async def through_training(h: Harness, handle: WorkflowHandle[Any, Any]) -> None:
+    today = await h.today()
+    await h.record(handle, KickoffHeld(held_on=today, goals=["Scan every invoice"]))
+    await h.record(handle, TrainingHeld(held_on=today, attendees=["Ari Admin"]))
+
+
+def save_history(name: str, history_json: str) -> None:
+    """With LIFTOFF_SAVE_HISTORIES=1, keep this run's history for test_replay.py.
+
+    Saved histories are committed and never overwritten by a plain test run:
+    they stand for customers already in flight under older code.
+    """
+    target = HISTORIES / f"{name}.json"
+    if os.environ.get("LIFTOFF_SAVE_HISTORIES") == "1" and not target.exists():
+        HISTORIES.mkdir(exist_ok=True)
+        target.write_text(history_json)
+
+
+async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    status = await h.status(handle)
+    assert open_kinds(status) == [TaskKind.SCHEDULE_KICKOFF]
+
+    await through_training(h, handle)
+    status = await h.status(handle)
+    assert status.state.stage is Stage.ADOPTION
+    assert [g.text for g in status.state.goals] == ["Scan every invoice"]
+
+    await h.usage(handoff, active_users=7, quota_units=40)
+    status = await h.next_week(handle)
+    week = status.state.recent_weeks[-1]
+    assert week.measurement.active_seat_ratio == 0.7
+    assert week.measurement.key_actions["A"] == 21
+    assert not week.criteria_met  # the active ratio must hold for 2 weeks running
+    assert status.state.stage is Stage.ADOPTION
+
+    await h.usage(handoff, active_users=8)
+    status = await h.next_week(handle)
+    assert status.state.stage is Stage.COMPLETION_REVIEW
+    assert all(c.met for c in status.state.recent_weeks[-1].criteria)
+    assert open_kinds(status) == [TaskKind.SCHEDULE_COMPLETION_REVIEW]
+
+    await h.record(
+        handle,
+        CompletionReviewHeld(
+            held_on=await h.today(),
+            success_confirmed=True,
+            feedback="Invoices are all scanned now",
+            feature_requests=["Bulk export"],
+            nps=[{"email": "boss@acme.example", "score": 9}],  # type: ignore[list-item]
+        ),
+    )
+    result: OnboardingStatus = await handle.result()
+    assert result.state.stage is Stage.ONBOARDED
+    assert result.state.review is not None and result.state.review.success_confirmed
+    assert result.state.open_tasks == []
+
+    stages = [e.details["to"] for e in h.timeline(handoff.customer_id) if e.kind == "transition"]
+    assert stages == [
+        "handoff",
+        "kickoff",
+        "training",
+        "adoption",
+        "completion_review",
+        "onboarded",
+    ]
+    # The CSM was told about each scheduling task by email.
+    assert {str(m["To"]) for m in h.emails()} == {"csm@liftoff.example"}
+    save_history("happy_path", (await handle.fetch_history()).to_json())
+
+
+async def test_trial_customer_skips_training(h: Harness) -> None:
+    handle = await h.start(make_handoff(trial_used=True))
+    await h.record(handle, KickoffHeld(held_on=await h.today(), goals=["Go live"]))
+    status = await h.status(handle)
+    assert status.state.stage is Stage.ADOPTION
+    assert status.state.training_skipped_reason == "the customer used a trial"
+    causes = [t.cause for t in status.state.transitions]
+    assert "training skipped: the customer used a trial" in causes
+    rejected = h.record(handle, TrainingHeld(held_on=await h.today()))
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await rejected
+    assert "training stage is over (skipped: the customer used a trial)" in str(failure.value.cause)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_stall_climbs_each_ladder_step_once_and_recovery_clears_it(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+
+    # Week 1 low, week 2 low: the stall rules need two weeks running.
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    assert not status.state.stall.stalled
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    assert status.state.stall.stalled and status.state.stall.episode == 1
+    assert TaskKind.MEETING in open_kinds(status)  # a stall opens an on-demand meeting
+    assert TaskKind.STALL_FOLLOW_UP not in open_kinds(status)
+    proposals = h.emails("")
+    assert [str(m["To"]) for m in proposals if "admin@" in str(m["To"])] == ["admin@acme.example"]
+
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    assert TaskKind.STALL_FOLLOW_UP in open_kinds(status)
+    assert TaskKind.STALL_ESCALATION not in open_kinds(status)
+
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    assert TaskKind.STALL_ESCALATION in open_kinds(status)
+    leader_tasks = [t for t in status.state.open_tasks if t.assignee == "lead@liftoff.example"]
+    assert len(leader_tasks) == 1
+
+    # A fifth stalled week fires nothing new: each step once per episode.
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    assert open_kinds(status).count(TaskKind.STALL_FOLLOW_UP) == 1
+    assert open_kinds(status).count(TaskKind.STALL_ESCALATION) == 1
+    assert len([m for m in h.emails() if str(m["To"]) == "admin@acme.example"]) == 1
+
+    # Recovery clears the stall and closes its tasks.
+    await h.usage(handoff, active_users=6, actions_per_user=4)
+    status = await h.next_week(handle)
+    assert not status.state.stall.stalled
+    assert TaskKind.STALL_FOLLOW_UP not in open_kinds(status)
+    assert TaskKind.STALL_ESCALATION not in open_kinds(status)
+    kinds = [e.kind for e in h.timeline(handoff.customer_id)]
+    assert kinds.count("stall_started") == 1 and kinds.count("stall_cleared") == 1
+
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("stall_and_recovery", (await handle.fetch_history()).to_json())
+
+
+async def test_data_never_arriving_flags_stuck_in_setup_then_escalates(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+
+    status = await h.next_week(handle)
+    assert not status.state.setup.stuck  # one week without data is not yet stuck
+    assert not status.state.stall.stalled  # and a customer without data is not "stalled"
+    status = await h.next_week(handle)
+    assert status.state.setup.stuck
+    assert TaskKind.SETUP_STUCK in open_kinds(status)
+    status = await h.next_week(handle)
+    assert TaskKind.SETUP_STUCK_ESCALATION not in open_kinds(status)
+    status = await h.next_week(handle)
+    assert TaskKind.SETUP_STUCK_ESCALATION in open_kinds(status)
+
+    # Data arrives: setup is done, its tasks close.
+    await h.usage(handoff, active_users=5)
+    status = await h.next_week(handle)
+    assert not status.state.setup.stuck and status.state.setup.data_arrived
+    assert TaskKind.SETUP_STUCK not in open_kinds(status)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadline(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    playbook = make_playbook(momentum_after=timedelta(days=20), deadline=timedelta(days=40))
+    handle = await h.start(handoff, playbook)
+    await through_training(h, handle)
+
+    await h.env.sleep(timedelta(days=21))
+    status = await h.wait_for(
+        handle, lambda s: any(t.ref == MeetingKind.MOMENTUM.value for t in s.state.open_tasks)
+    )
+    assert status.state.momentum_requested
+
+    await h.env.sleep(timedelta(days=20))
+    result: OnboardingStatus = await handle.result()
+    assert result.state.stage is Stage.FAILED
+    assert result.state.transitions[-1].cause == (
+        "deadline passed without meeting the completion criteria"
+    )
+    leader_mail = [m for m in h.emails() if "lead@liftoff.example" in str(m["To"])]
+    assert any("Deadline of 40 days passed" in _body(m) for m in leader_mail)
+    assert TaskKind.DEADLINE_MISSED in open_kinds(result)
+
+
+async def test_kickoff_not_held_reminds_the_csm_then_escalates_to_the_leader(h: Harness) -> None:
+    handle = await h.start(make_handoff())
+    await h.env.sleep(timedelta(days=8))
+    status = await h.wait_for(handle, lambda s: TaskKind.OVERDUE_REMINDER in open_kinds(s))
+    assert [t.assignee for t in status.state.open_tasks if t.kind is TaskKind.OVERDUE_REMINDER] == [
+        "csm@liftoff.example"
+    ]
+    await h.env.sleep(timedelta(days=7))
+    status = await h.wait_for(handle, lambda s: TaskKind.OVERDUE_ESCALATION in open_kinds(s))
+    # Holding the kickoff closes the kickoff's overdue tasks.
+    await h.record(handle, KickoffHeld(held_on=await h.today()))
+    status = await h.status(handle)
+    assert TaskKind.OVERDUE_REMINDER not in open_kinds(status)
+    assert TaskKind.OVERDUE_ESCALATION not in open_kinds(status)
+    assert open_kinds(status) == [TaskKind.SCHEDULE_TRAINING]
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_cancellation_ends_the_onboarding_and_closes_its_tasks(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await h.record(handle, Cancelled(reason="contract ended"))
+    result: OnboardingStatus = await handle.result()
+    assert result.state.stage is Stage.CANCELLED
+    assert result.state.open_tasks == []
+    with pytest.raises(Exception):  # noqa: B017 - a closed workflow takes no update
+        await h.record(handle, GoalAgreed(goal="too late"))
+
+
+async def test_purpose_added_later_counts_its_key_action(h: Harness) -> None:
+    handoff = make_handoff(purposes=[])
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await h.record(handle, PurposeAdded(purpose="Z"))
+    assert "unknown purpose 'Z': the playbook offers A, B, C, D, E, F" in str(failure.value.cause)
+
+    await h.record(handle, PurposeAdded(purpose="B"))
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await h.record(handle, PurposeAdded(purpose="B"))
+    assert "already holds purpose B" in str(failure.value.cause)
+
+    await h.usage(handoff, active_users=5, key_action="expense_approved")
+    status = await h.next_week(handle)
+    assert status.state.purposes == ["B"]
+    assert status.state.recent_weeks[-1].measurement.key_actions["B"] == 15
+    key_criterion = next(
+        c for c in status.state.recent_weeks[-1].criteria if c.metric == "key_actions"
+    )
+    assert key_criterion.observed == 15
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_out_of_order_and_invalid_commands_are_rejected_with_the_reason(h: Harness) -> None:
+    handle = await h.start(make_handoff())
+    today = await h.today()
+    cases: list[tuple[OnboardingEvent, str]] = [
+        (
+            CompletionReviewHeld(held_on=today, success_confirmed=True),
+            "the completion review comes once the completion criteria are met; "
+            "the customer is in kickoff",
+        ),
+        (TrainingHeld(held_on=today), "the training comes after the kickoff"),
+        (GoalAgreed(goal="x"), "goals are agreed at the kickoff: record the kickoff first"),
+        (KickoffHeld(held_on=today + timedelta(days=30)), "is in the future"),
+        (TaskCompleted(task_id="nope"), "no open task 'nope'"),
+    ]
+    for event, reason in cases:
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await h.record(handle, event)
+        assert reason in str(failure.value.cause), event.kind
+    status = await h.status(handle)
+    assert status.state.stage is Stage.KICKOFF  # nothing changed
+
+    await h.record(handle, KickoffHeld(held_on=today))
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await h.record(handle, KickoffHeld(held_on=today))
+    assert f"the kickoff was already recorded on {today}" in str(failure.value.cause)
+
+    # The same invalid event as a signal is recorded as rejected, not a task failure.
+    await handle.signal(
+        CustomerOnboardingWorkflow.submit_event,
+        CompletionReviewHeld(held_on=today, success_confirmed=True),
+    )
+    status = await h.wait_for(handle, lambda s: bool(s.state.rejected))
+    assert status.state.rejected[-1].kind == "completion_review_held"
+    # A valid signal applies; redelivery with the same event id applies once.
+    for _ in range(2):
+        await handle.signal(
+            CustomerOnboardingWorkflow.submit_event,
+            TrainingSkipped(reason="already trained by the partner", event_id="crm-42"),
+        )
+    status = await h.wait_for(handle, lambda s: s.state.stage is Stage.ADOPTION)
+    assert status.state.training_skipped_reason == "already trained by the partner"
+    duplicate = await h.record(handle, TrainingSkipped(reason="again", event_id="crm-42"))
+    assert duplicate.duplicate
+    description = await handle.describe()
+    assert description.status is WorkflowExecutionStatus.RUNNING
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("rejections", (await handle.fetch_history()).to_json())
+
+
+async def test_second_start_of_the_same_customer_is_refused(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await h.client.start_workflow(
+            CustomerOnboardingWorkflow.run,
+            OnboardingInput(handoff=handoff, playbook=make_playbook()),
+            id=visibility.workflow_id_for(handoff.customer_id),
+            task_queue=h.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff, max_history_events=100)
+    first_run = (await handle.describe()).run_id
+    await through_training(h, handle)
+    await h.record(handle, GoalAgreed(goal="Approve within a day"))
+    for _ in range(2):
+        await h.usage(handoff, active_users=1, actions_per_user=1)
+        status = await h.next_week(handle)
+    assert status.state.stall.stalled
+
+    # Enough weeks to cross the 100-event boundary at least once.
+    for _ in range(3):
+        await h.usage(handoff, active_users=1, actions_per_user=1)
+        status = await h.next_week(handle)
+    latest = h.client.get_workflow_handle(handle.id)
+    status = await latest.query(CustomerOnboardingWorkflow.status)
+    assert status.state.runs > 1
+    assert (await latest.describe()).run_id != first_run
+    assert [g.text for g in status.state.goals] == ["Scan every invoice", "Approve within a day"]
+    assert status.state.stall.stalled and status.state.stall.episode == 1
+    assert status.next_due is not None and status.next_due.kind == "measure"
+    assert open_kinds(status).count(TaskKind.STALL_ESCALATION) == 1
+
+    # The journey goes on in the new run: recovery, then criteria.
+    await h.usage(handoff, active_users=8, quota_units=50)
+    status = await h.next_week(latest)
+    assert not status.state.stall.stalled
+    await h.usage(handoff, active_users=8)
+    status = await h.next_week(latest)
+    assert status.state.stage is Stage.COMPLETION_REVIEW
+    await latest.execute_update(
+        CustomerOnboardingWorkflow.record_event,
+        CompletionReviewHeld(held_on=await h.today(), success_confirmed=False),
+    )
+    result: OnboardingStatus = await latest.result()
+    assert result.state.stage is Stage.ONBOARDED
+    seqs = [e.seq for e in h.timeline(handoff.customer_id)]
+    assert seqs == list(range(1, len(seqs) + 1)), "no timeline entry lost or doubled"
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    return harness

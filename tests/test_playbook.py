@@ -1,0 +1,64 @@
+"""Playbook files: the shipped ones validate, broken ones say exactly what is wrong."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from models.playbook import PlaybookError, load_playbook, parse_duration
+from tests.factories import REPO
+
+
+@pytest.mark.parametrize("name", ["default.toml", "demo.toml"])
+def test_shipped_playbooks_validate(name: str) -> None:
+    playbook = load_playbook(REPO / "playbooks" / name)
+    assert [p.id for p in playbook.purposes] == ["A", "B", "C", "D", "E", "F"]
+    assert (
+        playbook.timers.kickoff.remind_csm_after < playbook.timers.kickoff.escalate_to_leader_after
+    )
+
+
+def test_durations_read_as_people_write_them() -> None:
+    assert parse_duration("14d") == timedelta(days=14)
+    assert parse_duration("1d12h") == timedelta(days=1, hours=12)
+    assert parse_duration("2w") == timedelta(weeks=2)
+    assert parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration("P3D") == "P3D"  # left to pydantic's ISO 8601 parser
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "playbook.toml"
+    path.write_text(text)
+    return path
+
+
+def test_every_problem_is_named_with_its_place(tmp_path: Path) -> None:
+    source = (REPO / "playbooks" / "default.toml").read_text()
+    broken = source.replace(
+        'escalate_to_leader_after = "14d"', 'escalate_to_leader_after = "3d"', 1
+    )
+    broken = broken.replace("at_least = 0.6", "at_least = -1")
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(write(tmp_path, broken))
+    message = str(error.value)
+    assert "timers.kickoff: Value error, escalate_to_leader_after must be later" in message
+    assert "completion_criteria.0.at_least: Input should be greater than or equal to 0" in message
+
+
+def test_unknown_purpose_in_criteria_is_refused(tmp_path: Path) -> None:
+    source = (REPO / "playbooks" / "default.toml").read_text()
+    broken = source.replace(
+        'metric = "key_actions"\nat_least = 20',
+        'metric = "key_actions"\nat_least = 20\npurpose = "Q"',
+    )
+    with pytest.raises(PlaybookError, match="criteria name unknown purposes: Q"):
+        load_playbook(write(tmp_path, broken))
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match="not valid TOML"):
+        load_playbook(write(tmp_path, "name = ["))
+    with pytest.raises(PlaybookError, match="no such playbook file"):
+        load_playbook(tmp_path / "missing.toml")

@@ -1,0 +1,32 @@
+"""Replay saved histories against today's workflow code.
+
+A change to the workflow that would break customers already in flight fails
+here. The histories in tests/histories/ come from the lifecycle tests; keep old
+ones when the workflow changes (guard new logic with workflow.patched).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.onboarding import CustomerOnboardingWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_kept() -> None:
+    assert len(HISTORIES) >= 3, "tests/histories/ lost its saved histories"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_saved_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[CustomerOnboardingWorkflow], data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(history)

@@ -1,0 +1,1 @@
+"""Deterministic orchestration only: every I/O happens in activities."""

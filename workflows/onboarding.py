@@ -1,0 +1,817 @@
+"""One durable onboarding per customer: handoff to onboarded, failed or cancelled.
+
+The workflow is an event loop over an agenda of absolute instants (service-level
+timers, the weekly measurement, momentum, deadline) and the CSM's events. Every
+wait is a Temporal timer, so the agenda survives continue-as-new unchanged and
+the next due item is visible in the status query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.mail import MailActivities
+    from activities.store import StoreActivities
+
+    from models import visibility
+    from models.activity_io import (
+        AddContactInput,
+        CloseTasksInput,
+        MeasureWeeklyUsageInput,
+        OpenTaskInput,
+        RecordTimelineInput,
+        SendEmailInput,
+        UpsertCustomerInput,
+    )
+    from models.events import (
+        Cancelled,
+        CompletionReviewHeld,
+        ContactAdded,
+        GoalAgreed,
+        KickoffHeld,
+        MeetingHeld,
+        MeetingKind,
+        MeetingRequested,
+        OnboardingEvent,
+        PurposeAdded,
+        TaskCompleted,
+        TrainingHeld,
+        TrainingSkipped,
+    )
+    from models.handoff import Role
+    from models.onboarding import (
+        CompletionReview,
+        Due,
+        DueKind,
+        EventResult,
+        Goal,
+        Meeting,
+        OnboardingInput,
+        OnboardingState,
+        OnboardingStatus,
+        OpenTask,
+        RejectedEvent,
+        Stage,
+        TaskKind,
+        TimelineDetails,
+        Transition,
+        WeekVerdict,
+    )
+    from workflows import activity_options as options
+    from workflows import rules
+
+# Stages in the order a customer moves through them.
+_ORDER = [
+    Stage.HANDOFF,
+    Stage.KICKOFF,
+    Stage.TRAINING,
+    Stage.ADOPTION,
+    Stage.COMPLETION_REVIEW,
+    Stage.ONBOARDED,
+]
+# Stages in which the deadline can still fail the onboarding.
+_BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
+_SCHEDULE_TASK = {
+    Stage.KICKOFF: (TaskKind.SCHEDULE_KICKOFF, "Schedule the kickoff meeting"),
+    Stage.TRAINING: (TaskKind.SCHEDULE_TRAINING, "Schedule the product training"),
+    Stage.COMPLETION_REVIEW: (
+        TaskKind.SCHEDULE_COMPLETION_REVIEW,
+        "Schedule the completion review: the criteria are met",
+    ),
+}
+
+Effect = Callable[[], Awaitable[Any]]
+
+
+@workflow.defn
+class CustomerOnboardingWorkflow:
+    @workflow.init
+    def __init__(self, input: OnboardingInput) -> None:
+        self._handoff = input.handoff
+        self._playbook = input.playbook
+        self._max_history_events = input.max_history_events
+        self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
+        # Activities to run, queued by handlers and timers, drained by the main loop.
+        self._effects: list[Effect] = []
+
+    @workflow.run
+    async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        if self._state.started_at is None:
+            self._begin()
+        self._index()
+        while True:
+            await self._drain_effects()
+            if self._state.stage.terminal:
+                break
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._drain_effects()
+                self._state.runs += 1
+                workflow.continue_as_new(
+                    OnboardingInput(
+                        handoff=self._handoff,
+                        playbook=self._playbook,
+                        state=self._state,
+                        max_history_events=self._max_history_events,
+                    )
+                )
+            await self._wait_for_something_due()
+            await self._fire_due_items()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._drain_effects()
+        return self.status()
+
+    # CSM commands and integration events
+
+    @workflow.update
+    async def record_event(self, event: OnboardingEvent) -> EventResult:
+        if self._is_duplicate(event):
+            return EventResult(kind=event.kind, stage=self._state.stage, duplicate=True)
+        detail = self._apply(event)
+        return EventResult(kind=event.kind, stage=self._state.stage, detail=detail)
+
+    @record_event.validator
+    def _validate_event(self, event: OnboardingEvent) -> None:
+        if self._is_duplicate(event):
+            return
+        reason = self._rejection(event)
+        if reason is not None:
+            raise ValueError(reason)
+
+    @workflow.signal
+    def submit_event(self, event: OnboardingEvent) -> None:
+        """Fire-and-forget twin of record_event: a refusal is recorded, never raised."""
+        if self._is_duplicate(event):
+            return
+        reason = self._rejection(event)
+        if reason is None:
+            self._apply(event)
+            return
+        now = workflow.now()
+        self._state.rejected = [
+            *self._state.rejected,
+            RejectedEvent(at=now, kind=event.kind, reason=reason),
+        ][-options.REJECTIONS_KEPT :]
+        self._timeline("event_rejected", f"{event.kind} rejected: {reason}", event_json(event))
+
+    @workflow.query
+    def status(self) -> OnboardingStatus:
+        return OnboardingStatus(
+            customer_id=self._handoff.customer_id,
+            customer_name=self._handoff.name,
+            csm=self._handoff.csm,
+            cs_leader=self._handoff.cs_leader,
+            playbook_name=self._playbook.name,
+            playbook_version=self._playbook.version,
+            state=self._state,
+            next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
+        )
+
+    # Validation: every reason is a sentence a CSM can act on.
+
+    def _rejection(self, event: OnboardingEvent) -> str | None:
+        stage = self._state.stage
+        if stage.terminal:
+            return f"the onboarding is {stage.value}; it accepts no more events"
+        today = workflow.now().date()
+        if isinstance(event, KickoffHeld):
+            if stage is not Stage.KICKOFF:
+                return f"the kickoff was already recorded on {self._state.kickoff_held_on}"
+            return _not_in_future(event.held_on, today)
+        if isinstance(event, GoalAgreed):
+            if self._before(Stage.TRAINING):
+                return "goals are agreed at the kickoff: record the kickoff first"
+            if any(goal.text == event.goal for goal in self._state.goals):
+                return f"the goal {event.goal!r} is already agreed"
+            return None
+        if isinstance(event, TrainingHeld | TrainingSkipped):
+            if stage is Stage.KICKOFF:
+                return "the training comes after the kickoff: record the kickoff first"
+            if stage is not Stage.TRAINING:
+                return "the training stage is over" + self._training_outcome()
+            return _not_in_future(event.held_on, today) if isinstance(event, TrainingHeld) else None
+        if isinstance(event, MeetingRequested):
+            return None
+        if isinstance(event, MeetingHeld):
+            return _not_in_future(event.held_on, today)
+        if isinstance(event, PurposeAdded):
+            if self._playbook.purpose(event.purpose) is None:
+                offered = ", ".join(p.id for p in self._playbook.purposes)
+                return f"unknown purpose {event.purpose!r}: the playbook offers {offered}"
+            if event.purpose in self._state.purposes:
+                return f"the customer already holds purpose {event.purpose}"
+            return None
+        if isinstance(event, ContactAdded):
+            known = {c.email for c in [*self._handoff.contacts, *self._state.added_contacts]}
+            if event.contact.email in known:
+                return f"{event.contact.email} is already a contact of this customer"
+            return None
+        if isinstance(event, CompletionReviewHeld):
+            if stage is not Stage.COMPLETION_REVIEW:
+                return (
+                    "the completion review comes once the completion criteria are met; "
+                    f"the customer is in {stage.value}"
+                )
+            return _not_in_future(event.held_on, today)
+        if isinstance(event, TaskCompleted):
+            if not any(task.task_id == event.task_id for task in self._state.open_tasks):
+                return f"no open task {event.task_id!r} for this customer"
+            return None
+        return None  # Cancelled: allowed in any stage that is not terminal
+
+    def _is_duplicate(self, event: OnboardingEvent) -> bool:
+        return event.event_id is not None and event.event_id in self._state.seen_event_ids
+
+    def _training_outcome(self) -> str:
+        if self._state.training_held_on is not None:
+            return f" (held on {self._state.training_held_on})"
+        if self._state.training_skipped_reason is not None:
+            return f" (skipped: {self._state.training_skipped_reason})"
+        return ""
+
+    # Applying events: state changes now, activities queued for the main loop.
+
+    def _apply(self, event: OnboardingEvent) -> str:
+        state = self._state
+        now = workflow.now()
+        if event.event_id is not None:
+            state.seen_event_ids = [*state.seen_event_ids, event.event_id][
+                -options.SEEN_EVENT_IDS_KEPT :
+            ]
+        self._timeline(event.kind, _summary(event), event_json(event))
+        if isinstance(event, KickoffHeld):
+            state.kickoff_held_on = event.held_on
+            state.goals += [Goal(text=text, agreed_at=now) for text in event.goals]
+            self._move_to(Stage.TRAINING, f"kickoff held on {event.held_on}")
+            skip = self._training_skip_reason()
+            if skip is not None:
+                state.training_skipped_reason = skip
+                self._move_to(Stage.ADOPTION, f"training skipped: {skip}")
+        elif isinstance(event, GoalAgreed):
+            state.goals.append(Goal(text=event.goal, agreed_at=now))
+        elif isinstance(event, TrainingHeld):
+            state.training_held_on = event.held_on
+            self._move_to(Stage.ADOPTION, f"training held on {event.held_on}")
+        elif isinstance(event, TrainingSkipped):
+            state.training_skipped_reason = event.reason
+            self._move_to(Stage.ADOPTION, f"training skipped: {event.reason}")
+        elif isinstance(event, MeetingRequested):
+            self._request_meeting(event.meeting, event.notes or "requested by the CSM")
+        elif isinstance(event, MeetingHeld):
+            state.meetings.append(
+                Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
+            )
+            self._close_tasks(
+                lambda task: task.kind is TaskKind.MEETING and task.ref == event.meeting.value,
+                f"meeting held on {event.held_on}",
+            )
+        elif isinstance(event, PurposeAdded):
+            state.purposes.append(event.purpose)
+        elif isinstance(event, ContactAdded):
+            state.added_contacts.append(event.contact)
+            contact_input = AddContactInput(
+                customer_id=self._handoff.customer_id, contact=event.contact
+            )
+            self._effects.append(lambda: self._store(StoreActivities.add_contact, contact_input))
+        elif isinstance(event, CompletionReviewHeld):
+            state.review = CompletionReview(
+                held_on=event.held_on,
+                success_confirmed=event.success_confirmed,
+                feedback=event.feedback,
+                feature_requests=event.feature_requests,
+                nps=event.nps,
+            )
+            confirmed = "confirmed" if event.success_confirmed else "not confirmed"
+            self._move_to(
+                Stage.ONBOARDED,
+                f"completion review held on {event.held_on}; short-term success {confirmed}",
+            )
+        elif isinstance(event, TaskCompleted):
+            self._close_tasks(
+                lambda task: task.task_id == event.task_id, event.note or "done by the CSM"
+            )
+        elif isinstance(event, Cancelled):
+            self._move_to(Stage.CANCELLED, f"cancelled: {event.reason}")
+        return self._state.stage.value
+
+    def _training_skip_reason(self) -> str | None:
+        policy = self._playbook.training
+        if policy.skip_if_trial_used and self._handoff.trial_used:
+            return "the customer used a trial"
+        if policy.skip_if_already_using and self._handoff.already_using:
+            return "the customer already uses the product"
+        return None
+
+    # Lifecycle
+
+    def _begin(self) -> None:
+        now = workflow.now()
+        self._state.started_at = now
+        customer = UpsertCustomerInput(
+            handoff=self._handoff,
+            playbook_name=self._playbook.name,
+            playbook_version=self._playbook.version,
+            workflow_id=workflow.info().workflow_id,
+        )
+        self._effects.append(lambda: self._store(StoreActivities.upsert_customer, customer))
+        self._move_to(Stage.HANDOFF, "handoff received from sales")
+        self._state.agenda += [
+            Due(kind=DueKind.MOMENTUM, at=now + self._playbook.momentum_after),
+            Due(kind=DueKind.DEADLINE, at=now + self._playbook.deadline),
+        ]
+        self._move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
+
+    def _move_to(self, stage: Stage, cause: str) -> None:
+        state = self._state
+        now = workflow.now()
+        previous = state.stage if state.stage_since is not None else None
+        state.transitions = [
+            *state.transitions,
+            Transition(at=now, stage_from=previous, stage_to=stage, cause=cause),
+        ][-options.RECENT_TRANSITIONS_KEPT :]
+        state.stage = stage
+        state.stage_since = now
+        # Service-level timers and tasks of the stage left behind lapse.
+        state.agenda = [due for due in state.agenda if due.stage is None or due.stage is stage]
+        if previous is not None and previous is not stage:
+            self._close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
+        if stage.terminal:
+            self._end(stage)
+        else:
+            self._enter(stage, now)
+        self._timeline(
+            "transition",
+            f"{previous.value if previous else 'start'} -> {stage.value}: {cause}",
+            {"from": previous.value if previous else None, "to": stage.value, "cause": cause},
+        )
+        self._index()
+
+    def _enter(self, stage: Stage, now: datetime) -> None:
+        timer = {
+            Stage.KICKOFF: self._playbook.timers.kickoff,
+            Stage.TRAINING: self._playbook.timers.training,
+            Stage.COMPLETION_REVIEW: self._playbook.timers.completion_review,
+        }.get(stage)
+        if timer is not None:
+            self._state.agenda += [
+                Due(kind=DueKind.REMIND_CSM, at=now + timer.remind_csm_after, stage=stage),
+                Due(
+                    kind=DueKind.ESCALATE_TO_LEADER,
+                    at=now + timer.escalate_to_leader_after,
+                    stage=stage,
+                ),
+            ]
+            kind, title = _SCHEDULE_TASK[stage]
+            self._open_task(
+                kind, self._handoff.csm, title, due_at=now + timer.remind_csm_after, stage=stage
+            )
+        if stage is Stage.ADOPTION:
+            self._state.adoption_started_at = now
+            self._schedule_measurement(after=now)
+
+    def _end(self, stage: Stage) -> None:
+        self._state.agenda = []
+        self._close_tasks(lambda task: True, f"onboarding {stage.value}")
+        if self._state.stall.stalled:
+            self._state.stall.stalled = False
+
+    def _schedule_measurement(self, *, after: datetime) -> None:
+        at = rules.next_measurement_at(
+            self._playbook.measurement,
+            after=after,
+            time_zone=self._handoff.time_zone,
+            weekday=self._handoff.measurement_weekday,
+        )
+        self._state.agenda.append(Due(kind=DueKind.MEASURE, at=at, stage=Stage.ADOPTION))
+
+    # Waiting and timers
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        limit = self._max_history_events
+        return limit is not None and info.get_current_history_length() >= limit
+
+    async def _wait_for_something_due(self) -> None:
+        next_due = min(self._state.agenda, key=lambda due: due.at, default=None)
+        timeout: timedelta | None = None
+        if next_due is not None:
+            timeout = next_due.at - workflow.now()
+            if timeout <= timedelta(0):
+                return
+        try:
+            await workflow.wait_condition(lambda: bool(self._effects), timeout=timeout)
+        except TimeoutError:
+            pass
+
+    async def _fire_due_items(self) -> None:
+        now = workflow.now()
+        due_now = sorted((d for d in self._state.agenda if d.at <= now), key=lambda d: d.at)
+        self._state.agenda = [d for d in self._state.agenda if d.at > now]
+        for due in due_now:
+            if self._state.stage.terminal:
+                return
+            if due.kind is DueKind.REMIND_CSM:
+                self._open_task(
+                    TaskKind.OVERDUE_REMINDER,
+                    self._handoff.csm,
+                    f"Overdue: {self._state.stage.value.replace('_', ' ')} not held yet",
+                    stage=due.stage,
+                )
+            elif due.kind is DueKind.ESCALATE_TO_LEADER:
+                self._open_task(
+                    TaskKind.OVERDUE_ESCALATION,
+                    self._handoff.cs_leader,
+                    f"Escalation: {self._state.stage.value.replace('_', ' ')} long overdue "
+                    f"(CSM {self._handoff.csm})",
+                    stage=due.stage,
+                )
+            elif due.kind is DueKind.MEASURE:
+                await self._measure_week()
+            elif due.kind is DueKind.MOMENTUM:
+                self._state.momentum_requested = True
+                self._request_meeting(
+                    MeetingKind.MOMENTUM, "onboarding is running long: keep the momentum"
+                )
+            elif due.kind is DueKind.DEADLINE and self._state.stage in _BEFORE_CRITERIA:
+                self._fail()
+
+    def _fail(self) -> None:
+        handoff = self._handoff
+        detail = (
+            f"Deadline of {self._playbook.deadline.days} days passed in stage "
+            f"{self._state.stage.value} without meeting the completion criteria."
+        )
+        self._move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
+        self._open_task(TaskKind.DEADLINE_MISSED, handoff.cs_leader, "Onboarding failed: review")
+        self._send(
+            SendEmailInput(
+                ledger_key=f"failed:{handoff.customer_id}",
+                customer_id=handoff.customer_id,
+                template="onboarding_failed",
+                to=[handoff.cs_leader, handoff.csm],
+                context={
+                    "customer_name": handoff.name,
+                    "customer_id": handoff.customer_id,
+                    "detail": detail,
+                },
+            )
+        )
+
+    # Weekly measurement, completion criteria, stall ladder and setup watch
+
+    async def _measure_week(self) -> None:
+        state = self._state
+        now = workflow.now()
+        window_start = state.last_measured_at or state.adoption_started_at or now
+        state.week_index += 1
+        measurement = await workflow.execute_activity_method(
+            StoreActivities.measure_weekly_usage,
+            MeasureWeeklyUsageInput(
+                customer_id=self._handoff.customer_id,
+                week_index=state.week_index,
+                window_start=window_start,
+                window_end=now,
+                seats_contracted=self._handoff.seats_contracted,
+                quota_contracted=self._handoff.quota_contracted,
+                quota_event=self._playbook.quota_event,
+                key_actions={p.id: p.key_action for p in self._playbook.purposes},
+            ),
+            start_to_close_timeout=options.MEASURE_TIMEOUT,
+            retry_policy=options.STORE_RETRY,
+        )
+        verdict = rules.evaluate_week(
+            self._playbook,
+            measurement,
+            goals_agreed=len(state.goals),
+            purposes=state.purposes,
+            earlier=state.recent_weeks,
+        )
+        state.recent_weeks = [*state.recent_weeks, verdict][-options.RECENT_WEEKS_KEPT :]
+        state.last_measured_at = now
+        self._timeline(
+            "weekly_measurement",
+            _verdict_summary(verdict),
+            verdict.model_dump(mode="json"),
+        )
+        self._watch_setup(verdict, now)
+        if verdict.criteria_met:
+            self._clear_stall("completion criteria met")
+            met = ", ".join(_criterion_text(c) for c in verdict.criteria)
+            self._move_to(Stage.COMPLETION_REVIEW, f"completion criteria met: {met}")
+            return
+        if verdict.stalled:
+            self._continue_stall(verdict, now)
+        else:
+            self._clear_stall("usage recovered")
+        self._schedule_measurement(after=now)
+
+    def _watch_setup(self, verdict: WeekVerdict, now: datetime) -> None:
+        setup = self._state.setup
+        if verdict.measurement.data_ever_arrived:
+            setup.data_arrived = True
+            if setup.stuck:
+                setup.stuck = False
+                self._close_tasks(
+                    lambda task: (
+                        task.kind in (TaskKind.SETUP_STUCK, TaskKind.SETUP_STUCK_ESCALATION)
+                    ),
+                    "usage data arrived",
+                )
+                self._timeline("setup_unstuck", "usage data arrived: setup is done", {})
+                self._index()
+            return
+        waited = now - (self._state.adoption_started_at or now)
+        policy = self._playbook.setup
+        if waited >= policy.no_data_after and not setup.stuck:
+            setup.stuck = True
+            setup.stuck_since = now
+            self._timeline(
+                "setup_stuck",
+                f"no usage data for {_days(waited)}: stuck in setup",
+                {"waited_seconds": waited.total_seconds()},
+            )
+            self._open_task(
+                TaskKind.SETUP_STUCK,
+                self._handoff.csm,
+                "Stuck in setup: no usage data has arrived (device or integration?)",
+            )
+            self._index()
+        if waited >= policy.escalate_to_leader_after and setup.stuck and not setup.escalated:
+            setup.escalated = True
+            self._open_task(
+                TaskKind.SETUP_STUCK_ESCALATION,
+                self._handoff.cs_leader,
+                f"Escalation: still no usage data after {_days(waited)} (CSM {self._handoff.csm})",
+            )
+
+    def _continue_stall(self, verdict: WeekVerdict, now: datetime) -> None:
+        stall = self._state.stall
+        if not stall.stalled:
+            stall.stalled = True
+            stall.episode += 1
+            stall.since = now
+            stall.weeks = 0
+            stall.steps_done = []
+            reasons = ", ".join(_criterion_text(c) for c in verdict.stall_checks if c.met)
+            self._timeline("stall_started", f"usage stalled: {reasons}", {"episode": stall.episode})
+            self._index()
+            if self._playbook.stall.open_meeting_request:
+                self._request_meeting(MeetingKind.POOR_PROGRESS, f"usage stalled: {reasons}")
+        else:
+            stall.weeks += 1
+        for index, step in enumerate(self._playbook.stall.ladder):
+            if index in stall.steps_done or stall.weeks < step.after_weeks:
+                continue
+            stall.steps_done.append(index)
+            self._climb_ladder(step.action, stall.episode)
+
+    def _climb_ladder(self, action: str, episode: int) -> None:
+        handoff = self._handoff
+        if action == "proposal_email":
+            titles = [
+                purpose.title
+                for purpose in self._playbook.purposes
+                if purpose.id in self._state.purposes
+            ]
+            self._send(
+                SendEmailInput(
+                    ledger_key=f"stall:{episode}:proposal",
+                    customer_id=handoff.customer_id,
+                    template="stall_proposal",
+                    locale=handoff.locale,
+                    to_role=Role.ADMINISTRATOR,
+                    context={
+                        "customer_name": handoff.name,
+                        "purposes": ", ".join(titles),
+                        "detail": "",
+                    },
+                )
+            )
+            self._timeline(
+                "stall_proposal", "proposal email to the administrators", {"episode": episode}
+            )
+        elif action == "csm_task":
+            self._open_task(
+                TaskKind.STALL_FOLLOW_UP,
+                handoff.csm,
+                "Usage stalled: reach out to the customer",
+            )
+        else:
+            self._open_task(
+                TaskKind.STALL_ESCALATION,
+                handoff.cs_leader,
+                f"Escalation: usage still stalled (CSM {handoff.csm})",
+            )
+
+    def _clear_stall(self, cause: str) -> None:
+        stall = self._state.stall
+        if not stall.stalled:
+            return
+        stall.stalled = False
+        stall.since = None
+        self._close_tasks(
+            lambda task: task.kind in (TaskKind.STALL_FOLLOW_UP, TaskKind.STALL_ESCALATION),
+            cause,
+        )
+        self._timeline("stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode})
+        self._index()
+
+    # Tasks, meetings, email and the timeline: state now, activities queued.
+
+    def _request_meeting(self, kind: MeetingKind, reason: str) -> None:
+        self._state.meetings.append(Meeting(kind=kind, requested_at=workflow.now(), notes=reason))
+        already_open = any(
+            task.kind is TaskKind.MEETING and task.ref == kind.value
+            for task in self._state.open_tasks
+        )
+        if not already_open:
+            title = f"Hold an on-demand meeting ({kind.value.replace('_', ' ')}): {reason}"
+            self._open_task(TaskKind.MEETING, self._handoff.csm, title, ref=kind.value)
+
+    def _open_task(
+        self,
+        kind: TaskKind,
+        assignee: str,
+        title: str,
+        *,
+        due_at: datetime | None = None,
+        stage: Stage | None = None,
+        ref: str | None = None,
+    ) -> None:
+        handoff = self._handoff
+        now = workflow.now()
+        self._state.task_seq += 1
+        task = OpenTask(
+            task_id=f"{handoff.customer_id}-{self._state.task_seq}",
+            kind=kind,
+            assignee=assignee,
+            title=title,
+            opened_at=now,
+            due_at=due_at,
+            stage=stage,
+            ref=ref,
+        )
+        self._state.open_tasks.append(task)
+        task_input = OpenTaskInput(
+            task_id=task.task_id,
+            customer_id=handoff.customer_id,
+            kind=kind,
+            assignee=assignee,
+            title=title,
+            opened_at=now,
+            due_at=due_at,
+        )
+        self._effects.append(lambda: self._store(StoreActivities.open_task, task_input))
+        self._send(
+            SendEmailInput(
+                ledger_key=f"task:{task.task_id}",
+                customer_id=handoff.customer_id,
+                template="task_assigned",
+                to=[assignee],
+                context={
+                    "customer_name": handoff.name,
+                    "customer_id": handoff.customer_id,
+                    "title": title,
+                    "detail": f"Task {task.task_id} ({kind.value})",
+                    "due_at": due_at.isoformat() if due_at else None,
+                    "assignee": assignee,
+                },
+            )
+        )
+        self._timeline("task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id})
+
+    def _close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
+        closing = [task for task in self._state.open_tasks if matches(task)]
+        if not closing:
+            return
+        self._state.open_tasks = [task for task in self._state.open_tasks if not matches(task)]
+        close_input = CloseTasksInput(
+            customer_id=self._handoff.customer_id,
+            task_ids=[task.task_id for task in closing],
+            closed_at=workflow.now(),
+            resolution=resolution,
+        )
+        self._effects.append(lambda: self._store(StoreActivities.close_tasks, close_input))
+
+    def _send(self, email: SendEmailInput) -> None:
+        async def send() -> None:
+            try:
+                await workflow.execute_activity_method(
+                    MailActivities.send_email,
+                    email,
+                    start_to_close_timeout=options.MAIL_TIMEOUT,
+                    retry_policy=options.MAIL_RETRY,
+                )
+            except ActivityError as err:
+                # A send that failed for good is visible state, not a stuck journey.
+                reason = str(err.cause or err)
+                self._state.failures.append(f"email {email.ledger_key}: {reason}")
+                self._timeline("email_failed", f"email {email.template} failed: {reason}", {})
+
+        self._effects.append(send)
+
+    def _timeline(self, kind: str, summary: str, details: TimelineDetails) -> None:
+        self._state.timeline_seq += 1
+        entry = RecordTimelineInput(
+            customer_id=self._handoff.customer_id,
+            seq=self._state.timeline_seq,
+            at=workflow.now(),
+            kind=kind,
+            stage=self._state.stage,
+            summary=summary,
+            details=details,
+        )
+        self._effects.append(lambda: self._store(StoreActivities.record_timeline, entry))
+
+    async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
+        await workflow.execute_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=options.STORE_TIMEOUT,
+            retry_policy=options.STORE_RETRY,
+        )
+
+    async def _drain_effects(self) -> None:
+        while self._effects:
+            batch, self._effects = self._effects, []
+            await asyncio.gather(*(effect() for effect in batch))
+
+    def _before(self, stage: Stage) -> bool:
+        current = self._state.stage
+        return current in _ORDER and _ORDER.index(current) < _ORDER.index(stage)
+
+    def _index(self) -> None:
+        """Keep Temporal visibility in step, so customers can be listed by stage."""
+        workflow.upsert_search_attributes(
+            [
+                visibility.CUSTOMER_ID.value_set(self._handoff.customer_id),
+                visibility.CSM.value_set(self._handoff.csm),
+                visibility.STAGE.value_set(self._state.stage.value),
+                visibility.STALLED.value_set(self._state.stall.stalled),
+                visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
+            ]
+        )
+
+
+def event_json(event: OnboardingEvent) -> TimelineDetails:
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def _not_in_future(held_on: Any, today: Any) -> str | None:
+    # One day of slack: the CSM's local date can be ahead of UTC.
+    if held_on > today + timedelta(days=1):
+        return f"the date {held_on} is in the future"
+    return None
+
+
+def _summary(event: OnboardingEvent) -> str:
+    if isinstance(event, KickoffHeld):
+        return f"kickoff held on {event.held_on} with {len(event.goals)} goal(s) agreed"
+    if isinstance(event, GoalAgreed):
+        return f"goal agreed: {event.goal}"
+    if isinstance(event, TrainingHeld):
+        return f"training held on {event.held_on}"
+    if isinstance(event, TrainingSkipped):
+        return f"training skipped: {event.reason}"
+    if isinstance(event, MeetingRequested):
+        return f"{event.meeting.value} meeting requested"
+    if isinstance(event, MeetingHeld):
+        return f"{event.meeting.value} meeting held on {event.held_on}"
+    if isinstance(event, PurposeAdded):
+        return f"purpose {event.purpose} added"
+    if isinstance(event, ContactAdded):
+        return f"{event.contact.role.value} contact added"
+    if isinstance(event, CompletionReviewHeld):
+        return f"completion review held on {event.held_on}"
+    if isinstance(event, TaskCompleted):
+        return f"task {event.task_id} done"
+    return f"cancelled: {event.reason}"
+
+
+def _criterion_text(verdict: Any) -> str:
+    subject = verdict.metric.value + (f"[{verdict.purpose}]" if verdict.purpose else "")
+    return f"{subject}={verdict.observed:g} (threshold {verdict.threshold:g})"
+
+
+def _verdict_summary(verdict: WeekVerdict) -> str:
+    m = verdict.measurement
+    outcome = "criteria met" if verdict.criteria_met else "stalled" if verdict.stalled else "ok"
+    return (
+        f"week {m.week_index}: active seats {m.active_seat_ratio:.0%}, "
+        f"{sum(m.key_actions.values())} key actions: {outcome}"
+    )
+
+
+def _days(span: timedelta) -> str:
+    if span >= timedelta(days=1):
+        return f"{span.days} days"
+    return f"{int(span.total_seconds())} seconds"
