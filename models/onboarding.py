@@ -208,6 +208,8 @@ class OnboardingStatus(BaseModel):
     playbook_version: str
     state: OnboardingState
     next_due: Due | None
+    # Activities queued or running (timeline, tasks, email): 0 once all is written.
+    pending_side_effects: int = 0
 
 
 class EventResult(BaseModel):

@@ -8,20 +8,17 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
-from activities.store import StoreActivities
-from models.tables import TimelineEntry
 from sqlmodel import select
 from temporalio.client import (
     Client,
@@ -31,9 +28,13 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.database import Database
+from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.store import StoreActivities
 from models import visibility
 from models.events import (
     Cancelled,
@@ -50,6 +51,7 @@ from models.events import (
 from models.handoff import CustomerHandoff
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import Playbook
+from models.tables import TimelineEntry
 from tests.factories import REPO, add_usage, make_handoff, make_playbook
 from workflows.onboarding import CustomerOnboardingWorkflow
 
@@ -66,6 +68,7 @@ class Harness:
     task_queue: str
     database: Database
     outbox: Path
+    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
 
     async def start(
         self,
@@ -84,6 +87,7 @@ class Harness:
             id=visibility.workflow_id_for(handoff.customer_id),
             task_queue=self.task_queue,
         )
+        self.started.append(handle)
         await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
         return handle
 
@@ -100,11 +104,11 @@ class Harness:
         *,
         seconds: float = 15,
     ) -> OnboardingStatus:
-        """Poll the query until the workflow has caught up with the time we skipped."""
+        """Poll the query until the workflow has caught up and written its side effects."""
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
             status = await self.status(handle)
-            if predicate(status):
+            if predicate(status) and status.pending_side_effects == 0:
                 return status
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"condition not reached; state: {status.state}")
@@ -168,7 +172,12 @@ async def harness(
             ],
             activity_executor=executor,
         ):
-            yield Harness(env, env.client, task_queue, sqlite_database, outbox)
+            harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
+            yield harness
+            # A failed test must not leave timers behind that hold the shared clock.
+            for handle in harness.started:
+                with contextlib.suppress(RPCError):
+                    await handle.terminate("test finished")
 
 
 def _body(message: email.message.Message) -> str:
@@ -503,7 +512,7 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     for _ in range(3):
         await h.usage(handoff, active_users=1, actions_per_user=1)
         status = await h.next_week(handle)
-    latest = h.client.get_workflow_handle(handle.id)
+    latest = h.client.get_workflow_handle_for(CustomerOnboardingWorkflow.run, handle.id)
     status = await latest.query(CustomerOnboardingWorkflow.status)
     assert status.state.runs > 1
     assert (await latest.describe()).run_id != first_run

@@ -98,7 +98,7 @@ def test_measurement_runs_on_the_customers_weekday_and_local_hour() -> None:
 def test_local_hour_holds_across_a_daylight_saving_change() -> None:
     policy = MeasurementPolicy(weekday=0, local_hour=9)
     new_york = ZoneInfo("America/New_York")
-    before_dst_end = datetime(2026, 10, 27, 12, 0, tzinfo=UTC)
+    before_dst_end = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
     first = next_measurement_at(policy, after=before_dst_end, time_zone="America/New_York")
     second = next_measurement_at(policy, after=first, time_zone="America/New_York")
     assert first.astimezone(new_york).hour == 9 and second.astimezone(new_york).hour == 9

@@ -19,7 +19,6 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.store import StoreActivities
-
     from models import visibility
     from models.activity_io import (
         AddContactInput,
@@ -100,6 +99,7 @@ class CustomerOnboardingWorkflow:
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
         self._effects: list[Effect] = []
+        self._effects_running = 0
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
@@ -172,6 +172,7 @@ class CustomerOnboardingWorkflow:
             playbook_version=self._playbook.version,
             state=self._state,
             next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
+            pending_side_effects=len(self._effects) + self._effects_running,
         )
 
     # Validation: every reason is a sentence a CSM can act on.
@@ -472,12 +473,11 @@ class CustomerOnboardingWorkflow:
         state = self._state
         now = workflow.now()
         window_start = state.last_measured_at or state.adoption_started_at or now
-        state.week_index += 1
         measurement = await workflow.execute_activity_method(
             StoreActivities.measure_weekly_usage,
             MeasureWeeklyUsageInput(
                 customer_id=self._handoff.customer_id,
-                week_index=state.week_index,
+                week_index=state.week_index + 1,
                 window_start=window_start,
                 window_end=now,
                 seats_contracted=self._handoff.seats_contracted,
@@ -495,6 +495,7 @@ class CustomerOnboardingWorkflow:
             purposes=state.purposes,
             earlier=state.recent_weeks,
         )
+        state.week_index = measurement.week_index
         state.recent_weeks = [*state.recent_weeks, verdict][-options.RECENT_WEEKS_KEPT :]
         state.last_measured_at = now
         self._timeline(
@@ -743,7 +744,11 @@ class CustomerOnboardingWorkflow:
     async def _drain_effects(self) -> None:
         while self._effects:
             batch, self._effects = self._effects, []
-            await asyncio.gather(*(effect() for effect in batch))
+            self._effects_running += len(batch)
+            try:
+                await asyncio.gather(*(effect() for effect in batch))
+            finally:
+                self._effects_running -= len(batch)
 
     def _before(self, stage: Stage) -> bool:
         current = self._state.stage

@@ -1,0 +1,1 @@
+"""All I/O of Liftoff: database, email and usage sources, used by activities."""

@@ -1,0 +1,132 @@
+"""The application database: one engine per process, SQLite or PostgreSQL.
+
+Activities run in a thread pool, so the engine is synchronous and shared by
+threads; each activity opens its own short session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, create_engine
+
+import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# How long a SQLite writer waits for another one before giving up (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalize_url(url: str) -> URL:
+    """Accept the usual spellings of a PostgreSQL URL and use psycopg 3 for all of them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(self.url)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+
+    @staticmethod
+    def _sqlite_engine(url: URL) -> Engine:
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        if _is_memory(url):
+            # One shared connection, or every session would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, issue BEGIN (see _on_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            # Take the write lock up front: a deferred transaction that reads and
+            # then writes fails at once (SQLITE_BUSY) when another writer went
+            # first, while an immediate one waits for busy_timeout.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; harmless when it is already there."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as connection:
+            # env.py uses this connection instead of building its own engine.
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert_ignore(
+    session: Session,
+    table: type[SQLModel] | Table,
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    conflict_columns: Sequence[str],
+) -> int:
+    """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING; returns the rows inserted.
+
+    This is how activities stay idempotent: a retry inserts nothing and fails nothing.
+    """
+    target: Table = table if isinstance(table, Table) else table.__table__  # type: ignore[attr-defined]
+    rows = [values] if isinstance(values, Mapping) else list(values)
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(target)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(target)
+    else:
+        raise ValueError(f"insert_ignore does not support {dialect!r}")
+    statement = (
+        insert.values(rows)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+        # Counted from RETURNING: rowcount is not reliable for this statement everywhere.
+        .returning(*(target.c[name] for name in conflict_columns))
+    )
+    return len(session.exec(statement).all())

@@ -1,0 +1,232 @@
+"""Email: templates rendered per locale, sent at most once per step and recipient.
+
+The email ledger holds one row per (customer, ledger key, recipient). A retried
+send_email skips every recipient whose row says "sent".
+
+The one window the ledger cannot close: the provider accepted a message and
+the worker crashed (or the database failed) before the row was marked "sent".
+The row still says "sending", so the retry sends again. The ledger narrows a
+duplicate to that gap; closing it would need the provider to deduplicate by
+our key, which neither SMTP nor a file outbox offers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+import jinja2
+from sqlalchemy import update
+from sqlmodel import col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.database import Database, insert_ignore
+from models.activity_io import SendEmailInput, SendEmailResult
+from models.tables import CustomerContact, EmailLedgerEntry, utc_now
+
+DEFAULT_LOCALE = "en"
+SUBJECT_PREFIX = "Subject:"
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> str:
+        """Hand the message to the provider; returns its message id."""
+        ...
+
+
+class OutboxMailer:
+    """Writes each message as one .eml file: the embedded default and the tests' mailbox."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def send(self, message: EmailMessage) -> str:
+        if message["Message-ID"] is None:
+            message["Message-ID"] = make_msgid(domain="liftoff.local")
+        message_id = str(message["Message-ID"])
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in message_id)
+        target = self.directory / f"{stamp}-{safe_id.strip('_')}.eml"
+        # Temp file + rename: a reader of the outbox never sees half a message.
+        fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message.as_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return message_id
+
+
+def build_template_environment(directory: Path) -> jinja2.Environment:
+    """One environment per process: templates are compiled once and cached."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+class RenderedEmail:
+    def __init__(self, subject: str, text: str, html: str) -> None:
+        self.subject = subject
+        self.text = text
+        self.html = html
+
+
+def _pick(templates: jinja2.Environment, template: str, locale: str, ext: str) -> jinja2.Template:
+    names = [f"{template}.{locale}.{ext}"]
+    if locale != DEFAULT_LOCALE:
+        names.append(f"{template}.{DEFAULT_LOCALE}.{ext}")
+    try:
+        return templates.select_template(names)
+    except jinja2.TemplateNotFound as err:
+        # Retrying cannot make a template appear: fail the send for good.
+        raise ApplicationError(
+            f"no email template {' or '.join(names)}", type="TemplateNotFound", non_retryable=True
+        ) from err
+
+
+def render_email(
+    templates: jinja2.Environment, template: str, locale: str, context: dict[str, object]
+) -> RenderedEmail:
+    """The subject is the text template's first `Subject:` line, removed from the body."""
+    try:
+        text = _pick(templates, template, locale, "txt").render(context)
+        html = _pick(templates, template, locale, "html").render(context)
+    except jinja2.UndefinedError as err:
+        raise ApplicationError(
+            f"email template {template}: {err.message}", type="TemplateError", non_retryable=True
+        ) from err
+    subject = ""
+    body: list[str] = []
+    for line in text.splitlines():
+        if not subject and line.startswith(SUBJECT_PREFIX):
+            subject = line[len(SUBJECT_PREFIX) :].strip()
+            continue
+        body.append(line)
+    if not subject:
+        raise ApplicationError(
+            f"email template {template}.{locale}.txt has no {SUBJECT_PREFIX} line",
+            type="TemplateError",
+            non_retryable=True,
+        )
+    return RenderedEmail(subject, "\n".join(body).strip() + "\n", html)
+
+
+class MailActivities:
+    def __init__(
+        self,
+        database: Database,
+        mailer: Mailer,
+        templates: jinja2.Environment,
+        sender: str,
+    ) -> None:
+        self._database = database
+        self._mailer = mailer
+        self._templates = templates
+        self._sender = sender
+
+    def _recipients(self, input: SendEmailInput) -> list[str]:
+        if input.to:
+            return list(dict.fromkeys(address.strip().lower() for address in input.to))
+        if input.to_role is None:
+            return []
+        with self._database.session() as session:
+            emails = session.exec(
+                select(CustomerContact.email)
+                .where(col(CustomerContact.customer_id) == input.customer_id)
+                .where(col(CustomerContact.role) == input.to_role.value)
+                .where(col(CustomerContact.unsubscribed).is_(False))
+                .order_by(col(CustomerContact.email))
+            ).all()
+        return list(emails)
+
+    def _claim(self, input: SendEmailInput, recipient: str) -> str:
+        """Write the ledger row if missing; returns its status."""
+        key = (input.customer_id, input.ledger_key, recipient)
+        with self._database.session() as session:
+            insert_ignore(
+                session,
+                EmailLedgerEntry,
+                {
+                    "customer_id": input.customer_id,
+                    "ledger_key": input.ledger_key,
+                    "recipient": recipient,
+                    "template": input.template,
+                    "status": "sending",
+                    "created_at": utc_now(),
+                },
+                ["customer_id", "ledger_key", "recipient"],
+            )
+            row = session.get(EmailLedgerEntry, key)
+            return row.status if row is not None else "sending"
+
+    def _mark(self, input: SendEmailInput, recipient: str, **values: object) -> None:
+        with self._database.session() as session:
+            session.exec(
+                update(EmailLedgerEntry)
+                .where(col(EmailLedgerEntry.customer_id) == input.customer_id)
+                .where(col(EmailLedgerEntry.ledger_key) == input.ledger_key)
+                .where(col(EmailLedgerEntry.recipient) == recipient)
+                .values(**values)
+            )
+
+    def _compose(self, input: SendEmailInput, recipient: str) -> EmailMessage:
+        rendered = render_email(
+            self._templates,
+            input.template,
+            input.locale,
+            {**input.context, "recipient": recipient},
+        )
+        message = EmailMessage()
+        message["From"] = self._sender
+        message["To"] = recipient
+        message["Subject"] = rendered.subject
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = make_msgid(domain="liftoff.local")
+        message["X-Liftoff-Customer"] = input.customer_id
+        message["X-Liftoff-Ledger-Key"] = input.ledger_key
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        return message
+
+    @activity.defn
+    def send_email(self, input: SendEmailInput) -> SendEmailResult:
+        recipients = self._recipients(input)
+        if not recipients:
+            role = input.to_role.value if input.to_role else "none"
+            return SendEmailResult(
+                skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
+            )
+        result = SendEmailResult()
+        for recipient in recipients:
+            if self._claim(input, recipient) == "sent":
+                result.already_sent.append(recipient)
+                continue
+            try:
+                message_id = self._mailer.send(self._compose(input, recipient))
+            except Exception as err:
+                # Kept on the row for whoever looks; the retry policy decides what next.
+                final = isinstance(err, ApplicationError) and err.non_retryable
+                self._mark(
+                    input,
+                    recipient,
+                    status="failed" if final else "sending",
+                    error=f"{type(err).__name__}: {err}"[:2000],
+                )
+                raise
+            self._mark(input, recipient, status="sent", message_id=message_id, sent_at=utc_now())
+            result.sent.append(recipient)
+        return result

@@ -1,0 +1,242 @@
+"""Activities that write the customer's record and measure its usage.
+
+Every write is keyed (customer id, timeline seq, task id, week index), so a
+retried activity changes nothing: the workflow may run each as often as it needs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+from temporalio import activity
+
+from activities.database import Database, insert_ignore
+from models.activity_io import (
+    AddContactInput,
+    CloseTasksInput,
+    MeasureWeeklyUsageInput,
+    OpenTaskInput,
+    RecordTimelineInput,
+    UpsertCustomerInput,
+)
+from models.handoff import Contact
+from models.onboarding import Stage, WeeklyMeasurement
+from models.tables import (
+    Customer,
+    CustomerContact,
+    Task,
+    TimelineEntry,
+    UsageEvent,
+    WeeklyMeasurementRecord,
+    utc_now,
+)
+
+TRANSITION = "transition"
+
+
+def _insert_contact(session: Session, customer_id: str, contact: Contact) -> None:
+    insert_ignore(
+        session,
+        CustomerContact,
+        {
+            "customer_id": customer_id,
+            "email": contact.email,
+            "name": contact.name,
+            "role": contact.role.value,
+            "unsubscribed": False,
+        },
+        ["customer_id", "email"],
+    )
+
+
+class StoreActivities:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    @activity.defn
+    def upsert_customer(self, input: UpsertCustomerInput) -> None:
+        """Create the customer and its contacts once; a rerun leaves the stored record as is."""
+        handoff = input.handoff
+        now = utc_now()
+        with self._database.session() as session:
+            insert_ignore(
+                session,
+                Customer,
+                {
+                    "customer_id": handoff.customer_id,
+                    "name": handoff.name,
+                    "csm": handoff.csm,
+                    "cs_leader": handoff.cs_leader,
+                    "seats_contracted": handoff.seats_contracted,
+                    "quota_contracted": handoff.quota_contracted,
+                    "time_zone": handoff.time_zone,
+                    "locale": handoff.locale,
+                    "purposes": list(handoff.purposes),
+                    "trial_used": handoff.trial_used,
+                    "already_using": handoff.already_using,
+                    "handoff_notes": handoff.handoff_notes,
+                    "playbook_name": input.playbook_name,
+                    "playbook_version": input.playbook_version,
+                    "workflow_id": input.workflow_id,
+                    "stage": Stage.HANDOFF.value,
+                    # Set by the first transition: the workflow's clock, not this one,
+                    # orders transitions (see record_timeline).
+                    "stage_since": None,
+                    "created_at": now,
+                },
+                ["customer_id"],
+            )
+            for contact in handoff.contacts:
+                _insert_contact(session, handoff.customer_id, contact)
+
+    @activity.defn
+    def add_contact(self, input: AddContactInput) -> None:
+        with self._database.session() as session:
+            _insert_contact(session, input.customer_id, input.contact)
+
+    @activity.defn
+    def record_timeline(self, input: RecordTimelineInput) -> None:
+        with self._database.session() as session:
+            insert_ignore(
+                session,
+                TimelineEntry,
+                {
+                    "customer_id": input.customer_id,
+                    "seq": input.seq,
+                    "at": input.at,
+                    "kind": input.kind,
+                    "stage": input.stage.value,
+                    "summary": input.summary,
+                    "details": input.details,
+                },
+                ["customer_id", "seq"],
+            )
+            if input.kind == TRANSITION:
+                # Entries may be written out of order; the latest transition wins.
+                session.exec(
+                    update(Customer)
+                    .where(col(Customer.customer_id) == input.customer_id)
+                    .where(
+                        or_(
+                            col(Customer.stage_since).is_(None),
+                            col(Customer.stage_since) <= input.at,
+                        )
+                    )
+                    .values(stage=input.stage.value, stage_since=input.at)
+                )
+
+    @activity.defn
+    def open_task(self, input: OpenTaskInput) -> None:
+        with self._database.session() as session:
+            insert_ignore(
+                session,
+                Task,
+                {
+                    "task_id": input.task_id,
+                    "customer_id": input.customer_id,
+                    "kind": input.kind.value,
+                    "assignee": input.assignee,
+                    "title": input.title,
+                    "detail": input.detail,
+                    "state": "open",
+                    "opened_at": input.opened_at,
+                    "due_at": input.due_at,
+                },
+                ["task_id"],
+            )
+
+    @activity.defn
+    def close_tasks(self, input: CloseTasksInput) -> None:
+        if not input.task_ids:
+            return
+        with self._database.session() as session:
+            # Only open tasks: a retry keeps the first closing time and resolution.
+            session.exec(
+                update(Task)
+                .where(col(Task.customer_id) == input.customer_id)
+                .where(col(Task.task_id).in_(input.task_ids))
+                .where(col(Task.state) == "open")
+                .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
+            )
+
+    @activity.defn
+    def measure_weekly_usage(self, input: MeasureWeeklyUsageInput) -> WeeklyMeasurement:
+        """Usage facts of one window; the first answer is stored and returned on every retry."""
+        with self._database.session() as session:
+            stored = session.get(WeeklyMeasurementRecord, (input.customer_id, input.week_index))
+            if stored is None:
+                row = _measure(session, input)
+                insert_ignore(
+                    session,
+                    WeeklyMeasurementRecord,
+                    row.model_dump(),
+                    ["customer_id", "week_index"],
+                )
+                # Another attempt may have stored its answer first: return that one.
+                stored = session.get(WeeklyMeasurementRecord, (input.customer_id, input.week_index))
+            if stored is None:  # pragma: no cover - the insert above guarantees a row
+                raise RuntimeError(f"measurement {input.customer_id}/{input.week_index} missing")
+            return WeeklyMeasurement(
+                week_index=stored.week_index,
+                window_start=stored.window_start,
+                window_end=stored.window_end,
+                active_users=stored.active_users,
+                active_seat_ratio=stored.active_seat_ratio,
+                events=stored.events,
+                key_actions=dict(stored.key_actions),
+                quota_consumption=stored.quota_consumption,
+                data_ever_arrived=stored.data_ever_arrived,
+            )
+
+
+def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurementRecord:
+    customer = col(UsageEvent.customer_id) == input.customer_id
+    occurred = col(UsageEvent.occurred_at)
+    in_window = (occurred >= input.window_start) & (occurred < input.window_end)
+
+    active_users, events = session.exec(
+        select(func.count(func.distinct(UsageEvent.user_id)), func.count())
+        .where(customer)
+        .where(in_window)
+    ).one()
+
+    key_events = set(input.key_actions.values())
+    counts: dict[str, int] = {}
+    if key_events:
+        by_event = session.exec(
+            select(UsageEvent.event, func.count())
+            .where(customer)
+            .where(in_window)
+            .where(col(UsageEvent.event).in_(key_events))
+            .group_by(UsageEvent.event)
+        ).all()
+        counts = {event: int(count) for event, count in by_event}
+
+    quota_consumption: float | None = None
+    if input.quota_event is not None and input.quota_contracted is not None:
+        used = session.exec(
+            select(func.coalesce(func.sum(UsageEvent.quantity), 0.0))
+            .where(customer)
+            .where(occurred < input.window_end)
+            .where(col(UsageEvent.event) == input.quota_event)
+        ).one()
+        quota_consumption = float(used) / input.quota_contracted
+
+    ever = session.exec(
+        select(UsageEvent.id).where(customer).where(occurred < input.window_end).limit(1)
+    ).first()
+
+    ratio = min(1.0, active_users / input.seats_contracted) if input.seats_contracted > 0 else 0.0
+    return WeeklyMeasurementRecord(
+        customer_id=input.customer_id,
+        week_index=input.week_index,
+        window_start=input.window_start,
+        window_end=input.window_end,
+        active_users=int(active_users),
+        active_seat_ratio=round(ratio, 4),
+        events=int(events),
+        key_actions={purpose: counts.get(event, 0) for purpose, event in input.key_actions.items()},
+        quota_consumption=quota_consumption,
+        data_ever_arrived=ever is not None,
+        measured_at=utc_now(),
+    )

@@ -1,0 +1,57 @@
+"""The bare-Temporal baseline: a journey's activities and timers, with nothing inside.
+
+It lives in its own module so the workflow sandbox can import it on its own.
+The bench gives it the shape of a real journey's history: how many activities
+were scheduled together in each workflow task, and how many timers were started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+from temporalio import activity, workflow
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+class BareInput(BaseModel):
+    # Activities scheduled together (one workflow task each), in history order.
+    activity_batches: list[int] = Field(default_factory=list)
+    timers: int = 0
+    timer_duration: timedelta = timedelta(days=7)
+
+
+class BareResult(BaseModel):
+    activities: int
+    timers: int
+
+
+@activity.defn
+async def do_nothing(step: int) -> int:
+    return step
+
+
+@workflow.defn
+class BareWorkflow:
+    @workflow.run
+    async def run(self, input: BareInput) -> BareResult:
+        activities = 0
+        timers = 0
+        for index in range(max(len(input.activity_batches), input.timers)):
+            if index < len(input.activity_batches):
+                size = input.activity_batches[index]
+                await asyncio.gather(
+                    *(
+                        workflow.execute_activity(
+                            do_nothing, activities + n, start_to_close_timeout=ACTIVITY_TIMEOUT
+                        )
+                        for n in range(size)
+                    )
+                )
+                activities += size
+            if index < input.timers:
+                await workflow.sleep(input.timer_duration)
+                timers += 1
+        return BareResult(activities=activities, timers=timers)

@@ -1,0 +1,220 @@
+"""The one client layer over customers' onboarding workflows.
+
+The CLI uses it today and an HTTP API will later; both get the same
+idempotent start, the same refusals and the same listing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NoReturn
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
+from models import visibility
+from models.events import OnboardingEvent
+from models.handoff import CustomerHandoff
+from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
+from models.playbook import Playbook
+
+WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
+
+
+class StartResult(BaseModel):
+    customer_id: str
+    workflow_id: str
+    run_id: str | None
+    already_running: bool
+
+
+class CustomerSummary(BaseModel):
+    customer_id: str
+    workflow_id: str
+    stage: Stage | None
+    csm: str | None
+    stalled: bool
+    setup_stuck: bool
+    workflow_status: str
+    started_at: datetime | None
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def list_query(
+    *,
+    stage: Stage | None = None,
+    csm: str | None = None,
+    stalled: bool | None = None,
+    setup_stuck: bool | None = None,
+) -> str:
+    """A visibility query over Liftoff's search attributes."""
+    # A continued-as-new run is the same customer; only its newest run counts.
+    clauses = [f"WorkflowType = {_quote(WORKFLOW_TYPE)}", "ExecutionStatus != 'ContinuedAsNew'"]
+    if stage is not None:
+        clauses.append(f"{visibility.STAGE.name} = {_quote(stage.value)}")
+    if csm is not None:
+        clauses.append(f"{visibility.CSM.name} = {_quote(csm.strip().lower())}")
+    if stalled is not None:
+        clauses.append(f"{visibility.STALLED.name} = {str(stalled).lower()}")
+    if setup_stuck is not None:
+        clauses.append(f"{visibility.SETUP_STUCK.name} = {str(setup_stuck).lower()}")
+    return " AND ".join(clauses)
+
+
+def _stage(value: str | None) -> Stage | None:
+    try:
+        return Stage(value) if value is not None else None
+    except ValueError:  # a stage name from a newer version of Liftoff
+        return None
+
+
+class OnboardingClient:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    @property
+    def temporal(self) -> Client:
+        return self._client
+
+    async def start(self, handoff: CustomerHandoff, playbook: Playbook) -> StartResult:
+        """Start a customer's onboarding once; a repeat reports the running one."""
+        workflow_id = visibility.workflow_id_for(handoff.customer_id)
+        try:
+            handle = await self._client.start_workflow(
+                WORKFLOW_TYPE,
+                OnboardingInput(handoff=handoff, playbook=playbook),
+                id=workflow_id,
+                task_queue=self._task_queue,
+                # Fail on a running duplicate and never reuse a closed id: a
+                # customer's journey happens once, whatever the retries.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # Set at start so `list` shows the customer before its first task.
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(visibility.STAGE, Stage.HANDOFF.value),
+                        SearchAttributePair(visibility.CSM, handoff.csm),
+                        SearchAttributePair(visibility.CUSTOMER_ID, handoff.customer_id),
+                        SearchAttributePair(visibility.STALLED, False),
+                        SearchAttributePair(visibility.SETUP_STUCK, False),
+                    ]
+                ),
+                result_type=OnboardingStatus,
+            )
+        except WorkflowAlreadyStartedError as err:
+            description = await self._client.get_workflow_handle(workflow_id).describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                await self._raise_closed(handoff.customer_id, description.status)
+            return StartResult(
+                customer_id=handoff.customer_id,
+                workflow_id=workflow_id,
+                run_id=err.run_id or description.run_id,
+                already_running=True,
+            )
+        return StartResult(
+            customer_id=handoff.customer_id,
+            workflow_id=workflow_id,
+            run_id=handle.result_run_id,
+            already_running=False,
+        )
+
+    async def record(self, customer_id: str, event: OnboardingEvent) -> EventResult:
+        """Send a CSM command as an update: accepted with its effect, or refused with why."""
+        handle = self._handle(customer_id)
+        try:
+            result: EventResult = await handle.execute_update(
+                "record_event", event, result_type=EventResult
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise CommandRejectedError(message or f"{event.kind} was rejected") from None
+        except RPCError as err:
+            await self._raise_not_found(customer_id, err)
+
+    async def status(self, customer_id: str) -> OnboardingStatus:
+        handle = self._handle(customer_id)
+        try:
+            status: OnboardingStatus = await handle.query("status", result_type=OnboardingStatus)
+            return status
+        except RPCError as err:
+            await self._raise_not_found(customer_id, err)
+
+    async def list(
+        self,
+        *,
+        stage: Stage | None = None,
+        csm: str | None = None,
+        stalled: bool | None = None,
+        setup_stuck: bool | None = None,
+        limit: int | None = None,
+    ) -> list[CustomerSummary]:
+        query = list_query(stage=stage, csm=csm, stalled=stalled, setup_stuck=setup_stuck)
+        summaries: dict[str, CustomerSummary] = {}
+        async for execution in self._client.list_workflows(query, limit=limit):
+            if execution.id in summaries:
+                continue
+            attributes = execution.typed_search_attributes
+            summaries[execution.id] = CustomerSummary(
+                customer_id=attributes.get(visibility.CUSTOMER_ID)
+                or execution.id.removeprefix(visibility.WORKFLOW_ID_PREFIX),
+                workflow_id=execution.id,
+                stage=_stage(attributes.get(visibility.STAGE)),
+                csm=attributes.get(visibility.CSM),
+                stalled=bool(attributes.get(visibility.STALLED)),
+                setup_stuck=bool(attributes.get(visibility.SETUP_STUCK)),
+                workflow_status=execution.status.name.lower() if execution.status else "unknown",
+                started_at=execution.start_time,
+            )
+        return sorted(summaries.values(), key=lambda s: s.customer_id)
+
+    def _handle(self, customer_id: str) -> WorkflowHandle[object, OnboardingStatus]:
+        return self._client.get_workflow_handle(
+            visibility.workflow_id_for(customer_id), result_type=OnboardingStatus
+        )
+
+    async def _raise_not_found(self, customer_id: str, err: RPCError) -> NoReturn:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise err
+        # NOT_FOUND also means "already completed" for updates: tell them apart.
+        try:
+            description = await self._handle(customer_id).describe()
+        except RPCError as describe_err:
+            if describe_err.status == RPCStatusCode.NOT_FOUND:
+                raise UnknownCustomerError(customer_id) from None
+            raise
+        await self._raise_closed(customer_id, description.status)
+
+    async def _raise_closed(
+        self, customer_id: str, status: WorkflowExecutionStatus | None
+    ) -> NoReturn:
+        """Name the stage it ended in (onboarded, failed, cancelled) when a worker can say."""
+        ended = status.name.lower() if status is not None else "closed"
+        if status == WorkflowExecutionStatus.COMPLETED:
+            try:
+                status_now: OnboardingStatus = await self._handle(customer_id).query(
+                    "status", result_type=OnboardingStatus
+                )
+                ended = status_now.state.stage.value
+            except RPCError:
+                pass  # no worker to answer the query: the workflow status will do
+        raise OnboardingClosedError(customer_id, ended)

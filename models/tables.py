@@ -1,0 +1,187 @@
+"""The application's tables. Only activities import this module; workflows never do.
+
+Every instant is stored as UTC and read back as an aware UTC datetime, on
+SQLite as on PostgreSQL. Uniqueness constraints double as idempotency keys:
+activities insert with ON CONFLICT DO NOTHING, so a retried activity changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out.
+
+    SQLite has no zone-aware type: the value is stored as UTC text and comes back
+    naive, so the zone is restored here. Naive input is refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: store aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _instant(*, nullable: bool = False, index: bool = False) -> Any:
+    # A fresh Column per field: SQLAlchemy columns cannot be shared between tables.
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json(*, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(JSON, nullable=nullable))
+
+
+def _text() -> Any:
+    return Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    csm: str = Field(max_length=320)
+    cs_leader: str = Field(max_length=320)
+    seats_contracted: int
+    quota_contracted: float | None = None
+    time_zone: str = Field(default="UTC", max_length=64)
+    locale: str = Field(default="en", max_length=8)
+    purposes: list[str] = _json()
+    trial_used: bool = False
+    already_using: bool = False
+    handoff_notes: str = _text()
+    playbook_name: str = Field(max_length=200)
+    playbook_version: str = Field(max_length=64)
+    workflow_id: str = Field(max_length=200)
+    stage: str = Field(default="handoff", max_length=32, index=True)
+    stage_since: datetime | None = _instant(nullable=True)
+    created_at: datetime = _instant()
+
+
+class CustomerContact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("customer_id", "email", name="uq_contacts_customer_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64)
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=32)
+    unsubscribed: bool = False
+
+
+class UsageEvent(SQLModel, table=True):
+    """One product usage event; event_key, when given, makes a re-import harmless."""
+
+    __tablename__ = "usage_events"
+    # The weekly measurement scans one customer's events by time.
+    __table_args__ = (Index("ix_usage_events_customer_occurred", "customer_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64)
+    user_id: str = Field(max_length=200)
+    event: str = Field(max_length=200)
+    occurred_at: datetime = _instant(index=True)
+    quantity: float = 1.0
+    event_key: str | None = Field(default=None, max_length=200, unique=True)
+    received_at: datetime = _instant()
+
+
+class WeeklyMeasurementRecord(SQLModel, table=True):
+    __tablename__ = "weekly_measurements"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    week_index: int = Field(primary_key=True)
+    window_start: datetime = _instant()
+    window_end: datetime = _instant()
+    active_users: int
+    active_seat_ratio: float
+    events: int
+    key_actions: dict[str, int] = _json()
+    quota_consumption: float | None = None
+    data_ever_arrived: bool
+    measured_at: datetime = _instant()
+
+
+class TimelineEntry(SQLModel, table=True):
+    __tablename__ = "timeline_entries"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    at: datetime = _instant()
+    kind: str = Field(max_length=64)
+    stage: str = Field(max_length=32)
+    summary: str = _text()
+    details: dict[str, Any] = _json()
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_assignee_state", "assignee", "state"),)
+
+    task_id: str = Field(primary_key=True, max_length=100)
+    customer_id: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=64)
+    assignee: str = Field(max_length=320)
+    title: str = Field(max_length=500)
+    detail: str = _text()
+    state: str = Field(default="open", max_length=16)  # "open" or "done"
+    opened_at: datetime = _instant()
+    due_at: datetime | None = _instant(nullable=True)
+    closed_at: datetime | None = _instant(nullable=True)
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class EmailLedgerEntry(SQLModel, table=True):
+    """One email to one recipient, so a retried send does not send it twice.
+
+    The key includes the customer: the workflow's ledger keys (e.g. "stall:1:proposal")
+    are unique per customer only, and one person may be a contact of two customers.
+    """
+
+    __tablename__ = "email_ledger"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    ledger_key: str = Field(primary_key=True, max_length=200)
+    recipient: str = Field(primary_key=True, max_length=320)
+    template: str = Field(max_length=100)
+    status: str = Field(default="sending", max_length=16)  # "sending", "sent" or "failed"
+    message_id: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _instant()
+    sent_at: datetime | None = _instant(nullable=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+ALL_TABLES = (
+    Customer,
+    CustomerContact,
+    UsageEvent,
+    WeeklyMeasurementRecord,
+    TimelineEntry,
+    Task,
+    EmailLedgerEntry,
+)

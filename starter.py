@@ -1,0 +1,762 @@
+"""The Liftoff command line: what a CSM uses to start customers and record what happened.
+
+Every command checks its input before it talks to Temporal, so bad input
+changes nothing: it gets one line on stderr and exit code 2. `--json` prints
+machine-readable output for scripts.
+
+    liftoff start --customer-id acme --name "Acme" --csm csm@example.com ...
+    liftoff kickoff acme --held-on 2026-01-15 --goal "Digitise 80% of invoices"
+    liftoff status acme
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from temporalio.service import RPCError
+
+from client.connection import connect_client
+from client.errors import LiftoffClientError
+from client.onboarding import CustomerSummary, OnboardingClient, StartResult
+from models.events import (
+    MeetingKind,
+    NpsAnswer,
+    OnboardingEvent,
+)
+from models.handoff import Contact, CustomerHandoff, Role
+from models.onboarding import EventResult, OnboardingStatus, Stage, WeekVerdict
+from models.playbook import Playbook, PlaybookError, load_playbook
+from settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # Temporal or the database could not be reached
+EXIT_BAD_INPUT = 2
+
+CSV_COLUMNS = (
+    "customer_id",
+    "name",
+    "csm",
+    "cs_leader",
+    "contacts",
+    "seats",
+    "quota",
+    "time_zone",
+    "locale",
+    "purposes",
+    "trial_used",
+    "already_using",
+    "notes",
+)
+_REQUIRED_CSV_COLUMNS = ("customer_id", "name", "csm", "cs_leader", "seats")
+_CONTACT = re.compile(r"^\s*(?P<role>[^:]+?)\s*:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>]*)>\s*$")
+_EVENT = TypeAdapter[OnboardingEvent](OnboardingEvent)
+
+
+class BadInput(Exception):
+    """Input the CLI refuses before anything is sent; the message is the whole story."""
+
+
+# Parsing and validation, all before any connection
+
+
+def describe(err: ValidationError, *, tagged: bool = False) -> str:
+    """A pydantic error as one readable line: `field: problem; field: problem`.
+
+    `tagged`: the error comes from a discriminated union, whose first location
+    part is the event kind, which the user did not type.
+    """
+    problems = []
+    for error in err.errors():
+        loc = error["loc"][1:] if tagged else error["loc"]
+        where = ".".join(str(part) for part in loc if not isinstance(part, int))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "literal_error" or error["type"] == "enum":
+            message = f"{message}, got {error['input']!r}"
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def parse_contact(spec: str) -> Contact:
+    """`role:Name <email>`, e.g. `administrator:Hanako Sato <hanako@example.co.jp>`."""
+    match = _CONTACT.match(spec)
+    if match is None:
+        raise BadInput(f"bad contact {spec!r}: expected 'role:Name <email>'")
+    role = match["role"].strip().lower().replace("-", "_").replace(" ", "_")
+    if role not in Role.__members__.values():
+        roles = ", ".join(r.value for r in Role)
+        raise BadInput(f"bad role {match['role']!r} in contact {spec!r}: expected one of {roles}")
+    try:
+        return Contact(role=Role(role), name=match["name"], email=match["email"])
+    except ValidationError as err:
+        raise BadInput(f"bad contact {spec!r}: {describe(err)}") from None
+
+
+def parse_bool(value: str, column: str) -> bool:
+    text = value.strip().lower()
+    if text in ("", "0", "false", "no", "n"):
+        return False
+    if text in ("1", "true", "yes", "y"):
+        return True
+    raise BadInput(f"{column}: expected true or false, got {value!r}")
+
+
+def parse_instant(value: str) -> datetime:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(
+            f"bad time {value!r}: expected ISO 8601, e.g. 2026-01-15T09:30:00+09:00"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def build_handoff(fields: dict[str, Any]) -> CustomerHandoff:
+    try:
+        return CustomerHandoff.model_validate(fields)
+    except ValidationError as err:
+        raise BadInput(describe(err)) from None
+
+
+def build_event(fields: dict[str, Any]) -> OnboardingEvent:
+    try:
+        return _EVENT.validate_python(fields)
+    except ValidationError as err:
+        raise BadInput(describe(err, tagged=True)) from None
+
+
+def handoff_from_args(args: argparse.Namespace) -> CustomerHandoff:
+    missing = [
+        option
+        for option, value in (
+            ("--customer-id", args.customer_id),
+            ("--name", args.name),
+            ("--csm", args.csm),
+            ("--leader", args.leader),
+            ("--seats", args.seats),
+        )
+        if value is None
+    ]
+    if missing:
+        raise BadInput(f"start needs {', '.join(missing)} (or --csv FILE)")
+    return build_handoff(
+        {
+            "customer_id": args.customer_id,
+            "name": args.name,
+            "csm": args.csm,
+            "cs_leader": args.leader,
+            "contacts": [parse_contact(spec) for spec in args.contact],
+            "seats_contracted": args.seats,
+            "quota_contracted": args.quota,
+            "time_zone": args.time_zone,
+            "locale": args.locale,
+            "purposes": args.purpose,
+            "trial_used": args.trial,
+            "already_using": args.already_using,
+            "handoff_notes": args.notes,
+        }
+    )
+
+
+def _handoff_from_row(row: dict[str, str]) -> CustomerHandoff:
+    def cell(column: str) -> str:
+        return (row.get(column) or "").strip()
+
+    contacts = [parse_contact(spec) for spec in cell("contacts").split(";") if spec.strip()]
+    fields: dict[str, Any] = {
+        "customer_id": cell("customer_id"),
+        "name": cell("name"),
+        "csm": cell("csm"),
+        "cs_leader": cell("cs_leader"),
+        "contacts": contacts,
+        "seats_contracted": cell("seats"),
+        "purposes": [p.strip() for p in cell("purposes").split(";") if p.strip()],
+        "trial_used": parse_bool(cell("trial_used"), "trial_used"),
+        "already_using": parse_bool(cell("already_using"), "already_using"),
+        "handoff_notes": cell("notes"),
+    }
+    for column, field in (("quota", "quota_contracted"), ("time_zone", "time_zone")):
+        if cell(column):
+            fields[field] = cell(column)
+    if cell("locale"):
+        fields["locale"] = cell("locale").lower()
+    return build_handoff(fields)
+
+
+def read_handoff_csv(path: Path, playbook: Playbook) -> list[CustomerHandoff]:
+    """Every row checked first; one bad row and nothing is started (all problems reported)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise BadInput(f"{path}: {err.strerror or err}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [column for column in _REQUIRED_CSV_COLUMNS if column not in header]
+    if missing:
+        raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")
+    reader.fieldnames = header
+    known_purposes = {purpose.id for purpose in playbook.purposes}
+    handoffs: list[CustomerHandoff] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        try:
+            handoff = _handoff_from_row(row)
+        except BadInput as err:
+            problems.append(f"line {line}: {err}")
+            continue
+        unknown = [p for p in handoff.purposes if p not in known_purposes]
+        if unknown:
+            problems.append(f"line {line}: unknown purpose(s) {', '.join(unknown)}")
+        elif handoff.customer_id in first_line:
+            problems.append(
+                f"line {line}: customer {handoff.customer_id!r} "
+                f"repeats line {first_line[handoff.customer_id]}"
+            )
+        else:
+            first_line[handoff.customer_id] = line
+            handoffs.append(handoff)
+    if problems:
+        raise BadInput(f"{path}: nothing started; " + "; ".join(problems))
+    if not handoffs:
+        raise BadInput(f"{path}: no customers in the file")
+    return handoffs
+
+
+def check_purposes(handoff: CustomerHandoff, playbook: Playbook) -> None:
+    known = {purpose.id for purpose in playbook.purposes}
+    unknown = [p for p in handoff.purposes if p not in known]
+    if unknown:
+        offered = ", ".join(sorted(known))
+        raise BadInput(f"unknown purpose(s) {', '.join(unknown)}: the playbook offers {offered}")
+
+
+def read_playbook(path: Path) -> Playbook:
+    try:
+        return load_playbook(path)
+    except PlaybookError as err:
+        raise BadInput(str(err)) from None
+
+
+def parse_nps(spec: str) -> NpsAnswer:
+    email, sep, score = spec.rpartition("=")
+    if not sep:
+        raise BadInput(f"bad --nps {spec!r}: expected email=score, e.g. taro@example.com=8")
+    try:
+        return NpsAnswer(email=email, score=int(score))
+    except (ValueError, ValidationError) as err:
+        reason = describe(err) if isinstance(err, ValidationError) else "score must be 0 to 10"
+        raise BadInput(f"bad --nps {spec!r}: {reason}") from None
+
+
+def event_from_args(args: argparse.Namespace) -> OnboardingEvent:
+    """The event a recording command sends; validated here, judged by the workflow."""
+    command = args.command
+    fields: dict[str, Any]
+    if command == "kickoff":
+        fields = {
+            "kind": "kickoff_held",
+            "held_on": args.held_on,
+            "attendees": args.attendee,
+            "goals": args.goal,
+        }
+    elif command == "goal":
+        fields = {"kind": "goal_agreed", "goal": args.text}
+    elif command == "training":
+        if args.skip:
+            if not args.reason:
+                raise BadInput("training --skip needs --reason")
+            fields = {"kind": "training_skipped", "reason": args.reason}
+        else:
+            if args.held_on is None:
+                raise BadInput("training needs --held-on DATE or --skip --reason TEXT")
+            fields = {"kind": "training_held", "held_on": args.held_on, "attendees": args.attendee}
+    elif command == "meeting":
+        if args.request:
+            fields = {"kind": "meeting_requested", "meeting": args.kind, "notes": args.notes}
+        else:
+            fields = {
+                "kind": "meeting_held",
+                "meeting": args.kind,
+                "held_on": args.held_on,
+                "notes": args.notes,
+            }
+    elif command == "purpose":
+        fields = {"kind": "purpose_added", "purpose": args.purpose_id}
+    elif command == "contact":
+        fields = {"kind": "contact_added", "contact": parse_contact(args.contact)}
+    elif command == "review":
+        fields = {
+            "kind": "completion_review_held",
+            "held_on": args.held_on,
+            "success_confirmed": args.confirmed,
+            "feedback": args.feedback,
+            "feature_requests": args.feature_request,
+            "nps": [parse_nps(spec) for spec in args.nps],
+        }
+    elif command == "task":
+        fields = {"kind": "task_completed", "task_id": args.task_id, "note": args.note}
+    elif command == "cancel":
+        fields = {"kind": "cancelled", "reason": args.reason}
+    else:  # pragma: no cover - argparse only dispatches known commands
+        raise BadInput(f"unknown command {command!r}")
+    return build_event(fields)
+
+
+# Output
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return ""
+    seconds = int((now - moment).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def start_line(result: StartResult) -> str:
+    if result.already_running:
+        return (
+            f"{result.customer_id}: already running as {result.workflow_id} "
+            f"(run {result.run_id}); nothing started"
+        )
+    return f"{result.customer_id}: started {result.workflow_id} (run {result.run_id})"
+
+
+def event_line(customer_id: str, result: EventResult) -> str:
+    if result.duplicate:
+        return f"{customer_id}: {result.kind} was already recorded; nothing changed"
+    line = f"{customer_id}: {result.kind} recorded; stage {result.stage.value}"
+    return f"{line} ({result.detail})" if result.detail else line
+
+
+def _verdict_lines(verdict: WeekVerdict) -> list[str]:
+    m = verdict.measurement
+    quota = "-" if m.quota_consumption is None else f"{m.quota_consumption:.0%}"
+    keys = ", ".join(f"{k} {v}" for k, v in sorted(m.key_actions.items())) or "none"
+    lines = [
+        f"last measurement: week {m.week_index} ({_when(m.window_start)} to {_when(m.window_end)})",
+        f"  active users {m.active_users}, active seat ratio {m.active_seat_ratio:.0%}, "
+        f"events {m.events}, key actions: {keys}, quota used {quota}"
+        + ("" if m.data_ever_arrived else ", no usage data yet"),
+        f"  criteria {'MET' if verdict.criteria_met else 'not met'}:",
+    ]
+    for c in verdict.criteria:
+        target = c.metric.value + (f"[{c.purpose}]" if c.purpose else "")
+        lines.append(
+            f"    [{'x' if c.met else ' '}] {target} >= {c.threshold:g}: observed {c.observed:g}"
+            f" ({c.weeks_running}/{c.weeks_required} week(s) running)"
+        )
+    for c in verdict.stall_checks:
+        target = c.metric.value + (f"[{c.purpose}]" if c.purpose else "")
+        lines.append(
+            f"    [{'!' if c.met else ' '}] stall if {target} < {c.threshold:g}: "
+            f"observed {c.observed:g} ({c.weeks_running}/{c.weeks_required} week(s) running)"
+        )
+    return lines
+
+
+def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    s = status.state
+    lines = [
+        f"{status.customer_name} ({status.customer_id}): {s.stage.value.upper()} since "
+        f"{_when(s.stage_since)} ({_ago(s.stage_since, now)})",
+        f"  CSM {status.csm}, leader {status.cs_leader}, "
+        f"playbook {status.playbook_name} {status.playbook_version}",
+        "  goals: " + ("; ".join(goal.text for goal in s.goals) or "none agreed yet"),
+        "  purposes: " + (", ".join(s.purposes) or "none chosen yet"),
+    ]
+    if s.recent_weeks:
+        lines += ["  " + line for line in _verdict_lines(s.recent_weeks[-1])]
+    else:
+        lines.append("  last measurement: none yet")
+    if s.stall.stalled:
+        steps = ", ".join(str(step) for step in s.stall.steps_done) or "none"
+        lines.append(
+            f"  stall: STALLED since {_when(s.stall.since)} ({s.stall.weeks} week(s), "
+            f"episode {s.stall.episode}, ladder steps done: {steps})"
+        )
+    else:
+        lines.append("  stall: not stalled")
+    if s.setup.stuck:
+        escalated = ", escalated to the leader" if s.setup.escalated else ""
+        lines.append(f"  setup: STUCK since {_when(s.setup.stuck_since)}{escalated}")
+    else:
+        arrived = "usage data arriving" if s.setup.data_arrived else "waiting for usage data"
+        lines.append(f"  setup: {arrived}")
+    lines.append(f"  open tasks: {len(s.open_tasks) or 'none'}")
+    for task in s.open_tasks:
+        due = f", due {_when(task.due_at)}" if task.due_at else ""
+        lines.append(f"    {task.task_id} [{task.kind.value}] {task.assignee}: {task.title}{due}")
+    if status.next_due is not None:
+        lines.append(f"  next timer: {status.next_due.kind.value} at {_when(status.next_due.at)}")
+    if s.rejected:
+        last = s.rejected[-1]
+        lines.append(f"  last rejected event: {last.kind} at {_when(last.at)}: {last.reason}")
+    lines.append("  recent transitions:")
+    for t in s.transitions[-5:]:
+        origin = t.stage_from.value if t.stage_from else "-"
+        lines.append(f"    {_when(t.at)} {origin} -> {t.stage_to.value}: {t.cause}")
+    return "\n".join(lines)
+
+
+def list_text(summaries: Sequence[CustomerSummary]) -> str:
+    if not summaries:
+        return "no customers match"
+    rows = [("CUSTOMER", "STAGE", "CSM", "FLAGS", "WORKFLOW")]
+    for s in summaries:
+        flags = ",".join(f for f, on in (("stalled", s.stalled), ("stuck", s.setup_stuck)) if on)
+        stage = s.stage.value if s.stage else "?"
+        rows.append((s.customer_id, stage, s.csm or "-", flags or "-", s.workflow_status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+# Commands: each checks its input, then connects
+
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+async def _client(settings: Settings) -> OnboardingClient:
+    return OnboardingClient(await connect_client(settings), settings.task_queue)
+
+
+async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    playbook = read_playbook(args.playbook or settings.playbook)
+    if args.csv is not None:
+        if args.customer_id is not None:
+            raise BadInput("start takes either --csv FILE or one customer's options, not both")
+        handoffs = read_handoff_csv(args.csv, playbook)
+    else:
+        handoffs = [handoff_from_args(args)]
+        check_purposes(handoffs[0], playbook)
+    client = await _client(settings)
+    results = []
+    for handoff in handoffs:
+        result = await client.start(handoff, playbook)
+        results.append(result)
+        if not args.json:
+            print(start_line(result))
+    if args.json:
+        print(_json(results if args.csv is not None else results[0]))
+    elif len(results) > 1:
+        started = sum(not r.already_running for r in results)
+        print(f"{started} started, {len(results) - started} already running")
+    return EXIT_OK
+
+
+async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    event = event_from_args(args)
+    client = await _client(settings)
+    result = await client.record(args.customer, event)
+    print(_json(result) if args.json else event_line(args.customer, result))
+    return EXIT_OK
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    client = await _client(settings)
+    status = await client.status(args.customer)
+    print(_json(status) if args.json else status_text(status))
+    return EXIT_OK
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    client = await _client(settings)
+    summaries = await client.list(
+        stage=args.stage,
+        csm=args.csm,
+        stalled=True if args.stalled else None,
+        setup_stuck=True if args.stuck else None,
+    )
+    print(_json(summaries) if args.json else list_text(summaries))
+    return EXIT_OK
+
+
+async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
+    if args.quantity <= 0:
+        raise BadInput(f"--quantity must be positive, got {args.quantity:g}")
+    occurred_at = parse_instant(args.at) if args.at else datetime.now(UTC)
+    # Only usage commands need the database layer; the others stay quick to start.
+    from activities.database import Database
+    from activities.usage import record_usage_event
+
+    database = Database(settings.database_url)
+    try:
+        database.migrate()
+        stored = record_usage_event(
+            database,
+            customer_id=args.customer,
+            user_id=args.user,
+            event=args.event,
+            occurred_at=occurred_at,
+            quantity=args.quantity,
+            event_key=args.event_key,
+        )
+    finally:
+        database.dispose()
+    outcome = {"customer_id": args.customer, "event": args.event, "stored": stored}
+    if args.json:
+        print(_json(outcome))
+    else:
+        verdict = "stored" if stored else "already stored (same event key); nothing changed"
+        print(f"{args.customer}: usage {args.event} by {args.user}: {verdict}")
+    return EXIT_OK
+
+
+async def cmd_usage_import(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.file.is_file():
+        raise BadInput(f"{args.file}: no such file")
+    from activities.database import Database
+    from activities.usage import import_usage_csv
+
+    database = Database(settings.database_url)
+    try:
+        database.migrate()
+        report = import_usage_csv(database, args.file)
+    finally:
+        database.dispose()
+    if args.json:
+        print(_json(report))
+    else:
+        print(
+            f"{args.file}: {report.stored} stored, {report.duplicates} already stored, "
+            f"{len(report.rejected)} rejected"
+        )
+    for line, reason in report.rejected:
+        print(f"{args.file}: line {line}: {reason}", file=sys.stderr)
+    return EXIT_BAD_INPUT if report.rejected else EXIT_OK
+
+
+async def cmd_playbook_validate(args: argparse.Namespace, settings: Settings) -> int:
+    playbook = read_playbook(args.file)
+    if args.json:
+        print(_json({"ok": True, "name": playbook.name, "version": playbook.version}))
+    else:
+        print(
+            f"ok: {playbook.name} {playbook.version}, {len(playbook.purposes)} purposes, "
+            f"{len(playbook.completion_criteria)} completion criteria"
+        )
+    return EXIT_OK
+
+
+# Argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, exit code 2, like every other refusal."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    parser = _Parser(
+        prog="liftoff",
+        description="Start customers' onboarding and record what happens with them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, handler: Command, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def recording(name: str, help: str) -> argparse.ArgumentParser:
+        sub = command(name, cmd_record, help)
+        sub.add_argument("customer", metavar="CUSTOMER", help="customer id")
+        return sub
+
+    start = command("start", cmd_start, "start a customer's onboarding from the sales handoff")
+    start.add_argument("--csv", type=Path, help="start one customer per row of this CSV file")
+    start.add_argument("--customer-id")
+    start.add_argument("--name", help="the customer's company name")
+    start.add_argument("--csm", help="the CSM's email")
+    start.add_argument("--leader", help="the CS leader's email")
+    start.add_argument(
+        "--contact",
+        action="append",
+        default=[],
+        metavar="'ROLE:Name <email>'",
+        help="repeatable; ROLE is decision_maker, administrator or end_user",
+    )
+    start.add_argument("--seats", type=int, help="seats contracted")
+    start.add_argument("--quota", type=float, help="usage quota contracted")
+    start.add_argument("--time-zone", default="UTC", help="e.g. Asia/Tokyo")
+    start.add_argument("--locale", default="en", help="ja or en")
+    start.add_argument("--purpose", action="append", default=[], help="purpose id (repeatable)")
+    start.add_argument("--trial", action="store_true", help="the customer used a trial")
+    start.add_argument(
+        "--already-using", action="store_true", help="the customer already uses the product"
+    )
+    start.add_argument("--notes", default="", help="sales handoff notes")
+    start.add_argument("--playbook", type=Path, help="playbook file (default: LIFTOFF_PLAYBOOK)")
+
+    kickoff = recording("kickoff", "record the kickoff meeting and the goals agreed")
+    kickoff.add_argument("--held-on", required=True, metavar="YYYY-MM-DD")
+    kickoff.add_argument("--attendee", action="append", default=[])
+    kickoff.add_argument("--goal", action="append", default=[], help="short-term goal agreed")
+
+    goal = recording("goal", "record a short-term goal agreed after the kickoff")
+    goal.add_argument("text", metavar="TEXT")
+
+    training = recording("training", "record the training held, or skipped with a reason")
+    training.add_argument("--held-on", metavar="YYYY-MM-DD")
+    training.add_argument("--attendee", action="append", default=[])
+    training.add_argument("--skip", action="store_true")
+    training.add_argument("--reason", help="why the training is skipped")
+
+    meeting = recording("meeting", "record an on-demand meeting requested or held")
+    meeting.add_argument("--kind", required=True, choices=[k.value for k in MeetingKind])
+    when = meeting.add_mutually_exclusive_group(required=True)
+    when.add_argument("--request", action="store_true", help="the meeting is requested")
+    when.add_argument("--held-on", metavar="YYYY-MM-DD", help="the meeting was held")
+    meeting.add_argument("--notes", default="")
+
+    purpose = recording("purpose", "add a purpose the customer adopts the product for")
+    purpose.add_argument("purpose_id", metavar="PURPOSE_ID")
+
+    contact = recording("contact", "add a contact")
+    contact.add_argument("contact", metavar="'ROLE:Name <email>'")
+
+    review = recording("review", "record the completion review")
+    review.add_argument("--held-on", required=True, metavar="YYYY-MM-DD")
+    confirmed = review.add_mutually_exclusive_group(required=True)
+    confirmed.add_argument("--confirmed", dest="confirmed", action="store_true", default=None)
+    confirmed.add_argument("--not-confirmed", dest="confirmed", action="store_false")
+    review.add_argument("--feedback", default="")
+    review.add_argument("--feature-request", action="append", default=[])
+    review.add_argument("--nps", action="append", default=[], metavar="EMAIL=SCORE")
+
+    task = commands.add_parser("task", help="act on a task")
+    task_commands = task.add_subparsers(dest="task_command", required=True, parser_class=_Parser)
+    done = task_commands.add_parser("done", parents=[common], help="mark a task done")
+    done.set_defaults(handler=cmd_record)
+    done.add_argument("customer", metavar="CUSTOMER")
+    done.add_argument("task_id", metavar="TASK_ID")
+    done.add_argument("--note", default="")
+
+    cancel = recording("cancel", "cancel the onboarding (contract ended, churned)")
+    cancel.add_argument("--reason", required=True)
+
+    status = command("status", cmd_status, "show a customer's onboarding")
+    status.add_argument("customer", metavar="CUSTOMER")
+
+    listing = command("list", cmd_list, "list customers, by stage, CSM or trouble")
+    listing.add_argument("--stage", type=Stage, choices=list(Stage), metavar="STAGE")
+    listing.add_argument("--csm", help="the CSM's email")
+    listing.add_argument("--stalled", action="store_true", help="only stalled customers")
+    listing.add_argument("--stuck", action="store_true", help="only customers stuck in setup")
+
+    usage = commands.add_parser("usage", help="record product usage")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True, parser_class=_Parser)
+    record = usage_commands.add_parser("record", parents=[common], help="record one usage event")
+    record.set_defaults(handler=cmd_usage_record)
+    record.add_argument("customer", metavar="CUSTOMER")
+    record.add_argument("--user", required=True)
+    record.add_argument("--event", required=True)
+    record.add_argument("--at", metavar="ISO-8601", help="when it happened (default: now)")
+    record.add_argument("--quantity", type=float, default=1.0)
+    record.add_argument("--event-key", help="idempotency key: the same key is stored once")
+    imported = usage_commands.add_parser(
+        "import", parents=[common], help="import usage events from a CSV file"
+    )
+    imported.set_defaults(handler=cmd_usage_import)
+    imported.add_argument("file", type=Path, metavar="FILE.csv")
+
+    playbook = commands.add_parser("playbook", help="work with playbook files")
+    playbook_commands = playbook.add_subparsers(
+        dest="playbook_command", required=True, parser_class=_Parser
+    )
+    validate = playbook_commands.add_parser(
+        "validate", parents=[common], help="check a playbook file"
+    )
+    validate.set_defaults(handler=cmd_playbook_validate)
+    validate.add_argument("file", type=Path, metavar="FILE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        print(f"liftoff: error: bad configuration: {describe(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    handler: Command = args.handler
+    try:
+        return asyncio.run(handler(args, settings))
+    except (BadInput, LiftoffClientError) as err:
+        print(f"liftoff: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RPCError as err:
+        print(
+            f"liftoff: error: Temporal at {settings.temporal_address} answered: {err.message}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except RuntimeError as err:
+        # temporalio reports an unreachable server as a RuntimeError.
+        if "connect" not in str(err).lower():
+            raise
+        print(
+            f"liftoff: error: cannot reach Temporal at {settings.temporal_address} "
+            f"(is it running? `make run` starts a local one): {str(err)[:200]}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def cli() -> None:
+    """Console entry point: run a command, then leave without interpreter teardown.
+
+    The Temporal client's native threads can outlive the event loop and abort a
+    short-lived process during finalization (temporalio/sdk-python#300), so the
+    CLI flushes its output and exits directly once the command is done.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    cli()

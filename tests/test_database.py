@@ -1,0 +1,94 @@
+"""The database layer: migrations, URLs and instants, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from activities.database import Database, insert_ignore, normalize_url
+from models.tables import TimelineEntry
+
+
+def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
+    database.migrate()  # a second run, as every worker start does, is harmless
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u:p@db:5432/liftoff",
+        "postgresql://u:p@db:5432/liftoff",
+        "postgresql+psycopg://u:p@db:5432/liftoff",
+    ],
+)
+def test_postgres_urls_all_use_psycopg_3(url: str) -> None:
+    normalized = normalize_url(url)
+    assert normalized.drivername == "postgresql+psycopg"
+    assert normalized.host == "db"
+    assert normalized.database == "liftoff"
+
+
+def test_sqlite_file_gets_its_folder_created(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'not' / 'yet' / 'liftoff.db'}")
+    try:
+        database.migrate()
+        assert (tmp_path / "not" / "yet" / "liftoff.db").is_file()
+    finally:
+        database.dispose()
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported database"):
+        Database("mysql://u@localhost/liftoff")
+
+
+def test_instants_come_back_as_the_same_moment_in_utc(database: Database) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    written = datetime(2025, 3, 3, 18, 30, tzinfo=tokyo)
+    with database.session() as session:
+        inserted = insert_ignore(
+            session,
+            TimelineEntry,
+            {
+                "customer_id": "acme",
+                "seq": 1,
+                "at": written,
+                "kind": "note",
+                "stage": "handoff",
+                "summary": "",
+                "details": {},
+            },
+            ["customer_id", "seq"],
+        )
+    with database.session() as session:
+        entry = session.get(TimelineEntry, ("acme", 1))
+
+    assert inserted == 1
+    assert entry is not None
+    assert entry.at == written
+    assert entry.at.tzinfo is not None and entry.at.utcoffset() == timedelta(0)
+    assert entry.at.hour == 9
+
+
+def test_naive_instants_are_refused_rather_than_guessed(sqlite_database: Database) -> None:
+    with pytest.raises(Exception, match="naive datetime"), sqlite_database.session() as session:
+        session.add(
+            TimelineEntry(
+                customer_id="acme",
+                seq=1,
+                at=datetime(2025, 3, 3, 9, 0),
+                kind="note",
+                stage="handoff",
+                summary="",
+                details={},
+            )
+        )
+        session.flush()

@@ -1,0 +1,376 @@
+"""The store activities on SQLite and PostgreSQL: what a retry does, what a week measures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import col, select
+from temporalio.testing import ActivityEnvironment
+
+from activities.database import Database
+from activities.store import StoreActivities
+from activities.usage import record_usage_event
+from models.activity_io import (
+    AddContactInput,
+    CloseTasksInput,
+    MeasureWeeklyUsageInput,
+    OpenTaskInput,
+    RecordTimelineInput,
+    UpsertCustomerInput,
+)
+from models.handoff import Contact, CustomerHandoff, Role
+from models.onboarding import Stage, TaskKind
+from models.tables import Customer, CustomerContact, Task, TimelineEntry
+from tests.factories import make_handoff
+
+WEEK_START = datetime(2025, 3, 3, tzinfo=UTC)
+WEEK_END = WEEK_START + timedelta(days=7)
+
+
+@pytest.fixture
+def store(database: Database) -> StoreActivities:
+    return StoreActivities(database)
+
+
+@pytest.fixture
+def activity_env() -> ActivityEnvironment:
+    return ActivityEnvironment()
+
+
+def upsert(env: ActivityEnvironment, store: StoreActivities, handoff: CustomerHandoff) -> None:
+    env.run(
+        store.upsert_customer,
+        UpsertCustomerInput(
+            handoff=handoff,
+            playbook_name="default",
+            playbook_version="1",
+            workflow_id=f"onboarding-{handoff.customer_id}",
+        ),
+    )
+
+
+def customer_row(database: Database, customer_id: str) -> Customer:
+    with database.session() as session:
+        row = session.get(Customer, customer_id)
+    if row is None:
+        raise AssertionError(f"customer {customer_id} not stored")
+    return row
+
+
+def contact_emails(database: Database, customer_id: str) -> list[str]:
+    with database.session() as session:
+        emails = session.exec(
+            select(CustomerContact.email)
+            .where(col(CustomerContact.customer_id) == customer_id)
+            .order_by(col(CustomerContact.email))
+        ).all()
+    return list(emails)
+
+
+def test_upsert_customer_retry_keeps_one_customer_with_its_contacts(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff(name="Acme Logistics", purposes=["A", "B"])
+    upsert(activity_env, store, handoff)
+    upsert(activity_env, store, handoff)
+    # A rerun with edited data changes nothing: the first record stands.
+    upsert(activity_env, store, handoff.model_copy(update={"name": "Renamed"}))
+
+    row = customer_row(database, handoff.customer_id)
+    assert row.name == "Acme Logistics"
+    assert row.purposes == ["A", "B"]
+    assert row.stage == Stage.HANDOFF.value
+    assert row.workflow_id == f"onboarding-{handoff.customer_id}"
+    assert row.created_at.tzinfo is not None
+    assert row.created_at.utcoffset() == timedelta(0)
+    assert contact_emails(database, handoff.customer_id) == [
+        "admin@acme.example",
+        "boss@acme.example",
+        "user@acme.example",
+    ]
+
+
+def test_add_contact_twice_stores_it_once(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff()
+    upsert(activity_env, store, handoff)
+    newcomer = Contact(email="New.Admin@Acme.example", name="Nia New", role=Role.ADMINISTRATOR)
+    activity_env.run(
+        store.add_contact, AddContactInput(customer_id=handoff.customer_id, contact=newcomer)
+    )
+    activity_env.run(
+        store.add_contact, AddContactInput(customer_id=handoff.customer_id, contact=newcomer)
+    )
+
+    emails = contact_emails(database, handoff.customer_id)
+    assert emails.count("new.admin@acme.example") == 1
+    assert len(emails) == 4
+
+
+def test_timeline_retry_writes_one_entry_and_transitions_move_the_stage(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff()
+    upsert(activity_env, store, handoff)
+    kickoff_at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    entry = RecordTimelineInput(
+        customer_id=handoff.customer_id,
+        seq=1,
+        at=kickoff_at,
+        kind="transition",
+        stage=Stage.KICKOFF,
+        summary="handoff received: schedule the kickoff",
+        details={"from": "handoff", "cause": "started"},
+    )
+    activity_env.run(store.record_timeline, entry)
+    activity_env.run(store.record_timeline, entry)
+    training_at = kickoff_at + timedelta(days=5)
+    activity_env.run(
+        store.record_timeline,
+        entry.model_copy(update={"seq": 3, "at": training_at, "stage": Stage.TRAINING}),
+    )
+    # Other kinds of entries leave the stage alone.
+    activity_env.run(
+        store.record_timeline,
+        entry.model_copy(update={"seq": 2, "at": kickoff_at + timedelta(days=1), "kind": "note"}),
+    )
+
+    with database.session() as session:
+        entries = session.exec(
+            select(TimelineEntry)
+            .where(col(TimelineEntry.customer_id) == handoff.customer_id)
+            .order_by(col(TimelineEntry.seq))
+        ).all()
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert entries[0].details == {"from": "handoff", "cause": "started"}
+    assert entries[0].at == kickoff_at
+    row = customer_row(database, handoff.customer_id)
+    assert row.stage == Stage.TRAINING.value
+    assert row.stage_since == training_at
+
+
+def test_late_older_transition_does_not_move_the_stage_back(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff()
+    upsert(activity_env, store, handoff)
+    now = datetime.now(UTC) + timedelta(days=1)
+    newer = RecordTimelineInput(
+        customer_id=handoff.customer_id,
+        seq=2,
+        at=now,
+        kind="transition",
+        stage=Stage.TRAINING,
+        summary="kickoff held",
+    )
+    older = newer.model_copy(
+        update={"seq": 1, "at": now - timedelta(hours=1), "stage": Stage.KICKOFF}
+    )
+    activity_env.run(store.record_timeline, newer)
+    activity_env.run(store.record_timeline, older)
+
+    assert customer_row(database, handoff.customer_id).stage == Stage.TRAINING.value
+
+
+def test_open_task_retry_opens_one_task_and_close_keeps_the_first_resolution(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    opened_at = datetime(2025, 3, 1, tzinfo=UTC)
+    task = OpenTaskInput(
+        task_id="cust-1-1",
+        customer_id="cust-1",
+        kind=TaskKind.SCHEDULE_KICKOFF,
+        assignee="csm@liftoff.example",
+        title="Schedule the kickoff meeting",
+        opened_at=opened_at,
+        due_at=opened_at + timedelta(days=14),
+    )
+    activity_env.run(store.open_task, task)
+    activity_env.run(store.open_task, task)
+    closing = CloseTasksInput(
+        customer_id="cust-1",
+        task_ids=["cust-1-1", "cust-1-99"],
+        closed_at=opened_at + timedelta(days=3),
+        resolution="kickoff held",
+    )
+    activity_env.run(store.close_tasks, closing)
+    activity_env.run(
+        store.close_tasks,
+        closing.model_copy(update={"closed_at": opened_at + timedelta(days=9), "resolution": "x"}),
+    )
+
+    with database.session() as session:
+        tasks = session.exec(select(Task).where(col(Task.customer_id) == "cust-1")).all()
+    assert len(tasks) == 1
+    assert tasks[0].state == "done"
+    assert tasks[0].resolution == "kickoff held"
+    assert tasks[0].closed_at == opened_at + timedelta(days=3)
+    assert tasks[0].due_at == opened_at + timedelta(days=14)
+
+
+def test_close_tasks_leaves_other_customers_tasks_open(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    opened_at = datetime(2025, 3, 1, tzinfo=UTC)
+    for customer in ("cust-a", "cust-b"):
+        activity_env.run(
+            store.open_task,
+            OpenTaskInput(
+                task_id=f"{customer}-1",
+                customer_id=customer,
+                kind=TaskKind.STALL_FOLLOW_UP,
+                assignee="csm@liftoff.example",
+                title="Usage stalled: call the customer",
+                opened_at=opened_at,
+            ),
+        )
+    activity_env.run(
+        store.close_tasks,
+        CloseTasksInput(
+            customer_id="cust-a",
+            task_ids=["cust-a-1", "cust-b-1"],
+            closed_at=opened_at,
+            resolution="usage recovered",
+        ),
+    )
+    with database.session() as session:
+        states = dict(session.exec(select(Task.task_id, Task.state)).all())
+    assert states == {"cust-a-1": "done", "cust-b-1": "open"}
+
+
+def usage(
+    database: Database,
+    customer_id: str,
+    user: str,
+    event: str,
+    at: datetime,
+    quantity: float = 1.0,
+) -> None:
+    record_usage_event(
+        database,
+        customer_id=customer_id,
+        user_id=user,
+        event=event,
+        occurred_at=at,
+        quantity=quantity,
+    )
+
+
+def measure_input(customer_id: str, **overrides: object) -> MeasureWeeklyUsageInput:
+    fields: dict[str, object] = {
+        "customer_id": customer_id,
+        "week_index": 1,
+        "window_start": WEEK_START,
+        "window_end": WEEK_END,
+        "seats_contracted": 4,
+        "quota_contracted": 100.0,
+        "quota_event": "document_processed",
+        "key_actions": {"A": "document_scanned", "B": "report_viewed", "C": "invoice_sent"},
+    }
+    fields.update(overrides)
+    return MeasureWeeklyUsageInput.model_validate(fields)
+
+
+def test_week_measures_active_seats_key_actions_per_purpose_and_quota(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    customer = "cust-measured"
+    inside = WEEK_START + timedelta(days=2)
+    # Before the window: counts toward the quota and proves data flowed, not toward the week.
+    usage(database, customer, "u9", "document_processed", WEEK_START - timedelta(days=3), 20)
+    for user in ("u1", "u2", "u3"):
+        usage(database, customer, user, "login", inside)
+    usage(database, customer, "u1", "document_scanned", inside)
+    usage(database, customer, "u2", "document_scanned", inside)
+    usage(database, customer, "u2", "document_scanned", inside + timedelta(hours=1))
+    usage(database, customer, "u3", "report_viewed", inside)
+    usage(database, customer, "u1", "document_processed", WEEK_START, 10)  # the start is inside
+    usage(database, customer, "u4", "login", WEEK_END)  # the end is outside
+    usage(database, customer, "u4", "document_processed", WEEK_END, 50)
+    usage(database, "someone-else", "u5", "login", inside)
+
+    result = activity_env.run(store.measure_weekly_usage, measure_input(customer))
+
+    assert result.active_users == 3
+    assert result.active_seat_ratio == 0.75
+    assert result.events == 8
+    assert result.key_actions == {"A": 3, "B": 1, "C": 0}
+    assert result.quota_consumption == pytest.approx(0.30)
+    assert result.data_ever_arrived is True
+    assert (result.window_start, result.window_end) == (WEEK_START, WEEK_END)
+
+
+def test_active_seat_ratio_is_capped_at_one_and_rounded(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    inside = WEEK_START + timedelta(hours=1)
+    for user in ("u1", "u2", "u3"):
+        usage(database, "over", user, "login", inside)
+    usage(database, "third", "u1", "login", inside)
+
+    over = activity_env.run(store.measure_weekly_usage, measure_input("over", seats_contracted=2))
+    third = activity_env.run(store.measure_weekly_usage, measure_input("third", seats_contracted=3))
+
+    assert over.active_seat_ratio == 1.0
+    assert over.active_users == 3
+    assert third.active_seat_ratio == 0.3333
+
+
+def test_week_without_any_data_says_data_never_arrived(
+    store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    result = activity_env.run(store.measure_weekly_usage, measure_input("silent"))
+
+    assert result.data_ever_arrived is False
+    assert (result.active_users, result.events, result.active_seat_ratio) == (0, 0, 0.0)
+    assert result.key_actions == {"A": 0, "B": 0, "C": 0}
+    assert result.quota_consumption == 0.0
+
+
+def test_quiet_week_after_earlier_data_still_counts_as_data_arrived(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    usage(database, "quiet", "u1", "login", WEEK_START - timedelta(days=10))
+
+    result = activity_env.run(store.measure_weekly_usage, measure_input("quiet"))
+
+    assert result.data_ever_arrived is True
+    assert result.events == 0
+
+
+def test_quota_is_unknown_without_a_contracted_quota_or_quota_event(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    usage(database, "noquota", "u1", "document_processed", WEEK_START, 10)
+
+    no_quota = activity_env.run(
+        store.measure_weekly_usage, measure_input("noquota", quota_contracted=None)
+    )
+    no_event = activity_env.run(
+        store.measure_weekly_usage, measure_input("noquota", week_index=2, quota_event=None)
+    )
+
+    assert no_quota.quota_consumption is None
+    assert no_event.quota_consumption is None
+
+
+def test_retried_measurement_returns_the_stored_answer(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    inside = WEEK_START + timedelta(days=1)
+    usage(database, "retry", "u1", "login", inside)
+    first = activity_env.run(store.measure_weekly_usage, measure_input("retry"))
+    # Late data for the same window arrives between the attempts.
+    usage(database, "retry", "u2", "login", inside)
+    usage(database, "retry", "u3", "document_scanned", inside)
+
+    again = activity_env.run(store.measure_weekly_usage, measure_input("retry"))
+    next_week = activity_env.run(store.measure_weekly_usage, measure_input("retry", week_index=2))
+
+    assert again == first
+    assert first.active_users == 1
+    # A new week index measures afresh (same window here, so it sees the late data).
+    assert next_week.active_users == 3
+    assert next_week.key_actions["A"] == 1

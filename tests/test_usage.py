@@ -1,0 +1,128 @@
+"""Usage intake from the CLI: single events and CSV files, with duplicates and bad rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import col, select
+from temporalio.testing import ActivityEnvironment
+
+from activities.database import Database
+from activities.store import StoreActivities
+from activities.usage import import_usage_csv, record_usage_event
+from models.activity_io import UpsertCustomerInput
+from models.tables import UsageEvent
+from tests.factories import make_handoff
+
+
+def add_customer(database: Database, customer_id: str) -> None:
+    ActivityEnvironment().run(
+        StoreActivities(database).upsert_customer,
+        UpsertCustomerInput(
+            handoff=make_handoff(customer_id=customer_id),
+            playbook_name="default",
+            playbook_version="1",
+            workflow_id=f"onboarding-{customer_id}",
+        ),
+    )
+
+
+def stored_events(database: Database, customer_id: str) -> list[UsageEvent]:
+    with database.session() as session:
+        rows = session.exec(
+            select(UsageEvent)
+            .where(col(UsageEvent.customer_id) == customer_id)
+            .order_by(col(UsageEvent.occurred_at), col(UsageEvent.user_id))
+        ).all()
+    return list(rows)
+
+
+def test_same_event_key_is_stored_once(database: Database) -> None:
+    at = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    first = record_usage_event(
+        database, customer_id="acme", user_id="u1", event="login", occurred_at=at, event_key="e-1"
+    )
+    again = record_usage_event(
+        database, customer_id="acme", user_id="u1", event="login", occurred_at=at, event_key="e-1"
+    )
+    unkeyed = [
+        record_usage_event(
+            database, customer_id="acme", user_id="u1", event="login", occurred_at=at
+        )
+        for _ in range(2)
+    ]
+
+    assert (first, again) == (True, False)
+    # Without a key there is nothing to deduplicate by: both are kept.
+    assert unkeyed == [True, True]
+    assert len(stored_events(database, "acme")) == 3
+
+
+def test_csv_import_stores_good_rows_and_reports_each_bad_line(
+    database: Database, tmp_path: Path
+) -> None:
+    add_customer(database, "acme")
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id,user_id,event,occurred_at,quantity,event_key\n"
+        "acme,u1,login,2025-03-03T09:00:00,,k1\n"  # naive: UTC
+        "acme,u2,document_processed,2025-03-03T18:00:00+09:00,2.5,k2\n"
+        "acme,u3,login,yesterday,,k3\n"
+        "ghost,u1,login,2025-03-03T09:00:00Z,,k4\n"
+        "acme,u1,document_processed,2025-03-04T09:00:00Z,-1,k5\n"
+        "acme,,login,2025-03-04T09:00:00Z,,k6\n"
+        "acme,u1,login,2025-03-03T09:00:00Z,,k1\n"  # same key as line 2
+        "acme,u4,login,2025-03-05T09:00:00Z,,\n",
+        encoding="utf-8",
+    )
+
+    report = import_usage_csv(database, csv_file)
+
+    assert report.stored == 3
+    assert report.duplicates == 1
+    assert [line for line, _ in report.rejected] == [4, 5, 6, 7]
+    reasons = dict(report.rejected)
+    assert "occurred_at" in reasons[4]
+    assert reasons[5] == "unknown customer"
+    assert "quantity" in reasons[6]
+    assert reasons[7] == "user_id is empty"
+    events = stored_events(database, "acme")
+    assert [(e.user_id, e.event, e.quantity) for e in events] == [
+        ("u1", "login", 1.0),
+        ("u2", "document_processed", 2.5),
+        ("u4", "login", 1.0),
+    ]
+    assert events[0].occurred_at == datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    assert events[1].occurred_at == datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    assert stored_events(database, "ghost") == []
+
+
+def test_reimporting_a_keyed_file_stores_nothing_new(database: Database, tmp_path: Path) -> None:
+    add_customer(database, "acme")
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id,user_id,event,occurred_at,event_key\n"
+        "acme,u1,login,2025-03-03T09:00:00Z,k1\n"
+        "acme,u2,login,2025-03-03T10:00:00Z,k2\n",
+        encoding="utf-8",
+    )
+
+    first = import_usage_csv(database, csv_file)
+    second = import_usage_csv(database, csv_file)
+
+    assert (first.stored, first.duplicates) == (2, 0)
+    assert (second.stored, second.duplicates) == (0, 2)
+    assert len(stored_events(database, "acme")) == 2
+
+
+def test_csv_without_required_columns_is_rejected_as_a_whole(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text("customer,user,event\nacme,u1,login\n", encoding="utf-8")
+
+    report = import_usage_csv(sqlite_database, csv_file)
+
+    assert report.stored == 0
+    assert report.rejected == [(1, "missing columns: customer_id, user_id, occurred_at")]

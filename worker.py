@@ -1,0 +1,157 @@
+"""The Liftoff worker: the one place that wires dependencies together.
+
+Run it as a service (`python worker.py`); it reads its configuration from the
+environment (see settings.py), migrates the database, and serves the
+onboarding workflow and its activities on one task queue until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.database import Database
+from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.store import StoreActivities
+from client.connection import connect_client
+from settings import Settings
+from workflows.onboarding import CustomerOnboardingWorkflow
+
+log = logging.getLogger("liftoff.worker")
+
+# Attributes every LogRecord has; anything else was passed as `extra=`.
+_STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with `extra=` fields kept as keys for log pipelines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_RECORD_KEYS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Called by entry points only, never at import."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+
+
+def build_activities(settings: Settings, database: Database) -> list[Callable[..., Any]]:
+    """The activity methods, bound to their dependencies."""
+    store = StoreActivities(database)
+    mail = MailActivities(
+        database,
+        OutboxMailer(settings.outbox_dir),
+        build_template_environment(settings.templates_dir),
+        settings.mail_from,
+    )
+    return [
+        store.upsert_customer,
+        store.add_contact,
+        store.record_timeline,
+        store.open_task,
+        store.close_tasks,
+        store.measure_weekly_usage,
+        mail.send_email,
+    ]
+
+
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    client: Client | None = None,
+) -> None:
+    """Serve until `stop` is set (or forever); usable from scripts and tests."""
+    stop = stop or asyncio.Event()
+    database = Database(settings.database_url)
+    # Migrations are idempotent, so every worker may run them on start.
+    await asyncio.to_thread(database.migrate)
+    if client is None:
+        client = await connect_client(settings)
+    try:
+        # Activities are synchronous (SQL, file and SMTP I/O), so they run in threads.
+        with ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_activities,
+            thread_name_prefix="liftoff-activity",
+        ) as executor:
+            worker = Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=[CustomerOnboardingWorkflow],
+                activities=build_activities(settings, database),
+                activity_executor=executor,
+                max_concurrent_activities=settings.max_concurrent_activities,
+                max_cached_workflows=settings.max_cached_workflows,
+            )
+            log.info(
+                "worker started",
+                extra={
+                    "task_queue": settings.task_queue,
+                    "namespace": settings.temporal_namespace,
+                    "address": settings.temporal_address,
+                    "mail_backend": settings.mail_backend,
+                },
+            )
+            serving = asyncio.create_task(worker.run())
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if serving in done:
+                stopping.cancel()
+                serving.result()  # the worker died on its own: surface why
+                return
+            log.info("shutting down: finishing running activities and workflow tasks")
+            await worker.shutdown()
+            await serving
+            log.info("worker stopped")
+    finally:
+        database.dispose()
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(settings, stop=stop)
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        asyncio.run(_main(settings))
+    except Exception:
+        log.exception("worker failed")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
