@@ -9,7 +9,6 @@ from typing import Any
 
 from activities.database import Database
 from activities.usage import record_usage_event
-
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, load_playbook
 
