@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -78,11 +79,11 @@ def build_template_environment(directory: Path) -> jinja2.Environment:
     )
 
 
+@dataclass(frozen=True)
 class RenderedEmail:
-    def __init__(self, subject: str, text: str, html: str) -> None:
-        self.subject = subject
-        self.text = text
-        self.html = html
+    subject: str
+    text: str
+    html: str
 
 
 def _pick(templates: jinja2.Environment, template: str, locale: str, ext: str) -> jinja2.Template:
@@ -137,6 +138,8 @@ class MailActivities:
         self._mailer = mailer
         self._templates = templates
         self._sender = sender
+        # Message ids in the sender's domain, as providers and spam filters expect.
+        self._id_domain = parseaddr(sender)[1].rpartition("@")[2] or "liftoff.local"
 
     def _recipients(self, input: SendEmailInput) -> list[str]:
         if input.to:
@@ -195,7 +198,7 @@ class MailActivities:
         message["To"] = recipient
         message["Subject"] = rendered.subject
         message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = make_msgid(domain="liftoff.local")
+        message["Message-ID"] = make_msgid(domain=self._id_domain)
         message["X-Liftoff-Customer"] = input.customer_id
         message["X-Liftoff-Ledger-Key"] = input.ledger_key
         message.set_content(rendered.text)
@@ -216,6 +219,8 @@ class MailActivities:
                 result.already_sent.append(recipient)
                 continue
             try:
+                # A crash between this send and the "sent" mark below is the window
+                # the ledger cannot close (see the module docstring).
                 message_id = self._mailer.send(self._compose(input, recipient))
             except Exception as err:
                 # Kept on the row for whoever looks; the retry policy decides what next.
