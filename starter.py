@@ -18,10 +18,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.service import RPCError
@@ -38,6 +39,9 @@ from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import EventResult, OnboardingStatus, Stage, WeekVerdict
 from models.playbook import Playbook, PlaybookError, load_playbook
 from settings import Settings
+
+if TYPE_CHECKING:
+    from activities.database import Database
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Temporal or the database could not be reached
@@ -508,17 +512,27 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
-    if args.quantity <= 0:
-        raise BadInput(f"--quantity must be positive, got {args.quantity:g}")
-    occurred_at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    # Only usage commands need the database layer; the others stay quick to start.
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The application database, for commands that read or write records, not state."""
+    # Imported here so the commands that only talk to Temporal stay quick to start.
     from activities.database import Database
-    from activities.usage import record_usage_event
 
     database = Database(settings.database_url)
     try:
         database.migrate()
+        yield database
+    finally:
+        database.dispose()
+
+
+async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
+    if args.quantity <= 0:
+        raise BadInput(f"--quantity must be positive, got {args.quantity:g}")
+    occurred_at = parse_instant(args.at) if args.at else datetime.now(UTC)
+    from activities.usage import record_usage_event
+
+    with _database(settings) as database:
         stored = record_usage_event(
             database,
             customer_id=args.customer,
@@ -528,8 +542,6 @@ async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
             quantity=args.quantity,
             event_key=args.event_key,
         )
-    finally:
-        database.dispose()
     outcome = {"customer_id": args.customer, "event": args.event, "stored": stored}
     if args.json:
         print(_json(outcome))
@@ -542,15 +554,10 @@ async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_usage_import(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         raise BadInput(f"{args.file}: no such file")
-    from activities.database import Database
     from activities.usage import import_usage_csv
 
-    database = Database(settings.database_url)
-    try:
-        database.migrate()
+    with _database(settings) as database:
         report = import_usage_csv(database, args.file)
-    finally:
-        database.dispose()
     if args.json:
         print(_json(report))
     else:
@@ -561,6 +568,43 @@ async def cmd_usage_import(args: argparse.Namespace, settings: Settings) -> int:
     for line, reason in report.rejected:
         print(f"{args.file}: line {line}: {reason}", file=sys.stderr)
     return EXIT_BAD_INPUT if report.rejected else EXIT_OK
+
+
+async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.reports import UnknownCustomer, customer_timeline
+
+    with _database(settings) as database:
+        try:
+            rows = customer_timeline(database, customer_id=args.customer, kinds=args.kind)
+        except UnknownCustomer:
+            raise BadInput(f"unknown customer {args.customer!r}") from None
+    if args.json:
+        print(_json(rows))
+        return EXIT_OK
+    for row in rows:
+        print(f"{_when(row.at)}  {row.stage:<17} {row.kind:<20} {row.summary}")
+    if not rows:
+        print(f"{args.customer}: nothing recorded yet")
+    return EXIT_OK
+
+
+async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.reports import list_tasks
+
+    with _database(settings) as database:
+        rows = list_tasks(
+            database, assignee=args.assignee, customer_id=args.customer, include_done=args.all
+        )
+    if args.json:
+        print(_json(rows))
+        return EXIT_OK
+    for row in rows:
+        due = f", due {_when(row.due_at)}" if row.due_at else ""
+        state = "" if row.state == "open" else f" [{row.state}: {row.resolution}]"
+        print(f"{row.task_id:<20} {row.assignee:<28} {row.title}{due}{state}")
+    if not rows:
+        print("no tasks match")
+    return EXIT_OK
 
 
 async def cmd_playbook_validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -673,12 +717,25 @@ def build_parser() -> argparse.ArgumentParser:
     done.add_argument("customer", metavar="CUSTOMER")
     done.add_argument("task_id", metavar="TASK_ID")
     done.add_argument("--note", default="")
+    tasks = task_commands.add_parser(
+        "list", parents=[common], help="list tasks for CSMs and leaders (open ones by default)"
+    )
+    tasks.set_defaults(handler=cmd_task_list)
+    tasks.add_argument("--assignee", help="the CSM's or leader's email")
+    tasks.add_argument("--customer", help="one customer's tasks")
+    tasks.add_argument("--all", action="store_true", help="include done tasks")
 
     cancel = recording("cancel", "cancel the onboarding (contract ended, churned)")
     cancel.add_argument("--reason", required=True)
 
     status = command("status", cmd_status, "show a customer's onboarding")
     status.add_argument("customer", metavar="CUSTOMER")
+
+    timeline = command("timeline", cmd_timeline, "show everything recorded for a customer")
+    timeline.add_argument("customer", metavar="CUSTOMER")
+    timeline.add_argument(
+        "--kind", action="append", help="only these entry kinds (transition, weekly_measurement...)"
+    )
 
     listing = command("list", cmd_list, "list customers, by stage, CSM or trouble")
     listing.add_argument("--stage", type=Stage, choices=list(Stage), metavar="STAGE")

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
@@ -22,6 +22,8 @@ from sqlmodel import Session, SQLModel, create_engine
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Any constant works; it only has to be the same for every Liftoff worker.
+_MIGRATION_LOCK = 0x4C69_6674
 
 # How long a SQLite writer waits for another one before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -94,6 +96,11 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # Workers starting together take turns; the lock ends with the transaction.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             # env.py uses this connection instead of building its own engine.
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

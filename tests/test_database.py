@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,30 @@ def test_naive_instants_are_refused_rather_than_guessed(sqlite_database: Databas
             )
         )
         session.flush()
+
+
+def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> None:
+    # Each worker runs the migrations on start; several starting at once must all succeed.
+    url = database.engine.url.render_as_string(hide_password=False)
+    workers = [Database(url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda worker: worker.migrate(), workers))
+    finally:
+        for worker in workers:
+            worker.dispose()
+    with database.session() as session:
+        insert_ignore(
+            session,
+            TimelineEntry,
+            {
+                "customer_id": "c1",
+                "seq": 1,
+                "at": datetime(2026, 1, 1, tzinfo=UTC),
+                "kind": "transition",
+                "stage": "kickoff",
+                "summary": "still usable",
+                "details": {},
+            },
+            ["customer_id", "seq"],
+        )

@@ -195,6 +195,25 @@ def test_a_csm_runs_one_customer_through_the_cli(cli: Cli, worker: subprocess.Po
         cli("status", customer)
     )
 
+    # The CSM's task list and the timeline come from the database the worker writes,
+    # a moment after the update returned.
+    def transitions() -> list[str]:
+        rows = json.loads(_ok(cli("timeline", customer, "--kind", "transition", "--json")))
+        return [row["details"]["to"] for row in rows]
+
+    def open_tasks() -> list[str]:
+        rows = json.loads(_ok(cli("task", "list", "--customer", customer, "--json")))
+        return [row["kind"] for row in rows]
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        transitions() != ["handoff", "kickoff", "training"] or open_tasks() != ["schedule_training"]
+    ):
+        time.sleep(0.2)
+    assert transitions() == ["handoff", "kickoff", "training"]
+    assert open_tasks() == ["schedule_training"]
+    assert "unknown customer" in _refused(cli("timeline", f"nobody-{uuid.uuid4().hex[:8]}"))
+
     early = cli("review", customer, "--held-on", "2026-01-06", "--confirmed")
     assert "completion review" in _refused(early)
 
