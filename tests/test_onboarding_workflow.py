@@ -350,6 +350,7 @@ async def test_data_never_arriving_flags_stuck_in_setup_then_escalates(h: Harnes
     assert TaskKind.SETUP_STUCK not in open_kinds(status)
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
+    save_history("setup_stuck", (await handle.fetch_history()).to_json())
 
 
 async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadline(
@@ -375,6 +376,7 @@ async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadlin
     leader_mail = [m for m in h.emails() if "lead@liftoff.example" in str(m["To"])]
     assert any("Deadline of 40 days passed" in _body(m) for m in leader_mail)
     assert TaskKind.DEADLINE_MISSED in open_kinds(result)
+    save_history("momentum_then_failed", (await handle.fetch_history()).to_json())
 
 
 async def test_kickoff_not_held_reminds_the_csm_then_escalates_to_the_leader(h: Harness) -> None:
@@ -536,6 +538,10 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     assert result.state.stage is Stage.ONBOARDED
     seqs = [e.seq for e in h.timeline(handoff.customer_id)]
     assert seqs == list(range(1, len(seqs) + 1)), "no timeline entry lost or doubled"
+    # The first run, which ended in continue-as-new, and the last one.
+    first = h.client.get_workflow_handle(handle.id, run_id=first_run)
+    save_history("continued_as_new_first_run", (await first.fetch_history()).to_json())
+    save_history("continued_as_new_last_run", (await latest.fetch_history()).to_json())
 
 
 @pytest.fixture
