@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -50,7 +51,7 @@ from models.events import (
 )
 from models.handoff import CustomerHandoff
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
-from models.playbook import Playbook
+from models.playbook import Playbook, load_playbook
 from models.tables import TimelineEntry
 from tests.factories import REPO, add_usage, make_handoff, make_playbook
 from workflows.onboarding import CustomerOnboardingWorkflow
@@ -547,3 +548,16 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
 @pytest.fixture
 def h(harness: Harness) -> Harness:
     return harness
+
+
+async def test_measurement_is_scheduled_on_the_customers_monday_morning(h: Harness) -> None:
+    playbook = load_playbook(REPO / "playbooks" / "default.toml")  # aligned to Monday 09:00
+    handle = await h.start(make_handoff(time_zone="America/New_York"), playbook)
+    await through_training(h, handle)
+    status = await h.status(handle)
+    assert status.next_due is not None and status.next_due.kind == "measure"
+    local = status.next_due.at.astimezone(ZoneInfo("America/New_York"))
+    assert (local.strftime("%A"), local.hour, local.minute) == ("Monday", 9, 0)
+    assert timedelta(0) < status.next_due.at - await h.env.get_current_time() <= WEEK
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()

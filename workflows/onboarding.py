@@ -17,6 +17,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # `import a.b` (not `from a import b`): the sandbox loads this module's own
+    # package itself, and only this form passes the submodule through; rules.py
+    # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
+    import workflows.activity_options as options
+    import workflows.rules as rules
     from activities.mail import MailActivities
     from activities.store import StoreActivities
     from models import visibility
@@ -63,8 +68,6 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         WeekVerdict,
     )
-    from workflows import activity_options as options
-    from workflows import rules
 
 # Stages in the order a customer moves through them.
 _ORDER = [
