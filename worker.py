@@ -72,6 +72,11 @@ def build_activities(settings: Settings, database: Database) -> list[Callable[..
         build_template_environment(settings.templates_dir),
         settings.mail_from,
     )
+    return onboarding_activities(store, mail)
+
+
+def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[Callable[..., Any]]:
+    """Every activity CustomerOnboardingWorkflow calls; tests and the bench register the same."""
     return [
         store.upsert_customer,
         store.add_contact,

@@ -86,6 +86,7 @@ from models.events import (  # noqa: E402
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage  # noqa: E402
 from models.playbook import Playbook  # noqa: E402
 from tests.factories import add_usage, make_handoff, make_playbook  # noqa: E402
+from worker import onboarding_activities  # noqa: E402
 from workflows.onboarding import CustomerOnboardingWorkflow  # noqa: E402
 
 DEFAULT_JOURNEYS = 50
@@ -629,15 +630,7 @@ async def run_bench(
                     env.client,
                     task_queue=journey_queue,
                     workflows=[CustomerOnboardingWorkflow],
-                    activities=[
-                        store.upsert_customer,
-                        store.add_contact,
-                        store.record_timeline,
-                        store.open_task,
-                        store.close_tasks,
-                        store.measure_weekly_usage,
-                        mail.send_email,
-                    ],
+                    activities=onboarding_activities(store, mail),
                     activity_executor=pool,
                 ):
                     driver = JourneyDriver(env, journey_queue, database, playbook)

@@ -54,6 +54,7 @@ from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import Playbook, load_playbook
 from models.tables import TimelineEntry
 from tests.factories import REPO, add_usage, make_handoff, make_playbook
+from worker import onboarding_activities
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -162,15 +163,7 @@ async def harness(
             env.client,
             task_queue=task_queue,
             workflows=[CustomerOnboardingWorkflow],
-            activities=[
-                store.upsert_customer,
-                store.add_contact,
-                store.record_timeline,
-                store.open_task,
-                store.close_tasks,
-                store.measure_weekly_usage,
-                mail.send_email,
-            ],
+            activities=onboarding_activities(store, mail),
             activity_executor=executor,
         ):
             harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
