@@ -1,0 +1,90 @@
+"""Business days and quiet hours on the customer's own clock, as pure functions.
+
+Campaign steps are offset in business days (weekends and the customer's
+country's public holidays do not count) and go out only inside a local send
+window, e.g. 09:00-18:00 in Asia/Tokyo. Deterministic: the same inputs give the
+same instant on replay (holiday tables come from the pinned `holidays` package;
+a timer already started keeps its duration whatever a later table says).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+# Enough to step over the longest run of Japanese holidays (Golden Week) and a weekend.
+_MAX_DAYS_SCANNED = 31
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """Where and when a customer may receive campaign email."""
+
+    time_zone: str
+    # ISO 3166 country whose public holidays are not business days; None: weekends only.
+    country: str | None = None
+    opens: time = time(9, 0)
+    closes: time = time(18, 0)
+
+    def __post_init__(self) -> None:
+        if self.opens >= self.closes:
+            raise ValueError("the send window must open before it closes")
+
+
+@lru_cache(maxsize=64)
+def _holidays(country: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays(country, years=year))
+
+
+def holiday_name(day: date, country: str | None) -> str | None:
+    if country is None:
+        return None
+    return holidays.country_holidays(country, years=day.year).get(day)
+
+
+def is_business_day(day: date, country: str | None) -> bool:
+    if day.weekday() >= 5:
+        return False
+    return country is None or day not in _holidays(country, day.year)
+
+
+def add_business_days(start: date, days: int, country: str | None) -> date:
+    """The business day `days` business days after `start` (0: start, or the next one)."""
+    if days < 0:
+        raise ValueError("business-day offsets count forward")
+    day = start
+    while not is_business_day(day, country):
+        day += timedelta(days=1)
+    remaining = days
+    while remaining:
+        day += timedelta(days=1)
+        if is_business_day(day, country):
+            remaining -= 1
+    return day
+
+
+def next_send_at(after: datetime, window: SendWindow) -> datetime:
+    """The earliest instant at or after `after` inside the window on a business day."""
+    zone = ZoneInfo(window.time_zone)
+    local = after.astimezone(zone)
+    day = local.date()
+    for _ in range(_MAX_DAYS_SCANNED):
+        if is_business_day(day, window.country):
+            opens = datetime.combine(day, window.opens, tzinfo=zone)
+            closes = datetime.combine(day, window.closes, tzinfo=zone)
+            if local < closes:
+                return max(local, opens).astimezone(after.tzinfo)
+        day += timedelta(days=1)
+    raise ValueError(f"no business day within {_MAX_DAYS_SCANNED} days of {day}")
+
+
+def business_day_at(start: datetime, days: int, window: SendWindow) -> datetime:
+    """When a step offset by `days` business days from `start` goes out."""
+    zone = ZoneInfo(window.time_zone)
+    day = add_business_days(start.astimezone(zone).date(), days, window.country)
+    earliest = max(start, datetime.combine(day, window.opens, tzinfo=zone))
+    return next_send_at(earliest, window)
