@@ -8,9 +8,9 @@ Temporal's own names, so an environment set up for the `temporal` CLI works.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Templates and playbooks ship with the code, so their defaults do not depend
@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a validation error must never echo a secret back.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     temporal_address: str = Field(default="localhost:7233", validation_alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
@@ -43,14 +46,33 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///.liftoff/liftoff.db", validation_alias="DATABASE_URL"
     )
-    # Only the outbox exists yet; SendGrid and SMTP join this Literal later.
-    mail_backend: Literal["outbox"] = Field(
+    mail_backend: Literal["outbox", "sendgrid", "smtp"] = Field(
         default="outbox", validation_alias="LIFTOFF_MAIL_BACKEND"
     )
     outbox_dir: Path = Field(default=Path(".liftoff/outbox"), validation_alias="LIFTOFF_OUTBOX_DIR")
     mail_from: str = Field(
         default="Liftoff <liftoff@localhost>", validation_alias="LIFTOFF_MAIL_FROM"
     )
+    # Per provider request; well inside the send activity's start-to-close timeout.
+    mail_timeout: float = Field(default=10, gt=0, le=30, validation_alias="LIFTOFF_MAIL_TIMEOUT")
+    # SendGrid's own variable name, as in its documentation and samples.
+    sendgrid_api_key: SecretStr | None = Field(default=None, validation_alias="SENDGRID_API_KEY")
+    sendgrid_host: str = Field(
+        default="https://api.sendgrid.com", validation_alias="LIFTOFF_SENDGRID_HOST"
+    )
+    sendgrid_sandbox_mode: bool = Field(default=False, validation_alias="LIFTOFF_SENDGRID_SANDBOX")
+    # May hold {recipient} and {customer_id}; must be https (RFC 8058 one-click).
+    unsubscribe_url: str | None = Field(default=None, validation_alias="LIFTOFF_UNSUBSCRIBE_URL")
+    unsubscribe_mailto: str | None = Field(
+        default=None, validation_alias="LIFTOFF_UNSUBSCRIBE_MAILTO"
+    )
+    smtp_host: str | None = Field(default=None, validation_alias="LIFTOFF_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="LIFTOFF_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="LIFTOFF_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="LIFTOFF_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, validation_alias="LIFTOFF_SMTP_STARTTLS")
+    # Implicit TLS (usually port 465); when on, STARTTLS is not attempted.
+    smtp_tls: bool = Field(default=False, validation_alias="LIFTOFF_SMTP_TLS")
     playbook: Path = Field(
         default=REPO / "playbooks" / "default.toml", validation_alias="LIFTOFF_PLAYBOOK"
     )
@@ -70,3 +92,16 @@ class Settings(BaseSettings):
     max_cached_workflows: int = Field(
         default=1000, ge=0, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
     )
+
+    @model_validator(mode="after")
+    def _mail_backend_is_complete(self) -> Self:
+        """A worker that cannot send mail should say so at start-up, not at the first email."""
+        if self.mail_backend == "sendgrid" and self.sendgrid_api_key is None:
+            raise ValueError("LIFTOFF_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+        if self.mail_backend == "smtp" and not self.smtp_host:
+            raise ValueError("LIFTOFF_MAIL_BACKEND=smtp needs LIFTOFF_SMTP_HOST")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("LIFTOFF_SMTP_USERNAME and LIFTOFF_SMTP_PASSWORD go together")
+        if self.unsubscribe_url is not None and not self.unsubscribe_url.startswith("https://"):
+            raise ValueError("LIFTOFF_UNSUBSCRIBE_URL must be https:// (one-click unsubscribe)")
+        return self

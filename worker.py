@@ -17,11 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import MailActivities, Mailer, OutboxMailer, build_template_environment
+from activities.mailers import SendGridMailer, SmtpMailer
 from activities.store import StoreActivities
 from client.connection import connect_client
 from settings import Settings
@@ -63,12 +65,47 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
 
 
+def build_mailer(settings: Settings) -> Mailer:
+    """The configured mail backend; logs which one, never its credentials."""
+    if settings.mail_backend == "sendgrid":
+        if settings.sendgrid_api_key is None:  # Settings refuses this; kept for mypy
+            raise ValueError("LIFTOFF_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+        log.info(
+            "mail backend: sendgrid",
+            extra={"host": settings.sendgrid_host, "sandbox": settings.sendgrid_sandbox_mode},
+        )
+        return SendGridMailer(
+            settings.sendgrid_api_key,
+            host=settings.sendgrid_host,
+            timeout=settings.mail_timeout,
+            sandbox_mode=settings.sendgrid_sandbox_mode,
+            unsubscribe_url=settings.unsubscribe_url,
+            unsubscribe_mailto=settings.unsubscribe_mailto,
+        )
+    if settings.mail_backend == "smtp":
+        if settings.smtp_host is None:  # Settings refuses this; kept for mypy
+            raise ValueError("LIFTOFF_MAIL_BACKEND=smtp needs LIFTOFF_SMTP_HOST")
+        mailer = SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls and not settings.smtp_tls,
+            use_tls=settings.smtp_tls,
+            timeout=settings.mail_timeout,
+        )
+        log.info("mail backend: smtp", extra={"smtp": repr(mailer)})
+        return mailer
+    log.info("mail backend: outbox", extra={"outbox_dir": str(settings.outbox_dir)})
+    return OutboxMailer(settings.outbox_dir)
+
+
 def build_activities(settings: Settings, database: Database) -> list[Callable[..., Any]]:
     """The activity methods, bound to their dependencies."""
     store = StoreActivities(database)
     mail = MailActivities(
         database,
-        OutboxMailer(settings.outbox_dir),
+        build_mailer(settings),
         build_template_environment(settings.templates_dir),
         settings.mail_from,
     )
@@ -149,7 +186,12 @@ async def _main(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        # One readable line per problem instead of a traceback.
+        problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in err.errors())
+        raise SystemExit(f"liftoff worker: bad configuration: {problems}") from None
     configure_logging(settings)
     try:
         asyncio.run(_main(settings))

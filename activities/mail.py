@@ -1,13 +1,14 @@
 """Email: templates rendered per locale, sent at most once per step and recipient.
 
 The email ledger holds one row per (customer, ledger key, recipient). A retried
-send_email skips every recipient whose row says "sent".
+send_email skips every recipient whose row says "sent", and does not ask the
+provider again for one whose row says "failed" (refused for good).
 
 The one window the ledger cannot close: the provider accepted a message and
 the worker crashed (or the database failed) before the row was marked "sent".
 The row still says "sending", so the retry sends again. The ledger narrows a
 duplicate to that gap; closing it would need the provider to deduplicate by
-our key, which neither SMTP nor a file outbox offers.
+our key, which neither SendGrid's mail-send API, SMTP nor a file outbox offers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from models.tables import CustomerContact, EmailLedgerEntry, utc_now
 
 DEFAULT_LOCALE = "en"
 SUBJECT_PREFIX = "Subject:"
+# The error type of a message a provider refused for good (see activities/mailers.py).
+MAIL_REFUSED = "MailRefused"
 
 
 class Mailer(Protocol):
@@ -215,9 +218,18 @@ class MailActivities:
             )
         result = SendEmailResult()
         for recipient in recipients:
-            if self._claim(input, recipient) == "sent":
+            status = self._claim(input, recipient)
+            if status == "sent":
                 result.already_sent.append(recipient)
                 continue
+            if status == "failed":
+                # Refused for good before: asking the provider again would only be refused
+                # again, and repeated refusals hurt the sender's reputation.
+                raise ApplicationError(
+                    f"{recipient} was refused earlier for {input.ledger_key}; not sent again",
+                    type=MAIL_REFUSED,
+                    non_retryable=True,
+                )
             try:
                 # A crash between this send and the "sent" mark below is the window
                 # the ledger cannot close (see the module docstring).

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from models import visibility
 
-pytest_plugins = ["tests.fixtures_db"]
+pytest_plugins = ["tests.fixtures_db", "tests.sendgrid_server"]
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,266 @@
+"""Real mail providers behind the `Mailer` protocol: SendGrid's v3 API and SMTP.
+
+Both sort failures the same way, so the ledger and the retry policy need not know
+which provider ran: a provider that may take the message later (rate limit,
+outage, timeout, dropped connection) raises a retryable `ApplicationError`; a
+provider that refused this message for good raises a non-retryable one of type
+`MailRefused` carrying the provider's words, which MailActivities records on the
+ledger row as "failed".
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import smtplib
+import ssl
+import urllib.error
+from email.message import EmailMessage
+from email.utils import getaddresses, make_msgid, parseaddr
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import SecretStr
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from temporalio.exceptions import ApplicationError
+
+from activities.mail import MAIL_REFUSED
+
+# Error types, for whoever reads a failure; MAIL_REFUSED is also the ledger's.
+MAIL_UNAVAILABLE = "MailProviderUnavailable"
+
+SENDGRID_HOST = "https://api.sendgrid.com"
+# Enough of a provider's error body to act on, small enough for a ledger row.
+PROVIDER_MESSAGE_CHARS = 500
+
+
+def _refused(provider: str, detail: str) -> ApplicationError:
+    return ApplicationError(
+        f"{provider} refused the message: {detail}", type=MAIL_REFUSED, non_retryable=True
+    )
+
+
+def _unavailable(provider: str, detail: str) -> ApplicationError:
+    # Retryable: Temporal's retry policy backs off and tries again.
+    return ApplicationError(
+        f"{provider} unavailable, will retry: {detail}", type=MAIL_UNAVAILABLE, non_retryable=False
+    )
+
+
+def _message_id(message: EmailMessage) -> str:
+    if message["Message-ID"] is None:
+        message["Message-ID"] = make_msgid(domain="liftoff.local")
+    return str(message["Message-ID"])
+
+
+class _RedactBearer(logging.Filter):
+    """python_http_client logs request headers, API key included, at DEBUG: mask it."""
+
+    _BEARER = re.compile(r"(Bearer\s+)[^'\"\s,}]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "Bearer" in text:
+            record.msg, record.args = self._BEARER.sub(r"\1[redacted]", text), ()
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("python_http_client.client")
+    if not any(isinstance(existing, _RedactBearer) for existing in logger.filters):
+        logger.addFilter(_RedactBearer())
+
+
+def _sendgrid_errors(body: bytes | str | None) -> str:
+    """SendGrid's `{"errors": [{"field", "message"}]}` as one line; the raw body otherwise."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        errors = json.loads(raw)["errors"]
+        text = "; ".join(
+            f"{error['field']}: {error['message']}" if error.get("field") else error["message"]
+            for error in errors
+        )
+    except (ValueError, KeyError, TypeError):
+        text = raw.strip()
+    return text[:PROVIDER_MESSAGE_CHARS] or "no details given"
+
+
+class SendGridMailer:
+    """Sends through SendGrid's v3 mail-send API with the official client.
+
+    `unsubscribe_url` may hold `{recipient}` and `{customer_id}`, filled in
+    URL-encoded, so the one-click POST tells the endpoint who unsubscribed.
+    """
+
+    def __init__(
+        self,
+        api_key: SecretStr,
+        *,
+        host: str = SENDGRID_HOST,
+        timeout: float = 10,
+        sandbox_mode: bool = False,
+        unsubscribe_url: str | None = None,
+        unsubscribe_mailto: str | None = None,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.sandbox_mode = sandbox_mode
+        self.unsubscribe_url = unsubscribe_url
+        if unsubscribe_mailto and not unsubscribe_mailto.startswith("mailto:"):
+            unsubscribe_mailto = f"mailto:{unsubscribe_mailto}"
+        self.unsubscribe_mailto = unsubscribe_mailto
+        _install_redaction()
+        self._api = SendGridAPIClient(api_key.get_secret_value(), host=self.host)
+        # The client is blocking urllib with no timeout by default; every request
+        # it builds inherits this one.
+        self._api.client.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"SendGridMailer(host={self.host!r}, sandbox_mode={self.sandbox_mode})"
+
+    def _unsubscribe_headers(self, recipient: str, customer_id: str) -> dict[str, str]:
+        targets = []
+        if self.unsubscribe_mailto:
+            targets.append(f"<{self.unsubscribe_mailto}>")
+        if self.unsubscribe_url:
+            url = self.unsubscribe_url.replace("{recipient}", quote(recipient, safe=""))
+            url = url.replace("{customer_id}", quote(customer_id, safe=""))
+            targets.append(f"<{url}>")
+        if not targets:
+            return {}
+        headers = {"List-Unsubscribe": ", ".join(targets)}
+        # RFC 8058: one-click needs an HTTPS target to POST to; a mailto cannot take it.
+        if self.unsubscribe_url:
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return headers
+
+    def request_body(self, message: EmailMessage) -> dict[str, Any]:
+        """The v3 mail-send body for one composed message."""
+        sender_name, sender = parseaddr(str(message["From"]))
+        recipients = getaddresses([str(value) for value in message.get_all("To", [])])
+        content = []
+        for subtype in ("plain", "html"):  # SendGrid wants text/plain first
+            part = message.get_body(preferencelist=(subtype,))
+            if part is not None and part.get_content_type() == f"text/{subtype}":
+                content.append({"type": f"text/{subtype}", "value": part.get_content()})
+        customer_id = str(message.get("X-Liftoff-Customer", ""))
+        ledger_key = str(message.get("X-Liftoff-Ledger-Key", ""))
+        custom_args = {"customer_id": customer_id, "ledger_key": ledger_key}
+        body: dict[str, Any] = {
+            "personalizations": [
+                {"to": [{"email": email, **({"name": name} if name else {})}]}
+                for name, email in recipients
+            ],
+            "from": {"email": sender, **({"name": sender_name} if sender_name else {})},
+            "subject": str(message["Subject"]),
+            "content": content,
+            # Strings only: they come back on every webhook event to match it.
+            "custom_args": {key: value for key, value in custom_args.items() if value},
+        }
+        # MailActivities sends one message per recipient, so the link names that one.
+        first_recipient = recipients[0][1] if recipients else ""
+        headers = self._unsubscribe_headers(first_recipient, customer_id)
+        if headers:
+            body["headers"] = headers
+        if self.sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def send(self, message: EmailMessage) -> str:
+        body = self.request_body(message)
+        try:
+            response = self._api.send(body)
+        except HTTPError as err:
+            status = int(err.status_code)
+            detail = f"{status} {_sendgrid_errors(err.body)}"
+            if status == 429 or status >= 500:
+                raise _unavailable("SendGrid", detail) from None
+            raise _refused("SendGrid", detail) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            # Timeouts and refused or dropped connections: the message may be sent later.
+            reason = getattr(err, "reason", err)
+            raise _unavailable("SendGrid", f"{type(err).__name__}: {reason}") from None
+        provider_id = response.headers.get("X-Message-Id") if response.headers else None
+        # Sandbox mode answers 200 without an id: keep our own so the ledger has one.
+        return str(provider_id) if provider_id else _message_id(message)
+
+
+class SmtpMailer:
+    """Sends over SMTP: implicit TLS (`use_tls`, port 465) or STARTTLS, with optional auth."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 587,
+        *,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        starttls: bool = True,
+        use_tls: bool = False,
+        timeout: float = 10,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if starttls and use_tls:
+            raise ValueError("choose STARTTLS or implicit TLS, not both")
+        if (username is None) != (password is None):
+            raise ValueError("SMTP auth needs both a username and a password")
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.starttls = starttls
+        self.use_tls = use_tls
+        self.timeout = timeout
+        self._ssl_context = ssl_context
+
+    def __repr__(self) -> str:
+        return (
+            f"SmtpMailer(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"starttls={self.starttls}, use_tls={self.use_tls})"
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._ssl_context or ssl.create_default_context()
+        if self.use_tls:
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if self.starttls:
+            try:
+                smtp.starttls(context=context)
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
+    def send(self, message: EmailMessage) -> str:
+        message_id = _message_id(message)
+        where = f"SMTP {self.host}:{self.port}"
+        try:
+            with self._connect() as smtp:
+                if self.username is not None and self._password is not None:
+                    smtp.login(self.username, self._password.get_secret_value())
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as err:
+            # One recipient per message: its reply decides.
+            code, reply = next(iter(err.recipients.values()))
+            raise _smtp_reply(where, code, reply) from None
+        except smtplib.SMTPResponseException as err:
+            raise _smtp_reply(where, err.smtp_code, err.smtp_error) from None
+        except smtplib.SMTPNotSupportedError as err:
+            # The server lacks STARTTLS or AUTH: a configuration problem retries cannot fix.
+            raise _refused(where, str(err)) from None
+        except (smtplib.SMTPException, OSError) as err:
+            # Dropped connections, refused connections, timeouts.
+            raise _unavailable(where, f"{type(err).__name__}: {err}") from None
+        return message_id
+
+
+def _smtp_reply(where: str, code: int, reply: bytes | str) -> ApplicationError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    detail = f"{code} {text}"[:PROVIDER_MESSAGE_CHARS]
+    # 4xx replies are transient by definition (RFC 5321); 5xx are final.
+    if 400 <= code < 500:
+        return _unavailable(where, detail)
+    return _refused(where, detail)

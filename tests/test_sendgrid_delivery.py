@@ -1,0 +1,239 @@
+"""send_email through the real `sendgrid` client, against a loopback SendGrid."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from python_http_client.exceptions import BadRequestsError
+from sendgrid import SendGridAPIClient
+from sqlmodel import select
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.database import Database
+from activities.mail import MAIL_REFUSED, MailActivities, build_template_environment
+from activities.mailers import MAIL_UNAVAILABLE, SendGridMailer
+from models.activity_io import SendEmailInput
+from models.tables import EmailLedgerEntry
+from tests.sendgrid_server import TEST_API_KEY, SendGridServer
+from tests.test_mail import SENDER, TEMPLATES, WORKFLOW_CONTEXTS
+
+UNSUBSCRIBE_URL = "https://liftoff.example/unsubscribe?customer={customer_id}&email={recipient}"
+UNSUBSCRIBE_MAILTO = "unsubscribe@liftoff.example"
+
+REQUEST = SendEmailInput(
+    ledger_key="failed:acme",
+    customer_id="acme",
+    template="onboarding_failed",
+    to=["lead@liftoff.example"],
+    context=WORKFLOW_CONTEXTS["onboarding_failed"],
+)
+
+
+def sendgrid_mail(database: Database, server: SendGridServer, **options: Any) -> MailActivities:
+    mailer = SendGridMailer(
+        SecretStr(server.api_key),
+        host=server.url,
+        unsubscribe_url=UNSUBSCRIBE_URL,
+        unsubscribe_mailto=UNSUBSCRIBE_MAILTO,
+        **options,
+    )
+    return MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+
+
+@pytest.fixture
+def mail(sqlite_database: Database, sendgrid_server: SendGridServer) -> MailActivities:
+    return sendgrid_mail(sqlite_database, sendgrid_server)
+
+
+@pytest.fixture
+def activity_env() -> ActivityEnvironment:
+    return ActivityEnvironment()
+
+
+def ledger(database: Database) -> EmailLedgerEntry:
+    with database.session() as session:
+        [entry] = session.exec(select(EmailLedgerEntry)).all()
+    return entry
+
+
+def test_message_arrives_schema_valid_with_both_parts_custom_args_and_unsubscribe(
+    mail: MailActivities,
+    sendgrid_server: SendGridServer,
+    sqlite_database: Database,
+    activity_env: ActivityEnvironment,
+) -> None:
+    result = activity_env.run(mail.send_email, REQUEST)
+
+    assert result.sent == ["lead@liftoff.example"]
+    [body] = sendgrid_server.accepted  # the server 400s any body off SendGrid's schema
+    assert body["personalizations"] == [{"to": [{"email": "lead@liftoff.example"}]}]
+    assert body["from"] == {"email": "onboarding@liftoff.example", "name": "Liftoff"}
+    assert body["subject"] == "[Liftoff] Onboarding failed: Acme Logistics"
+    assert [part["type"] for part in body["content"]] == ["text/plain", "text/html"]
+    assert "Deadline of 120 days passed" in body["content"][0]["value"]
+    assert "<html" in body["content"][1]["value"]
+    # What the event webhook needs to match events to the customer and step.
+    assert body["custom_args"] == {"customer_id": "acme", "ledger_key": "failed:acme"}
+    assert body["headers"] == {
+        "List-Unsubscribe": "<mailto:unsubscribe@liftoff.example>, "
+        "<https://liftoff.example/unsubscribe?customer=acme&email=lead%40liftoff.example>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    assert "mail_settings" not in body
+    entry = ledger(sqlite_database)
+    assert entry.status == "sent"
+    assert entry.message_id == sendgrid_server.message_ids[0]
+
+
+def test_the_loopback_server_rejects_a_body_off_the_schema(
+    sendgrid_server: SendGridServer,
+) -> None:
+    """The schema check can fail, so the test above proves something."""
+    client = SendGridAPIClient(TEST_API_KEY, host=sendgrid_server.url)
+    body = {
+        "personalizations": [{"to": [{"email": "lead@liftoff.example"}]}],
+        "from": {"email": "onboarding@liftoff.example"},
+        "custom_args": {"customer_id": 17},
+    }
+    with pytest.raises(BadRequestsError) as refused:
+        client.send(body)
+    assert b"custom_args.customer_id" in refused.value.body
+    assert sendgrid_server.accepted == []
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_rate_limit_and_outage_are_retried_and_delivered_exactly_once(
+    status: int,
+    mail: MailActivities,
+    sendgrid_server: SendGridServer,
+    sqlite_database: Database,
+    activity_env: ActivityEnvironment,
+) -> None:
+    sendgrid_server.answer_next(status, "try again later")
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+    assert not failure.value.non_retryable
+    assert failure.value.type == MAIL_UNAVAILABLE
+    assert f"{status} try again later" in str(failure.value)
+    assert ledger(sqlite_database).status == "sending"
+
+    retried = activity_env.run(mail.send_email, REQUEST)
+    again = activity_env.run(mail.send_email, REQUEST)
+
+    assert retried.sent == ["lead@liftoff.example"]
+    assert again.already_sent == ["lead@liftoff.example"]
+    assert len(sendgrid_server.accepted) == 1
+    assert sendgrid_server.requests == 2
+    assert ledger(sqlite_database).status == "sent"
+
+
+def test_refusal_is_permanent_recorded_with_the_providers_message_and_never_resent(
+    mail: MailActivities,
+    sendgrid_server: SendGridServer,
+    sqlite_database: Database,
+    activity_env: ActivityEnvironment,
+) -> None:
+    refusal = "The from address does not match a verified Sender Identity."
+    sendgrid_server.answer_next(400, refusal)
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+    assert failure.value.non_retryable
+    assert failure.value.type == MAIL_REFUSED
+    assert failure.value.message == f"SendGrid refused the message: 400 {refusal}"
+    entry = ledger(sqlite_database)
+    assert entry.status == "failed"
+    assert entry.error is not None and refusal in entry.error
+
+    with pytest.raises(ApplicationError) as again:
+        activity_env.run(mail.send_email, REQUEST)
+    assert again.value.non_retryable
+    assert sendgrid_server.requests == 1
+    assert sendgrid_server.accepted == []
+
+
+def test_a_stalled_api_times_out_as_retryable(
+    sqlite_database: Database, sendgrid_server: SendGridServer, activity_env: ActivityEnvironment
+) -> None:
+    mail = sendgrid_mail(sqlite_database, sendgrid_server, timeout=0.2)
+    sendgrid_server.stall_next(1.0)
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+
+    assert not failure.value.non_retryable
+    assert failure.value.type == MAIL_UNAVAILABLE
+
+
+def test_an_unreachable_api_is_retryable(
+    sqlite_database: Database, activity_env: ActivityEnvironment
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    mailer = SendGridMailer(SecretStr(TEST_API_KEY), host=f"http://127.0.0.1:{port}")
+    mail = MailActivities(sqlite_database, mailer, build_template_environment(TEMPLATES), SENDER)
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+
+    assert not failure.value.non_retryable
+    assert "SendGrid unavailable" in str(failure.value)
+
+
+def test_the_api_key_appears_in_no_log_record_error_or_repr(
+    sqlite_database: Database,
+    sendgrid_server: SendGridServer,
+    activity_env: ActivityEnvironment,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # python_http_client logs request headers at DEBUG
+    mail = sendgrid_mail(sqlite_database, sendgrid_server)
+    sendgrid_server.answer_next(500)
+    with pytest.raises(ApplicationError) as outage:
+        activity_env.run(mail.send_email, REQUEST)
+    activity_env.run(mail.send_email, REQUEST)
+    wrong_key = SendGridMailer(SecretStr(TEST_API_KEY + "-revoked"), host=sendgrid_server.url)
+    with pytest.raises(ApplicationError) as unauthorized:
+        wrong_key.send(composed_message())
+
+    assert any("Bearer [redacted]" in record.getMessage() for record in caplog.records)
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [str(outage.value), repr(outage.value), str(unauthorized.value), repr(wrong_key)]
+    texts.append(ledger(sqlite_database).error or "")
+    assert "401" in str(unauthorized.value)
+    assert not [text for text in texts if TEST_API_KEY in text]
+
+
+def composed_message() -> EmailMessage:
+    """What MailActivities hands a mailer, for calling one directly."""
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = "lead@liftoff.example"
+    message["Subject"] = "Hello"
+    message["X-Liftoff-Customer"] = "acme"
+    message["X-Liftoff-Ledger-Key"] = "hello"
+    message.set_content("Hello.\n")
+    message.add_alternative("<p>Hello.</p>\n", subtype="html")
+    return message
+
+
+def test_sandbox_mode_asks_sendgrid_to_validate_without_delivering(
+    sqlite_database: Database, sendgrid_server: SendGridServer, activity_env: ActivityEnvironment
+) -> None:
+    mail = sendgrid_mail(sqlite_database, sendgrid_server, sandbox_mode=True)
+
+    result = activity_env.run(mail.send_email, REQUEST)
+
+    [body] = sendgrid_server.accepted
+    assert body["mail_settings"] == {"sandbox_mode": {"enable": True}}
+    assert result.sent == ["lead@liftoff.example"]
+    # Sandbox answers carry no provider id: the ledger keeps our Message-ID.
+    assert (ledger(sqlite_database).message_id or "").startswith("<")

@@ -1,0 +1,99 @@
+"""Mail settings: an incomplete backend stops the worker at start-up, secrets stay hidden."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+import worker
+from activities.mail import OutboxMailer
+from activities.mailers import SendGridMailer, SmtpMailer
+from settings import Settings
+
+SECRET = "SG.settings-test-key"
+MAIL_VARIABLES = [
+    "LIFTOFF_MAIL_BACKEND",
+    "SENDGRID_API_KEY",
+    "LIFTOFF_SENDGRID_HOST",
+    "LIFTOFF_SENDGRID_SANDBOX",
+    "LIFTOFF_UNSUBSCRIBE_URL",
+    "LIFTOFF_UNSUBSCRIBE_MAILTO",
+    "LIFTOFF_SMTP_HOST",
+    "LIFTOFF_SMTP_PORT",
+    "LIFTOFF_SMTP_USERNAME",
+    "LIFTOFF_SMTP_PASSWORD",
+    "LIFTOFF_SMTP_STARTTLS",
+    "LIFTOFF_SMTP_TLS",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in MAIL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_sendgrid_without_an_api_key_is_refused_with_the_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIFTOFF_MAIL_BACKEND", "sendgrid")
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    assert "LIFTOFF_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY" in str(refused.value)
+
+
+def test_the_worker_stops_at_start_up_with_one_readable_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIFTOFF_MAIL_BACKEND", "smtp")
+
+    with pytest.raises(SystemExit) as stopped:
+        worker.main()
+
+    assert stopped.value.code == (
+        "liftoff worker: bad configuration: LIFTOFF_MAIL_BACKEND=smtp needs LIFTOFF_SMTP_HOST"
+    )
+
+
+def test_a_configuration_error_never_echoes_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFTOFF_MAIL_BACKEND", "sendgrid")
+    monkeypatch.setenv("SENDGRID_API_KEY", SECRET)
+    monkeypatch.setenv("LIFTOFF_UNSUBSCRIBE_URL", "http://not-https.example/u")
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    assert "must be https://" in str(refused.value)
+    assert SECRET not in str(refused.value)
+
+
+def test_build_mailer_picks_the_backend_and_logs_it_without_the_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert isinstance(worker.build_mailer(Settings()), OutboxMailer)
+
+    monkeypatch.setenv("LIFTOFF_MAIL_BACKEND", "sendgrid")
+    monkeypatch.setenv("SENDGRID_API_KEY", SECRET)
+    sendgrid = worker.build_mailer(Settings())
+    assert isinstance(sendgrid, SendGridMailer)
+
+    monkeypatch.setenv("LIFTOFF_MAIL_BACKEND", "smtp")
+    monkeypatch.setenv("LIFTOFF_SMTP_HOST", "smtp.example")
+    monkeypatch.setenv("LIFTOFF_SMTP_PORT", "465")
+    monkeypatch.setenv("LIFTOFF_SMTP_TLS", "true")
+    smtp = worker.build_mailer(Settings())
+    assert isinstance(smtp, SmtpMailer)
+    assert (smtp.use_tls, smtp.starttls, smtp.port) == (True, False, 465)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "mail backend: outbox",
+        "mail backend: sendgrid",
+        "mail backend: smtp",
+    ]
+    assert not [record for record in caplog.records if SECRET in str(record.__dict__)]
