@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.database import Database, insert_ignore
+from activities.email_events import EventType
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -24,6 +25,7 @@ from models.onboarding import Stage, WeeklyMeasurement
 from models.tables import (
     Customer,
     CustomerContact,
+    EmailEvent,
     Task,
     TimelineEntry,
     UsageEvent,
@@ -186,6 +188,8 @@ class StoreActivities:
                 key_actions=dict(stored.key_actions),
                 quota_consumption=stored.quota_consumption,
                 data_ever_arrived=stored.data_ever_arrived,
+                email_opens=stored.email_opens,
+                email_clicks=stored.email_clicks,
             )
 
 
@@ -226,6 +230,8 @@ def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurem
         select(UsageEvent.id).where(customer).where(occurred < input.window_end).limit(1)
     ).first()
 
+    opens, clicks = _engagement(session, input)
+
     ratio = min(1.0, active_users / input.seats_contracted) if input.seats_contracted > 0 else 0.0
     return WeeklyMeasurementRecord(
         customer_id=input.customer_id,
@@ -238,5 +244,23 @@ def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurem
         key_actions={purpose: counts.get(event, 0) for purpose, event in input.key_actions.items()},
         quota_consumption=quota_consumption,
         data_ever_arrived=ever is not None,
+        email_opens=opens,
+        email_clicks=clicks,
         measured_at=utc_now(),
     )
+
+
+def _engagement(session: Session, input: MeasureWeeklyUsageInput) -> tuple[int, int]:
+    """Opens and clicks of the customer's emails in the window, from the provider's events."""
+    occurred = col(EmailEvent.occurred_at)
+    by_event = session.exec(
+        select(EmailEvent.event, func.count())
+        .where(col(EmailEvent.customer_id) == input.customer_id)
+        .where((occurred >= input.window_start) & (occurred < input.window_end))
+        .where(col(EmailEvent.event).in_((EventType.OPEN, EventType.CLICK)))
+        # A privacy proxy fetching every image is not a person reading.
+        .where(col(EmailEvent.machine_open).is_(False))
+        .group_by(EmailEvent.event)
+    ).all()
+    counts = {event: int(count) for event, count in by_event}
+    return counts.get(EventType.OPEN, 0), counts.get(EventType.CLICK, 0)

@@ -111,6 +111,10 @@ class WeeklyMeasurement(BaseModel):
     key_actions: dict[str, int]
     quota_consumption: float | None
     data_ever_arrived: bool
+    # Campaign engagement from the provider's events; defaults keep older
+    # histories and stored payloads valid.
+    email_opens: int = 0
+    email_clicks: int = 0
 
 
 class CriterionVerdict(BaseModel):

@@ -83,6 +83,8 @@ class Metric(StrEnum):
     EVENTS = "events"
     QUOTA_CONSUMPTION = "quota_consumption"
     GOALS_AGREED = "goals_agreed"
+    EMAIL_OPENS = "email_opens"
+    EMAIL_CLICKS = "email_clicks"
 
 
 class Condition(BaseModel):

@@ -92,6 +92,9 @@ class CustomerContact(SQLModel, table=True):
     name: str = Field(max_length=200)
     role: str = Field(max_length=32)
     unsubscribed: bool = False
+    # Set by the provider's events (bounce, unsubscribe, spam report); the first one stands.
+    suppressed_reason: str | None = Field(default=None, max_length=32)
+    suppressed_at: datetime | None = _instant(nullable=True)
 
 
 class UsageEvent(SQLModel, table=True):
@@ -124,6 +127,8 @@ class WeeklyMeasurementRecord(SQLModel, table=True):
     key_actions: dict[str, int] = _json()
     quota_consumption: float | None = None
     data_ever_arrived: bool
+    email_opens: int = 0
+    email_clicks: int = 0
     measured_at: datetime = _instant()
 
 
@@ -174,6 +179,35 @@ class EmailLedgerEntry(SQLModel, table=True):
     created_at: datetime = _instant()
     sent_at: datetime | None = _instant(nullable=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # What the provider last reported for this message ("delivered", "open", "bounce", ...).
+    last_event: str | None = Field(default=None, max_length=32)
+    last_event_at: datetime | None = _instant(nullable=True)
+
+
+class EmailEvent(SQLModel, table=True):
+    """One event from the provider's webhook, stored once: sg_event_id is the dedupe key.
+
+    customer_id and ledger_key come from the message's custom_args; they are None
+    when the event carried none (unmatched events are kept for whoever investigates).
+    """
+
+    __tablename__ = "email_events"
+    # Engagement in the weekly measurement scans one customer's events by time.
+    __table_args__ = (Index("ix_email_events_customer_occurred", "customer_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sg_event_id: str = Field(max_length=200, unique=True)
+    customer_id: str | None = Field(default=None, max_length=64)
+    ledger_key: str | None = Field(default=None, max_length=200)
+    recipient: str = Field(max_length=320)
+    event: str = Field(max_length=32)
+    occurred_at: datetime = _instant()
+    # Opens fetched by a mail client's privacy proxy (sg_machine_open), not by a person.
+    machine_open: bool = False
+    url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    raw: dict[str, Any] = _json()
+    received_at: datetime = _instant()
 
 
 ALL_TABLES = (
@@ -184,4 +218,5 @@ ALL_TABLES = (
     TimelineEntry,
     Task,
     EmailLedgerEntry,
+    EmailEvent,
 )

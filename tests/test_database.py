@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
+from sqlalchemy import text
+from sqlmodel import SQLModel, select
 
-from activities.database import Database, insert_ignore, normalize_url
-from models.tables import TimelineEntry
+from activities.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
+from models.tables import CustomerContact, TimelineEntry, WeeklyMeasurementRecord
 
 
 def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
@@ -120,3 +123,39 @@ def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> 
             },
             ["customer_id", "seq"],
         )
+
+
+def test_upgrade_from_0001_keeps_existing_rows_and_zeroes_their_engagement(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            connection.execute(
+                text(
+                    "INSERT INTO contacts (customer_id, email, name, role, unsubscribed)"
+                    " VALUES ('acme', 'admin@acme.example', 'Ari', 'administrator', false)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO weekly_measurements (customer_id, week_index, window_start,"
+                    " window_end, active_users, active_seat_ratio, events, key_actions,"
+                    " quota_consumption, data_ever_arrived, measured_at) VALUES ('acme', 1,"
+                    " '2025-03-03 00:00:00', '2025-03-10 00:00:00', 3, 0.3, 9, '{}', NULL,"
+                    " true, '2025-03-10 00:00:00')"
+                )
+            )
+        database.migrate()
+        with database.session() as session:
+            week = session.get(WeeklyMeasurementRecord, ("acme", 1))
+            [contact] = session.exec(select(CustomerContact)).all()
+        assert week is not None
+        assert (week.active_users, week.email_opens, week.email_clicks) == (3, 0, 0)
+        assert (contact.email, contact.suppressed_reason) == ("admin@acme.example", None)
+    finally:
+        database.dispose()

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from models.onboarding import WeeklyMeasurement, WeekVerdict
-from models.playbook import MeasurementPolicy
+from models.playbook import Criterion, MeasurementPolicy, Metric
 from tests.factories import make_playbook
-from workflows.rules import evaluate_week, next_measurement_at
+from workflows.rules import evaluate_week, next_measurement_at, observe
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -80,6 +80,22 @@ def test_stall_needs_two_low_weeks_and_data_at_all() -> None:
         ("active_seat_ratio", True),
         ("key_actions", False),
     ]
+
+
+def test_playbook_can_judge_email_engagement() -> None:
+    playbook = make_playbook(completion_criteria=[Criterion(metric=Metric.EMAIL_OPENS, at_least=2)])
+    engaged = week(1, ratio=0.5, actions=5).model_copy(update={"email_opens": 3, "email_clicks": 1})
+
+    verdict = evaluate_week(playbook, engaged, goals_agreed=1, purposes=["A"], earlier=[])
+
+    assert verdict.criteria_met
+    assert verdict.criteria[0].observed == 3
+    assert observe(Metric.EMAIL_CLICKS, None, engaged, goals_agreed=1, purposes=["A"]) == 1
+    # A measurement stored before engagement was measured reads as none.
+    old = WeeklyMeasurement.model_validate(
+        week(1, ratio=0.5, actions=5).model_dump(exclude={"email_opens", "email_clicks"})
+    )
+    assert observe(Metric.EMAIL_OPENS, None, old, goals_agreed=1, purposes=["A"]) == 0
 
 
 def test_measurement_runs_on_the_customers_weekday_and_local_hour() -> None:

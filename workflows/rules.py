@@ -33,6 +33,10 @@ def observe(
         return measurement.quota_consumption or 0.0
     if metric is Metric.GOALS_AGREED:
         return float(goals_agreed)
+    if metric is Metric.EMAIL_OPENS:
+        return float(measurement.email_opens)
+    if metric is Metric.EMAIL_CLICKS:
+        return float(measurement.email_clicks)
     if purpose is not None:
         return float(measurement.key_actions.get(purpose, 0))
     # Without a named purpose, the key actions of every purpose the customer holds
