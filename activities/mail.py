@@ -217,6 +217,8 @@ class MailActivities:
                 skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
             )
         result = SendEmailResult()
+        # One recipient refused for good must not keep the others from their email.
+        refused: list[tuple[str, ApplicationError]] = []
         for recipient in recipients:
             status = self._claim(input, recipient)
             if status == "sent":
@@ -225,11 +227,11 @@ class MailActivities:
             if status == "failed":
                 # Refused for good before: asking the provider again would only be refused
                 # again, and repeated refusals hurt the sender's reputation.
-                raise ApplicationError(
-                    f"{recipient} was refused earlier for {input.ledger_key}; not sent again",
-                    type=MAIL_REFUSED,
-                    non_retryable=True,
+                earlier = f"{recipient} was refused earlier for {input.ledger_key}; not sent again"
+                refused.append(
+                    (recipient, ApplicationError(earlier, type=MAIL_REFUSED, non_retryable=True))
                 )
+                continue
             try:
                 # A crash between this send and the "sent" mark below is the window
                 # the ledger cannot close (see the module docstring).
@@ -243,7 +245,24 @@ class MailActivities:
                     status="failed" if final else "sending",
                     error=f"{type(err).__name__}: {err}"[:2000],
                 )
-                raise
+                if not isinstance(err, ApplicationError) or not final:
+                    raise
+                refused.append((recipient, err))
+                continue
             self._mark(input, recipient, status="sent", message_id=message_id, sent_at=utc_now())
             result.sent.append(recipient)
+        if refused:
+            raise _refusal(refused, len(recipients))
         return result
+
+
+def _refusal(refused: list[tuple[str, ApplicationError]], recipients: int) -> ApplicationError:
+    """The error that ends a send with refusals: the provider's own when there is one."""
+    if len(refused) == 1:
+        return refused[0][1]
+    reasons = "; ".join(f"{recipient}: {err.message}" for recipient, err in refused)
+    return ApplicationError(
+        f"{len(refused)} of {recipients} recipients refused: {reasons}",
+        type=MAIL_REFUSED,
+        non_retryable=True,
+    )

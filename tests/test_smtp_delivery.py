@@ -276,3 +276,22 @@ def test_starttls_then_auth_as_a_real_relay_requires(
 
     assert mailbox.logins == [USERNAME]
     assert len(mailbox.messages) == 1
+
+
+def test_one_recipient_refused_for_good_does_not_stop_the_others(
+    sqlite_database: Database, mailbox: Mailbox, smtp_port: int
+) -> None:
+    mail = smtp_mail(sqlite_database, plain_mailer(smtp_port))
+    both = REQUEST.model_copy(update={"to": ["gone@acme.example", "csm@liftoff.example"]})
+    mailbox.rcpt_replies.append("550 5.1.1 No such user here")
+
+    with pytest.raises(ApplicationError) as failure:
+        ActivityEnvironment().run(mail.send_email, both)
+    assert failure.value.non_retryable
+    assert "No such user here" in failure.value.message
+    assert [str(m["To"]) for m in mailbox.messages] == ["csm@liftoff.example"]
+
+    # A second run sends nobody anything: one was delivered, the other refused for good.
+    with pytest.raises(ApplicationError):
+        ActivityEnvironment().run(mail.send_email, both)
+    assert len(mailbox.messages) == 1
