@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.calendar import public_holidays
 from activities.database import Database
 from activities.mail import MailActivities, Mailer, OutboxMailer, build_template_environment
 from activities.mailers import SendGridMailer, SmtpMailer
@@ -122,6 +123,7 @@ def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[
         store.close_tasks,
         store.measure_weekly_usage,
         mail.send_email,
+        public_holidays,
     ]
 
 

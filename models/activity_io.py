@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from models.handoff import Contact, CustomerHandoff, Locale, Role
 from models.onboarding import Stage, TaskKind, TimelineDetails
@@ -74,10 +74,16 @@ class SendEmailInput(BaseModel):
     # Either explicit addresses (CSM, leader) or every contact holding a role.
     to: list[str] = Field(default_factory=list)
     to_role: Role | None = None
-    context: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    context: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class SendEmailResult(BaseModel):
     sent: list[str] = Field(default_factory=list)
     already_sent: list[str] = Field(default_factory=list)
     skipped_reason: str | None = None
+
+
+class PublicHolidaysInput(BaseModel):
+    # ISO 3166 alpha-2, e.g. "JP".
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    years: list[int] = Field(min_length=1)

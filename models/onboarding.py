@@ -90,6 +90,7 @@ class DueKind(StrEnum):
     MEASURE = "measure"
     MOMENTUM = "momentum"
     DEADLINE = "deadline"
+    CAMPAIGN_STEP = "campaign_step"
 
 
 class Due(BaseModel):
@@ -97,6 +98,8 @@ class Due(BaseModel):
     at: datetime
     # The stage a service-level timer belongs to; it lapses when the stage ends.
     stage: Stage | None = None
+    # Which campaign step ("A:welcome", "choose_purpose").
+    ref: str | None = None
 
 
 class WeeklyMeasurement(BaseModel):
@@ -182,6 +185,17 @@ class OnboardingState(BaseModel):
     stall: StallState = StallState()
     setup: SetupState = SetupState()
     momentum_requested: bool = False
+    # Purposes whose step emails are on the agenda ("choose_purpose" for that step).
+    campaign_planned: list[str] = Field(default_factory=list)
+    # Campaign steps sent or skipped for good, and shared steps already sent.
+    campaign_done: list[str] = Field(default_factory=list)
+    shared_steps_sent: list[str] = Field(default_factory=list)
+    # Campaign emails per role on the customer's current local day (the daily cap).
+    campaign_day: date | None = None
+    campaign_sends_today: dict[str, int] = Field(default_factory=dict)
+    # The customer's public holidays for `holiday_years`, as fetched when first needed.
+    holiday_years: list[int] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list)
     open_tasks: list[OpenTask] = Field(default_factory=list)
     agenda: list[Due] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+
+from models.handoff import Role
 
 _DURATION = re.compile(
     r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
@@ -161,6 +163,30 @@ class SetupPolicy(BaseModel):
         return self
 
 
+_STEP_ID = r"^[A-Za-z0-9_-]{1,40}$"
+_TEMPLATE = r"^[a-z0-9_]{1,60}$"
+
+
+class CampaignStep(BaseModel):
+    """One step email of a purpose's sequence, to the contacts holding some roles."""
+
+    id: str = Field(pattern=_STEP_ID)
+    # templates/email/<template>[.<role>].<locale>.{txt,html}
+    template: str = Field(pattern=_TEMPLATE)
+    roles: list[Role] = Field(min_length=1)
+    # "purpose": sent `after_business_days` after the purpose was adopted (or
+    # adoption began, if later). "stall": the proposal the stall ladder's
+    # proposal_email rung sends while this purpose's key action is stuck.
+    trigger: Literal["purpose", "stall"] = "purpose"
+    after_business_days: int = Field(default=0, ge=0, le=120)
+    # Text written for this purpose and step, per locale, given to the template as `note`.
+    note: dict[str, str] = Field(default_factory=dict)
+    # Only sent while last week's key actions of the purpose stay below this.
+    only_if_key_actions_below: int | None = Field(default=None, ge=1)
+    # A step common to several purposes goes out once per customer, not per purpose.
+    shared: bool = False
+
+
 class Purpose(BaseModel):
     """Why a customer adopts the product; each has its key action and outcome."""
 
@@ -168,6 +194,47 @@ class Purpose(BaseModel):
     title: str
     key_action: str = Field(min_length=1)
     outcome: str = ""
+    # Weekly key actions at which the purpose's goal is reached: the rest of its
+    # sequence is skipped.
+    goal_key_actions: int | None = Field(default=None, ge=1)
+    steps: list[CampaignStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Purpose:
+        ids = [step.id for step in self.steps]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"purpose {self.id}: step ids must be unique")
+        return self
+
+
+class ChoosePurposeStep(BaseModel):
+    """Asks a customer that holds no purpose yet to choose one."""
+
+    template: str = Field(default="choose_purpose", pattern=_TEMPLATE)
+    roles: list[Role] = Field(default=[Role.DECISION_MAKER, Role.ADMINISTRATOR], min_length=1)
+    after_business_days: int = Field(default=1, ge=0, le=120)
+
+
+class CampaignPolicy(BaseModel):
+    """When purpose step emails may reach a customer's people."""
+
+    send_window_opens: time = time(9, 0)
+    send_window_closes: time = time(18, 0)
+    # Locale -> country (ISO 3166) whose public holidays are not business days.
+    holiday_calendars: dict[str, Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=lambda: {"ja": "JP"}
+    )
+    # Weekdays that are not business days (Monday is 0).
+    weekend: list[Annotated[int, Field(ge=0, le=6)]] = Field(default=[5, 6], max_length=6)
+    # Campaign emails a contact receives per local day, at most; escalations are apart.
+    daily_cap: int = Field(default=1, ge=1, le=10)
+    choose_purpose: ChoosePurposeStep | None = ChoosePurposeStep()
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> CampaignPolicy:
+        if self.send_window_opens >= self.send_window_closes:
+            raise ValueError("send_window_opens must be earlier than send_window_closes")
+        return self
 
 
 class Playbook(BaseModel):
@@ -187,6 +254,8 @@ class Playbook(BaseModel):
     # Usage event whose quantity counts toward the contracted quota, if any.
     quota_event: str | None = None
     purposes: list[Purpose] = Field(min_length=1)
+    # Purpose step emails; without it a playbook sends only tasks and escalations.
+    campaign: CampaignPolicy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:

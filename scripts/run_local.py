@@ -347,6 +347,8 @@ def _status_line(status: OnboardingStatus) -> tuple[str, ...]:
         "STALLED" if state.stall.stalled else "",
         "STUCK-IN-SETUP" if state.setup.stuck else "",
         f"task for {newest.assignee.split('@')[0]}: {_shorten(newest.title)}" if newest else "",
+        # The newest purpose step email sent or skipped, e.g. "A:welcome".
+        f"email step {state.campaign_done[-1]}" if state.campaign_done else "",
     )
 
 
@@ -364,9 +366,12 @@ async def watch(onboarding: OnboardingClient, cohort: list[DemoCustomer], starte
             line = _status_line(status)
             if last.get(customer_id) != line:
                 last[customer_id] = line
-                stage, stalled, stuck, task = line
+                stage, stalled, stuck, task, step = line
                 flags = " ".join(f for f in (stalled, stuck) if f)
-                print(f"{_clock(started)}  {customer_id:<16} {stage:<18} {flags:<23} {task}")
+                print(
+                    f"{_clock(started)}  {customer_id:<16} {stage:<18} {flags:<23} "
+                    f"{step:<22} {task}"
+                )
             if status.state.stage is Stage.COMPLETION_REVIEW and not customer.review_recorded:
                 await record_review(onboarding, customer, started)
         if (

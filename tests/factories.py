@@ -37,11 +37,18 @@ def make_handoff(**overrides: Any) -> CustomerHandoff:
     return CustomerHandoff(**fields)
 
 
-def make_playbook(**overrides: Any) -> Playbook:
-    """The shipped playbook, measuring every 7 days from adoption start."""
+def make_playbook(*, campaign: bool = False, **overrides: Any) -> Playbook:
+    """The shipped playbook, measuring every 7 days from adoption start.
+
+    Lifecycle tests leave its step emails out, so their mail assertions see only
+    tasks and escalations; the campaign tests turn them on.
+    """
     playbook = load_playbook(REPO / "playbooks" / "default.toml")
     measurement = playbook.measurement.model_copy(update={"align_to_weekday": False})
-    return playbook.model_copy(update={"measurement": measurement, **overrides})
+    update: dict[str, Any] = {"measurement": measurement}
+    if not campaign:
+        update["campaign"] = None
+    return playbook.model_copy(update={**update, **overrides})
 
 
 def add_usage(

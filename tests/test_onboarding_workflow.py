@@ -7,35 +7,17 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import email
-import os
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import select
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
-from activities.store import StoreActivities
 from models import visibility
 from models.events import (
     Cancelled,
@@ -49,157 +31,18 @@ from models.events import (
     TrainingHeld,
     TrainingSkipped,
 )
-from models.handoff import CustomerHandoff
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
-from models.playbook import Playbook, load_playbook
-from models.tables import TimelineEntry
-from tests.factories import REPO, add_usage, make_handoff, make_playbook
-from worker import onboarding_activities
+from models.playbook import load_playbook
+from tests.factories import REPO, make_handoff, make_playbook
+from tests.workflow_harness import (
+    WEEK,
+    Harness,
+    body_text,
+    open_kinds,
+    save_history,
+    through_training,
+)
 from workflows.onboarding import CustomerOnboardingWorkflow
-
-HISTORIES = Path(__file__).parent / "histories"
-WEEK = timedelta(days=7)
-
-
-@dataclass
-class Harness:
-    """A running worker with its database and outbox, and helpers to drive a customer."""
-
-    env: WorkflowEnvironment
-    client: Client
-    task_queue: str
-    database: Database
-    outbox: Path
-    started: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
-
-    async def start(
-        self,
-        handoff: CustomerHandoff,
-        playbook: Playbook | None = None,
-        *,
-        max_history_events: int | None = None,
-    ) -> WorkflowHandle[Any, Any]:
-        handle = await self.client.start_workflow(
-            CustomerOnboardingWorkflow.run,
-            OnboardingInput(
-                handoff=handoff,
-                playbook=playbook or make_playbook(),
-                max_history_events=max_history_events,
-            ),
-            id=visibility.workflow_id_for(handoff.customer_id),
-            task_queue=self.task_queue,
-        )
-        self.started.append(handle)
-        await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
-        return handle
-
-    async def record(self, handle: WorkflowHandle[Any, Any], event: OnboardingEvent) -> Any:
-        return await handle.execute_update(CustomerOnboardingWorkflow.record_event, event)
-
-    async def status(self, handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
-        return await handle.query(CustomerOnboardingWorkflow.status)
-
-    async def wait_for(
-        self,
-        handle: WorkflowHandle[Any, Any],
-        predicate: Callable[[OnboardingStatus], bool],
-        *,
-        seconds: float = 15,
-    ) -> OnboardingStatus:
-        """Poll the query until the workflow has caught up and written its side effects."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while True:
-            status = await self.status(handle)
-            if predicate(status) and status.pending_side_effects == 0:
-                return status
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"condition not reached; state: {status.state}")
-            await asyncio.sleep(0.05)
-
-    async def today(self) -> date:
-        return (await self.env.get_current_time()).date()
-
-    async def usage(self, handoff: CustomerHandoff, **week: Any) -> None:
-        add_usage(self.database, handoff.customer_id, await self.env.get_current_time(), **week)
-
-    async def next_week(self, handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
-        weeks_before = (await self.status(handle)).state.week_index
-        await self.env.sleep(WEEK)
-        return await self.wait_for(
-            handle, lambda s: s.state.week_index > weeks_before or s.state.stage.terminal
-        )
-
-    def emails(self, template_subject: str = "") -> list[email.message.Message]:
-        messages = [
-            email.message_from_bytes(path.read_bytes())
-            for path in sorted(self.outbox.glob("*.eml"))
-        ]
-        return [m for m in messages if template_subject in str(m["Subject"])]
-
-    def timeline(self, customer_id: str) -> list[TimelineEntry]:
-        with self.database.session() as session:
-            rows = session.exec(
-                select(TimelineEntry)
-                .where(TimelineEntry.customer_id == customer_id)
-                .order_by(TimelineEntry.seq)  # type: ignore[arg-type]
-            ).all()
-            return list(rows)
-
-
-@pytest.fixture
-async def harness(
-    env: WorkflowEnvironment, task_queue: str, sqlite_database: Database, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    outbox = tmp_path / "outbox"
-    store = StoreActivities(sqlite_database)
-    mail = MailActivities(
-        sqlite_database,
-        OutboxMailer(outbox),
-        build_template_environment(REPO / "templates" / "email"),
-        sender="onboarding@liftoff.example",
-    )
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[CustomerOnboardingWorkflow],
-            activities=onboarding_activities(store, mail),
-            activity_executor=executor,
-        ):
-            harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
-            yield harness
-            # A failed test must not leave timers behind that hold the shared clock.
-            for handle in harness.started:
-                with contextlib.suppress(RPCError):
-                    await handle.terminate("test finished")
-
-
-def _body(message: email.message.Message) -> str:
-    part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
-    payload = part.get_payload(decode=True)
-    return payload.decode() if isinstance(payload, bytes) else ""
-
-
-def open_kinds(status: OnboardingStatus) -> list[TaskKind]:
-    return [task.kind for task in status.state.open_tasks]
-
-
-async def through_training(h: Harness, handle: WorkflowHandle[Any, Any]) -> None:
-    today = await h.today()
-    await h.record(handle, KickoffHeld(held_on=today, goals=["Scan every invoice"]))
-    await h.record(handle, TrainingHeld(held_on=today, attendees=["Ari Admin"]))
-
-
-def save_history(name: str, history_json: str) -> None:
-    """With LIFTOFF_SAVE_HISTORIES=1, keep this run's history for test_replay.py.
-
-    Saved histories are committed and never overwritten by a plain test run:
-    they stand for customers already in flight under older code.
-    """
-    target = HISTORIES / f"{name}.json"
-    if os.environ.get("LIFTOFF_SAVE_HISTORIES") == "1" and not target.exists():
-        HISTORIES.mkdir(exist_ok=True)
-        target.write_text(history_json)
 
 
 async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harness) -> None:
@@ -368,7 +211,7 @@ async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadlin
         "deadline passed without meeting the completion criteria"
     )
     leader_mail = [m for m in h.emails() if "lead@liftoff.example" in str(m["To"])]
-    assert any("Deadline of 40 days passed" in _body(m) for m in leader_mail)
+    assert any("Deadline of 40 days passed" in body_text(m) for m in leader_mail)
     assert TaskKind.DEADLINE_MISSED in open_kinds(result)
     save_history("momentum_then_failed", (await handle.fetch_history()).to_json())
 
@@ -536,11 +379,6 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     first = h.client.get_workflow_handle(handle.id, run_id=first_run)
     save_history("continued_as_new_first_run", (await first.fetch_history()).to_json())
     save_history("continued_as_new_last_run", (await latest.fetch_history()).to_json())
-
-
-@pytest.fixture
-def h(harness: Harness) -> Harness:
-    return harness
 
 
 async def test_measurement_is_scheduled_on_the_customers_monday_morning(h: Harness) -> None:

@@ -24,6 +24,9 @@ MAIL_RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 
+# Looking up a holiday table is local and quick.
+CALENDAR_TIMEOUT = timedelta(seconds=30)
+
 # Bounded lists carried across continue-as-new, so history stays small.
 RECENT_WEEKS_KEPT = 12
 RECENT_TRANSITIONS_KEPT = 30

@@ -17,11 +17,16 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue
+
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
     # package itself, and only this form passes the submodule through; rules.py
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
     import workflows.activity_options as options
+    import workflows.campaign as campaign
     import workflows.rules as rules
+    import workflows.send_window as send_window
+    from activities.calendar import public_holidays
     from activities.mail import MailActivities
     from activities.store import StoreActivities
     from models import visibility
@@ -30,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         CloseTasksInput,
         MeasureWeeklyUsageInput,
         OpenTaskInput,
+        PublicHolidaysInput,
         RecordTimelineInput,
         SendEmailInput,
         UpsertCustomerInput,
@@ -68,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         WeekVerdict,
     )
+    from models.playbook import CampaignPolicy
 
 # Stages in the order a customer moves through them.
 _ORDER = [
@@ -125,6 +132,7 @@ class CustomerOnboardingWorkflow:
                         max_history_events=self._max_history_events,
                     )
                 )
+            await self._plan_campaign()
             await self._wait_for_something_due()
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -412,7 +420,9 @@ class CustomerOnboardingWorkflow:
             if timeout <= timedelta(0):
                 return
         try:
-            await workflow.wait_condition(lambda: bool(self._effects), timeout=timeout)
+            await workflow.wait_condition(
+                lambda: bool(self._effects or self._campaign_unplanned()), timeout=timeout
+            )
         except TimeoutError:
             pass
 
@@ -447,6 +457,9 @@ class CustomerOnboardingWorkflow:
                 )
             elif due.kind is DueKind.DEADLINE and self._state.stage in _BEFORE_CRITERIA:
                 self._fail()
+            elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
+                await self._ensure_holidays(now)
+                self._campaign_step_due(due.ref, now)
 
     def _fail(self) -> None:
         handoff = self._handoff
@@ -580,6 +593,8 @@ class CustomerOnboardingWorkflow:
 
     def _climb_ladder(self, action: str, episode: int) -> None:
         handoff = self._handoff
+        if action == "proposal_email" and self._send_purpose_proposals(episode):
+            return
         if action == "proposal_email":
             titles = [
                 purpose.title
@@ -628,6 +643,193 @@ class CustomerOnboardingWorkflow:
         )
         self._timeline("stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode})
         self._index()
+
+    # Purpose step emails (the campaign)
+
+    def _campaign_unplanned(self) -> list[str]:
+        """Purposes (or the choose-purpose step) adoption has reached but not yet planned."""
+        state = self._state
+        policy = self._playbook.campaign
+        if policy is None or state.adoption_started_at is None or state.stage.terminal:
+            return []
+        wanted = list(state.purposes)
+        if not wanted and policy.choose_purpose is not None:
+            wanted = [campaign.CHOOSE_PURPOSE]
+        return [ref for ref in wanted if ref not in state.campaign_planned]
+
+    async def _plan_campaign(self) -> None:
+        """Puts new purposes' steps on the agenda. Run by the main loop, not by handlers,
+        because the holiday table it counts business days with comes from an activity."""
+        unplanned = self._campaign_unplanned()
+        # Playbooks before campaigns existed have none; the marker keeps histories
+        # of workflows that reached adoption before this change replaying.
+        if not unplanned or not workflow.patched("purpose-campaigns"):
+            return
+        now = workflow.now()
+        await self._ensure_holidays(now)
+        window = self._send_window()
+        for ref in unplanned:
+            self._state.campaign_planned.append(ref)
+            if ref == campaign.CHOOSE_PURPOSE:
+                self._state.agenda += campaign.plan_choose_purpose(self._policy(), now, window)
+                continue
+            purpose = self._playbook.purpose(ref)
+            if purpose is not None:
+                self._state.agenda += campaign.plan_purpose(
+                    purpose, anchor=now, window=window, done=self._state.campaign_done
+                )
+
+    async def _ensure_holidays(self, now: datetime) -> None:
+        """Fetches the customer's public holidays for this year and next, once."""
+        country = self._policy().holiday_calendars.get(self._handoff.locale)
+        years = [year for year in (now.year, now.year + 1) if year not in self._state.holiday_years]
+        if country is None or not years:
+            return
+        fetched = await workflow.execute_activity(
+            public_holidays,
+            PublicHolidaysInput(country=country, years=years),
+            start_to_close_timeout=options.CALENDAR_TIMEOUT,
+        )
+        self._state.holidays = sorted({*self._state.holidays, *fetched})
+        self._state.holiday_years = sorted({*self._state.holiday_years, *years})
+
+    def _policy(self) -> CampaignPolicy:
+        policy = self._playbook.campaign
+        if policy is None:  # callers run only for playbooks with a campaign
+            raise RuntimeError("the playbook has no campaign")
+        return policy
+
+    def _send_window(self) -> send_window.SendWindow:
+        return campaign.window_for(self._policy(), self._handoff, self._state.holidays)
+
+    def _campaign_step_due(self, ref: str, now: datetime) -> None:
+        policy = self._policy()
+        state = self._state
+        if ref in state.campaign_done:
+            return
+        window = self._send_window()
+        today = campaign.local_day(now, window)
+        if state.campaign_day != today:
+            state.campaign_day = today
+            state.campaign_sends_today = {}
+        if ref == campaign.CHOOSE_PURPOSE:
+            self._send_choose_purpose(policy, now)
+            return
+        found = campaign.find_step(self._playbook.purposes, ref)
+        if found is None:
+            return
+        purpose, step = found
+        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
+        actions = last_week.key_actions.get(purpose.id, 0) if last_week else None
+        decision = campaign.decide(
+            purpose,
+            step,
+            now=now,
+            window=window,
+            key_actions_last_week=actions,
+            shared_sent=state.shared_steps_sent,
+            sends_today=state.campaign_sends_today,
+            daily_cap=policy.daily_cap,
+        )
+        if decision.action == "defer" and decision.at is not None:
+            state.agenda.append(Due(kind=DueKind.CAMPAIGN_STEP, at=decision.at, ref=ref))
+            return
+        state.campaign_done.append(ref)
+        if decision.action == "skip":
+            self._timeline(
+                "campaign_step_skipped", f"{ref} skipped: {decision.reason}", {"ref": ref}
+            )
+            return
+        if step.shared:
+            state.shared_steps_sent.append(step.id)
+        context = campaign.step_context(
+            self._handoff.name, purpose, step, self._handoff.locale, actions
+        )
+        for role in step.roles:
+            self._send_campaign_email(
+                f"{campaign.ledger_base(purpose, step)}:{role.value}", step.template, role, context
+            )
+        roles: list[JsonValue] = [role.value for role in step.roles]
+        self._timeline(
+            "campaign_step_sent",
+            f"{ref} sent to the {', '.join(role.value for role in step.roles)} contacts",
+            {"ref": ref, "roles": roles},
+        )
+
+    def _send_purpose_proposals(self, episode: int) -> bool:
+        """The proposal steps written for each stuck purpose; False if there are none,
+        and the generic proposal goes out instead. Escalations are outside the cap."""
+        state = self._state
+        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
+        key_actions = last_week.key_actions if last_week else {}
+        proposals = campaign.stall_proposals(self._playbook.purposes, state.purposes, key_actions)
+        if not proposals or self._playbook.campaign is None:
+            return False
+        if not workflow.patched("purpose-proposals"):
+            return False
+        for purpose, step in proposals:
+            context = campaign.step_context(
+                self._handoff.name,
+                purpose,
+                step,
+                self._handoff.locale,
+                key_actions.get(purpose.id, 0),
+            )
+            for role in step.roles:
+                self._send_campaign_email(
+                    f"stall:{episode}:{purpose.id}:{step.id}:{role.value}",
+                    step.template,
+                    role,
+                    context,
+                    counted=False,
+                )
+        refs = [campaign.step_ref(purpose, step) for purpose, step in proposals]
+        self._timeline(
+            "stall_proposal",
+            f"proposals for stuck purposes: {', '.join(refs)}",
+            {"episode": episode, "steps": list(refs)},
+        )
+        return True
+
+    def _send_choose_purpose(self, policy: CampaignPolicy, now: datetime) -> None:
+        self._state.campaign_done.append(campaign.CHOOSE_PURPOSE)
+        step = policy.choose_purpose
+        if step is None or self._state.purposes:
+            return
+        context = campaign.choose_purpose_context(self._handoff.name, self._playbook.purposes)
+        for role in step.roles:
+            self._send_campaign_email(
+                f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
+            )
+        roles: list[JsonValue] = [role.value for role in step.roles]
+        self._timeline(
+            "campaign_step_sent",
+            "asked the customer to choose its purposes",
+            {"ref": campaign.CHOOSE_PURPOSE, "roles": roles},
+        )
+
+    def _send_campaign_email(
+        self,
+        ledger_key: str,
+        template: str,
+        role: Role,
+        context: dict[str, JsonValue],
+        *,
+        counted: bool = True,
+    ) -> None:
+        if counted:
+            counts = self._state.campaign_sends_today
+            counts[role.value] = counts.get(role.value, 0) + 1
+        self._send(
+            SendEmailInput(
+                ledger_key=ledger_key,
+                customer_id=self._handoff.customer_id,
+                template=template,
+                locale=self._handoff.locale,
+                to_role=role,
+                context=context,
+            )
+        )
 
     # Tasks, meetings, email and the timeline: state now, activities queued.
 

@@ -2,19 +2,18 @@
 
 Campaign steps are offset in business days (weekends and the customer's
 country's public holidays do not count) and go out only inside a local send
-window, e.g. 09:00-18:00 in Asia/Tokyo. Deterministic: the same inputs give the
-same instant on replay (holiday tables come from the pinned `holidays` package;
-a timer already started keeps its duration whatever a later table says).
+window, e.g. 09:00-18:00 in Asia/Tokyo. Deterministic: holidays are an input
+(the workflow fetches its customer's table once through an activity and keeps it
+in its state), so a later `holidays` release cannot change a replayed history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
+_WEEKEND = frozenset({5, 6})
 
 # Enough to step over the longest run of Japanese holidays (Golden Week) and a weekend.
 _MAX_DAYS_SCANNED = 31
@@ -25,8 +24,10 @@ class SendWindow:
     """Where and when a customer may receive campaign email."""
 
     time_zone: str
-    # ISO 3166 country whose public holidays are not business days; None: weekends only.
-    country: str | None = None
+    # Public holidays of the customer's country: not business days, like weekends.
+    holidays: frozenset[date] = frozenset()
+    # Weekdays off (Monday is 0).
+    weekend: frozenset[int] = _WEEKEND
     opens: time = time(9, 0)
     closes: time = time(18, 0)
 
@@ -35,34 +36,25 @@ class SendWindow:
             raise ValueError("the send window must open before it closes")
 
 
-@lru_cache(maxsize=64)
-def _holidays(country: str, year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays(country, years=year))
+def is_business_day(
+    day: date, holidays: frozenset[date], weekend: frozenset[int] = _WEEKEND
+) -> bool:
+    return day.weekday() not in weekend and day not in holidays
 
 
-def holiday_name(day: date, country: str | None) -> str | None:
-    if country is None:
-        return None
-    return holidays.country_holidays(country, years=day.year).get(day)
-
-
-def is_business_day(day: date, country: str | None) -> bool:
-    if day.weekday() >= 5:
-        return False
-    return country is None or day not in _holidays(country, day.year)
-
-
-def add_business_days(start: date, days: int, country: str | None) -> date:
+def add_business_days(
+    start: date, days: int, holidays: frozenset[date], weekend: frozenset[int] = _WEEKEND
+) -> date:
     """The business day `days` business days after `start` (0: start, or the next one)."""
     if days < 0:
         raise ValueError("business-day offsets count forward")
     day = start
-    while not is_business_day(day, country):
+    while not is_business_day(day, holidays, weekend):
         day += timedelta(days=1)
     remaining = days
     while remaining:
         day += timedelta(days=1)
-        if is_business_day(day, country):
+        if is_business_day(day, holidays, weekend):
             remaining -= 1
     return day
 
@@ -73,7 +65,7 @@ def next_send_at(after: datetime, window: SendWindow) -> datetime:
     local = after.astimezone(zone)
     day = local.date()
     for _ in range(_MAX_DAYS_SCANNED):
-        if is_business_day(day, window.country):
+        if is_business_day(day, window.holidays, window.weekend):
             opens = datetime.combine(day, window.opens, tzinfo=zone)
             closes = datetime.combine(day, window.closes, tzinfo=zone)
             if local < closes:
@@ -85,6 +77,6 @@ def next_send_at(after: datetime, window: SendWindow) -> datetime:
 def business_day_at(start: datetime, days: int, window: SendWindow) -> datetime:
     """When a step offset by `days` business days from `start` goes out."""
     zone = ZoneInfo(window.time_zone)
-    day = add_business_days(start.astimezone(zone).date(), days, window.country)
+    day = add_business_days(start.astimezone(zone).date(), days, window.holidays, window.weekend)
     earliest = max(start, datetime.combine(day, window.opens, tzinfo=zone))
-    return next_send_at(earliest, window)
+    return next_send_at(earliest, window).astimezone(start.tzinfo)

@@ -1,0 +1,281 @@
+"""Purpose step emails on the time-skipping server, with the real activities.
+
+What the customer's people receive is read from the outbox (each message names
+its ledger key); when it went out, in workflow time, from the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio.client import WorkflowHandle
+
+from activities.calendar import public_holidays_of
+from activities.email_events import process_events
+from models.events import Cancelled, ContactAdded, PurposeAdded
+from models.handoff import Contact, Role
+from models.playbook import Playbook
+from models.tables import TimelineEntry
+from tests.factories import make_handoff, make_playbook
+from tests.workflow_harness import Harness, body_text, save_history, through_training
+
+
+def received(h: Harness) -> dict[str, Counter[str]]:
+    """Ledger keys each address received, counted."""
+    by_address: dict[str, Counter[str]] = defaultdict(Counter)
+    for message in h.emails():
+        by_address[str(message["To"])][str(message["X-Liftoff-Ledger-Key"])] += 1
+    return by_address
+
+
+def campaign_entries(h: Harness, customer_id: str, kind: str) -> list[TimelineEntry]:
+    return [e for e in h.timeline(customer_id) if e.kind == kind]
+
+
+def assert_sent_in_business_hours(
+    entries: list[TimelineEntry], time_zone: str, holidays: set[date]
+) -> None:
+    """Every step went out on a local business day inside 09:00-18:00, one per role per day."""
+    zone = ZoneInfo(time_zone)
+    per_role_day: Counter[tuple[str, date]] = Counter()
+    for entry in entries:
+        local = entry.at.replace(tzinfo=entry.at.tzinfo or ZoneInfo("UTC")).astimezone(zone)
+        assert local.weekday() < 5, f"{entry.summary} sent on a weekend: {local}"
+        assert local.date() not in holidays, f"{entry.summary} sent on a holiday: {local}"
+        assert 9 <= local.hour < 18, f"{entry.summary} sent outside the window: {local}"
+        for role in entry.details["roles"]:
+            per_role_day[(role, local.date())] += 1
+    assert max(per_role_day.values(), default=0) <= 1, per_role_day
+
+
+async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> None:
+    """Moves the clock to when the step is due, and waits until it is done."""
+    status = await h.wait_for(
+        handle,
+        lambda s: ref in s.state.campaign_done or any(d.ref == ref for d in s.state.agenda),
+    )
+    due = next((d for d in status.state.agenda if d.ref == ref), None)
+    if due is not None:
+        await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
+    await h.wait_for(handle, lambda s: ref in s.state.campaign_done)
+
+
+def with_steps(playbook: Playbook, purpose_id: str, **changes: Any) -> Playbook:
+    """The playbook with one purpose's step fields changed, by step id."""
+    purposes = []
+    for purpose in playbook.purposes:
+        if purpose.id == purpose_id:
+            steps = [step.model_copy(update=changes.get(step.id, {})) for step in purpose.steps]
+            purpose = purpose.model_copy(update={"steps": steps})
+        purposes.append(purpose)
+    return playbook.model_copy(update={"purposes": purposes})
+
+
+async def test_each_role_gets_its_steps_once_per_day_and_goal_or_condition_skip_the_rest(
+    h: Harness,
+) -> None:
+    # A's usage reaches its goal; B has none. Nudges after the first measurement.
+    playbook = make_playbook(campaign=True)
+    for purpose_id in ("A", "B"):
+        playbook = with_steps(playbook, purpose_id, nudge={"after_business_days": 8})
+    handoff = make_handoff(purposes=["A", "B"], time_zone="Asia/Tokyo")
+    handle = await h.start(handoff, playbook)
+    await through_training(h, handle)
+    for _ in range(3):
+        await h.usage(handoff, active_users=8, actions_per_user=5)  # 40 scans: A's goal is 30
+        await h.next_week(handle)
+    await h.wait_for(handle, lambda s: "B:nudge" in s.state.campaign_done)
+
+    got = received(h)
+    assert got["boss@acme.example"] == Counter(
+        {"campaign:A:welcome:decision_maker": 1, "campaign:B:welcome:decision_maker": 1}
+    )
+    assert got["user@acme.example"] == Counter(
+        {"campaign:A:welcome:end_user": 1, "campaign:B:welcome:end_user": 1}
+    )
+    # The setup step is common to both purposes: one email, not two. A's nudge is
+    # skipped because A reached its goal; B's goes out.
+    assert got["admin@acme.example"] == Counter(
+        {
+            "campaign:A:welcome:administrator": 1,
+            "campaign:B:welcome:administrator": 1,
+            "campaign:shared:setup:administrator": 1,
+            "campaign:B:nudge:administrator": 1,
+        }
+    )
+    skipped = {
+        e.details["ref"]: e.summary
+        for e in campaign_entries(h, handoff.customer_id, "campaign_step_skipped")
+    }
+    assert "A:nudge" in skipped and "reached its goal" in skipped["A:nudge"]
+    assert "already went out for another purpose" in next(
+        summary for ref, summary in skipped.items() if ref.endswith(":setup")
+    )
+    # Role-specific content: the decision maker's welcome is not the administrator's.
+    bodies = {str(m["X-Liftoff-Ledger-Key"]): body_text(m) for m in h.emails()}
+    assert bodies["campaign:A:welcome:decision_maker"] != bodies["campaign:A:welcome:administrator"]
+
+    sent = campaign_entries(h, handoff.customer_id, "campaign_step_sent")
+    today = (await h.env.get_current_time()).year
+    holidays = set(public_holidays_of("JP", [today - 1, today, today + 1]))
+    assert_sent_in_business_hours(sent, "Asia/Tokyo", holidays)
+
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("campaign_two_purposes", (await handle.fetch_history()).to_json())
+
+
+async def test_a_condition_skips_a_step_while_usage_is_already_there(h: Harness) -> None:
+    playbook = with_steps(make_playbook(campaign=True), "A", nudge={"after_business_days": 8})
+    handoff = make_handoff(purposes=["A"], time_zone="America/New_York")
+    handle = await h.start(handoff, playbook)
+    await through_training(h, handle)
+    for _ in range(3):
+        await h.usage(handoff, active_users=4, actions_per_user=2)  # 8 scans: not below 5
+        await h.next_week(handle)
+    await h.wait_for(handle, lambda s: "A:nudge" in s.state.campaign_done)
+
+    skipped = campaign_entries(h, handoff.customer_id, "campaign_step_skipped")
+    assert [e.details["ref"] for e in skipped] == ["A:nudge"]
+    assert "8 key actions last week, not below 5" in skipped[0].summary
+    assert "campaign:A:nudge:administrator" not in received(h)["admin@acme.example"]
+
+    sent = campaign_entries(h, handoff.customer_id, "campaign_step_sent")
+    year = (await h.env.get_current_time()).year
+    holidays = set(public_holidays_of("US", [year - 1, year, year + 1]))
+    assert_sent_in_business_hours(sent, "America/New_York", holidays)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_no_purpose_asks_to_choose_then_purposes_added_later_start_without_repeats(
+    h: Harness,
+) -> None:
+    handoff = make_handoff(purposes=[])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    await h.env.sleep(timedelta(days=5))
+    await h.wait_for(handle, lambda s: "choose_purpose" in s.state.campaign_done)
+    got = received(h)
+    assert got["boss@acme.example"] == Counter({"campaign:choose_purpose:decision_maker": 1})
+    assert got["admin@acme.example"] == Counter({"campaign:choose_purpose:administrator": 1})
+    assert "user@acme.example" not in got
+
+    await h.record(handle, PurposeAdded(purpose="C"))
+    await h.env.sleep(timedelta(days=4))
+    await h.wait_for(handle, lambda s: {"C:welcome", "C:setup"} <= set(s.state.campaign_done))
+    await h.record(handle, PurposeAdded(purpose="D"))
+    await h.env.sleep(timedelta(days=4))
+    await h.wait_for(handle, lambda s: {"D:welcome", "D:setup"} <= set(s.state.campaign_done))
+
+    admin = received(h)["admin@acme.example"]
+    assert admin["campaign:C:welcome:administrator"] == 1
+    assert admin["campaign:D:welcome:administrator"] == 1
+    assert admin["campaign:shared:setup:administrator"] == 1  # not again for D
+    # Asked once: a customer that has purposes is not asked again.
+    assert admin["campaign:choose_purpose:administrator"] == 1
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("campaign_purpose_added_later", (await handle.fetch_history()).to_json())
+
+
+async def test_a_contact_added_later_joins_from_the_current_step(h: Harness) -> None:
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    await until_sent(h, handle, "A:welcome")
+    newcomer = Contact(
+        email="second-admin@acme.example", name="Sam Second", role=Role.ADMINISTRATOR
+    )
+    await h.record(handle, ContactAdded(contact=newcomer))
+    await h.env.sleep(timedelta(days=4))
+    await h.wait_for(handle, lambda s: "A:setup" in s.state.campaign_done)
+
+    got = received(h)
+    assert got["second-admin@acme.example"] == Counter({"campaign:shared:setup:administrator": 1})
+    assert got["admin@acme.example"]["campaign:A:welcome:administrator"] == 1
+    assert got["admin@acme.example"]["campaign:shared:setup:administrator"] == 1
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_a_bounced_contact_receives_nothing_more(h: Harness) -> None:
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    await until_sent(h, handle, "A:welcome")
+    bounce = [
+        {
+            "event": "bounce",
+            "email": "admin@acme.example",
+            "timestamp": int((await h.env.get_current_time()).timestamp()),
+            "sg_event_id": "bounce-1",
+            "customer_id": handoff.customer_id,
+            "ledger_key": "campaign:A:welcome:administrator",
+            "reason": "550 mailbox unavailable",
+        }
+    ]
+    report = process_events(
+        h.database, json.dumps(bounce).encode(), signature=None, timestamp=None, public_key=None
+    )
+    assert report.suppressed == ["admin@acme.example"]
+    await h.env.sleep(timedelta(days=4))
+    await h.wait_for(handle, lambda s: "A:setup" in s.state.campaign_done)
+
+    assert received(h)["admin@acme.example"] == Counter({"campaign:A:welcome:administrator": 1})
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
+async def test_a_stall_sends_the_proposal_written_for_the_stuck_purpose(h: Harness) -> None:
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    for _ in range(2):  # the stall rules need two weeks running
+        await h.usage(handoff, active_users=1, actions_per_user=1)
+        status = await h.next_week(handle)
+    assert status.state.stall.stalled
+
+    proposals = [
+        m
+        for m in h.emails()
+        if str(m["X-Liftoff-Ledger-Key"]) == "stall:1:A:proposal:administrator"
+    ]
+    assert [str(m["To"]) for m in proposals] == ["admin@acme.example"]
+    note = make_playbook(campaign=True).purpose("A")
+    assert note is not None
+    step = next(s for s in note.steps if s.trigger == "stall")
+    assert step.note["en"][:40] in " ".join(body_text(proposals[0]).split())
+    # The generic proposal is for playbooks that wrote none.
+    assert not [m for m in h.emails() if str(m["X-Liftoff-Ledger-Key"]) == "stall:1:proposal"]
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("campaign_stall_proposal", (await handle.fetch_history()).to_json())
+
+
+async def test_steps_are_sent_once_across_continue_as_new(h: Harness) -> None:
+    playbook = with_steps(make_playbook(campaign=True), "A", nudge={"after_business_days": 12})
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, playbook, max_history_events=100)
+    await through_training(h, handle)
+    for _ in range(5):
+        await h.usage(handoff, active_users=3, actions_per_user=1)
+        await h.next_week(handle)
+    latest = h.client.get_workflow_handle(handle.id)
+    status = await h.wait_for(latest, lambda s: "A:nudge" in s.state.campaign_done)
+    assert status.state.runs > 1
+    assert status.state.campaign_planned == ["A"]
+    admin = received(h)["admin@acme.example"]
+    assert admin == Counter(
+        {
+            "campaign:A:welcome:administrator": 1,
+            "campaign:shared:setup:administrator": 1,
+            "campaign:A:nudge:administrator": 1,
+        }
+    )
+    await h.record(latest, Cancelled(reason="test over"))
+    await latest.result()
