@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         default=REPO / "templates" / "email", validation_alias="LIFTOFF_TEMPLATES_DIR"
     )
 
+    # The HTTP API, intake and dashboard (`liftoff serve`).
+    api_host: str = Field(default="127.0.0.1", validation_alias="LIFTOFF_API_HOST")
+    api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="LIFTOFF_API_PORT")
+    # Segment calls name their customer by group id, or else by this trait of the user.
+    intake_customer_trait: str = Field(
+        default="company_id", validation_alias="LIFTOFF_INTAKE_CUSTOMER_TRAIT"
+    )
+    # SendGrid's event webhook verification key (base64 or PEM); unset: events unverified.
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY"
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LIFTOFF_LOG_LEVEL"
     )

@@ -41,7 +41,11 @@ from models.playbook import Playbook, PlaybookError, load_playbook
 from settings import Settings
 
 if TYPE_CHECKING:
+    import jinja2
+
     from activities.database import Database
+    from activities.mail import EmailSample
+    from activities.reports import EmailRow
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Temporal or the database could not be reached
@@ -436,6 +440,55 @@ def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
     return "\n".join(lines)
 
 
+def _table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _fate(email: EmailRow) -> str:
+    """What the provider reported, in order, repeats counted: `delivered, open x2, click`."""
+    if email.status == "failed":
+        # Failed for good: refused by the provider, or a template that cannot render.
+        return (email.error or "no reason recorded")[:120]
+    seen: list[tuple[str, int]] = []
+    for event in email.events:
+        name = "machine open" if event.machine_open else event.event
+        if event.reason and event.event in ("bounce", "dropped", "deferred"):
+            name = f"{name} ({event.reason[:60]})"
+        if seen and seen[-1][0] == name:
+            seen[-1] = (name, seen[-1][1] + 1)
+        else:
+            seen.append((name, 1))
+    if not seen:
+        return "-"  # the outbox and SMTP report no events; SendGrid's may be on the way
+    return ", ".join(name if count == 1 else f"{name} x{count}" for name, count in seen)
+
+
+def emails_text(emails: Sequence[EmailRow]) -> str:
+    """The send ledger for a customer's people, with what became of each email."""
+    if not emails:
+        return "  emails: none sent yet"
+    failed = sum(email.status == "failed" for email in emails)
+    rows = [("WHEN", "EMAIL", "TEMPLATE", "TO", "STATUS", "WHAT HAPPENED")]
+    for email in emails:
+        rows.append(
+            (
+                _when(email.sent_at or email.created_at),
+                email.ledger_key,
+                email.template,
+                email.recipient,
+                email.status,
+                _fate(email),
+            )
+        )
+    head = f"  emails: {len(emails)}" + (f" ({failed} failed)" if failed else "")
+    return "\n".join([head, *_table(rows, indent="    ")])
+
+
 def list_text(summaries: Sequence[CustomerSummary]) -> str:
     if not summaries:
         return "no customers match"
@@ -444,11 +497,7 @@ def list_text(summaries: Sequence[CustomerSummary]) -> str:
         flags = ",".join(f for f, on in (("stalled", s.stalled), ("stuck", s.setup_stuck)) if on)
         stage = s.stage.value if s.stage else "?"
         rows.append((s.customer_id, stage, s.csm or "-", flags or "-", s.workflow_status))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return "\n".join(_table(rows))
 
 
 # Commands: each checks its input, then connects
@@ -494,9 +543,33 @@ async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from activities.reports import customer_emails
+
     client = await _client(settings)
     status = await client.status(args.customer)
-    print(_json(status) if args.json else status_text(status))
+    emails: list[EmailRow] | None = None
+    unavailable = ""
+    try:
+        with _database(settings) as database:
+            emails = customer_emails(database, customer_id=args.customer)
+    except SQLAlchemyError as err:
+        # The state comes from Temporal; a database out of reach only costs the emails.
+        unavailable = str(err).splitlines()[0][:200]
+    if args.json:
+        report = status.model_dump(mode="json")
+        report["emails"] = None if emails is None else [e.model_dump(mode="json") for e in emails]
+        if emails is None:
+            report["emails_unavailable"] = unavailable
+        print(_json(report))
+    else:
+        print(status_text(status))
+        print(
+            emails_text(emails)
+            if emails is not None
+            else f"  emails: cannot read the database: {unavailable}"
+        )
     return EXIT_OK
 
 
@@ -607,19 +680,224 @@ async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _templates(directory: Path | None, settings: Settings) -> jinja2.Environment:
+    from activities.mail import build_template_environment
+
+    directory = directory or settings.templates_dir
+    if not directory.is_dir():
+        raise BadInput(f"{directory}: no such templates directory")
+    return build_template_environment(directory)
+
+
 async def cmd_playbook_validate(args: argparse.Namespace, settings: Settings) -> int:
+    """The file, then every email it makes the workflow send, rendered in every locale."""
+    from activities.mail import check_templates, email_catalogue
+
     playbook = read_playbook(args.file)
+    problems = check_templates(_templates(args.templates, settings), playbook)
+    emails = len(email_catalogue(playbook))
     if args.json:
-        print(_json({"ok": True, "name": playbook.name, "version": playbook.version}))
-    else:
+        print(
+            _json(
+                {
+                    "ok": not problems,
+                    "name": playbook.name,
+                    "version": playbook.version,
+                    "emails_checked": emails,
+                    "problems": [problem.model_dump() for problem in problems],
+                }
+            )
+        )
+    elif not problems:
         print(
             f"ok: {playbook.name} {playbook.version}, {len(playbook.purposes)} purposes, "
-            f"{len(playbook.completion_criteria)} completion criteria"
+            f"{len(playbook.completion_criteria)} completion criteria, "
+            f"{emails} emails rendered"
         )
+    for problem in problems:
+        print(f"{args.file}: {problem.line()}", file=sys.stderr)
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def _preview_samples(args: argparse.Namespace, playbook: Playbook) -> list[EmailSample]:
+    """The emails `email preview` asked for; every refusal names what there is instead."""
+    from activities.mail import (
+        LOCALES,
+        WORKFLOW_EMAILS,
+        choose_purpose_sample,
+        step_sample,
+        workflow_sample,
+    )
+
+    if args.locale is not None and args.locale not in LOCALES:
+        raise BadInput(f"unknown locale {args.locale!r}: expected one of {', '.join(LOCALES)}")
+    locales = [args.locale] if args.locale else list(LOCALES)
+    role: Role | None = None
+    if args.role is not None:
+        if args.role not in Role.__members__.values():
+            roles = ", ".join(r.value for r in Role)
+            raise BadInput(f"unknown role {args.role!r}: expected one of {roles}")
+        role = Role(args.role)
+    if args.step is not None and args.purpose is None:
+        raise BadInput("--step goes with --purpose")
+
+    def roles_of(offered: Sequence[Role], what: str) -> list[Role]:
+        if role is None:
+            return list(offered)
+        if role not in offered:
+            names = ", ".join(r.value for r in offered)
+            raise BadInput(f"{what} goes to {names}, not {role.value}")
+        return [role]
+
+    if args.template is not None:
+        if args.template not in WORKFLOW_EMAILS:
+            raise BadInput(
+                f"unknown template {args.template!r}: expected one of "
+                f"{', '.join(WORKFLOW_EMAILS)} (campaign steps: --purpose and --step)"
+            )
+        to = WORKFLOW_EMAILS[args.template]
+        if role is not None and role != to:
+            who = to.value if to else "the CSM or the leader"
+            raise BadInput(f"{args.template} goes to {who}, not {role.value}")
+        return [workflow_sample(playbook, args.template, locale) for locale in locales]
+    if args.choose_purpose:
+        choose = playbook.campaign.choose_purpose if playbook.campaign else None
+        if choose is None:
+            raise BadInput(f"{playbook.name} does not ask customers to choose a purpose")
+        return [
+            choose_purpose_sample(playbook, choose, r, locale)
+            for r in roles_of(choose.roles, "campaign.choose_purpose")
+            for locale in locales
+        ]
+    purpose = playbook.purpose(args.purpose)
+    if purpose is None:
+        offered = ", ".join(p.id for p in playbook.purposes)
+        raise BadInput(f"unknown purpose {args.purpose!r}: the playbook offers {offered}")
+    steps = ", ".join(s.id for s in purpose.steps) or "none"
+    if args.step is None:
+        raise BadInput(f"--purpose needs --step: purpose {purpose.id} has steps {steps}")
+    step = next((s for s in purpose.steps if s.id == args.step), None)
+    if step is None:
+        raise BadInput(f"unknown step {args.step!r}: purpose {purpose.id} has steps {steps}")
+    return [
+        step_sample(purpose, step, r, locale)
+        for r in roles_of(step.roles, f"step {step.id} of purpose {purpose.id}")
+        for locale in locales
+    ]
+
+
+async def cmd_email_preview(args: argparse.Namespace, settings: Settings) -> int:
+    """Renders as the worker would (English standing in for a missing translation)."""
+    from temporalio.exceptions import ApplicationError
+
+    from activities.mail import SAMPLE_RECIPIENT, compose_message
+
+    playbook = read_playbook(args.playbook or settings.playbook)
+    samples = _preview_samples(args, playbook)
+    templates = _templates(args.templates, settings)
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out}: not a directory")
+    rendered = []
+    for sample in samples:
+        try:
+            rendered.append((sample, sample.render(templates)))
+        except ApplicationError as err:
+            raise BadInput(f"{sample.where}: {err.message}") from None
+    # Everything rendered before the first file is written: a refusal leaves no files.
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sample, email in rendered:
+        stem = args.out / sample.file_stem
+        message = compose_message(email, sender=settings.mail_from, recipient=SAMPLE_RECIPIENT)
+        paths = {
+            "txt": stem.with_name(f"{stem.name}.txt"),
+            "html": stem.with_name(f"{stem.name}.html"),
+            "eml": stem.with_name(f"{stem.name}.eml"),
+        }
+        paths["txt"].write_text(f"Subject: {email.subject}\n\n{email.text}", encoding="utf-8")
+        paths["html"].write_text(email.html, encoding="utf-8")
+        paths["eml"].write_bytes(message.as_bytes())
+        written.append({"email": sample.where, "subject": email.subject, **paths})
+        if not args.json:
+            print("\n".join(str(path) for path in paths.values()))
+    if args.json:
+        print(_json([{k: str(v) for k, v in entry.items()} for entry in written]))
     return EXIT_OK
 
 
 # Argument parsing
+
+
+async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from api.tokens import TokenError, TokenRole, create_token
+
+    with _database(settings) as database:
+        try:
+            token, info = create_token(
+                database, name=args.name, role=TokenRole(args.role), csm=args.csm
+            )
+        except TokenError as err:
+            raise BadInput(str(err)) from None
+    if args.json:
+        print(_json({"token": token, **info.model_dump(mode="json")}))
+    else:
+        print(f"created token {info.id} ({info.role.value}) for {info.name}; shown once, keep it:")
+        print(token)
+    return EXIT_OK
+
+
+async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from api.tokens import list_tokens
+
+    with _database(settings) as database:
+        tokens = list_tokens(database)
+    if args.json:
+        print(_json([info.model_dump(mode="json") for info in tokens]))
+        return EXIT_OK
+    rows = [("ID", "NAME", "ROLE", "CSM", "PREFIX", "CREATED", "STATE")]
+    for info in tokens:
+        state = f"revoked {_when(info.revoked_at)}" if info.revoked_at else "active"
+        rows.append(
+            (
+                str(info.id),
+                info.name,
+                info.role.value,
+                info.csm or "",
+                info.prefix + "…",
+                _when(info.created_at),
+                state,
+            )
+        )
+    print("\n".join(_table(rows)) if tokens else "no tokens yet: liftoff token create --help")
+    return EXIT_OK
+
+
+async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from api.tokens import TokenError, revoke_token
+
+    with _database(settings) as database:
+        try:
+            info = revoke_token(database, args.id)
+        except TokenError as err:
+            raise BadInput(str(err)) from None
+    print(
+        _json(info.model_dump(mode="json"))
+        if args.json
+        else f"revoked token {info.id} ({info.name})"
+    )
+    return EXIT_OK
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from api.server import base_url, serve_api
+
+    if args.host:
+        settings = settings.model_copy(update={"api_host": args.host})
+    if args.port:
+        settings = settings.model_copy(update={"api_port": args.port})
+    print(f"Liftoff API and dashboard on {base_url(settings)} (OpenAPI at /docs); Ctrl-C stops")
+    await serve_api(settings)
+    return EXIT_OK
 
 
 class _Parser(argparse.ArgumentParser):
@@ -768,6 +1046,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=cmd_playbook_validate)
     validate.add_argument("file", type=Path, metavar="FILE")
+    validate.add_argument(
+        "--templates",
+        type=Path,
+        metavar="DIR",
+        help="email templates (default: LIFTOFF_TEMPLATES_DIR)",
+    )
+
+    email = commands.add_parser("email", help="work with email templates")
+    email_commands = email.add_subparsers(dest="email_command", required=True, parser_class=_Parser)
+    preview = email_commands.add_parser(
+        "preview",
+        parents=[common],
+        help="render an email for a sample customer into .txt, .html and .eml files",
+    )
+    preview.set_defaults(handler=cmd_email_preview)
+    which = preview.add_mutually_exclusive_group(required=True)
+    which.add_argument("--purpose", help="a purpose id; with --step")
+    which.add_argument(
+        "--choose-purpose", action="store_true", help="the email asking to choose a purpose"
+    )
+    which.add_argument(
+        "--template", help="an email the workflow sends outside the campaign, e.g. task_assigned"
+    )
+    preview.add_argument("--step", help="the step id within --purpose")
+    preview.add_argument("--role", help="one recipient role (default: each of the step's)")
+    preview.add_argument("--locale", help="ja or en (default: both)")
+    preview.add_argument("--out", type=Path, required=True, metavar="DIR")
+    preview.add_argument("--playbook", type=Path, help="playbook file (default: LIFTOFF_PLAYBOOK)")
+    preview.add_argument(
+        "--templates",
+        type=Path,
+        metavar="DIR",
+        help="email templates (default: LIFTOFF_TEMPLATES_DIR)",
+    )
+    token = commands.add_parser("token", help="manage HTTP API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
+    created = token_commands.add_parser(
+        "create", parents=[common], help="create an API token (printed once)"
+    )
+    created.set_defaults(handler=cmd_token_create)
+    created.add_argument("--name", required=True, help="who or what uses it")
+    created.add_argument("--role", required=True, choices=["csm", "lead", "ops", "ingest"])
+    created.add_argument("--csm", help="for a csm token: the CSM's email, whose customers it sees")
+    listed = token_commands.add_parser("list", parents=[common], help="list API tokens")
+    listed.set_defaults(handler=cmd_token_list)
+    revoked = token_commands.add_parser("revoke", parents=[common], help="revoke an API token")
+    revoked.set_defaults(handler=cmd_token_revoke)
+    revoked.add_argument("id", type=int, metavar="ID")
+
+    serve = command("serve", cmd_serve, "serve the HTTP API, usage intake and dashboard")
+    serve.add_argument("--host", help="default: LIFTOFF_API_HOST (127.0.0.1)")
+    serve.add_argument("--port", type=int, help="default: LIFTOFF_API_PORT (8000)")
     return parser
 
 

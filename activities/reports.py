@@ -1,4 +1,5 @@
-"""What people read back from the database: a customer's timeline, the task list.
+"""What people read back from the database: a customer's timeline, the task list, the
+emails sent to a customer's people and what became of them.
 
 Plain functions for the CLI (and later the HTTP API). Workflow state is never
 read here: stage, goals and verdicts come from the workflow's status query.
@@ -6,6 +7,7 @@ read here: stage, goals and verdicts come from the workflow's status query.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from activities.database import Database
-from models.tables import Customer, Task, TimelineEntry
+from models.tables import Customer, EmailEvent, EmailLedgerEntry, Task, TimelineEntry
 
 
 class TimelineRow(BaseModel):
@@ -36,6 +38,29 @@ class TaskRow(BaseModel):
     due_at: datetime | None
     closed_at: datetime | None
     resolution: str | None
+
+
+class EmailEventRow(BaseModel):
+    event: str
+    at: datetime
+    # An open fetched by a mail client's privacy proxy, not by a person.
+    machine_open: bool
+    url: str | None
+    reason: str | None
+
+
+class EmailRow(BaseModel):
+    ledger_key: str
+    template: str
+    recipient: str
+    status: str  # "sending", "sent" or "failed"
+    created_at: datetime
+    sent_at: datetime | None
+    error: str | None
+    last_event: str | None
+    last_event_at: datetime | None
+    # The provider's events for this message, oldest first.
+    events: list[EmailEventRow]
 
 
 class UnknownCustomer(LookupError):
@@ -74,3 +99,45 @@ def list_tasks(
     with database.session() as session:
         rows = session.exec(query.order_by(col(Task.opened_at), col(Task.task_id))).all()
         return [TaskRow.model_validate(row, from_attributes=True) for row in rows]
+
+
+def customer_emails(database: Database, *, customer_id: str) -> list[EmailRow]:
+    """Every email the send ledger holds for the customer, oldest first, each with the
+    provider's events for it. A customer with none (or not stored yet) gets []."""
+    with database.session() as session:
+        entries = session.exec(
+            select(EmailLedgerEntry)
+            .where(col(EmailLedgerEntry.customer_id) == customer_id)
+            .order_by(
+                col(EmailLedgerEntry.created_at),
+                col(EmailLedgerEntry.ledger_key),
+                col(EmailLedgerEntry.recipient),
+            )
+        ).all()
+        events = session.exec(
+            select(EmailEvent)
+            .where(col(EmailEvent.customer_id) == customer_id)
+            .where(col(EmailEvent.ledger_key).is_not(None))
+            .order_by(col(EmailEvent.occurred_at), col(EmailEvent.id))
+        ).all()
+        # Events name the message by its ledger key and recipient, as the ledger does.
+        by_message: defaultdict[tuple[str | None, str], list[EmailEventRow]] = defaultdict(list)
+        for event in events:
+            by_message[event.ledger_key, event.recipient].append(
+                EmailEventRow(
+                    event=event.event,
+                    at=event.occurred_at,
+                    machine_open=event.machine_open,
+                    url=event.url,
+                    reason=event.reason,
+                )
+            )
+        return [
+            EmailRow.model_validate(
+                {
+                    **entry.model_dump(),
+                    "events": by_message.get((entry.ledger_key, entry.recipient), []),
+                }
+            )
+            for entry in entries
+        ]

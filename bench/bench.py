@@ -7,6 +7,8 @@ temporary SQLite database and an outbox in a temporary directory: start, kickoff
 training, two weeks of good usage (two weekly measurements), the completion review,
 onboarded. Phase 2 runs N bare workflows with the same number of activities (in
 the same groups) and timers as one journey's history, activities that do nothing.
+Then, without a Temporal server (bench/mail_bench.py): email templates rendered per
+second, and emails handed per second to a loopback SendGrid through send_email, ledger on.
 
 Concurrency on the time-skipping server (see TEMPORAL-NOTES.md, "Pitfall"): the
 SDK's automatic time skipping is off for the whole run. Journeys keep the server
@@ -75,6 +77,7 @@ from activities.mail import (  # noqa: E402
 )
 from activities.store import StoreActivities  # noqa: E402
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
+from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from models import visibility  # noqa: E402
 from models.events import (  # noqa: E402
     Cancelled,
@@ -827,16 +830,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="workflows driven at once (default 50; 1 drives them one at a time)",
     )
     parser.add_argument(
+        "--mail-sends",
+        type=int,
+        default=DEFAULT_SENDS,
+        help=f"emails sent to the loopback SendGrid (default {DEFAULT_SENDS})",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON (the table goes to stderr)"
     )
     args = parser.parse_args(argv)
+    if args.mail_sends < 1:
+        parser.error("--mail-sends must be at least 1")  # before minutes of journeys
     report = asyncio.run(run_bench(args.journeys, args.batch_size))
+    _log(f"email: rendering every template, then {args.mail_sends} sends")
+    mail = run_mail_bench(args.mail_sends)
+    table = f"{format_report(report)}\n\n{format_mail_report(mail)}"
     if args.json:
         # JSON for machines on stdout; the table still reaches a human on stderr.
-        print(json.dumps(report.to_json(), indent=2))
-        print(format_report(report), file=sys.stderr)
+        print(json.dumps({**report.to_json(), "mail": mail.to_json()}, indent=2))
+        print(table, file=sys.stderr)
     else:
-        print(format_report(report))
+        print(table)
     return 0
 
 

@@ -210,6 +210,52 @@ class EmailEvent(SQLModel, table=True):
     received_at: datetime = _instant()
 
 
+class ApiToken(SQLModel, table=True):
+    """An HTTP API token. Only its SHA-256 is stored; the token is shown once, at creation.
+
+    Tokens are 256 random bits, so a fast hash is enough: there is nothing to guess.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)  # "csm", "lead", "ops" or "ingest"
+    # A CSM token acts for this CSM: their customers only.
+    csm: str | None = Field(default=None, max_length=320)
+    token_hash: str = Field(max_length=64, unique=True)
+    # The token's first characters, so a person can tell tokens apart in a list.
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _instant()
+    revoked_at: datetime | None = _instant(nullable=True)
+    last_used_at: datetime | None = _instant(nullable=True)
+
+
+class UsageUser(SQLModel, table=True):
+    """Which customer a product user belongs to, learnt from Segment identify and group calls."""
+
+    __tablename__ = "usage_users"
+
+    user_id: str = Field(primary_key=True, max_length=200)
+    customer_id: str = Field(max_length=64, index=True)
+    traits: dict[str, Any] = _json()
+    updated_at: datetime = _instant()
+
+
+class UnmatchedUsage(SQLModel, table=True):
+    """Intake that named no known customer: counted and reported, kept for a later replay."""
+
+    __tablename__ = "unmatched_usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _instant(index=True)
+    kind: str = Field(max_length=16)  # "track", "identify", "group", "page", "csv"
+    user_id: str | None = Field(default=None, max_length=200)
+    group_id: str | None = Field(default=None, max_length=200)
+    reason: str = _text()
+    raw: dict[str, Any] = _json()
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -219,4 +265,7 @@ ALL_TABLES = (
     Task,
     EmailLedgerEntry,
     EmailEvent,
+    ApiToken,
+    UsageUser,
+    UnmatchedUsage,
 )

@@ -18,7 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from models import visibility
 
-pytest_plugins = ["tests.fixtures_db", "tests.sendgrid_server"]
+pytest_plugins = [
+    "tests.fixtures_db",
+    "tests.sendgrid_server",
+    "tests.processes",
+    "tests.workflow_harness",
+    "tests.api_harness",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 

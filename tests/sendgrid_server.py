@@ -4,16 +4,24 @@ Every request body is validated against SendGrid's official schema
 (tests/data/sendgrid_mail_v3.json), so a body the real API would reject is
 rejected here too. Answers are scripted per test: 202 by default, or a queued
 400 / 429 / 500 (or a stall past the client's timeout) for the next requests.
+
+For crash tests the server can also hold requests in flight until released. A
+request whose client is gone by the time it would be answered (it timed out, or
+its process was killed) is counted in `abandoned`, not `accepted`: the server
+plays a provider that had not committed to the message yet.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,8 +82,48 @@ class SendGridServer:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     message_ids: list[str] = field(default_factory=list)
+    # Valid bodies whose client vanished before the answer: never accepted.
+    abandoned: list[dict[str, Any]] = field(default_factory=list)
+    # Bodies of the requests waiting in `hold` mode right now.
+    held: list[dict[str, Any]] = field(default_factory=list)
     _script: deque[Scripted] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: threading.Condition = field(init=False)
+    _holding: bool = False
+    # Connections accepted and not yet closed, the held ones included.
+    _open_connections: int = 0
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
+
+    def hold(self) -> None:
+        """Keep every valid request from now on waiting, unanswered, until `release`."""
+        with self._lock:
+            self._holding = True
+
+    def release(self) -> None:
+        """Answer the held requests (those whose client is still there) and stop holding."""
+        with self._changed:
+            self._holding = False
+            self._changed.notify_all()
+
+    def wait_until_held(
+        self, enough: Callable[[list[dict[str, Any]]], bool], timeout: float
+    ) -> bool:
+        """True once the held bodies are `enough`, False if that took longer than `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: enough(list(self.held)), timeout)
+
+    def wait_until_settled(self, timeout: float) -> bool:
+        """True once every open connection is a held request: none is still arriving or
+        being answered. False if that took longer than `timeout`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open_connections == len(self.held), timeout)
+
+    def _count_connection(self, change: int) -> None:
+        with self._changed:
+            self._open_connections += change
+            self._changed.notify_all()
 
     def answer_next(self, status: int, message: str = "") -> None:
         """Queue one scripted error answer (a body still has to be schema-valid to get it)."""
@@ -90,7 +138,22 @@ class SendGridServer:
             self.requests += 1
             return self._script.popleft() if self._script else Scripted(202)
 
-    def handle(self, authorization: str | None, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _wait_while_holding(self, body: dict[str, Any]) -> None:
+        with self._changed:
+            if not self._holding:
+                return
+            self.held.append(body)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: not self._holding)
+            self.held.remove(body)
+
+    def handle(
+        self,
+        authorization: str | None,
+        raw: bytes,
+        client_gone: Callable[[], bool] = lambda: False,
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """The answer to one request; None when its client is gone and gets none."""
         if authorization != f"Bearer {self.api_key}":
             return _errors(401, [{"message": "The provided authorization grant is invalid"}])
         try:
@@ -104,18 +167,23 @@ class SendGridServer:
         if problems:
             return _errors(400, problems)
         scripted = self._next()
+        self._wait_while_holding(body)
         if scripted.stall_seconds:
             time.sleep(scripted.stall_seconds)
         if scripted.status >= 300:
             return _errors(scripted.status, [{"message": scripted.message, "field": None}])
-        with self._lock:
-            self.accepted.append(body)
         sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable", False)
+        message_id = uuid.uuid4().hex[:22]
+        with self._lock:
+            if client_gone():
+                self.abandoned.append(body)
+                return None
+            self.accepted.append(body)
+            if not sandbox:
+                self.message_ids.append(message_id)
         if sandbox:
             # The real API validates without delivering and answers 200.
             return 200, {}, b""
-        message_id = uuid.uuid4().hex[:22]
-        self.message_ids.append(message_id)
         return 202, {"X-Message-Id": message_id}, b""
 
 
@@ -128,10 +196,15 @@ def _handler(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer: tuple[int, dict[str, str], bytes] | None
             if self.path != MAIL_SEND_PATH:
-                status, headers, body = _errors(404, [{"message": f"no route {self.path}"}])
+                answer = _errors(404, [{"message": f"no route {self.path}"}])
             else:
-                status, headers, body = server.handle(self.headers.get("Authorization"), raw)
+                answer = server.handle(self.headers.get("Authorization"), raw, self._client_gone)
+            if answer is None:
+                self.close_connection = True
+                return
+            status, headers, body = answer
             try:
                 self.send_response(status)
                 for name, value in headers.items():
@@ -142,23 +215,62 @@ def _handler(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (timeout tests)
 
+        def _client_gone(self) -> bool:
+            """The client closed its end: it reads as end-of-file (or a reset)."""
+            connection: socket.socket = self.connection
+            readable, _, _ = select.select([connection], [], [], 0)
+            if not readable:
+                return False
+            try:
+                return connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                return True
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep pytest output to the tests' own
 
     return Handler
 
 
-@pytest.fixture
-def sendgrid_server() -> Iterator[SendGridServer]:
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    """Counts connections from accept to close, so a test can tell when none is arriving."""
+
+    daemon_threads = True
+
+    def __init__(self, state: SendGridServer) -> None:
+        super().__init__(("127.0.0.1", 0), _handler(state))
+        self.state = state
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.state._count_connection(+1)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        # Called once for every request process_request took, whatever happened to it.
+        try:
+            super().shutdown_request(request)
+        finally:
+            self.state._count_connection(-1)
+
+
+@contextmanager
+def serve() -> Iterator[SendGridServer]:
+    """A loopback SendGrid on a free port, for as long as the block lasts."""
     state = SendGridServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
+    httpd = _LoopbackHTTPServer(state)
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, name="sendgrid-loopback", daemon=True)
     thread.start()
     try:
         yield state
     finally:
+        state.release()  # nothing left waiting on a test that ended early
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+@pytest.fixture
+def sendgrid_server() -> Iterator[SendGridServer]:
+    with serve() as state:
+        yield state

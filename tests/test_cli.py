@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import email
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import starter
+from activities.database import Database
+from activities.reports import customer_emails
 from models.handoff import Role
+from models.onboarding import OnboardingState, OnboardingStatus
+from models.playbook import load_playbook
+from models.tables import EmailEvent, EmailLedgerEntry
 from settings import REPO
 
 DEMO_PLAYBOOK = str(REPO / "playbooks" / "demo.toml")
@@ -173,9 +184,10 @@ def test_csv_rows_parse_into_handoffs(tmp_path: Path) -> None:
 
 
 def test_playbook_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    demo = load_playbook(DEMO_PLAYBOOK)
     code, out, _ = run(capsys, "playbook", "validate", DEMO_PLAYBOOK)
     assert code == 0
-    assert out.startswith("ok: demo-compressed demo.1, 6 purposes")
+    assert out.startswith(f"ok: {demo.name} {demo.version}, {len(demo.purposes)} purposes")
 
     broken = tmp_path / "broken.toml"
     text = (REPO / "playbooks" / "demo.toml").read_text(encoding="utf-8")
@@ -203,3 +215,381 @@ def test_events_built_from_arguments() -> None:
     assert event.success_confirmed is False
     assert event.feature_requests == ["CSV export"]
     assert [(a.email, a.score) for a in event.nps] == [("dana@acme.example", 7)]
+
+
+# Playbook validation renders every email the playbook makes the workflow send.
+
+TEMPLATES = REPO / "templates" / "email"
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    """A copy of the shipped templates that a test may break."""
+    directory = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, directory)
+    return directory
+
+
+@pytest.mark.parametrize("name", ["default.toml", "demo.toml"])
+def test_shipped_playbooks_validate_with_every_email(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    code, out, err = run(capsys, "playbook", "validate", str(REPO / "playbooks" / name), "--json")
+
+    report = json.loads(out)
+    assert (code, err) == (0, "")
+    assert report["ok"] is True and report["problems"] == []
+    assert report["emails_checked"] > 2 * len(load_playbook(REPO / "playbooks" / name).purposes)
+
+
+def test_validate_names_a_template_the_playbook_lacks(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shipped = load_playbook(DEMO_PLAYBOOK)
+    purpose = shipped.purposes[0]
+    step = purpose.steps[0]
+    broken = tmp_path / "broken.toml"
+    text = Path(DEMO_PLAYBOOK).read_text(encoding="utf-8")
+    # The first mention of the template is the first purpose's first step.
+    broken.write_text(
+        text.replace(f'template = "{step.template}"', 'template = "no_such_email"', 1),
+        encoding="utf-8",
+    )
+
+    code, out, err = run(capsys, "playbook", "validate", str(broken))
+
+    assert (code, out) == (2, "")
+    role = step.roles[0].value
+    assert (
+        f"{broken}: purpose {purpose.id}, step {step.id}, role {role}, locale ja, "
+        f"template no_such_email: no email template no_such_email.{role}.ja.txt "
+        "or no_such_email.ja.txt"
+    ) in err.splitlines()
+    assert len(err.splitlines()) == len(step.roles) * 2  # every role, both locales
+
+
+def test_validate_names_a_missing_japanese_translation(
+    capsys: pytest.CaptureFixture[str], templates: Path
+) -> None:
+    shipped = load_playbook(DEMO_PLAYBOOK)
+    purpose = shipped.purposes[0]
+    step = purpose.steps[0]
+    for path in templates.glob(f"{step.template}.*ja.txt"):
+        path.unlink()
+
+    code, out, err = run(
+        capsys, "playbook", "validate", DEMO_PLAYBOOK, "--templates", str(templates)
+    )
+
+    assert (code, out) == (2, "")
+    role = step.roles[0].value
+    assert (
+        f"{DEMO_PLAYBOOK}: purpose {purpose.id}, step {step.id}, role {role}, locale ja, "
+        f"template {step.template}: no ja translation: "
+    ) in err
+    assert "locale en" not in err
+
+
+def test_validate_names_an_undefined_variable_with_file_and_line(
+    capsys: pytest.CaptureFixture[str], templates: Path
+) -> None:
+    failed = templates / "onboarding_failed.ja.txt"
+    lines = failed.read_text(encoding="utf-8").count("\n")
+    failed.write_text(
+        failed.read_text(encoding="utf-8") + "{{ customer_nmae }}\n", encoding="utf-8"
+    )
+
+    result = run(capsys, "playbook", "validate", DEMO_PLAYBOOK, "--templates", str(templates))
+
+    assert_refused(
+        result,
+        f"{DEMO_PLAYBOOK}: locale ja, template onboarding_failed: email template "
+        f"onboarding_failed.ja.txt, line {lines + 1}: 'customer_nmae' is undefined",
+    )
+
+
+def test_validate_refuses_a_missing_templates_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    result = run(
+        capsys, "playbook", "validate", DEMO_PLAYBOOK, "--templates", str(tmp_path / "none")
+    )
+    assert_refused(result, "no such templates directory")
+
+
+# Email preview: one step, for a sample customer, to files.
+
+
+def test_email_preview_writes_text_html_and_eml(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    playbook = load_playbook(DEMO_PLAYBOOK)
+    purpose = playbook.purposes[0]
+    step = purpose.steps[0]
+    role = step.roles[0].value
+    out_dir = tmp_path / "preview"
+
+    code, out, err = run(
+        capsys,
+        *("email", "preview", "--playbook", DEMO_PLAYBOOK, "--purpose", purpose.id),
+        *("--step", step.id, "--role", role, "--locale", "ja", "--out", str(out_dir)),
+    )
+
+    assert (code, err) == (0, "")
+    stem = out_dir / f"{purpose.id}.{step.id}.{role}.ja"
+    assert out.splitlines() == [f"{stem}.txt", f"{stem}.html", f"{stem}.eml"]
+    text = Path(f"{stem}.txt").read_text(encoding="utf-8")
+    html = Path(f"{stem}.html").read_text(encoding="utf-8")
+    message = email.message_from_bytes(Path(f"{stem}.eml").read_bytes(), policy=default_policy)
+    assert text.startswith(f"Subject: {message['Subject']}\n")
+    assert "株式会社アクメ物流" in text
+    assert '<html lang="ja">' in html and "<style" not in html and 'style="' in html
+    assert message.get_body(("html",)) is not None
+
+
+def test_email_preview_of_every_role_and_the_other_emails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "email",
+        "preview",
+        "--playbook",
+        DEMO_PLAYBOOK,
+        "--choose-purpose",
+        "--locale",
+        "en",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0
+    roles = load_playbook(DEMO_PLAYBOOK).campaign.choose_purpose.roles  # type: ignore[union-attr]
+    assert sorted(path.name for path in tmp_path.glob("*.html")) == sorted(
+        f"choose_purpose.{role.value}.en.html" for role in roles
+    )
+    assert len(out.splitlines()) == 3 * len(roles)
+
+    code, out, _ = run(
+        capsys, "email", "preview", "--template", "task_assigned", "--out", str(tmp_path), "--json"
+    )
+    assert code == 0
+    assert [entry["html"] for entry in json.loads(out)] == [
+        str(tmp_path / "task_assigned.ja.html"),
+        str(tmp_path / "task_assigned.en.html"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--purpose", "Z", "--step", "welcome"], "unknown purpose 'Z'"),
+        (["--purpose", "A"], "--purpose needs --step"),
+        (["--purpose", "A", "--step", "nope"], "unknown step 'nope'"),
+        (["--purpose", "A", "--step", "welcome", "--role", "boss"], "unknown role 'boss'"),
+        (["--purpose", "A", "--step", "welcome", "--locale", "fr"], "unknown locale 'fr'"),
+        (["--template", "bogus"], "unknown template 'bogus'"),
+        (["--template", "task_assigned", "--role", "end_user"], "not end_user"),
+        (["--choose-purpose", "--step", "welcome"], "--step goes with --purpose"),
+        (["--step", "welcome"], "one of the arguments"),
+    ],
+)
+def test_email_preview_refuses_bad_input_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], says: str
+) -> None:
+    out_dir = tmp_path / "preview"
+    argv = ["email", "preview", "--playbook", DEMO_PLAYBOOK, *argv, "--out", str(out_dir)]
+
+    assert_refused(run(capsys, *argv), says)
+    assert not out_dir.exists()
+
+
+def test_email_preview_refuses_a_role_the_step_does_not_reach(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    playbook = load_playbook(DEMO_PLAYBOOK)
+    purpose, step = next(
+        (p, s) for p in playbook.purposes for s in p.steps if len(s.roles) < len(Role)
+    )
+    absent = next(role for role in Role if role not in step.roles)
+    argv = ["email", "preview", "--playbook", DEMO_PLAYBOOK, "--purpose", purpose.id]
+    argv += ["--step", step.id, "--role", absent.value, "--out", str(tmp_path / "preview")]
+
+    assert_refused(run(capsys, *argv), f"not {absent.value}")
+    assert not (tmp_path / "preview").exists()
+
+
+# Status: the emails that went out to the customer's people, and what became of them.
+
+T0 = datetime(2026, 1, 15, 0, 30, tzinfo=UTC)
+
+
+def add_emails(database: Database) -> None:
+    """acme: a delivered, opened and clicked welcome, a refused one, a task email;
+    and a message of another customer that must not show."""
+
+    def entry(key: str, to: str, template: str, status: str, **more: Any) -> EmailLedgerEntry:
+        return EmailLedgerEntry(
+            customer_id=more.pop("customer_id", "acme"),
+            ledger_key=key,
+            recipient=to,
+            template=template,
+            status=status,
+            created_at=T0 + timedelta(minutes=more.pop("minute", 0)),
+            **more,
+        )
+
+    def event(n: int, key: str | None, to: str, kind: str, **more: Any) -> EmailEvent:
+        return EmailEvent(
+            sg_event_id=f"ev-{n}",
+            customer_id=more.pop("customer_id", "acme"),
+            ledger_key=key,
+            recipient=to,
+            event=kind,
+            occurred_at=T0 + timedelta(hours=n),
+            raw={},
+            received_at=T0 + timedelta(hours=n),
+            **more,
+        )
+
+    welcome = "campaign:A:welcome:administrator"
+    with database.session() as session:
+        session.add_all(
+            [
+                entry(welcome, "omar@acme.example", "purpose_welcome", "sent", sent_at=T0),
+                entry(
+                    welcome,
+                    "gone@acme.example",
+                    "purpose_welcome",
+                    "failed",
+                    error="MailRefused: 550 mailbox unavailable",
+                ),
+                entry(
+                    "task:acme-1",
+                    "csm@cs.example",
+                    "task_assigned",
+                    "sent",
+                    minute=5,
+                    sent_at=T0 + timedelta(minutes=5),
+                ),
+                entry(
+                    "task:other-1", "csm@cs.example", "task_assigned", "sent", customer_id="other"
+                ),
+            ]
+        )
+        session.add_all(
+            [
+                event(1, welcome, "omar@acme.example", "delivered"),
+                event(2, welcome, "omar@acme.example", "open"),
+                event(3, welcome, "omar@acme.example", "open"),
+                event(4, welcome, "omar@acme.example", "click", url="https://x.example"),
+                event(5, "task:other-1", "csm@cs.example", "open", customer_id="other"),
+                event(6, None, "omar@acme.example", "open"),  # matched to no message
+            ]
+        )
+
+
+def test_customer_emails_pairs_each_ledger_row_with_its_events(database: Database) -> None:
+    add_emails(database)
+
+    emails = customer_emails(database, customer_id="acme")
+
+    assert [(e.ledger_key, e.recipient, e.status) for e in emails] == [
+        ("campaign:A:welcome:administrator", "gone@acme.example", "failed"),
+        ("campaign:A:welcome:administrator", "omar@acme.example", "sent"),
+        ("task:acme-1", "csm@cs.example", "sent"),
+    ]
+    assert emails[0].events == [] and emails[0].error is not None
+    assert [e.event for e in emails[1].events] == ["delivered", "open", "open", "click"]
+    assert emails[1].events[-1].url == "https://x.example"
+    assert emails[2].events == []
+    assert customer_emails(database, customer_id="nobody") == []
+
+
+@pytest.fixture
+def status_from_temporal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Database]:
+    """`status` with Temporal faked and the database a fresh SQLite file holding emails."""
+    status = OnboardingStatus(
+        customer_id="acme",
+        customer_name="Acme Logistics",
+        csm="csm@cs.example",
+        cs_leader="lead@cs.example",
+        playbook_name="demo",
+        playbook_version="1",
+        state=OnboardingState(),
+        next_due=None,
+    )
+
+    class FakeClient:
+        async def status(self, customer_id: str) -> OnboardingStatus:
+            return status
+
+    async def fake_client(settings: Any) -> FakeClient:
+        return FakeClient()
+
+    url = f"sqlite:///{tmp_path / 'liftoff.db'}"
+    monkeypatch.setattr(starter, "_client", fake_client)
+    monkeypatch.setenv("DATABASE_URL", url)
+    database = Database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def test_status_shows_each_email_and_what_became_of_it(
+    capsys: pytest.CaptureFixture[str], status_from_temporal: Database
+) -> None:
+    add_emails(status_from_temporal)
+
+    code, out, _ = run(capsys, "status", "acme")
+
+    assert code == 0
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  emails:"))
+    assert lines[at] == "  emails: 3 (1 failed)"
+    assert lines[at + 1].split() == [
+        "WHEN",
+        "EMAIL",
+        "TEMPLATE",
+        "TO",
+        "STATUS",
+        "WHAT",
+        "HAPPENED",
+    ]
+    omar = next(line for line in lines if "omar@acme.example" in line)
+    assert "2026-01-15 00:30:00 UTC" in omar
+    assert omar.endswith("sent    delivered, open x2, click")
+    gone = next(line for line in lines if "gone@acme.example" in line)
+    assert gone.endswith("failed  MailRefused: 550 mailbox unavailable")
+    assert "task:other-1" not in out
+
+
+def test_status_json_lists_the_emails(
+    capsys: pytest.CaptureFixture[str], status_from_temporal: Database
+) -> None:
+    add_emails(status_from_temporal)
+
+    code, out, _ = run(capsys, "status", "acme", "--json")
+
+    report = json.loads(out)
+    assert code == 0
+    assert report["state"]["stage"] == "handoff"
+    assert [(e["recipient"], e["status"]) for e in report["emails"]] == [
+        ("gone@acme.example", "failed"),
+        ("omar@acme.example", "sent"),
+        ("csm@cs.example", "sent"),
+    ]
+    assert [e["event"] for e in report["emails"][1]["events"]] == [
+        "delivered",
+        "open",
+        "open",
+        "click",
+    ]
+
+
+def test_status_without_emails_says_so(
+    capsys: pytest.CaptureFixture[str], status_from_temporal: Database
+) -> None:
+    code, out, _ = run(capsys, "status", "acme")
+
+    assert code == 0
+    assert out.splitlines()[-1] == "  emails: none sent yet"

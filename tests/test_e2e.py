@@ -3,88 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from models import visibility
-from tests.conftest import REPO, venv_binary
+from tests.processes import Cli, cli_runner, liftoff_environment, start_worker, stop
 
 pytestmark = pytest.mark.e2e
-
-READY_TIMEOUT = 60.0
-COMMAND_TIMEOUT = 60.0
-_TYPES = {"KEYWORD": "Keyword", "BOOL": "Bool"}
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(what: str, check: Callable[[], bool], process: subprocess.Popen[Any]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not check():
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready within {READY_TIMEOUT:.0f}s")
-        time.sleep(0.3)
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@pytest.fixture(scope="module")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    command = [
-        venv_binary("temporal"),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--http-port",
-        str(_free_port()),
-        "--log-level",
-        "warn",
-    ]
-    for key in visibility.ALL:
-        command += ["--search-attribute", f"{key.name}={_TYPES[key.indexed_value_type.name]}"]
-    log = (tmp_path_factory.mktemp("temporal") / "server.log").open("wb")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    def answers() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        _wait_for("temporal dev server", answers, server)
-        yield f"127.0.0.1:{port}"
-    finally:
-        _stop(server)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,57 +26,24 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def environment(temporal_address: str, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "LIFTOFF_"))}
-    env.update(
-        TEMPORAL_ADDRESS=temporal_address,
-        TEMPORAL_NAMESPACE="default",
-        LIFTOFF_TASK_QUEUE=f"e2e-{uuid.uuid4()}",
-        DATABASE_URL=f"sqlite:///{workdir / 'liftoff.db'}",
-        LIFTOFF_OUTBOX_DIR=str(workdir / "outbox"),
-        LIFTOFF_PLAYBOOK=str(REPO / "playbooks" / "demo.toml"),
-        LIFTOFF_LOG_FORMAT="json",
-    )
-    return env
+    return liftoff_environment(temporal_address, workdir)
 
 
 @pytest.fixture(scope="module")
 def cli(environment: dict[str, str], workdir: Path) -> Cli:
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(REPO / "starter.py"), *argv],
-            env=environment,
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
-
-    return run
+    return cli_runner(environment, workdir)
 
 
 @pytest.fixture(scope="module")
 def worker(environment: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[str]]:
-    log = (workdir / "worker.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "worker.py")],
-        env=environment,
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-    def started() -> bool:
-        return "worker started" in (workdir / "worker.log").read_text()
-
+    log = workdir / "worker.log"
+    process = start_worker(environment, workdir, log)
     try:
-        _wait_for("worker", started, process)
         yield process
     finally:
-        _stop(process)
-        log.close()
+        stop(process)
     # SIGTERM is a clean shutdown, not a crash.
-    assert process.returncode == 0, (workdir / "worker.log").read_text()[-2000:]
+    assert process.returncode == 0, log.read_text()[-2000:]
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import (
+    MailActivities,
+    OutboxMailer,
+    build_template_environment,
+    render_email,
+)
 from activities.store import StoreActivities
 from models.activity_io import SendEmailInput, UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
@@ -24,8 +30,21 @@ from tests.factories import REPO, make_handoff
 TEMPLATES = REPO / "templates" / "email"
 SENDER = "Liftoff <onboarding@liftoff.example>"
 
-# The contexts the workflow sends with each template.
-WORKFLOW_CONTEXTS: dict[str, dict[str, str | int | float | bool | None]] = {
+# A purpose as choose_purpose lists it: {"id": ..., "title": ...}.
+ContextValue = str | int | float | bool | None | list[dict[str, str]]
+
+PURPOSE_CONTEXT: dict[str, ContextValue] = {
+    "customer_name": "Acme Logistics",
+    "purpose_id": "A",
+    "purpose_title": "Digitise incoming documents",
+    "purpose_outcome": "Share of incoming documents digitised",
+    "key_action": "document_scanned",
+    "recipient": "someone@acme.example",
+}
+
+# The contexts the workflow sends with each template; a role-specific template
+# is keyed "<template>.<role>", like its file name.
+WORKFLOW_CONTEXTS: dict[str, dict[str, ContextValue]] = {
     "task_assigned": {
         "customer_name": "Acme Logistics",
         "customer_id": "acme",
@@ -44,6 +63,17 @@ WORKFLOW_CONTEXTS: dict[str, dict[str, str | int | float | bool | None]] = {
         "customer_id": "acme",
         "detail": "Deadline of 120 days passed in stage adoption.",
     },
+    "choose_purpose": {
+        "customer_name": "Acme Logistics",
+        "purposes_offered": [
+            {"id": "A", "title": "Digitise incoming documents"},
+            {"id": "B", "title": "Approve expenses online"},
+        ],
+        "recipient": "someone@acme.example",
+    },
+    "purpose_welcome.administrator": PURPOSE_CONTEXT,
+    "purpose_welcome.end_user": PURPOSE_CONTEXT,
+    "purpose_nudge": {**PURPOSE_CONTEXT, "key_actions_last_week": 3},
 }
 
 
@@ -340,7 +370,95 @@ def test_every_shipped_template_renders_with_the_workflows_context(
     text = environment.get_template(f"{template}.{locale}.txt").render(context)
     html = environment.get_template(f"{template}.{locale}.html").render(context)
 
-    assert text.splitlines()[0].startswith("Subject: ")
+    subject = text.splitlines()[0]
+    assert subject.startswith("Subject: ")
     assert "Acme Logistics" in text
     assert f'<html lang="{locale}">' in html
     assert "Acme Logistics" in html
+    if "purpose_title" in context:
+        assert context["purpose_title"] in subject
+    if "purposes_offered" in context:
+        for body in (text, html):
+            assert "Digitise incoming documents" in body and "Approve expenses online" in body
+
+
+@pytest.mark.parametrize(
+    ("locale", "count", "says"),
+    [
+        ("en", 0, "was not recorded at all"),
+        ("en", 1, "recorded 1 time,"),
+        ("en", 3, "recorded 3 times,"),
+        ("ja", 0, "ご利用がまだございませんでした"),
+        ("ja", 3, "は3回と"),
+    ],
+)
+def test_purpose_nudge_states_last_weeks_key_actions(locale: str, count: int, says: str) -> None:
+    environment = build_template_environment(TEMPLATES)
+    context = {**WORKFLOW_CONTEXTS["purpose_nudge"], "key_actions_last_week": count}
+    text = environment.get_template(f"purpose_nudge.{locale}.txt").render(context)
+    html = environment.get_template(f"purpose_nudge.{locale}.html").render(context)
+
+    assert says in text and says in html
+    assert "document scanned" in text and "document_scanned" not in text
+
+
+class StyleCollector(HTMLParser):
+    """Each element's tag and style attribute, and whether a <style> block is left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, str]] = []
+        self.style_blocks = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.style_blocks += tag == "style"
+        self.elements.append((tag, dict(attrs).get("style") or ""))
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_html_part_carries_the_layouts_css_inline(locale: str) -> None:
+    rendered = render_email(
+        build_template_environment(TEMPLATES),
+        "task_assigned",
+        locale,
+        {**WORKFLOW_CONTEXTS["task_assigned"], "recipient": "csm@liftoff.example"},
+    )
+    page = StyleCollector()
+    page.feed(rendered.html)
+
+    assert page.style_blocks == 0, "mail clients that drop <style> must lose nothing"
+    styles = dict(page.elements)  # the first of each tag
+    assert "background: #f5f6f8" in styles["body"]
+    assert "max-width: 600px" in styles["div"]  # the card
+    assert "border-collapse: collapse" in styles["table"]
+    assert "text-align: left" in styles["th"]
+    unstyled = [tag for tag, style in page.elements if tag in ("p", "td", "th") and not style]
+    assert unstyled == []
+    assert f'<html lang="{locale}">' in rendered.html
+
+
+def test_environment_autoescapes_html_and_refuses_undefined_variables(tmp_path: Path) -> None:
+    (tmp_path / "x.en.txt").write_text("Subject: {{ name }}\n{{ name }}\n")
+    (tmp_path / "x.en.html").write_text("<p>{{ name }}</p>")
+    templates = build_template_environment(tmp_path)
+
+    rendered = render_email(templates, "x", "en", {"name": "<b>A&B</b>"})
+    assert "&lt;b&gt;A&amp;B&lt;/b&gt;" in rendered.html
+    assert rendered.text == "<b>A&B</b>\n"  # plain text is not escaped
+
+    with pytest.raises(ApplicationError) as failure:
+        render_email(templates, "x", "en", {})
+    assert failure.value.non_retryable
+    assert failure.value.message == "email template x.en.txt, line 1: 'name' is undefined"
+
+
+def test_template_syntax_error_fails_for_good_naming_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "x.en.txt").write_text("Subject: hi\n")
+    (tmp_path / "x.en.html").write_text("<p>\n{% if %}</p>")
+
+    with pytest.raises(ApplicationError) as failure:
+        render_email(build_template_environment(tmp_path), "x", "en", {})
+
+    assert failure.value.non_retryable
+    assert failure.value.type == "TemplateError"
+    assert failure.value.message.startswith("email template x.en.html, line 2: ")

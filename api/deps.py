@@ -1,0 +1,64 @@
+"""Request dependencies: the app's services and who is asking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.services import Services
+from api.tokens import Principal, TokenRole, authenticate
+
+# The dashboard keeps the token in this cookie (HttpOnly), the API takes a Bearer header.
+SESSION_COOKIE = "liftoff_token"
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `liftoff token create`")
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def optional_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    found: Annotated[Services, Depends(services)],
+) -> Principal | None:
+    token = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    return authenticate(found.database, token)
+
+
+def principal(
+    who: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if who is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return who
+
+
+def require(*roles: TokenRole) -> Callable[[Principal], Principal]:
+    """A dependency admitting only the given roles."""
+
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in roles:
+            allowed = ", ".join(role.value for role in roles)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"a {who.role.value} token cannot do this ({allowed})"
+            )
+        return who
+
+    return check
+
+
+# The people who work with customers: everything but usage-only tokens.
+Staff = Annotated[Principal, Depends(require(TokenRole.CSM, TokenRole.LEAD, TokenRole.OPS))]
+AppServices = Annotated[Services, Depends(services)]

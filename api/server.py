@@ -1,0 +1,64 @@
+"""Serving the HTTP app with uvicorn: `liftoff serve`, and `make run` in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+from temporalio.client import Client
+
+from activities.database import Database
+from api.app import create_app
+from api.services import Services
+from client.connection import connect_client
+from client.onboarding import OnboardingClient
+from settings import Settings
+
+log = logging.getLogger("liftoff.api")
+
+
+def build_services(settings: Settings, client: Client) -> Services:
+    return Services(
+        onboarding=OnboardingClient(client, settings.task_queue),
+        database=Database(settings.database_url),
+        playbook_path=settings.playbook,
+        customer_trait=settings.intake_customer_trait,
+        webhook_public_key=settings.sendgrid_webhook_public_key,
+    )
+
+
+async def serve_api(
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (or SIGINT/SIGTERM when run alone)."""
+    if client is None:
+        client = await connect_client(settings)
+    services = build_services(settings, client)
+    # The API reads and writes the same tables as the worker; it migrates as a worker does.
+    await asyncio.to_thread(services.database.migrate)
+    config = uvicorn.Config(
+        create_app(services),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        # Logging is configured by the entry point, not by uvicorn.
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    log.info("serving the API and dashboard", extra={"url": base_url(settings)})
+    if stop is None:
+        await server.serve()
+        return
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"

@@ -1,0 +1,211 @@
+"""A worker killed while SendGrid holds its requests: every email still arrives exactly once.
+
+The real `worker.py` sends through the real `sendgrid` client to the loopback
+SendGrid (tests/sendgrid_server.py), against a real dev server. Three customers
+start on a copy of the demo playbook whose timers are all due within seconds.
+The server holds every request unanswered until each customer has an email in
+flight (the "schedule the kickoff" task to its CSM). The worker is then killed
+with SIGKILL, so no attempt finishes and no ledger row moves past "sending"; a
+new worker process starts and the server is released: the held requests find
+their client gone and are not accepted. Temporal retries each send once its attempt's
+start-to-close timeout (MAIL_TIMEOUT) has passed; the new worker's send_email
+finds the row still "sending" and sends. The journeys then go on to the kickoff
+reminder, the escalation, the momentum meeting and the deadline (failed: a
+notice to the CS leader and the CSM), so every email of a journey after the
+first also goes through the restarted worker.
+
+What this proves closed: a message that never reached the provider, or reached
+it but was cut off by the crash before the provider accepted it, is sent exactly
+once after the restart, and no retry sends an email the ledger holds as sent:
+the loopback server accepted each (customer, ledger key, recipient) once, and
+each ledger row says "sent" with the id the server gave.
+
+The demo playbook's campaign stays on: its emails start with adoption, which
+these journeys never reach (no kickoff is held), so today the ledger holds just
+the task and failure emails; an email the campaign did send would be held to
+the same checks.
+
+What it cannot prove, because it is not closed (see activities/mail.py): the
+provider accepted the message and the worker died before the ledger row said
+"sent". The retry then sends it a second time; SendGrid's mail-send API takes no
+idempotency key with which to refuse the duplicate.
+
+The test waits for Temporal's real retry, so it lasts MAIL_TIMEOUT plus
+MAIL_RETRY's first interval (about 65 s) plus start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from activities.database import Database
+from models.tables import EmailLedgerEntry
+from tests.conftest import REPO
+from tests.processes import cli_runner, liftoff_environment, start_worker, stop
+from tests.sendgrid_server import SendGridServer
+from workflows.activity_options import MAIL_RETRY, MAIL_TIMEOUT
+
+pytestmark = pytest.mark.e2e
+
+RUN = uuid.uuid4().hex[:8]
+CUSTOMERS = tuple(f"crash-{letter}-{RUN}" for letter in "abc")
+CSM = "csm@liftoff.example"
+LEADER = "leader@liftoff.example"
+# Every timer due within seconds, so all of a journey's emails but the first wait
+# for the crashed send to be retried, and the journey then ends (failed).
+PLAYBOOK_CHANGES = (
+    (r'momentum_after = "\d+s"', 'momentum_after = "3s"'),
+    (r'deadline = "\d+s"', 'deadline = "4s"'),
+    (
+        r'\[timers\.kickoff\]\nremind_csm_after = "\d+s"\nescalate_to_leader_after = "\d+s"',
+        '[timers.kickoff]\nremind_csm_after = "1s"\nescalate_to_leader_after = "2s"',
+    ),
+)
+# Held-request timeout of the SendGrid client: long enough to outlast the kill.
+CLIENT_TIMEOUT = "30"
+# The retry of a send whose worker died comes after its attempt times out.
+RETRY_DUE = (MAIL_TIMEOUT + (MAIL_RETRY.initial_interval or MAIL_TIMEOUT)).total_seconds()
+DELIVERY_TIMEOUT = RETRY_DUE + 30
+
+Key = tuple[str, str, str]  # customer, ledger key, recipient
+
+
+def compressed_playbook(directory: Path) -> Path:
+    text = (REPO / "playbooks" / "demo.toml").read_text()
+    for pattern, replacement in PLAYBOOK_CHANGES:
+        text, found = re.subn(pattern, replacement, text)
+        assert found == 1, f"playbooks/demo.toml no longer has {pattern!r}"
+    path = directory / "crash.toml"
+    path.write_text(text)
+    return path
+
+
+def expected_emails(customer: str) -> set[Key]:
+    """Each task opened and the failure notice, to the person it concerns."""
+    return {
+        (customer, f"task:{customer}-1", CSM),  # schedule the kickoff
+        (customer, f"task:{customer}-2", CSM),  # kickoff overdue
+        (customer, f"task:{customer}-3", LEADER),  # escalation
+        (customer, f"task:{customer}-4", CSM),  # momentum meeting
+        (customer, f"task:{customer}-5", LEADER),  # deadline missed
+        (customer, f"failed:{customer}", LEADER),
+        (customer, f"failed:{customer}", CSM),
+    }
+
+
+def key_of(body: dict[str, Any]) -> Key:
+    """Whom a request to the loopback SendGrid was for (one recipient per message)."""
+    args = body["custom_args"]
+    [personalization] = body["personalizations"]
+    [to] = personalization["to"]
+    return args["customer_id"], args["ledger_key"], to["email"]
+
+
+def ledger(database: Database) -> dict[Key, EmailLedgerEntry]:
+    with database.session() as session:
+        rows = session.exec(select(EmailLedgerEntry)).all()
+    return {(row.customer_id, row.ledger_key, row.recipient): row for row in rows}
+
+
+def test_a_worker_killed_mid_send_delivers_every_email_exactly_once(
+    sendgrid_server: SendGridServer, temporal_address: str, tmp_path: Path
+) -> None:
+    environment = liftoff_environment(
+        temporal_address,
+        tmp_path,
+        LIFTOFF_PLAYBOOK=str(compressed_playbook(tmp_path)),
+        LIFTOFF_MAIL_BACKEND="sendgrid",
+        SENDGRID_API_KEY=sendgrid_server.api_key,
+        LIFTOFF_SENDGRID_HOST=sendgrid_server.url,
+        LIFTOFF_MAIL_TIMEOUT=CLIENT_TIMEOUT,
+    )
+    cli = cli_runner(environment, tmp_path)
+    handoffs = tmp_path / "handoffs.csv"
+    handoffs.write_text(
+        "customer_id,name,csm,cs_leader,seats,contacts,purposes\n"
+        + "".join(
+            f"{customer},{customer.title()},{CSM},{LEADER},10,"
+            f"administrator:Admin <admin@{customer}.example>,A\n"
+            for customer in CUSTOMERS
+        )
+    )
+    expected = {key for customer in CUSTOMERS for key in expected_emails(customer)}
+    database = Database(environment["DATABASE_URL"])
+    sendgrid_server.hold()
+    first = start_worker(environment, tmp_path, tmp_path / "worker-1.log")
+    second: subprocess.Popen[str] | None = None
+    try:
+        started = cli("start", "--csv", str(handoffs))
+        assert started.returncode == 0, started.stderr
+
+        # Each journey's first emails are in flight, unanswered; nothing later can be
+        # sent before they end, since a journey waits for its side effects.
+        def every_customer(bodies: list[dict[str, Any]]) -> bool:
+            return {key_of(body)[0] for body in bodies} == set(CUSTOMERS)
+
+        assert sendgrid_server.wait_until_held(every_customer, timeout=30), (
+            f"held: {sorted(map(key_of, sendgrid_server.held))}"
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        # A request the worker had begun is now held, or its connection is gone.
+        assert sendgrid_server.wait_until_settled(timeout=10)
+        in_flight = sorted(map(key_of, sendgrid_server.held))
+        assert {(c, f"task:{c}-1", CSM) for c in CUSTOMERS} <= set(in_flight)
+        rows = ledger(database)
+        assert {key: rows[key].status for key in in_flight} == dict.fromkeys(in_flight, "sending")
+
+        second = start_worker(environment, tmp_path, tmp_path / "worker-2.log")
+        sendgrid_server.release()
+
+        # A workflow completes only once its side effects have, so no email is to come.
+        def ended() -> dict[str, str]:
+            listed = cli("list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            return {
+                row["customer_id"]: row["stage"]
+                for row in json.loads(listed.stdout)
+                if row["customer_id"] in CUSTOMERS and row["workflow_status"] == "completed"
+            }
+
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        while len(stages := ended()) < len(CUSTOMERS):
+            assert time.monotonic() < deadline, (
+                f"journeys not over within {DELIVERY_TIMEOUT:.0f}s of the kill: {stages}"
+            )
+            time.sleep(1)
+        rows = ledger(database)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+        sendgrid_server.release()
+        database.dispose()
+
+    assert stages == dict.fromkeys(CUSTOMERS, "failed")
+    # The held requests were cut off by the crash: never accepted.
+    assert sorted(map(key_of, sendgrid_server.abandoned)) == in_flight
+    accepted = Counter(map(key_of, sendgrid_server.accepted))
+    assert [key for key, times in accepted.items() if times > 1] == []
+    assert set(accepted) == set(rows)
+    assert expected <= set(rows)
+    assert {row.status for row in rows.values()} == {"sent"}
+    # Each ledger row names the message the provider accepted.
+    provider_ids = dict(
+        zip(map(key_of, sendgrid_server.accepted), sendgrid_server.message_ids, strict=True)
+    )
+    assert {key: row.message_id for key, row in rows.items()} == provider_ids
+    assert first.returncode == -signal.SIGKILL
+    assert second is not None
+    assert second.returncode == 0, (tmp_path / "worker-2.log").read_text()[-2000:]
