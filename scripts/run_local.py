@@ -30,6 +30,8 @@ from temporalio.service import RPCError  # noqa: E402
 
 from activities.database import Database  # noqa: E402
 from activities.usage import record_usage_event  # noqa: E402
+from api.server import base_url, serve_api  # noqa: E402
+from api.tokens import TokenRole, create_token  # noqa: E402
 from client.connection import connect_client  # noqa: E402
 from client.errors import LiftoffClientError  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
@@ -45,6 +47,8 @@ STATE_DIR = REPO / ".liftoff"
 HOST = "127.0.0.1"
 PORT = 7233
 UI_PORT = 8233
+API_PORT = 8000
+DEMO_CSM = "yuki.tanaka@liftoff.example"
 SERVER_READY_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 10.0
 POLL_EVERY = 1.0
@@ -147,7 +151,7 @@ def _contacts(domain: str, names: list[tuple[Role, str, str]]) -> list[Contact]:
 
 
 def demo_cohort(token: str) -> list[DemoCustomer]:
-    csm = "yuki.tanaka@liftoff.example"
+    csm = DEMO_CSM
     leader = "ken.sato@liftoff.example"
     return [
         DemoCustomer(
@@ -387,7 +391,13 @@ async def watch(onboarding: OnboardingClient, cohort: list[DemoCustomer], starte
         await asyncio.sleep(POLL_EVERY)
 
 
-def banner(cohort: list[DemoCustomer]) -> None:
+@dataclass(frozen=True)
+class DemoTokens:
+    csm: str
+    ingest: str
+
+
+def banner(cohort: list[DemoCustomer], api_url: str, tokens: DemoTokens) -> None:
     first = cohort[0].handoff.customer_id
     print(
         "\nLiftoff demo: four customers on the compressed demo playbook (a week lasts 7 seconds).\n"
@@ -400,10 +410,17 @@ Where to look while it runs:
   Temporal Web UI   http://localhost:{UI_PORT}
   one customer      .venv/bin/liftoff status {first}
   the cohort        .venv/bin/liftoff list          (or: list --stalled, list --stuck)
+  dashboard         {api_url}/login   sign in with the CSM's token below
+  HTTP API          {api_url}/docs
   emails sent       {STATE_DIR / "outbox"}/
   worker log        {STATE_DIR / "demo.log"}
 
-Ctrl-C stops the worker and the Temporal server.
+  CSM token ({DEMO_CSM}):  {tokens.csm}
+  usage write key (ingest):  {tokens.ingest}
+    curl -u "{tokens.ingest}:" {api_url}/v1/track -H 'Content-Type: application/json' \\
+      -d '{{"userId": "u-1", "event": "document_scanned", "context": {{"groupId": "{first}"}}}}'
+
+Ctrl-C stops the API, the worker and the Temporal server.
 """
     )
 
@@ -438,6 +455,8 @@ def demo_settings() -> Settings:
             "mail_backend": "outbox",
             "outbox_dir": STATE_DIR / "outbox",
             "playbook": REPO / "playbooks" / "demo.toml",
+            "api_host": HOST,
+            "api_port": API_PORT,
         }
     )
 
@@ -449,10 +468,11 @@ async def run_demo(duration: float | None) -> None:
     playbook = load_playbook(settings.playbook)
     quota_event = playbook.quota_event or "document_processed"
 
-    if port_in_use(PORT) or port_in_use(UI_PORT):
+    busy = [port for port in (PORT, UI_PORT, API_PORT) if port_in_use(port)]
+    if busy:
         raise SystemExit(
-            f"port {PORT} or {UI_PORT} is already in use on {HOST}: "
-            "stop the other Temporal server (or the previous demo) and run again"
+            f"port {', '.join(map(str, busy))} already in use on {HOST}: "
+            "stop the other Temporal server or API (or the previous demo) and run again"
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -464,18 +484,25 @@ async def run_demo(duration: float | None) -> None:
     tasks: list[asyncio.Task[object]] = []
     worker: asyncio.Task[None] | None = None
     worker_stop = asyncio.Event()
+    api_stop = asyncio.Event()
+    api: asyncio.Task[None] | None = None
     database = Database(settings.database_url)
     try:
         client = await wait_for_server(settings, server)
         worker = asyncio.create_task(run_worker(settings, stop=worker_stop, client=client))
         onboarding = OnboardingClient(client, settings.task_queue)
         await asyncio.to_thread(database.migrate)
+        tokens = DemoTokens(
+            csm=create_token(database, name="demo CSM", role=TokenRole.CSM, csm=DEMO_CSM)[0],
+            ingest=create_token(database, name="demo usage", role=TokenRole.INGEST)[0],
+        )
+        api = asyncio.create_task(serve_api(settings, client=client, stop=api_stop))
 
         cohort = demo_cohort(secrets.token_hex(2))
         for customer in cohort:
             purpose = playbook.purpose(customer.handoff.purposes[0])
             customer.key_action = purpose.key_action if purpose else None
-        banner(cohort)
+        banner(cohort, base_url(settings), tokens)
         started = time.monotonic()
         for customer in cohort:
             result = await onboarding.start(customer.handoff, playbook)
@@ -495,7 +522,12 @@ async def run_demo(duration: float | None) -> None:
         if worker.done():
             worker.result()  # the worker failed: show why
     finally:
-        print("\nstopping: demo, worker, Temporal dev server...")
+        print("\nstopping: demo, API, worker, Temporal dev server...")
+        api_stop.set()
+        if api is not None:
+            # A graceful stop: uvicorn finishes the requests in flight.
+            with contextlib.suppress(Exception):
+                await api
         for task in tasks:
             task.cancel()
         for task in tasks:
