@@ -33,6 +33,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import workflows.campaign as campaign
+import workflows.notices as notices
 from activities.database import Database, insert_ignore
 from models.activity_io import SendEmailInput, SendEmailResult
 from models.handoff import Locale, Role
@@ -303,27 +304,26 @@ def workflow_sample(playbook: Playbook, template: str, locale: str) -> EmailSamp
     """One of WORKFLOW_EMAILS with the context the workflow gives it."""
     customer = _sample_customer(locale)
     context: dict[str, JsonValue]
-    if template == "stall_proposal":
-        titles = ", ".join(purpose.title for purpose in playbook.purposes[:2])
-        context = {"customer_name": customer, "purposes": titles, "detail": ""}
-    elif template == "task_assigned":
-        context = {
-            "customer_name": customer,
-            "customer_id": SAMPLE_CUSTOMER_ID,
-            "title": "Usage stalled: reach out to the customer",
-            "detail": f"Task {SAMPLE_CUSTOMER_ID}-3 (stall_follow_up)",
-            "due_at": "2026-03-02T09:00:00+00:00",
-            "assignee": SAMPLE_CSM,
-        }
-    elif template == "onboarding_failed":
-        context = {
-            "customer_name": customer,
-            "customer_id": SAMPLE_CUSTOMER_ID,
-            "detail": (
-                f"Deadline of {playbook.deadline.days} days passed in stage adoption "
-                "without meeting the completion criteria."
-            ),
-        }
+    if template == notices.STALL_PROPOSAL:
+        titles = [purpose.title for purpose in playbook.purposes[:2]]
+        context = notices.stall_proposal(customer_name=customer, purpose_titles=titles)
+    elif template == notices.TASK_ASSIGNED:
+        context = notices.task_assigned(
+            customer_name=customer,
+            customer_id=SAMPLE_CUSTOMER_ID,
+            task_id=f"{SAMPLE_CUSTOMER_ID}-3",
+            kind="stall_follow_up",
+            title="Usage stalled: reach out to the customer",
+            due_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+            assignee=SAMPLE_CSM,
+        )
+    elif template == notices.ONBOARDING_FAILED:
+        context = notices.onboarding_failed(
+            customer_name=customer,
+            customer_id=SAMPLE_CUSTOMER_ID,
+            deadline_days=playbook.deadline.days,
+            stage="adoption",
+        )
     else:
         raise ValueError(f"{template} is not sent by the workflow outside the campaign")
     return EmailSample(template, WORKFLOW_EMAILS[template], locale, context)

@@ -30,7 +30,13 @@ from pydantic import JsonValue, SecretStr
 from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
-from activities.mail import MailActivities, build_template_environment, render_email
+from activities.mail import (
+    WORKFLOW_EMAILS,
+    MailActivities,
+    build_template_environment,
+    render_email,
+    workflow_sample,
+)
 from activities.mailers import SendGridMailer
 from models.activity_io import SendEmailInput
 from models.playbook import CampaignStep, Playbook, Purpose, load_playbook
@@ -49,28 +55,6 @@ DEFAULT_SENDS = 500
 # Rendering repeats every template for at least this long.
 RENDER_SECONDS = 1.0
 SEND_TEMPLATE = "task_assigned"
-
-# The notices workflows/onboarding.py builds inline, with the same keys.
-NOTICE_CONTEXTS: dict[str, dict[str, JsonValue]] = {
-    "task_assigned": {
-        "customer_name": CUSTOMER_NAME,
-        "customer_id": "acme",
-        "title": "Schedule the kickoff meeting",
-        "detail": "Task acme-1 (schedule_kickoff)",
-        "due_at": "2026-01-08T09:00:00+00:00",
-        "assignee": "csm@liftoff.example",
-    },
-    "onboarding_failed": {
-        "customer_name": CUSTOMER_NAME,
-        "customer_id": "acme",
-        "detail": "Deadline of 120 days passed in stage adoption.",
-    },
-    "stall_proposal": {
-        "customer_name": CUSTOMER_NAME,
-        "purposes": "Digitise incoming documents, Approve expenses online",
-        "detail": "",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -144,8 +128,8 @@ def sample_context(template: ShippedTemplate, playbook: Playbook) -> dict[str, J
     """What the workflow sends with this template, plus the recipient send_email adds."""
     choose = playbook.campaign.choose_purpose if playbook.campaign else None
     context: dict[str, JsonValue]
-    if template.name in NOTICE_CONTEXTS:
-        context = NOTICE_CONTEXTS[template.name]
+    if template.name in WORKFLOW_EMAILS:
+        context = workflow_sample(playbook, template.name, template.locale).context
     elif choose is not None and template.name == choose.template:
         context = choose_purpose_context(CUSTOMER_NAME, playbook.purposes)
     else:
@@ -179,7 +163,7 @@ def measure_rendering(min_seconds: float = RENDER_SECONDS) -> tuple[int, int, fl
 
 def measure_sending(sends: int = DEFAULT_SENDS) -> tuple[int, float, int]:
     """(sends, seconds, accepted) through send_email, ledger on, to the loopback SendGrid."""
-    context = NOTICE_CONTEXTS[SEND_TEMPLATE]
+    context = workflow_sample(load_playbook(PLAYBOOK), SEND_TEMPLATE, "en").context
     activity = ActivityEnvironment()
     with tempfile.TemporaryDirectory(prefix="liftoff-mail-bench-") as scratch, serve() as server:
         database = Database(f"sqlite:///{Path(scratch) / 'ledger.db'}")

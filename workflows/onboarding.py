@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
     import workflows.activity_options as options
     import workflows.campaign as campaign
+    import workflows.notices as notices
     import workflows.rules as rules
     import workflows.send_window as send_window
     from activities.calendar import public_holidays
@@ -463,9 +464,11 @@ class CustomerOnboardingWorkflow:
 
     def _fail(self) -> None:
         handoff = self._handoff
-        detail = (
-            f"Deadline of {self._playbook.deadline.days} days passed in stage "
-            f"{self._state.stage.value} without meeting the completion criteria."
+        context = notices.onboarding_failed(
+            customer_name=handoff.name,
+            customer_id=handoff.customer_id,
+            deadline_days=self._playbook.deadline.days,
+            stage=self._state.stage.value,
         )
         self._move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
         self._open_task(TaskKind.DEADLINE_MISSED, handoff.cs_leader, "Onboarding failed: review")
@@ -473,13 +476,9 @@ class CustomerOnboardingWorkflow:
             SendEmailInput(
                 ledger_key=f"failed:{handoff.customer_id}",
                 customer_id=handoff.customer_id,
-                template="onboarding_failed",
+                template=notices.ONBOARDING_FAILED,
                 to=[handoff.cs_leader, handoff.csm],
-                context={
-                    "customer_name": handoff.name,
-                    "customer_id": handoff.customer_id,
-                    "detail": detail,
-                },
+                context=context,
             )
         )
 
@@ -605,14 +604,12 @@ class CustomerOnboardingWorkflow:
                 SendEmailInput(
                     ledger_key=f"stall:{episode}:proposal",
                     customer_id=handoff.customer_id,
-                    template="stall_proposal",
+                    template=notices.STALL_PROPOSAL,
                     locale=handoff.locale,
                     to_role=Role.ADMINISTRATOR,
-                    context={
-                        "customer_name": handoff.name,
-                        "purposes": ", ".join(titles),
-                        "detail": "",
-                    },
+                    context=notices.stall_proposal(
+                        customer_name=handoff.name, purpose_titles=titles
+                    ),
                 )
             )
             self._timeline(
@@ -881,16 +878,17 @@ class CustomerOnboardingWorkflow:
             SendEmailInput(
                 ledger_key=f"task:{task.task_id}",
                 customer_id=handoff.customer_id,
-                template="task_assigned",
+                template=notices.TASK_ASSIGNED,
                 to=[assignee],
-                context={
-                    "customer_name": handoff.name,
-                    "customer_id": handoff.customer_id,
-                    "title": title,
-                    "detail": f"Task {task.task_id} ({kind.value})",
-                    "due_at": due_at.isoformat() if due_at else None,
-                    "assignee": assignee,
-                },
+                context=notices.task_assigned(
+                    customer_name=handoff.name,
+                    customer_id=handoff.customer_id,
+                    task_id=task.task_id,
+                    kind=kind.value,
+                    title=title,
+                    due_at=due_at,
+                    assignee=assignee,
+                ),
             )
         )
         self._timeline("task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id})
