@@ -94,6 +94,8 @@ def build_mailer(settings: Settings) -> Mailer:
             starttls=settings.smtp_starttls and not settings.smtp_tls,
             use_tls=settings.smtp_tls,
             timeout=settings.mail_timeout,
+            unsubscribe_url=settings.unsubscribe_url,
+            unsubscribe_mailto=settings.unsubscribe_mailto,
         )
         log.info("mail backend: smtp", extra={"smtp": repr(mailer)})
         return mailer

@@ -16,7 +16,9 @@ import logging
 import re
 import smtplib
 import ssl
+import time
 import urllib.error
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid, parseaddr
 from typing import Any
@@ -35,6 +37,8 @@ MAIL_UNAVAILABLE = "MailProviderUnavailable"
 SENDGRID_HOST = "https://api.sendgrid.com"
 # Enough of a provider's error body to act on, small enough for a ledger row.
 PROVIDER_MESSAGE_CHARS = 500
+# A provider asking for a longer pause than this is retried after this anyway.
+MAX_RETRY_AFTER = timedelta(minutes=15)
 
 
 def _refused(provider: str, detail: str) -> ApplicationError:
@@ -48,6 +52,48 @@ def _unavailable(provider: str, detail: str) -> ApplicationError:
     return ApplicationError(
         f"{provider} unavailable, will retry: {detail}", type=MAIL_UNAVAILABLE, non_retryable=False
     )
+
+
+def _retry_after(headers: Any, now: float) -> timedelta | None:
+    """How long a rate-limited provider asked us to wait: `Retry-After` (seconds), or
+    SendGrid's `X-RateLimit-Reset` (Unix time); capped, and None when it said nothing."""
+    if headers is None:
+        return None
+    seconds: float | None = None
+    try:
+        if headers.get("Retry-After") is not None:
+            seconds = float(headers.get("Retry-After"))
+        elif headers.get("X-RateLimit-Reset") is not None:
+            seconds = float(headers.get("X-RateLimit-Reset")) - now
+    except (TypeError, ValueError):
+        return None
+    if seconds is None:
+        return None
+    return timedelta(seconds=min(max(seconds, 1.0), MAX_RETRY_AFTER.total_seconds()))
+
+
+def unsubscribe_headers(
+    url: str | None, mailto: str | None, *, recipient: str, customer_id: str
+) -> dict[str, str]:
+    """`List-Unsubscribe` (RFC 2369) and, for an https target, one-click (RFC 8058).
+
+    `url` may hold `{recipient}` and `{customer_id}`, filled in URL-encoded, so the
+    one-click POST tells the endpoint who unsubscribed.
+    """
+    targets = []
+    if mailto:
+        targets.append(f"<{mailto if mailto.startswith('mailto:') else f'mailto:{mailto}'}>")
+    if url:
+        url = url.replace("{recipient}", quote(recipient, safe=""))
+        url = url.replace("{customer_id}", quote(customer_id, safe=""))
+        targets.append(f"<{url}>")
+    if not targets:
+        return {}
+    headers = {"List-Unsubscribe": ", ".join(targets)}
+    # RFC 8058: one-click needs an HTTPS target to POST to; a mailto cannot take it.
+    if url:
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def _message_id(message: EmailMessage) -> str:
@@ -120,22 +166,6 @@ class SendGridMailer:
     def __repr__(self) -> str:
         return f"SendGridMailer(host={self.host!r}, sandbox_mode={self.sandbox_mode})"
 
-    def _unsubscribe_headers(self, recipient: str, customer_id: str) -> dict[str, str]:
-        targets = []
-        if self.unsubscribe_mailto:
-            targets.append(f"<{self.unsubscribe_mailto}>")
-        if self.unsubscribe_url:
-            url = self.unsubscribe_url.replace("{recipient}", quote(recipient, safe=""))
-            url = url.replace("{customer_id}", quote(customer_id, safe=""))
-            targets.append(f"<{url}>")
-        if not targets:
-            return {}
-        headers = {"List-Unsubscribe": ", ".join(targets)}
-        # RFC 8058: one-click needs an HTTPS target to POST to; a mailto cannot take it.
-        if self.unsubscribe_url:
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        return headers
-
     def request_body(self, message: EmailMessage) -> dict[str, Any]:
         """The v3 mail-send body for one composed message."""
         sender_name, sender = parseaddr(str(message["From"]))
@@ -161,7 +191,12 @@ class SendGridMailer:
         }
         # MailActivities sends one message per recipient, so the link names that one.
         first_recipient = recipients[0][1] if recipients else ""
-        headers = self._unsubscribe_headers(first_recipient, customer_id)
+        headers = unsubscribe_headers(
+            self.unsubscribe_url,
+            self.unsubscribe_mailto,
+            recipient=first_recipient,
+            customer_id=customer_id,
+        )
         if headers:
             body["headers"] = headers
         if self.sandbox_mode:
@@ -175,7 +210,18 @@ class SendGridMailer:
         except HTTPError as err:
             status = int(err.status_code)
             detail = f"{status} {_sendgrid_errors(err.body)}"
-            if status == 429 or status >= 500:
+            if status == 429:
+                wait = _retry_after(err.headers, time.time())
+                error = _unavailable("SendGrid", detail)
+                if wait is not None:
+                    # Sooner is refused again, later wastes time: wait as long as asked.
+                    error = ApplicationError(
+                        error.message,
+                        type=MAIL_UNAVAILABLE,
+                        next_retry_delay=wait,
+                    )
+                raise error from None
+            if status >= 500:
                 raise _unavailable("SendGrid", detail) from None
             raise _refused("SendGrid", detail) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
@@ -201,6 +247,8 @@ class SmtpMailer:
         use_tls: bool = False,
         timeout: float = 10,
         ssl_context: ssl.SSLContext | None = None,
+        unsubscribe_url: str | None = None,
+        unsubscribe_mailto: str | None = None,
     ) -> None:
         if starttls and use_tls:
             raise ValueError("choose STARTTLS or implicit TLS, not both")
@@ -214,6 +262,8 @@ class SmtpMailer:
         self.use_tls = use_tls
         self.timeout = timeout
         self._ssl_context = ssl_context
+        self.unsubscribe_url = unsubscribe_url
+        self.unsubscribe_mailto = unsubscribe_mailto
 
     def __repr__(self) -> str:
         return (
@@ -237,6 +287,15 @@ class SmtpMailer:
     def send(self, message: EmailMessage) -> str:
         message_id = _message_id(message)
         where = f"SMTP {self.host}:{self.port}"
+        unsubscribe = unsubscribe_headers(
+            self.unsubscribe_url,
+            self.unsubscribe_mailto,
+            recipient=parseaddr(str(message["To"]))[1],
+            customer_id=str(message.get("X-Liftoff-Customer", "")),
+        )
+        for name, value in unsubscribe.items():
+            del message[name]
+            message[name] = value
         try:
             with self._connect() as smtp:
                 if self.username is not None and self._password is not None:

@@ -72,6 +72,7 @@ class Scripted:
     status: int
     message: str = ""
     stall_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,9 +126,13 @@ class SendGridServer:
             self._open_connections += change
             self._changed.notify_all()
 
-    def answer_next(self, status: int, message: str = "") -> None:
+    def answer_next(
+        self, status: int, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         """Queue one scripted error answer (a body still has to be schema-valid to get it)."""
-        self._script.append(Scripted(status, message or f"scripted {status}"))
+        self._script.append(
+            Scripted(status, message or f"scripted {status}", headers=headers or {})
+        )
 
     def stall_next(self, seconds: float) -> None:
         """Hold the next answer longer than the client's timeout."""
@@ -171,7 +176,10 @@ class SendGridServer:
         if scripted.stall_seconds:
             time.sleep(scripted.stall_seconds)
         if scripted.status >= 300:
-            return _errors(scripted.status, [{"message": scripted.message, "field": None}])
+            status, headers, payload = _errors(
+                scripted.status, [{"message": scripted.message, "field": None}]
+            )
+            return status, {**headers, **scripted.headers}, payload
         sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable", False)
         message_id = uuid.uuid4().hex[:22]
         with self._lock:

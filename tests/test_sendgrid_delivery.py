@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -17,7 +18,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
 from activities.mail import MAIL_REFUSED, MailActivities, build_template_environment
-from activities.mailers import MAIL_UNAVAILABLE, SendGridMailer
+from activities.mailers import MAIL_UNAVAILABLE, MAX_RETRY_AFTER, SendGridMailer
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
 from tests.sendgrid_server import TEST_API_KEY, SendGridServer
@@ -132,6 +133,30 @@ def test_rate_limit_and_outage_are_retried_and_delivered_exactly_once(
     assert len(sendgrid_server.accepted) == 1
     assert sendgrid_server.requests == 2
     assert ledger(sqlite_database).status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"Retry-After": "30"}, timedelta(seconds=30)),
+        ({"Retry-After": "86400"}, MAX_RETRY_AFTER),
+        ({}, None),
+    ],
+)
+def test_a_rate_limit_asks_temporal_to_wait_as_long_as_sendgrid_said(
+    headers: dict[str, str],
+    wait: timedelta | None,
+    mail: MailActivities,
+    sendgrid_server: SendGridServer,
+    activity_env: ActivityEnvironment,
+) -> None:
+    sendgrid_server.answer_next(429, "too many requests", headers)
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+    assert not failure.value.non_retryable
+    # None leaves the pause to the activity's retry policy.
+    assert failure.value.next_retry_delay == wait
 
 
 def test_refusal_is_permanent_recorded_with_the_providers_message_and_never_resent(

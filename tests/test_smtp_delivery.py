@@ -295,3 +295,21 @@ def test_one_recipient_refused_for_good_does_not_stop_the_others(
     with pytest.raises(ApplicationError):
         ActivityEnvironment().run(mail.send_email, both)
     assert len(mailbox.messages) == 1
+
+
+def test_list_unsubscribe_names_the_recipient_and_offers_one_click(
+    sqlite_database: Database, mailbox: Mailbox, smtp_port: int
+) -> None:
+    mailer = plain_mailer(
+        smtp_port,
+        unsubscribe_url="https://liftoff.example/unsubscribe?c={customer_id}&r={recipient}",
+        unsubscribe_mailto="unsubscribe@liftoff.example",
+    )
+    ActivityEnvironment().run(smtp_mail(sqlite_database, mailer).send_email, REQUEST)
+
+    [message] = mailbox.messages
+    assert message["List-Unsubscribe"] == (
+        "<mailto:unsubscribe@liftoff.example>, "
+        "<https://liftoff.example/unsubscribe?c=acme&r=csm%40liftoff.example>"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
