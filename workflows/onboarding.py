@@ -114,8 +114,7 @@ class CustomerOnboardingWorkflow:
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
-        if self._state.started_at is None:
-            self._begin()
+        self._ensure_begun()
         self._index()
         while True:
             await self._drain_effects()
@@ -144,6 +143,7 @@ class CustomerOnboardingWorkflow:
 
     @workflow.update
     async def record_event(self, event: OnboardingEvent) -> EventResult:
+        self._ensure_begun()
         if self._is_duplicate(event):
             return EventResult(kind=event.kind, stage=self._state.stage, duplicate=True)
         detail = self._apply(event)
@@ -160,6 +160,7 @@ class CustomerOnboardingWorkflow:
     @workflow.signal
     def submit_event(self, event: OnboardingEvent) -> None:
         """Fire-and-forget twin of record_event: a refusal is recorded, never raised."""
+        self._ensure_begun()
         if self._is_duplicate(event):
             return
         reason = self._rejection(event)
@@ -190,7 +191,9 @@ class CustomerOnboardingWorkflow:
     # Validation: every reason is a sentence a CSM can act on.
 
     def _rejection(self, event: OnboardingEvent) -> str | None:
-        stage = self._state.stage
+        # An event can arrive in the very first workflow task, before run() has begun
+        # the onboarding; judge it as the kickoff stage that beginning leads to.
+        stage = self._state.stage if self._state.started_at is not None else Stage.KICKOFF
         if stage.terminal:
             return f"the onboarding is {stage.value}; it accepts no more events"
         today = workflow.now().date()
@@ -323,6 +326,12 @@ class CustomerOnboardingWorkflow:
         return None
 
     # Lifecycle
+
+    def _ensure_begun(self) -> None:
+        """Begin a new onboarding once, from whichever comes first: run() or an event
+        delivered with the workflow's start (update-with-start, signal-with-start)."""
+        if self._state.started_at is None:
+            self._begin()
 
     def _begin(self) -> None:
         now = workflow.now()
