@@ -34,5 +34,5 @@ fmt: $(STAMP) ## format and autofix with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## time simulated journeys on the time-skipping server
+bench: $(STAMP) ## journeys vs bare Temporal; emails rendered and sent; usage ingested per second
 	$(BIN)/python bench/bench.py

@@ -29,6 +29,8 @@ from temporalio.service import RPCError
 
 from client.connection import connect_client
 from client.errors import LiftoffClientError
+from client.handoffs import UnknownPurposeError
+from client.handoffs import check_purposes as check_playbook_purposes
 from client.onboarding import CustomerSummary, OnboardingClient, StartResult
 from models.events import (
     MeetingKind,
@@ -244,11 +246,10 @@ def read_handoff_csv(path: Path, playbook: Playbook) -> list[CustomerHandoff]:
 
 
 def check_purposes(handoff: CustomerHandoff, playbook: Playbook) -> None:
-    known = {purpose.id for purpose in playbook.purposes}
-    unknown = [p for p in handoff.purposes if p not in known]
-    if unknown:
-        offered = ", ".join(sorted(known))
-        raise BadInput(f"unknown purpose(s) {', '.join(unknown)}: the playbook offers {offered}")
+    try:
+        check_playbook_purposes(handoff, playbook)
+    except UnknownPurposeError as err:
+        raise BadInput(str(err)) from None
 
 
 def read_playbook(path: Path) -> Playbook:

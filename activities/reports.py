@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from activities.database import Database
@@ -87,14 +88,27 @@ def list_tasks(
     assignee: str | None = None,
     customer_id: str | None = None,
     include_done: bool = False,
+    state: str | None = None,
+    csm: str | None = None,
 ) -> list[TaskRow]:
-    """Tasks for CSMs and leaders, the oldest open one first."""
+    """Tasks for CSMs and leaders, the oldest open one first.
+
+    `state` ("open" or "done") takes only tasks in that state, whatever `include_done`;
+    `csm` takes only the tasks of that CSM's customers and those assigned to that CSM.
+    """
     query = select(Task)
     if assignee is not None:
         query = query.where(col(Task.assignee) == assignee.strip().lower())
     if customer_id is not None:
         query = query.where(col(Task.customer_id) == customer_id)
-    if not include_done:
+    if csm is not None:
+        csm = csm.strip().lower()
+        # The CSM named in the handoff, as stored with the customer: a record, not workflow state.
+        own = select(Customer.customer_id).where(col(Customer.csm) == csm)
+        query = query.where(or_(col(Task.customer_id).in_(own), col(Task.assignee) == csm))
+    if state is not None:
+        query = query.where(col(Task.state) == state)
+    elif not include_done:
         query = query.where(col(Task.state) == "open")
     with database.session() as session:
         rows = session.exec(query.order_by(col(Task.opened_at), col(Task.task_id))).all()

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import BaseModel, Field
 from sqlalchemy import insert
@@ -90,6 +92,10 @@ def record_usage_event(
     return stored == 1
 
 
+# The columns' sizes in the usage_events table.
+_COLUMN_LIMITS = {"customer_id": 64, "user_id": 200, "event": 200, "event_key": 200}
+
+
 def _parse_row(row: dict[str, str | None], known: set[str]) -> dict[str, object] | str:
     """The row's values, or the reason it is rejected."""
     fields = {key: (value or "").strip() for key, value in row.items() if key is not None}
@@ -98,12 +104,22 @@ def _parse_row(row: dict[str, str | None], known: set[str]) -> dict[str, object]
     for name in REQUIRED_COLUMNS:
         if not fields.get(name):
             return f"{name} is empty"
+    for name, limit in _COLUMN_LIMITS.items():
+        value = fields.get(name, "")
+        if len(value) > limit:
+            return f"{name} is longer than {limit} characters"
+        if "\x00" in value:
+            # PostgreSQL text cannot hold it: the whole batch would fail.
+            return f"{name} contains a NUL character"
     if fields["customer_id"] not in known:
         return "unknown customer"
     try:
         occurred_at = parse_instant(fields["occurred_at"])
     except ValueError:
         return f"occurred_at is not an ISO 8601 timestamp: {fields['occurred_at']!r}"
+    except OverflowError:
+        # An instant in year 1 or 9999 that UTC cannot hold.
+        return f"occurred_at is out of range: {fields['occurred_at']!r}"
     quantity = 1.0
     if fields.get("quantity"):
         try:
@@ -146,28 +162,52 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
     report = UsageImportReport()
     with database.session() as session:
         known = set(session.exec(select(col(Customer.customer_id))).all())
+    batch: list[dict[str, object]] = []
+
+    def store() -> None:
+        stored, duplicates = _store_batch(database, batch)
+        report.stored += stored
+        report.duplicates += duplicates
+        batch.clear()
+
     with Path(path).open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [name for name in REQUIRED_COLUMNS if name not in header]
-        if missing:
-            report.rejected.append((1, f"missing columns: {', '.join(missing)}"))
+        try:
+            for line, parsed in iter_usage_csv(handle):
+                if isinstance(parsed, str):
+                    report.rejected.append((line, parsed))
+                elif parsed["customer_id"] not in known:
+                    report.rejected.append((line, "unknown customer"))
+                else:
+                    batch.append(parsed)
+                    if len(batch) >= IMPORT_BATCH_SIZE:
+                        store()
+        except UsageCsvError as err:
+            report.rejected.append((1, str(err)))
             return report
-        reader.fieldnames = header
-        batch: list[dict[str, object]] = []
-        for row in reader:
-            parsed = _parse_row(row, known)
-            if isinstance(parsed, str):
-                report.rejected.append((reader.line_num, parsed))
-                continue
-            batch.append(parsed)
-            if len(batch) >= IMPORT_BATCH_SIZE:
-                stored, duplicates = _store_batch(database, batch)
-                report.stored += stored
-                report.duplicates += duplicates
-                batch = []
-        if batch:
-            stored, duplicates = _store_batch(database, batch)
-            report.stored += stored
-            report.duplicates += duplicates
+    if batch:
+        store()
     return report
+
+
+class UsageCsvError(ValueError):
+    """A file that is not a usage CSV: its header lacks a required column."""
+
+
+def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | str]]:
+    """Each data row of a usage CSV: its line number, and its values or why it is rejected.
+
+    The parsing and validation of `import_usage_csv`, except that whether the
+    customer exists is left to the caller: the HTTP intake keeps rows of unknown
+    customers as unmatched instead of rejecting them. Raises UsageCsvError on the
+    first step when a required column is missing.
+    """
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise UsageCsvError(f"missing columns: {', '.join(missing)}")
+    reader.fieldnames = header
+    for row in reader:
+        # The row's own customer passes _parse_row's check; the caller decides.
+        customer_id = (row.get("customer_id") or "").strip()
+        yield reader.line_num, _parse_row(row, {customer_id})

@@ -6,7 +6,10 @@ Built by `create_app` from its services, so tests and the server wire it the sam
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from api import dashboard, intake
 from api.routes import customers, tasks, webhooks
@@ -38,6 +41,24 @@ def create_app(services: Services) -> FastAPI:
         # The client layer's refusals are sentences a CSM can act on: pass them on.
         code = _STATUS.get(type(err), status.HTTP_409_CONFLICT)
         return JSONResponse({"detail": str(err)}, status_code=code)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, err: ValidationError) -> JSONResponse:
+        # A model built inside a route (an event from path and body parts) refused its input.
+        errors = err.errors(include_url=False, include_context=False, include_input=False)
+        return JSONResponse(
+            {"detail": jsonable_encoder(errors)},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(RPCError)
+    async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:
+        # Temporal down or refusing: the request may succeed later, nothing was changed.
+        return JSONResponse(
+            {"detail": f"Temporal did not answer: {err.message}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
 
     app.include_router(customers.router)
     app.include_router(tasks.router)

@@ -52,7 +52,8 @@ def require(*roles: TokenRole) -> Callable[[Principal], Principal]:
         if who.role not in roles:
             allowed = ", ".join(role.value for role in roles)
             raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"a {who.role.value} token cannot do this ({allowed})"
+                status.HTTP_403_FORBIDDEN,
+                f"{who.role.value} tokens cannot do this (allowed: {allowed})",
             )
         return who
 

@@ -9,6 +9,8 @@ onboarded. Phase 2 runs N bare workflows with the same number of activities (in
 the same groups) and timers as one journey's history, activities that do nothing.
 Then, without a Temporal server (bench/mail_bench.py): email templates rendered per
 second, and emails handed per second to a loopback SendGrid through send_email, ledger on.
+Then (bench/intake_bench.py): usage events ingested per second through POST /v1/batch
+into SQLite and PostgreSQL.
 
 Concurrency on the time-skipping server (see TEMPORAL-NOTES.md, "Pitfall"): the
 SDK's automatic time skipping is off for the whole run. Journeys keep the server
@@ -77,6 +79,8 @@ from activities.mail import (  # noqa: E402
 )
 from activities.store import StoreActivities  # noqa: E402
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
+from bench.intake_bench import DEFAULT_EVENTS as DEFAULT_INTAKE_EVENTS  # noqa: E402
+from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from models import visibility  # noqa: E402
 from models.events import (  # noqa: E402
@@ -836,18 +840,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"emails sent to the loopback SendGrid (default {DEFAULT_SENDS})",
     )
     parser.add_argument(
+        "--intake-events",
+        type=int,
+        default=DEFAULT_INTAKE_EVENTS,
+        help=f"usage events posted to /v1/batch, per database (default {DEFAULT_INTAKE_EVENTS})",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON (the table goes to stderr)"
     )
     args = parser.parse_args(argv)
     if args.mail_sends < 1:
         parser.error("--mail-sends must be at least 1")  # before minutes of journeys
+    if args.intake_events < 1:
+        parser.error("--intake-events must be at least 1")
     report = asyncio.run(run_bench(args.journeys, args.batch_size))
     _log(f"email: rendering every template, then {args.mail_sends} sends")
     mail = run_mail_bench(args.mail_sends)
-    table = f"{format_report(report)}\n\n{format_mail_report(mail)}"
+    _log(f"usage intake: {args.intake_events} events through /v1/batch, per database")
+    intake = run_intake_bench(args.intake_events)
+    table = (
+        f"{format_report(report)}\n\n{format_mail_report(mail)}\n\n{format_intake_report(intake)}"
+    )
     if args.json:
         # JSON for machines on stdout; the table still reaches a human on stderr.
-        print(json.dumps({**report.to_json(), "mail": mail.to_json()}, indent=2))
+        figures = {**report.to_json(), "mail": mail.to_json(), "intake": intake.to_json()}
+        print(json.dumps(figures, indent=2))
         print(table, file=sys.stderr)
     else:
         print(table)

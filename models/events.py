@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from models.handoff import Contact, Email
+from models.text import refuse_control_characters
 
 
 class MeetingKind(StrEnum):
@@ -25,6 +26,11 @@ class _Event(BaseModel):
     # Integrations set it so a redelivered event is applied once.
     event_id: str | None = Field(default=None, max_length=128)
     recorded_by: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        return refuse_control_characters(data)
 
 
 class KickoffHeld(_Event):

@@ -5,10 +5,19 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from models.text import refuse_control_characters
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -23,7 +32,10 @@ def _check_email(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[str, AfterValidator(_check_email)]
+# The format shows in the API's OpenAPI schema (and lets schema-driven tests make valid ones).
+Email = Annotated[
+    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})
+]
 
 
 class Role(StrEnum):
@@ -43,13 +55,19 @@ class Contact(BaseModel):
 class CustomerHandoff(BaseModel):
     """A contracted customer as sales hands it to customer success."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        return refuse_control_characters(data)
+
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     csm: Email
     cs_leader: Email
     contacts: list[Contact] = Field(default_factory=list)
-    seats_contracted: int = Field(gt=0)
-    quota_contracted: float | None = Field(default=None, gt=0)
+    # Bounded so what is stored fits every database's integer and float.
+    seats_contracted: int = Field(gt=0, le=10_000_000)
+    quota_contracted: float | None = Field(default=None, gt=0, le=1e15)
     time_zone: str = "UTC"
     locale: Locale = "en"
     purposes: list[str] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from typing import Any
 from activities.database import Database
 from activities.usage import record_usage_event
 from models.handoff import Contact, CustomerHandoff, Role
-from models.playbook import Playbook, load_playbook
+from models.playbook import Playbook, SetupPolicy, load_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,25 @@ def make_playbook(*, campaign: bool = False, **overrides: Any) -> Playbook:
     if not campaign:
         update["campaign"] = None
     return playbook.model_copy(update={**update, **overrides})
+
+
+def make_fast_playbook() -> Playbook:
+    """Weeks of one second, stuck in setup after one second without data, stalled after
+    one low week: flags appear within seconds on a real (not time-skipping) server."""
+    playbook = make_playbook()
+    return playbook.model_copy(
+        update={
+            "measurement": playbook.measurement.model_copy(
+                update={"every": timedelta(seconds=1), "align_to_weekday": False}
+            ),
+            "setup": SetupPolicy(
+                no_data_after=timedelta(seconds=1), escalate_to_leader_after=timedelta(hours=1)
+            ),
+            "stall": playbook.stall.model_copy(
+                update={"rules": [r.model_copy(update={"weeks": 1}) for r in playbook.stall.rules]}
+            ),
+        }
+    )
 
 
 def add_usage(

@@ -18,7 +18,7 @@ from tests.factories import REPO
 def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     bench = [sys.executable, str(REPO / "bench" / "bench.py")]
     run = subprocess.run(
-        [*bench, "--journeys", "2", "--mail-sends", "20", "--json"],
+        [*bench, "--journeys", "2", "--mail-sends", "20", "--intake-events", "150", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -55,3 +55,18 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert mail["sends_per_second"] > 0
     assert "templates rendered per second" in run.stderr
     assert "emails handed to loopback SendGrid per second" in run.stderr
+
+    # Usage intake: every event posted is stored once, in batches of 100, on each database
+    # that answered; a database that did not is reported skipped, with the reason.
+    intake = report["intake"]
+    assert intake["sqlite"]["skipped"] is None
+    for name, figures in (("SQLite", intake["sqlite"]), ("PostgreSQL", intake["postgresql"])):
+        assert figures["database"] == name
+        label = f"usage events ingested per second via /v1/batch ({name})"
+        assert label in run.stderr
+        if figures["skipped"] is not None:
+            assert name == "PostgreSQL" and "not reachable" in figures["skipped"]
+            continue
+        assert figures["events"] == figures["stored"] == 150
+        assert figures["batches"] == 2
+        assert figures["events_per_second"] == pytest.approx(figures["events"] / figures["seconds"])

@@ -126,3 +126,27 @@ def test_csv_without_required_columns_is_rejected_as_a_whole(
 
     assert report.stored == 0
     assert report.rejected == [(1, "missing columns: customer_id, user_id, occurred_at")]
+
+
+def test_rows_a_database_would_refuse_are_rejected_and_the_rest_stored(
+    database: Database, tmp_path: Path
+) -> None:
+    add_customer(database, "acme")
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id,user_id,event,occurred_at\n"
+        "acme,u1,login,0001-01-01T00:00:00+05:00\n"  # before year 1 in UTC
+        f"acme,{'u' * 201},login,2025-03-03T09:00:00Z\n"
+        "acme,u\x002,login,2025-03-03T09:00:00Z\n"
+        "acme,u3,login,2025-03-03T09:00:00Z\n",
+        encoding="utf-8",
+    )
+
+    report = import_usage_csv(database, csv_file)
+
+    reasons = dict(report.rejected)
+    assert reasons.keys() == {2, 3, 4}
+    assert "out of range" in reasons[2]
+    assert reasons[3] == "user_id is longer than 200 characters"
+    assert reasons[4] == "user_id contains a NUL character"
+    assert [e.user_id for e in stored_events(database, "acme")] == ["u3"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from api.dashboard.pages import router
 
-router = APIRouter()
+__all__ = ["router"]

@@ -1,7 +1,246 @@
-"""Routes: customers."""
+"""Routes: customers. Start one from a handoff, list them, read one's status and timeline,
+and record what the CSM did.
+
+Workflow state comes through the client layer (Temporal); timeline and emails are
+records the worker wrote, read from the database.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from functools import cache
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel
+
+from activities.reports import (
+    EmailRow,
+    TimelineRow,
+    UnknownCustomer,
+    customer_emails,
+    customer_timeline,
+)
+from api.deps import AppServices, Staff
+from api.services import Services
+from api.tokens import Principal, TokenRole
+from client.handoffs import UnknownPurposeError, check_purposes
+from client.onboarding import CustomerSummary, StartResult
+from models.events import OnboardingEvent
+from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
+from models.onboarding import EventResult, OnboardingStatus, Stage
+from models.playbook import Playbook, PlaybookError, load_playbook
+
+router = APIRouter(prefix="/api/customers", tags=["customers"])
+
+
+def _printable(value: str) -> str:
+    # A NUL in a visibility query fails in Temporal's store, not as a bad request.
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError("contains a control character")
+    return value
+
+
+FilterEmail = Annotated[Email, AfterValidator(_printable)]
+
+CustomerId = Annotated[
+    str,
+    Path(pattern=CUSTOMER_ID_PATTERN, description="The customer's id, as in the handoff"),
+]
+
+
+class Problem(BaseModel):
+    """Why a request was refused, in one sentence."""
+
+    detail: str
+
+
+def problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+NOT_YOURS = problem("a csm token on another CSM's customer")
+UNKNOWN = problem("no onboarding was ever started for this customer")
+REFUSED = problem("the workflow refused the event (out of order, invalid) or the onboarding ended")
+
+
+class CustomerDetail(OnboardingStatus):
+    """The workflow's status and the emails sent to the customer's people."""
+
+    emails: list[EmailRow]
+
+
+@cache
+def _playbook(path: FilePath) -> Playbook:
+    # Loaded once per path: customers started over HTTP run on the file as it was at
+    # first use, like a worker pinned to its deployment.
+    return load_playbook(path)
+
+
+def playbook_for(services: Services) -> Playbook:
+    try:
+        return _playbook(services.playbook_path)
+    except PlaybookError as err:
+        # The server's configuration, not the request, is at fault.
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, f"the configured playbook is unusable: {err}"
+        ) from None
+
+
+def forbid_unless_sees(who: Principal, customer_csm: str, customer_id: str) -> None:
+    if not who.sees(customer_csm):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"customer {customer_id!r} belongs to another CSM; this token acts for {who.csm}",
+        )
+
+
+async def authorize(who: Principal, services: Services, customer_id: str) -> None:
+    """Let a CSM act only on their own customers (404 when it was never started).
+
+    Leads and ops see every customer, so they skip the query and an unknown customer
+    is reported by the command itself.
+    """
+    if who.role is not TokenRole.CSM:
+        return
+    current = await services.onboarding.status(customer_id)
+    forbid_unless_sees(who, current.csm, customer_id)
+
+
+def recorded_by(who: Principal) -> str:
+    # Field limit of models.events._Event.recorded_by.
+    return (who.csm or who.name)[:200]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a customer's onboarding from the sales handoff",
+    responses={
+        status.HTTP_200_OK: {
+            "model": StartResult,
+            "description": "already running: nothing started (a repeated start is harmless)",
+        },
+        status.HTTP_403_FORBIDDEN: problem("a csm token for a customer of another CSM"),
+        status.HTTP_409_CONFLICT: problem("this customer's onboarding has already ended"),
+    },
+)
+async def start_customer(
+    handoff: CustomerHandoff, who: Staff, services: AppServices, response: Response
+) -> StartResult:
+    if not who.sees(handoff.csm):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a csm token starts only its own customers: the handoff names {handoff.csm} "
+            f"as CSM, this token acts for {who.csm}",
+        )
+    playbook = playbook_for(services)
+    try:
+        check_purposes(handoff, playbook)
+    except UnknownPurposeError as err:
+        # The same shape as FastAPI's own 422, so clients read one format.
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown_purpose",
+                    "loc": ("body", "purposes"),
+                    "msg": str(err),
+                    "input": err.unknown,
+                }
+            ]
+        ) from None
+    result = await services.onboarding.start(handoff, playbook)
+    if result.already_running:
+        if who.role is TokenRole.CSM:
+            # The running one may be another CSM's: say nothing about it.
+            running = await services.onboarding.status(handoff.customer_id)
+            forbid_unless_sees(who, running.csm, handoff.customer_id)
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.get("", summary="List customers (Temporal visibility), by stage, CSM or trouble")
+async def list_customers(
+    who: Staff,
+    services: AppServices,
+    stage: Stage | None = None,
+    csm: Annotated[
+        FilterEmail | None,
+        Query(description="the CSM's email; a csm token sees only its own"),
+    ] = None,
+    stalled: Annotated[bool | None, Query(description="only (not) stalled customers")] = None,
+    stuck: Annotated[bool | None, Query(description="only customers (not) stuck in setup")] = None,
+) -> list[CustomerSummary]:
+    if who.role is TokenRole.CSM:
+        if csm is not None and csm != who.csm:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"a csm token lists only its own customers ({who.csm}), not those of {csm}",
+            )
+        csm = who.csm
+    return await services.onboarding.list(stage=stage, csm=csm, stalled=stalled, setup_stuck=stuck)
+
+
+@router.get(
+    "/{customer_id}",
+    summary="A customer's onboarding status and the emails sent to its people",
+    responses={status.HTTP_403_FORBIDDEN: NOT_YOURS, status.HTTP_404_NOT_FOUND: UNKNOWN},
+)
+async def get_customer(
+    customer_id: CustomerId, who: Staff, services: AppServices
+) -> CustomerDetail:
+    current = await services.onboarding.status(customer_id)
+    forbid_unless_sees(who, current.csm, customer_id)
+    emails = await asyncio.to_thread(customer_emails, services.database, customer_id=customer_id)
+    return CustomerDetail(**dict(current), emails=emails)
+
+
+@router.get(
+    "/{customer_id}/timeline",
+    summary="Everything recorded for a customer, oldest first",
+    responses={status.HTTP_403_FORBIDDEN: NOT_YOURS, status.HTTP_404_NOT_FOUND: UNKNOWN},
+)
+async def get_timeline(
+    customer_id: CustomerId,
+    who: Staff,
+    services: AppServices,
+    kind: Annotated[
+        list[str] | None,
+        Query(description="only entries of these kinds (transition, task_opened...)"),
+    ] = None,
+) -> list[TimelineRow]:
+    await authorize(who, services, customer_id)
+    try:
+        return await asyncio.to_thread(
+            customer_timeline, services.database, customer_id=customer_id, kinds=kind
+        )
+    except UnknownCustomer:
+        # The worker stores the customer just after the start: tell "not yet" from "never".
+        await services.onboarding.status(customer_id)
+        return []
+
+
+@router.post(
+    "/{customer_id}/events",
+    summary="Record what happened (kickoff, training, meeting, review...) as the CLI does",
+    responses={
+        status.HTTP_403_FORBIDDEN: NOT_YOURS,
+        status.HTTP_404_NOT_FOUND: UNKNOWN,
+        status.HTTP_409_CONFLICT: REFUSED,
+    },
+)
+async def record_event(
+    customer_id: CustomerId,
+    event: Annotated[OnboardingEvent, Body()],
+    who: Staff,
+    services: AppServices,
+) -> EventResult:
+    """One event, as `kind` names it, sent to the workflow's `record_event` update. Its
+    validator's refusal comes back as 409 with the reason; nothing changed then.
+    `recorded_by` defaults to the token's CSM (or name)."""
+    await authorize(who, services, customer_id)
+    if event.recorded_by is None:
+        event = event.model_copy(update={"recorded_by": recorded_by(who)})
+    return await services.onboarding.record(customer_id, event)

@@ -1,0 +1,552 @@
+"""The dashboard's words in English and Japanese, and which of them a request gets.
+
+One flat dict per locale; a key missing from a locale falls back to English, and a
+test keeps both catalogues on the same keys. Text written by the workflow itself
+(timeline summaries, refusal reasons) stays as the workflow wrote it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Locale = Literal["en", "ja"]
+LOCALES: tuple[Locale, ...] = ("en", "ja")
+DEFAULT_LOCALE: Locale = "en"
+# ?lang= is remembered here so every later page keeps the choice.
+LANG_COOKIE = "liftoff_lang"
+
+EN: dict[str, str] = {
+    # Frame
+    "nav_customers": "My customers",
+    "nav_all_customers": "Customers",
+    "nav_cohort": "Cohort",
+    "sign_out": "Sign out",
+    "role_csm": "CSM",
+    "role_lead": "CS leader",
+    "role_ops": "CS operations",
+    "skip_to_content": "Skip to content",
+    # Sign-in
+    "login_title": "Sign in",
+    "login_intro": (
+        "Paste your Liftoff API token. CS operations creates one for you with "
+        "“liftoff token create”."
+    ),
+    "login_token": "API token",
+    "login_submit": "Sign in",
+    "login_empty": "Paste a token first.",
+    "login_unknown": "This token is unknown or has been revoked.",
+    "login_ingest": (
+        "An ingest token only sends usage data: sign in with a csm, lead or ops token."
+    ),
+    "signed_out": "You are signed out.",
+    # My customers
+    "customers_title": "My customers",
+    "all_customers_title": "All customers",
+    "filter_csm": "CSM",
+    "filter_all": "All CSMs",
+    "filter_apply": "Show",
+    "summary_customers": "{n} in onboarding",
+    "summary_stuck": "{n} stuck in setup",
+    "summary_stalled": "{n} stalled",
+    "summary_tasks": "{n} open tasks",
+    "col_customer": "Customer",
+    "col_attention": "Attention",
+    "col_days_in_stage": "In stage",
+    "col_next_due": "Next due",
+    "col_tasks": "Open tasks",
+    "col_csm": "CSM",
+    "col_started": "Started",
+    "flag_stuck": "Stuck in setup",
+    "flag_stuck_hint": "No usage data has arrived: device or integration?",
+    "flag_stalled": "Stalled",
+    "flag_stalled_hint": "Usage is below the stall rules",
+    "no_customers": "No customers to show.",
+    "ended_customers": "Ended ({n})",
+    "status_unavailable": "status unavailable",
+    "overdue": "overdue",
+    # Stages
+    "stage_handoff": "Handoff",
+    "stage_kickoff": "Kickoff",
+    "stage_training": "Training",
+    "stage_adoption": "Adoption",
+    "stage_completion_review": "Completion review",
+    "stage_onboarded": "Onboarded",
+    "stage_failed": "Failed",
+    "stage_cancelled": "Cancelled",
+    # What the workflow waits for next
+    "due_remind_csm": "CSM reminder",
+    "due_escalate_to_leader": "Escalation to leader",
+    "due_measure": "Weekly measurement",
+    "due_momentum": "Momentum meeting",
+    "due_deadline": "Deadline",
+    "due_campaign_step": "Step email",
+    # Durations and relative times
+    "unit_d": "{n} d",
+    "unit_h": "{n} h",
+    "unit_min": "{n} min",
+    "unit_s": "{n} s",
+    "in_future": "in {d}",
+    "in_past": "{d} ago",
+    # Customer page
+    "since": "since {when}",
+    "label_csm": "CSM",
+    "label_leader": "CS leader",
+    "label_playbook": "Playbook",
+    "label_in_stage": "In stage",
+    "label_next_due": "Next due",
+    "label_started": "Started",
+    "section_measurement": "Weekly measurement",
+    "chart_seats": "Active seats",
+    "chart_actions": "Key actions per week",
+    "legend_criterion": "completion criterion",
+    "legend_stall": "stall threshold",
+    "chart_week": "Week {n}",
+    "no_measurement": "No measurement yet: the first one comes a week into adoption.",
+    "verdict_caption": "Week {n}, {start} – {end}",
+    "col_criterion": "Criterion",
+    "col_observed": "This week",
+    "col_threshold": "Needed",
+    "col_weeks": "Weeks running",
+    "col_met": "Met",
+    "criteria_met": "Completion criteria met",
+    "criteria_not_met": "Not all criteria met yet",
+    "yes": "yes",
+    "no": "no",
+    "metric_active_seat_ratio": "Active seat ratio",
+    "metric_active_users": "Active users",
+    "metric_key_actions": "Key actions",
+    "metric_events": "Events",
+    "metric_quota_consumption": "Quota consumption",
+    "metric_goals_agreed": "Goals agreed",
+    "metric_email_opens": "Email opens",
+    "metric_email_clicks": "Email clicks",
+    "section_timeline": "Timeline",
+    "timeline_empty": "Nothing recorded yet.",
+    "section_emails": "Emails",
+    "emails_empty": "No emails sent yet.",
+    "col_when": "When",
+    "col_email": "Email",
+    "col_to": "To",
+    "col_status": "Status",
+    "col_fate": "What happened",
+    "email_sent": "sent",
+    "email_sending": "sending",
+    "email_failed": "failed",
+    "section_tasks": "Open tasks",
+    "tasks_empty": "No open tasks.",
+    "task_due": "due {when}",
+    "task_done": "Mark done",
+    "field_note": "Note (optional)",
+    "section_goals": "Goals",
+    "goals_empty": "None agreed yet.",
+    "section_purposes": "Purposes",
+    "purposes_empty": "None chosen yet.",
+    "section_actions": "Record what happened",
+    "actions_next": "Next step",
+    "actions_other": "Other actions",
+    "actions_ended": "The onboarding has ended ({stage}): it takes no more actions.",
+    "action_kickoff_held": "Kickoff held",
+    "action_goal_agreed": "Goal agreed",
+    "action_training_held": "Training held",
+    "action_training_skipped": "Training skipped",
+    "action_meeting_requested": "Meeting requested",
+    "action_meeting_held": "Meeting held",
+    "action_purpose_added": "Purpose added",
+    "action_contact_added": "Contact added",
+    "action_completion_review_held": "Completion review held",
+    "action_cancelled": "Cancel the onboarding",
+    "action_task_completed": "Task done",
+    "field_held_on": "Held on",
+    "field_attendees": "Attendees (one per line)",
+    "field_goals": "Goals agreed (one per line)",
+    "field_goal": "Goal",
+    "field_reason": "Reason",
+    "field_meeting": "Meeting",
+    "field_notes": "Notes",
+    "field_purpose": "Purpose",
+    "field_contact_name": "Name",
+    "field_contact_email": "Email",
+    "field_contact_role": "Role",
+    "field_success_confirmed": "Short-term success confirmed",
+    "field_feedback": "Feedback",
+    "field_feature_requests": "Feature requests (one per line)",
+    "field_nps": "NPS answers (one per line: email score)",
+    "field_confirm": "I understand this ends the onboarding for good.",
+    "submit": "Record",
+    "submit_cancel": "Cancel the onboarding",
+    "meeting_poor_progress": "Poor progress",
+    "meeting_momentum": "Momentum",
+    "meeting_customer_request": "Customer request",
+    "contact_role_decision_maker": "Decision maker",
+    "contact_role_administrator": "Administrator",
+    "contact_role_end_user": "End user",
+    "refused": "Not recorded: {reason}",
+    "invalid": "Not recorded: please check the fields marked below.",
+    "recorded": "Recorded: it is on the timeline.",
+    "recorded_duplicate": "Already recorded: this form was sent before.",
+    "recorded_action": "{action}: recorded, it is on the timeline.",
+    "err_required": "Required.",
+    "err_date": "Enter a date as YYYY-MM-DD.",
+    "err_too_long": "Too long: at most {n} characters.",
+    "err_email": "Not an email address.",
+    "err_nps": "Each line: an email address and a score from 0 to 10.",
+    "err_confirm": "Tick the box to confirm.",
+    "err_choice": "Choose one of the options.",
+    # Timeline entry kinds
+    "kind_transition": "Stage change",
+    "kind_event_rejected": "Refused",
+    "kind_weekly_measurement": "Weekly measurement",
+    "kind_setup_stuck": "Stuck in setup",
+    "kind_setup_unstuck": "Setup done",
+    "kind_stall_started": "Usage stalled",
+    "kind_stall_cleared": "Stall cleared",
+    "kind_stall_proposal": "Proposal email",
+    "kind_task_opened": "Task opened",
+    "kind_email_failed": "Email failed",
+    "kind_campaign_step_sent": "Step email sent",
+    "kind_campaign_step_skipped": "Step email skipped",
+    "kind_meeting_requested": "Meeting requested",
+    "kind_kickoff_held": "Kickoff held",
+    "kind_goal_agreed": "Goal agreed",
+    "kind_training_held": "Training held",
+    "kind_training_skipped": "Training skipped",
+    "kind_meeting_held": "Meeting held",
+    "kind_purpose_added": "Purpose added",
+    "kind_contact_added": "Contact added",
+    "kind_completion_review_held": "Completion review held",
+    "kind_task_completed": "Task done",
+    "kind_cancelled": "Cancelled",
+    # Cohort
+    "cohort_title": "Cohort",
+    "cohort_note": (
+        "Counted from the stage changes each workflow recorded, for the customers you see."
+    ),
+    "cohort_empty": "No customers to count yet.",
+    "glance_customers": "Customers",
+    "glance_active": "In onboarding",
+    "glance_onboarded": "Onboarded",
+    "glance_failed": "Failed",
+    "glance_cancelled": "Cancelled",
+    "glance_stalled": "Stalled now",
+    "glance_stuck": "Stuck in setup now",
+    "glance_escalations": "Open escalations",
+    "glance_time_to_onboard": "Median time to onboard",
+    "funnel_title": "Funnel by stage",
+    "col_stage": "Stage",
+    "col_reached": "Reached",
+    "col_now": "In it now",
+    "time_title": "Time in stage",
+    "col_median_done": "Median, finished stays",
+    "col_done_n": "Finished stays",
+    "col_median_now": "Median so far, in it now",
+    "none": "–",
+    # Errors
+    "error_403_title": "Not your customer",
+    "error_403_body": (
+        "This customer belongs to another CSM. Ask your CS leader if you need to work on it."
+    ),
+    "error_role_title": "Not for this token",
+    "error_role_body": "A {role} token cannot use the dashboard.",
+    "error_404_title": "Customer not found",
+    "error_404_body": "No onboarding was started for “{customer_id}”.",
+    "error_bad_action": "Unknown action “{kind}”.",
+    "error_unavailable_title": "Temporal is not answering",
+    "error_unavailable_body": "The customer's onboarding could not be read just now: {reason}",
+    "no_answer": "no answer in time (is a worker running?); sending again records it once",
+    "back_to_list": "Back to my customers",
+}
+
+JA: dict[str, str] = {
+    "nav_customers": "担当顧客",
+    "nav_all_customers": "顧客一覧",
+    "nav_cohort": "コホート",
+    "sign_out": "ログアウト",
+    "role_csm": "CSM",
+    "role_lead": "CSリーダー",
+    "role_ops": "CSオペレーション",
+    "skip_to_content": "本文へ移動",
+    "login_title": "サインイン",
+    "login_intro": (
+        "Liftoff の API トークンを貼り付けてください。"
+        "トークンは CS オペレーション担当が「liftoff token create」で発行します。"
+    ),
+    "login_token": "API トークン",
+    "login_submit": "サインイン",
+    "login_empty": "トークンを入力してください。",
+    "login_unknown": "このトークンは無効か、失効しています。",
+    "login_ingest": (
+        "インジェスト用トークンは利用データの送信専用です。"
+        "csm・lead・ops のトークンでサインインしてください。"
+    ),
+    "signed_out": "ログアウトしました。",
+    "customers_title": "担当顧客",
+    "all_customers_title": "全顧客",
+    "filter_csm": "CSM",
+    "filter_all": "すべての CSM",
+    "filter_apply": "表示",
+    "summary_customers": "オンボーディング中 {n} 社",
+    "summary_stuck": "セットアップ停滞 {n} 社",
+    "summary_stalled": "利用停滞 {n} 社",
+    "summary_tasks": "未完了タスク {n} 件",
+    "col_customer": "顧客",
+    "col_attention": "要対応",
+    "col_days_in_stage": "滞在期間",
+    "col_next_due": "次の期日",
+    "col_tasks": "未完了タスク",
+    "col_csm": "CSM",
+    "col_started": "開始",
+    "flag_stuck": "セットアップ停滞",
+    "flag_stuck_hint": "利用データが届いていません（デバイス未設置・連携未接続の可能性）",
+    "flag_stalled": "利用停滞",
+    "flag_stalled_hint": "利用状況が停滞ルールを下回っています",
+    "no_customers": "表示する顧客はいません。",
+    "ended_customers": "終了（{n} 社）",
+    "status_unavailable": "状態を取得できません",
+    "overdue": "期限超過",
+    "stage_handoff": "引き継ぎ",
+    "stage_kickoff": "キックオフ",
+    "stage_training": "トレーニング",
+    "stage_adoption": "活用定着",
+    "stage_completion_review": "完了レビュー",
+    "stage_onboarded": "オンボーディング完了",
+    "stage_failed": "未達",
+    "stage_cancelled": "中止",
+    "due_remind_csm": "CSM へのリマインド",
+    "due_escalate_to_leader": "リーダーへのエスカレーション",
+    "due_measure": "週次計測",
+    "due_momentum": "モメンタムミーティング",
+    "due_deadline": "期限",
+    "due_campaign_step": "ステップメール",
+    "unit_d": "{n}日",
+    "unit_h": "{n}時間",
+    "unit_min": "{n}分",
+    "unit_s": "{n}秒",
+    "in_future": "{d}後",
+    "in_past": "{d}前",
+    "since": "{when} から",
+    "label_csm": "CSM",
+    "label_leader": "CSリーダー",
+    "label_playbook": "プレイブック",
+    "label_in_stage": "滞在期間",
+    "label_next_due": "次の期日",
+    "label_started": "開始",
+    "section_measurement": "週次計測",
+    "chart_seats": "アクティブ席率",
+    "chart_actions": "週あたり主要アクション数",
+    "legend_criterion": "完了基準",
+    "legend_stall": "停滞しきい値",
+    "chart_week": "第{n}週",
+    "no_measurement": "計測はまだありません。活用定着に入って1週間後に最初の計測を行います。",
+    "verdict_caption": "第{n}週（{start} – {end}）",
+    "col_criterion": "基準",
+    "col_observed": "今週",
+    "col_threshold": "必要値",
+    "col_weeks": "連続週数",
+    "col_met": "達成",
+    "criteria_met": "完了基準を満たしました",
+    "criteria_not_met": "未達の基準があります",
+    "yes": "はい",
+    "no": "いいえ",
+    "metric_active_seat_ratio": "アクティブ席率",
+    "metric_active_users": "アクティブユーザー数",
+    "metric_key_actions": "主要アクション数",
+    "metric_events": "イベント数",
+    "metric_quota_consumption": "利用枠消化率",
+    "metric_goals_agreed": "合意済みゴール数",
+    "metric_email_opens": "メール開封数",
+    "metric_email_clicks": "メールクリック数",
+    "section_timeline": "タイムライン",
+    "timeline_empty": "まだ記録はありません。",
+    "section_emails": "メール",
+    "emails_empty": "送信したメールはまだありません。",
+    "col_when": "日時",
+    "col_email": "メール",
+    "col_to": "宛先",
+    "col_status": "状態",
+    "col_fate": "結果",
+    "email_sent": "送信済み",
+    "email_sending": "送信中",
+    "email_failed": "失敗",
+    "section_tasks": "未完了タスク",
+    "tasks_empty": "未完了のタスクはありません。",
+    "task_due": "期日 {when}",
+    "task_done": "完了にする",
+    "field_note": "メモ（任意）",
+    "section_goals": "ゴール",
+    "goals_empty": "まだ合意していません。",
+    "section_purposes": "利用目的",
+    "purposes_empty": "まだ選ばれていません。",
+    "section_actions": "対応を記録",
+    "actions_next": "次のステップ",
+    "actions_other": "その他の対応",
+    "actions_ended": "オンボーディングは終了しました（{stage}）。これ以上の記録はできません。",
+    "action_kickoff_held": "キックオフ実施",
+    "action_goal_agreed": "ゴール合意",
+    "action_training_held": "トレーニング実施",
+    "action_training_skipped": "トレーニング省略",
+    "action_meeting_requested": "ミーティング依頼",
+    "action_meeting_held": "ミーティング実施",
+    "action_purpose_added": "利用目的の追加",
+    "action_contact_added": "担当者の追加",
+    "action_completion_review_held": "完了レビュー実施",
+    "action_cancelled": "オンボーディングを中止",
+    "action_task_completed": "タスク完了",
+    "field_held_on": "実施日",
+    "field_attendees": "参加者（1行に1名）",
+    "field_goals": "合意したゴール（1行に1つ）",
+    "field_goal": "ゴール",
+    "field_reason": "理由",
+    "field_meeting": "ミーティング種別",
+    "field_notes": "メモ",
+    "field_purpose": "利用目的",
+    "field_contact_name": "氏名",
+    "field_contact_email": "メールアドレス",
+    "field_contact_role": "役割",
+    "field_success_confirmed": "短期的な成功を確認できた",
+    "field_feedback": "フィードバック",
+    "field_feature_requests": "機能要望（1行に1件）",
+    "field_nps": "NPS 回答（1行に1件：メールアドレス スコア）",
+    "field_confirm": "この操作でオンボーディングが終了することを理解しました。",
+    "submit": "記録する",
+    "submit_cancel": "中止する",
+    "meeting_poor_progress": "進捗不良",
+    "meeting_momentum": "モメンタム維持",
+    "meeting_customer_request": "顧客からの依頼",
+    "contact_role_decision_maker": "意思決定者",
+    "contact_role_administrator": "管理者",
+    "contact_role_end_user": "エンドユーザー",
+    "refused": "記録されませんでした: {reason}",
+    "invalid": "記録されませんでした。下の項目を確認してください。",
+    "recorded": "記録しました。タイムラインに追加されています。",
+    "recorded_duplicate": "記録済みです（同じフォームが既に送信されています）。",
+    "recorded_action": "{action}: 記録しました。タイムラインに追加されています。",
+    "err_required": "必須項目です。",
+    "err_date": "日付を YYYY-MM-DD の形式で入力してください。",
+    "err_too_long": "長すぎます（{n}文字まで）。",
+    "err_email": "メールアドレスの形式ではありません。",
+    "err_nps": "各行にメールアドレスと 0〜10 のスコアを入力してください。",
+    "err_confirm": "確認のチェックを入れてください。",
+    "err_choice": "選択肢から選んでください。",
+    "kind_transition": "ステージ移行",
+    "kind_event_rejected": "却下",
+    "kind_weekly_measurement": "週次計測",
+    "kind_setup_stuck": "セットアップ停滞",
+    "kind_setup_unstuck": "セットアップ完了",
+    "kind_stall_started": "利用停滞",
+    "kind_stall_cleared": "停滞解消",
+    "kind_stall_proposal": "提案メール",
+    "kind_task_opened": "タスク作成",
+    "kind_email_failed": "メール送信失敗",
+    "kind_campaign_step_sent": "ステップメール送信",
+    "kind_campaign_step_skipped": "ステップメール省略",
+    "kind_meeting_requested": "ミーティング依頼",
+    "kind_kickoff_held": "キックオフ実施",
+    "kind_goal_agreed": "ゴール合意",
+    "kind_training_held": "トレーニング実施",
+    "kind_training_skipped": "トレーニング省略",
+    "kind_meeting_held": "ミーティング実施",
+    "kind_purpose_added": "利用目的の追加",
+    "kind_contact_added": "担当者の追加",
+    "kind_completion_review_held": "完了レビュー実施",
+    "kind_task_completed": "タスク完了",
+    "kind_cancelled": "中止",
+    "cohort_title": "コホート",
+    "cohort_note": (
+        "閲覧できる顧客について、各ワークフローが記録したステージ移行から集計しています。"
+    ),
+    "cohort_empty": "集計できる顧客はまだいません。",
+    "glance_customers": "顧客数",
+    "glance_active": "オンボーディング中",
+    "glance_onboarded": "完了",
+    "glance_failed": "未達",
+    "glance_cancelled": "中止",
+    "glance_stalled": "利用停滞中",
+    "glance_stuck": "セットアップ停滞中",
+    "glance_escalations": "未対応のエスカレーション",
+    "glance_time_to_onboard": "完了までの期間（中央値）",
+    "funnel_title": "ステージ別ファネル",
+    "col_stage": "ステージ",
+    "col_reached": "到達",
+    "col_now": "現在",
+    "time_title": "ステージ滞在期間",
+    "col_median_done": "中央値（通過済み）",
+    "col_done_n": "通過数",
+    "col_median_now": "中央値（滞在中）",
+    "none": "–",
+    "error_403_title": "担当外の顧客です",
+    "error_403_body": (
+        "この顧客は別の CSM の担当です。対応が必要な場合は CS リーダーにご相談ください。"
+    ),
+    "error_role_title": "このトークンでは利用できません",
+    "error_role_body": "{role} トークンではダッシュボードを利用できません。",
+    "error_404_title": "顧客が見つかりません",
+    "error_404_body": "「{customer_id}」のオンボーディングは開始されていません。",
+    "error_bad_action": "不明な操作です: {kind}",
+    "error_unavailable_title": "Temporal から応答がありません",
+    "error_unavailable_body": "オンボーディングの状態を読み取れませんでした: {reason}",
+    "no_answer": (
+        "時間内に応答がありません（ワーカーは起動していますか？）。再送しても記録は1回だけです"
+    ),
+    "back_to_list": "担当顧客に戻る",
+}
+
+CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
+
+
+class Translator:
+    """`t("key", n=3)`: the text of one key in the request's locale."""
+
+    def __init__(self, locale: Locale) -> None:
+        self.locale = locale
+        self._messages = CATALOGUE[locale]
+
+    def __call__(self, key: str, **values: Any) -> str:
+        text = self._messages.get(key) or EN[key]
+        return text.format(**values) if values else text
+
+    def maybe(self, key: str, fallback: str) -> str:
+        """For open-ended names (timeline kinds from a newer workflow): the key or `fallback`."""
+        text = self._messages.get(key) or EN.get(key)
+        return text if text is not None else fallback
+
+
+def parse_locale(value: str | None) -> Locale | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    for locale in LOCALES:
+        if value == locale:
+            return locale
+    return None
+
+
+def negotiate(
+    query: str | None, cookie: str | None, accept_language: str | None
+) -> tuple[Locale, bool]:
+    """The locale for a request and whether the choice should be remembered in the cookie:
+    ?lang= first, then the cookie, then Accept-Language, then English."""
+    chosen = parse_locale(query)
+    if chosen is not None:
+        return chosen, chosen != parse_locale(cookie)
+    remembered = parse_locale(cookie)
+    if remembered is not None:
+        return remembered, False
+    return _from_accept_language(accept_language or ""), False
+
+
+def _from_accept_language(header: str) -> Locale:
+    ranked: list[tuple[float, int, Locale]] = []
+    for position, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                continue
+        primary = parse_locale(tag.split("-")[0])
+        if primary is not None and quality > 0:
+            # Highest quality first, then the order the browser gave.
+            ranked.append((-quality, position, primary))
+    return min(ranked)[2] if ranked else DEFAULT_LOCALE

@@ -1,0 +1,629 @@
+"""The dashboard's pages: sign-in, my customers, one customer with its action forms,
+and the cohort. Server-rendered; htmx (boost) only spares full reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from temporalio.service import RPCError
+
+from activities import reports
+from activities.database import Database
+from api.dashboard import chart
+from api.dashboard.cohort import cohort as compute_cohort
+from api.dashboard.data import (
+    STATUS_TIMEOUT_SECONDS,
+    CustomerView,
+    visible_summaries,
+    with_status,
+)
+from api.dashboard.forms import (
+    EVENT_TYPES,
+    FORM_FIELDS,
+    NEXT_STEP,
+    OFFERED,
+    PANEL_ACTIONS,
+    Field,
+    FieldError,
+    build_event,
+    new_event_id,
+)
+from api.dashboard.i18n import Translator
+from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
+from api.deps import SESSION_COOKIE, AppServices, optional_principal
+from api.services import Services
+from api.tokens import Principal, TokenRole, authenticate
+from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
+from models.handoff import CUSTOMER_ID_PATTERN
+from models.onboarding import OnboardingStatus, Stage, TaskKind
+from models.playbook import Playbook, PlaybookError, load_playbook
+
+router = APIRouter(include_in_schema=False)
+
+Who = Annotated[Principal | None, Depends(optional_principal)]
+
+# The sign-in cookie lives as long as a working fortnight; the token itself may live longer.
+SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
+# An update waits for a worker to take it; past this the CSM is told and may resend
+# (the form's event id makes a resend count once).
+RECORD_TIMEOUT_SECONDS = 20.0
+# After an accepted action, how long to wait for its timeline entry (written by an
+# activity) so the page the CSM lands on already shows it.
+TIMELINE_WAIT_SECONDS = 5.0
+TIMELINE_POLL_SECONDS = 0.1
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
+# Stages in the order the "my customers" page lists them.
+_ACTIVE_STAGES = [
+    Stage.HANDOFF,
+    Stage.KICKOFF,
+    Stage.TRAINING,
+    Stage.ADOPTION,
+    Stage.COMPLETION_REVIEW,
+]
+
+
+# Who is asking
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    return value
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response = RedirectResponse(f"/login?next={quote(here)}", status.HTTP_303_SEE_OTHER)
+    if SESSION_COOKIE in request.cookies:
+        response.delete_cookie(SESSION_COOKIE, path="/")  # unknown or revoked: forget it
+    return response
+
+
+def _gate(request: Request, who: Principal | None) -> Principal | Response:
+    """The signed-in person, or where to send someone who is not one."""
+    if who is None:
+        return _to_login(request)
+    if who.role is TokenRole.INGEST:
+        ctx = page_context(request, None)
+        return _error(
+            ctx,
+            status.HTTP_403_FORBIDDEN,
+            ctx.t("error_role_title"),
+            ctx.t("error_role_body", role=who.role.value),
+        )
+    return who
+
+
+def _error(ctx: PageContext, code: int, title: str, body: str) -> HTMLResponse:
+    return render(ctx, "error.html", code, title=title, body=body)
+
+
+def _unavailable(ctx: PageContext, err: Exception) -> HTMLResponse:
+    return _error(
+        ctx,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        ctx.t("error_unavailable_title"),
+        ctx.t("error_unavailable_body", reason=str(err) or ctx.t("no_answer")),
+    )
+
+
+# Sign-in
+
+
+@router.get("/login")
+async def login_page(request: Request) -> HTMLResponse:
+    ctx = page_context(request, None)
+    notice = ctx.t("signed_out") if request.query_params.get("signed_out") else None
+    return render(
+        ctx,
+        "login.html",
+        next=_safe_next(request.query_params.get("next")),
+        error=None,
+        notice=notice,
+    )
+
+
+@router.post("/login")
+async def login(request: Request, services: AppServices) -> Response:
+    ctx = page_context(request, None)
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    target = _safe_next(str(form.get("next", "/")))
+
+    def refuse(code: int, key: str) -> HTMLResponse:
+        # The token is never echoed back into the page.
+        return render(ctx, "login.html", code, next=target, error=ctx.t(key), notice=None)
+
+    if not token:
+        return refuse(status.HTTP_422_UNPROCESSABLE_CONTENT, "login_empty")
+    who = await asyncio.to_thread(authenticate, services.database, token)
+    if who is None:
+        return refuse(status.HTTP_401_UNAUTHORIZED, "login_unknown")
+    if who.role is TokenRole.INGEST:
+        return refuse(status.HTTP_403_FORBIDDEN, "login_ingest")
+    response = RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_MAX_AGE_SECONDS,
+        path="/",
+        httponly=True,
+        # Lax: the cookie is not sent with another site's POST, which keeps the
+        # action forms from being submitted cross-site.
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+async def logout() -> RedirectResponse:
+    response = RedirectResponse("/login?signed_out=1", status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# My customers
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    stage: Stage | None
+    customers: list[CustomerView]
+
+
+def _attention_first(view: CustomerView) -> tuple[bool, bool, float]:
+    # Stuck in setup, then stalled, then the longest in stage.
+    since = view.stage_since.timestamp() if view.stage_since else float("inf")
+    return (not view.stuck, not view.stalled, since)
+
+
+@router.get("/")
+async def my_customers(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    csm_filter = request.query_params.get("csm") or None
+    try:
+        summaries, csms = await visible_summaries(services.onboarding, gate, csm_filter)
+    except RPCError as err:
+        return _unavailable(ctx, err)
+    views = await with_status(services.onboarding, summaries, ended_too=False)
+    ongoing = [v for v in views if v.stage is None or not v.stage.terminal]
+    ended = [v for v in views if v.stage is not None and v.stage.terminal]
+    groups = [
+        StageGroup(stage, sorted((v for v in ongoing if v.stage is stage), key=_attention_first))
+        for stage in [*_ACTIVE_STAGES, None]
+    ]
+    return render(
+        ctx,
+        "customers.html",
+        groups=[group for group in groups if group.customers],
+        ended=sorted(ended, key=lambda v: v.customer_id),
+        ongoing=len(ongoing),
+        stuck=sum(v.stuck for v in ongoing),
+        stalled=sum(v.stalled for v in ongoing),
+        open_tasks=sum(len(v.open_tasks) for v in ongoing),
+        csms=csms,
+        csm_filter=csm_filter,
+        show_csm=gate.role is not TokenRole.CSM,
+    )
+
+
+# Cohort
+
+
+@router.get("/cohort")
+async def cohort_page(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    csm_filter = request.query_params.get("csm") or None
+    try:
+        summaries, csms = await visible_summaries(services.onboarding, gate, csm_filter)
+    except RPCError as err:
+        return _unavailable(ctx, err)
+    # Ended customers count too: their workflows answer by replay, slower but complete.
+    views = await with_status(services.onboarding, summaries, ended_too=True)
+    figures = compute_cohort(views, ctx.fmt.now)
+    return render(
+        ctx,
+        "cohort.html",
+        cohort=figures,
+        widest=max((row.reached for row in figures.funnel), default=0),
+        csms=csms,
+        csm_filter=csm_filter,
+    )
+
+
+# One customer
+
+
+@dataclass
+class Attempt:
+    """A submitted form that was not recorded: shown again with what was typed."""
+
+    kind: str
+    values: dict[str, str]
+    errors: list[FieldError] = field(default_factory=list)
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    widget: str
+    required: bool
+    max_length: int | None
+    options: list[tuple[str, str]]
+    value: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    kind: str
+    anchor: str
+    inputs: list[Input]
+    event_id: str
+    is_next: bool
+    is_open: bool
+    message: str | None
+    done: str | None
+
+
+# Keyed by modification time: an edited playbook file is read again.
+@lru_cache(maxsize=4)
+def _playbook(path: Path, mtime: float) -> Playbook | None:
+    try:
+        return load_playbook(path)
+    except PlaybookError:
+        return None
+
+
+def _purpose_titles(services: Services) -> dict[str, str]:
+    """ "A: Digitise incoming documents" per purpose id, from the playbook new customers
+    start on (a customer's pinned version may differ; the workflow judges the id)."""
+    try:
+        playbook = _playbook(services.playbook_path, services.playbook_path.stat().st_mtime)
+    except OSError:
+        playbook = None
+    if playbook is None:
+        return {}
+    return {p.id: f"{p.id}: {p.title}" for p in playbook.purposes}
+
+
+@dataclass(frozen=True)
+class EmailView:
+    when: datetime
+    template: str
+    ledger_key: str
+    recipient: str
+    status: str
+    fate: str
+
+
+def _fate(email: reports.EmailRow) -> str:
+    """What the provider reported, repeats counted: "delivered, open ×2, click"."""
+    if email.status == "failed":
+        return email.error or ""
+    seen: list[tuple[str, int]] = []
+    for event in email.events:
+        name = "machine open" if event.machine_open else event.event
+        if event.reason and event.event in ("bounce", "dropped", "deferred"):
+            name = f"{name} ({event.reason})"
+        if seen and seen[-1][0] == name:
+            seen[-1] = (name, seen[-1][1] + 1)
+        else:
+            seen.append((name, 1))
+    # The outbox and SMTP report nothing back; SendGrid's events may be on the way.
+    summary = ", ".join(name if count == 1 else f"{name} ×{count}" for name, count in seen)
+    return summary or "–"
+
+
+def _email_views(emails: list[reports.EmailRow]) -> list[EmailView]:
+    return [
+        EmailView(
+            when=email.sent_at or email.created_at,
+            template=email.template,
+            ledger_key=email.ledger_key,
+            recipient=email.recipient,
+            status=email.status,
+            fate=_fate(email),
+        )
+        for email in reversed(emails)  # newest first, as the timeline
+    ]
+
+
+def _error_text(t: Translator, error: FieldError) -> str:
+    return t(error.key, **error.values) if error.key else error.text
+
+
+def _defaults(status_now: OnboardingStatus, today: date) -> dict[str, str]:
+    values = {"held_on": today.isoformat()}
+    # A meeting the workflow asked for is the one most likely held.
+    requested = [t.ref for t in status_now.state.open_tasks if t.kind is TaskKind.MEETING]
+    values["meeting"] = requested[0] if requested and requested[0] else "customer_request"
+    return values
+
+
+def _action_form(
+    t: Translator,
+    kind: str,
+    *,
+    status_now: OnboardingStatus,
+    attempt: Attempt | None,
+    done: str | None,
+    purposes: list[tuple[str, str]],
+    today: date,
+    anchor: str,
+    task_id: str | None = None,
+) -> ActionForm:
+    mine = (
+        attempt is not None
+        and attempt.kind == kind
+        and (task_id is None or attempt.values.get("task_id") == task_id)
+    )
+    values = attempt.values if mine and attempt else _defaults(status_now, today)
+    errors = {e.field: _error_text(t, e) for e in attempt.errors} if mine and attempt else {}
+    inputs = []
+    for spec in FORM_FIELDS[kind]:
+        options = purposes if spec.name == "purpose" else [(v, t(k)) for v, k in spec.options]
+        inputs.append(_input(spec, options, values, errors))
+    message = None
+    if mine and attempt:
+        message = t("refused", reason=attempt.refusal) if attempt.refusal else t("invalid")
+        # Errors about fields the form does not show (e.g. the whole form) go on top.
+        shown = {spec.name for spec in FORM_FIELDS[kind]}
+        stray = [text for name, text in errors.items() if name not in shown]
+        if stray:
+            message = " ".join([message, *stray])
+    is_next = kind in NEXT_STEP.get(status_now.state.stage, ())
+    return ActionForm(
+        kind=kind,
+        anchor=anchor,
+        inputs=inputs,
+        # A retried form keeps its id: a refused or invalid submit recorded nothing.
+        event_id=(attempt.values.get("event_id") if mine and attempt else None) or new_event_id(),
+        is_next=is_next,
+        is_open=mine or is_next or done == kind,
+        message=message,
+        done=done if done == kind else None,
+    )
+
+
+def _input(
+    spec: Field, options: list[tuple[str, str]], values: dict[str, str], errors: dict[str, str]
+) -> Input:
+    return Input(
+        name=spec.name,
+        widget=spec.widget,
+        required=spec.required,
+        max_length=spec.max_length,
+        options=options,
+        value=values.get(spec.name, ""),
+        error=errors.get(spec.name),
+    )
+
+
+def _timeline(database: Database, customer_id: str) -> list[reports.TimelineRow]:
+    try:
+        return reports.customer_timeline(database, customer_id=customer_id)
+    except reports.UnknownCustomer:
+        return []  # the workflow has not stored the customer yet
+
+
+async def _customer_page(
+    ctx: PageContext,
+    services: Services,
+    status_now: OnboardingStatus,
+    *,
+    attempt: Attempt | None = None,
+    done: str | None = None,
+    duplicate: bool = False,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    customer_id = status_now.customer_id
+    state = status_now.state
+    timeline, emails = await asyncio.gather(
+        asyncio.to_thread(_timeline, services.database, customer_id),
+        asyncio.to_thread(reports.customer_emails, services.database, customer_id=customer_id),
+    )
+    today = ctx.fmt.now.date()
+    titles = _purpose_titles(services)
+    purposes = [(pid, title) for pid, title in titles.items() if pid not in state.purposes]
+    offered = OFFERED.get(state.stage, ())
+    # A form just submitted is always shown, so its reason or errors are seen.
+    kinds = [
+        kind
+        for kind in PANEL_ACTIONS
+        if (kind in offered and (kind != "purpose_added" or purposes))
+        or (attempt is not None and attempt.kind == kind)
+    ]
+    forms = [
+        _action_form(
+            ctx.t,
+            kind,
+            status_now=status_now,
+            attempt=attempt,
+            done=done,
+            purposes=purposes,
+            today=today,
+            anchor=f"action-{kind}",
+        )
+        for kind in kinds
+    ]
+    task_forms = {
+        task.task_id: _action_form(
+            ctx.t,
+            "task_completed",
+            status_now=status_now,
+            attempt=attempt,
+            done=None,
+            purposes=[],
+            today=today,
+            anchor=f"task-{task.task_id}",
+            task_id=task.task_id,
+        )
+        for task in state.open_tasks
+    }
+    return render(
+        ctx,
+        "customer.html",
+        status_code,
+        status=status_now,
+        state=state,
+        panels=chart.measurement_panels(state.recent_weeks, state.purposes),
+        latest=state.recent_weeks[-1] if state.recent_weeks else None,
+        timeline=list(reversed(timeline)),
+        emails=_email_views(emails),
+        purpose_titles=titles,
+        next_forms=[f for f in forms if f.is_next],
+        other_forms=[f for f in forms if not f.is_next],
+        task_forms=task_forms,
+        task_done=done == "task_completed",
+        # A recorded action whose form the new stage no longer offers: noted on the panel.
+        done_elsewhere=done if done and done != "task_completed" and done not in kinds else None,
+        duplicate=duplicate,
+    )
+
+
+async def _visible_status(
+    ctx: PageContext, services: Services, who: Principal, customer_id: str
+) -> OnboardingStatus | HTMLResponse:
+    not_found = _error(
+        ctx,
+        status.HTTP_404_NOT_FOUND,
+        ctx.t("error_404_title"),
+        ctx.t("error_404_body", customer_id=customer_id),
+    )
+    if not _CUSTOMER_ID.match(customer_id):
+        return not_found
+    try:
+        async with asyncio.timeout(STATUS_TIMEOUT_SECONDS):
+            found = await services.onboarding.status(customer_id)
+    except UnknownCustomerError:
+        return not_found
+    except (RPCError, TimeoutError) as err:
+        return _unavailable(ctx, err)
+    if not who.sees(found.csm):
+        return _error(
+            ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body")
+        )
+    return found
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(
+    request: Request, customer_id: str, who: Who, services: AppServices
+) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    found = await _visible_status(ctx, services, gate, customer_id)
+    if isinstance(found, Response):
+        return found
+    done = request.query_params.get("done")
+    return await _customer_page(
+        ctx,
+        services,
+        found,
+        done=done if done in EVENT_TYPES else None,
+        duplicate=request.query_params.get("duplicate") == "1",
+    )
+
+
+def _last_seq(database: Database, customer_id: str) -> int:
+    return max((row.seq for row in _timeline(database, customer_id)), default=0)
+
+
+async def _await_timeline(database: Database, customer_id: str, kind: str, after: int) -> None:
+    """Until the event's timeline entry is stored, or the wait runs out (it then shows
+    up on the next load; the event itself is recorded either way)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMELINE_WAIT_SECONDS
+    while loop.time() < deadline:
+        rows = await asyncio.to_thread(_timeline, database, customer_id)
+        if any(row.seq > after and row.kind == kind for row in rows):
+            return
+        await asyncio.sleep(TIMELINE_POLL_SECONDS)
+
+
+@router.post("/customers/{customer_id}")
+async def record_action(
+    request: Request, customer_id: str, who: Who, services: AppServices
+) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    found = await _visible_status(ctx, services, gate, customer_id)
+    if isinstance(found, Response):
+        return found
+    form = await request.form()
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+    kind = values.get("kind", "")
+    if kind not in EVENT_TYPES:
+        return _error(ctx, status.HTTP_400_BAD_REQUEST, ctx.t("error_bad_action", kind=kind), "")
+    built = build_event(kind, values, gate.csm or gate.name)
+    if isinstance(built, list):
+        attempt = Attempt(kind, values, errors=built)
+        return await _customer_page(
+            ctx, services, found, attempt=attempt, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+    before = await asyncio.to_thread(_last_seq, services.database, customer_id)
+    try:
+        async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
+            result = await services.onboarding.record(customer_id, built)
+    except (CommandRejectedError, OnboardingClosedError) as err:
+        attempt = Attempt(kind, values, refusal=str(err))
+        return await _customer_page(
+            ctx, services, found, attempt=attempt, status_code=status.HTTP_409_CONFLICT
+        )
+    except (RPCError, TimeoutError) as err:
+        # Not known to be recorded: the form comes back as typed, to send again.
+        attempt = Attempt(kind, values, refusal=str(err) or ctx.t("no_answer"))
+        return await _customer_page(
+            ctx, services, found, attempt=attempt, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    if not result.duplicate:
+        await _await_timeline(services.database, customer_id, kind, before)
+    # Back to the form, or to the actions panel when the new stage no longer offers it.
+    anchor = f"action-{kind}" if kind in OFFERED.get(result.stage, ()) else "actions"
+    if kind == "task_completed":
+        anchor = "tasks"
+    duplicate = "&duplicate=1" if result.duplicate else ""
+    # POST/redirect/GET: a reload of the page the CSM lands on sends nothing again.
+    return RedirectResponse(
+        f"/customers/{quote(customer_id)}?done={kind}{duplicate}#{anchor}",
+        status.HTTP_303_SEE_OTHER,
+    )
+
+
+# Static files
+
+
+@router.get("/dashboard/static/{name}")
+async def static_file(name: str) -> Response:
+    media_type = STATIC_FILES.get(name)
+    if media_type is None:
+        return Response(status_code=status.HTTP_404_NOT_FOUND)
+    return FileResponse(
+        STATIC_DIR / name,
+        media_type=media_type,
+        # The URL carries the content hash (render.static_url): cache it for good.
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )

@@ -1,0 +1,28 @@
+"""Free text that people type: refused when it carries control characters.
+
+A NUL cannot be stored in PostgreSQL text, so a customer started with one would
+leave its first database write retrying forever; other control characters only
+corrupt what CSMs read. Tabs and line breaks stay allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def refuse_control_characters(value: Any) -> Any:
+    """For `model_validator(mode="before")`: checks every string in the raw input."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found:
+            raise ValueError(f"text must not contain control character {found.group()!r}")
+    elif isinstance(value, dict):
+        for item in value.values():
+            refuse_control_characters(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_control_characters(item)
+    return value

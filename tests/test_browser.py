@@ -1,0 +1,223 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Playwright, over HTTP.
+
+uvicorn serves the `api` fixture's app as a task in the test's own event loop, where
+the fixture's worker runs too; Playwright's async API shares that loop. No browser is
+downloaded: the test uses /usr/bin/chromium (`.ci/run` installs it) or is skipped.
+Screenshots of every step are kept in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import Page, async_playwright, expect
+
+from api.tokens import TokenRole
+from models.events import KickoffHeld
+from models.onboarding import Stage
+from tests.api_harness import ApiHarness
+from tests.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+SERVER_START_SECONDS = 10.0
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason=f"Debian's chromium is not installed at {CHROMIUM}: apt-get install chromium "
+    "(.ci/run does it); Playwright's own browser download is never used",
+)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """The app on a free loopback port, in this event loop; yields its base URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    # log_config=None: uvicorn leaves the test run's logging alone.
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    serve = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with asyncio.timeout(SERVER_START_SECONDS):
+            while not server.started:
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serve
+        listener.close()
+
+
+async def _past_handoff(api: ApiHarness, customer_id: str) -> None:
+    """Until the workflow's first task has run: an update sent sooner meets the initial
+    handoff state and a kickoff is refused."""
+    async with asyncio.timeout(SERVER_START_SECONDS):
+        while (await api.services.onboarding.status(customer_id)).state.stage is Stage.HANDOFF:
+            await asyncio.sleep(0.05)
+
+
+async def _sign_in(page: Page, base: str, token: str, then: str) -> None:
+    await page.goto(f"{base}/login?next={quote(then)}")
+    await page.fill("#token", token)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("nav")).to_be_visible()
+
+
+async def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
+
+
+async def test_a_csm_signs_in_records_a_kickoff_and_a_meeting_and_sees_the_timeline(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    handoff = make_handoff(csm=csm, name="Acme Logistics")
+    await api.services.onboarding.start(handoff, make_playbook())
+    await api.services.onboarding.start(
+        make_handoff(csm=csm, name="Borealis Freight", trial_used=True), make_playbook()
+    )
+    token = api.token(TokenRole.CSM, csm)
+    goal = "Every incoming invoice scanned on the day it arrives"
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+
+            # Not signed in: the dashboard sends the browser to the sign-in page.
+            await page.goto(f"{base}/")
+            await expect(page).to_have_url(re.compile(r"/login\?next=/$"))
+            await _shot(page, "01-sign-in")
+            await page.fill("#token", token)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.locator("h1")).to_have_text("My customers")
+            await expect(page.locator(f'[data-customer="{handoff.customer_id}"]')).to_be_visible()
+            # The vendored htmx loaded from the app itself and boosts links and forms.
+            assert await page.evaluate("typeof htmx") == "object"
+            await _shot(page, "02-my-customers")
+
+            await page.get_by_role("link", name="Acme Logistics").click()
+            await expect(page).to_have_url(f"{base}/customers/{handoff.customer_id}")
+            await expect(page.locator(".stage-line .stage")).to_have_text("Kickoff")
+            await _shot(page, "03-customer")
+
+            # The kickoff: the stage's next step, its form already open.
+            kickoff = page.locator("#action-kickoff_held")
+            await kickoff.locator("textarea[name=goals]").fill(goal)
+            await kickoff.locator("textarea[name=attendees]").fill("Dana Boss\nAri Admin")
+            await kickoff.get_by_role("button", name="Record").click()
+            timeline = page.locator("#timeline")
+            await expect(timeline.locator('[data-kind="kickoff_held"]')).to_have_count(1)
+            await expect(page.locator(".stage-line .stage")).to_have_text("Training")
+            await expect(page.locator("#goals")).to_contain_text(goal)
+            await _shot(page, "04-kickoff-recorded")
+
+            # A meeting held, from the folded "other actions".
+            meeting = page.locator("#action-meeting_held")
+            await meeting.locator("summary").click()
+            await meeting.locator("select[name=meeting]").select_option("customer_request")
+            await meeting.locator("textarea[name=notes]").fill("Scanner set up with the admin")
+            await meeting.get_by_role("button", name="Record").click()
+            await expect(timeline.locator('[data-kind="meeting_held"]')).to_have_count(1)
+            await expect(timeline.locator("li").first).to_contain_text(
+                f"customer_request meeting held on {datetime.now(UTC).date()}"
+            )
+            await expect(meeting.locator(".notice.ok")).to_be_visible()
+            await _shot(page, "05-meeting-recorded")
+
+            # The same goal again: the workflow refuses, the reason sits by the form
+            # and what was typed is still there.
+            agreed = page.locator("#action-goal_agreed")
+            await agreed.locator("summary").click()
+            await agreed.locator("input[name=goal]").fill(goal)
+            await agreed.get_by_role("button", name="Record").click()
+            await expect(agreed.locator(".notice.error")).to_contain_text("is already agreed")
+            await expect(agreed.locator("input[name=goal]")).to_have_value(goal)
+            await _shot(page, "06-refused-by-the-workflow")
+
+            await page.goto(f"{base}/cohort?lang=ja")
+            await expect(page.locator("h1")).to_have_text("コホート")
+            await _shot(page, "07-cohort-ja")
+
+            # Without JavaScript the same forms work as plain HTML posts.
+            plain = await browser.new_page(java_script_enabled=False, locale="en-US")
+            await _sign_in(plain, base, token, f"/customers/{handoff.customer_id}")
+            requested = plain.locator("#action-meeting_requested")
+            await requested.locator("summary").click()
+            await requested.locator("textarea[name=notes]").fill("Asked for a session on approvals")
+            await requested.get_by_role("button", name="Record").click()
+            await expect(plain).to_have_url(re.compile(r"done=meeting_requested"))
+            await expect(plain.locator('#timeline [data-kind="meeting_requested"]')).to_have_count(
+                1
+            )
+            await _shot(plain, "08-without-javascript")
+        finally:
+            await browser.close()
+
+
+async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_chart(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    fast = make_fast_playbook()
+    await api.services.onboarding.start(make_handoff(csm=csm, name="Cobalt Clinics"), fast)
+    stuck = make_handoff(csm=csm, name="Delta Dental", trial_used=True)
+    stalled = make_handoff(csm=csm, name="Ember Energy", trial_used=True)
+    for handoff in (stuck, stalled):
+        await api.services.onboarding.start(handoff, fast)
+        await _past_handoff(api, handoff.customer_id)
+        await api.services.onboarding.record(
+            handoff.customer_id, KickoffHeld(held_on=datetime.now(UTC).date(), goals=["Go live"])
+        )
+    # Ember: usage arrives each second-long week but stays below the stall rules.
+    add_usage(api.database, stalled.customer_id, datetime.now(UTC), active_users=1)
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+            # The dev server holds every test's customers: the lead looks at this CSM's.
+            await _sign_in(page, base, api.token(TokenRole.LEAD), f"/?csm={csm}")
+            await expect(page.locator("h1")).to_have_text("All customers")
+            rows = page.locator("#stage-adoption tbody tr")
+            # The flags come with the workflow's first measurements, a second apart.
+            for _ in range(30):
+                await page.goto(f"{base}/?csm={csm}")
+                if await page.locator(".flag-stalled").count():
+                    break
+                await asyncio.sleep(0.5)
+            await expect(rows.nth(0)).to_contain_text("Stuck in setup")
+            await expect(rows.nth(0)).to_contain_text("Delta Dental")
+            await expect(rows.nth(1)).to_contain_text("Stalled")
+            await expect(rows.nth(1)).to_contain_text("Ember Energy")
+            await _shot(page, "09-lead-flags")
+
+            # Let a few weeks go by so the chart has a line to draw.
+            await asyncio.sleep(3)
+            await page.get_by_role("link", name="Ember Energy").click()
+            chart = page.locator("#measurement svg").first
+            await expect(chart).to_be_visible()
+            assert await chart.locator("circle").count() >= 2
+            await expect(page.locator("#measurement")).to_contain_text("≥ 60%")
+            await expect(page.locator("#measurement")).to_contain_text("< 20%")
+            await _shot(page, "10-weekly-chart")
+
+            await page.get_by_role("link", name="日本語").click()
+            await expect(page.locator("#measurement h2")).to_have_text("週次計測")
+            await expect(page.locator("html")).to_have_attribute("lang", "ja")
+            await _shot(page, "11-customer-ja")
+        finally:
+            await browser.close()

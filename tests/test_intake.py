@@ -1,0 +1,694 @@
+"""Usage intake: Segment calls and CSV back-fills reach the weekly measurement.
+
+The storage logic (activities/intake.py) runs on SQLite and PostgreSQL; the
+HTTP endpoints run in-process against the app of `liftoff serve`; the real
+`segment-analytics-python` client talks to the intake on a loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import segment.analytics as segment_analytics
+import uvicorn
+from fastapi import FastAPI
+from sqlmodel import col, select
+from temporalio.testing import ActivityEnvironment
+
+from activities.database import Database
+from activities.intake import (
+    MAX_BATCH_BYTES,
+    MAX_CALL_BYTES,
+    IntakeError,
+    IntakeReport,
+    ingest_calls,
+    ingest_usage_csv,
+    unmatched_summary,
+)
+from activities.store import StoreActivities
+from api.tokens import TokenRole, create_token, revoke_token
+from models.activity_io import MeasureWeeklyUsageInput, UpsertCustomerInput
+from models.onboarding import WeeklyMeasurement
+from models.tables import UnmatchedUsage, UsageEvent, UsageUser
+from tests.api_harness import ApiHarness
+from tests.factories import make_handoff
+
+TRAIT = "company_id"
+AT = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
+WEEK_START = datetime(2026, 1, 19, tzinfo=UTC)
+
+
+def add_customer(database: Database, customer_id: str | None = None) -> str:
+    customer_id = customer_id or f"cust-{uuid.uuid4().hex[:10]}"
+    ActivityEnvironment().run(
+        StoreActivities(database).upsert_customer,
+        UpsertCustomerInput(
+            handoff=make_handoff(customer_id=customer_id),
+            playbook_name="default",
+            playbook_version="1",
+            workflow_id=f"onboarding-{customer_id}",
+        ),
+    )
+    return customer_id
+
+
+def measure(database: Database, customer_id: str, **key_actions: str) -> WeeklyMeasurement:
+    return ActivityEnvironment().run(
+        StoreActivities(database).measure_weekly_usage,
+        MeasureWeeklyUsageInput(
+            customer_id=customer_id,
+            week_index=1,
+            window_start=WEEK_START,
+            window_end=WEEK_START + timedelta(days=7),
+            seats_contracted=10,
+            key_actions=key_actions,
+        ),
+    )
+
+
+def events_of(database: Database, customer_id: str) -> list[UsageEvent]:
+    with database.session() as session:
+        rows = session.exec(
+            select(UsageEvent)
+            .where(col(UsageEvent.customer_id) == customer_id)
+            .order_by(col(UsageEvent.occurred_at), col(UsageEvent.user_id), col(UsageEvent.id))
+        ).all()
+    return list(rows)
+
+
+def unmatched_rows(database: Database) -> list[UnmatchedUsage]:
+    with database.session() as session:
+        return list(session.exec(select(UnmatchedUsage).order_by(col(UnmatchedUsage.id))).all())
+
+
+def track(user: str, event: str = "document_scanned", **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": event,
+        "timestamp": AT.isoformat(),
+        "messageId": str(uuid.uuid4()),
+        **fields,
+    }
+
+
+def ingest(database: Database, *calls: object) -> IntakeReport:
+    return ingest_calls(database, list(calls), customer_trait=TRAIT)
+
+
+# The storage logic, on SQLite and PostgreSQL
+
+
+def test_a_track_call_counts_for_the_customer_its_group_id_names(database: Database) -> None:
+    acme = add_customer(database)
+    report = ingest(
+        database,
+        track("u1", context={"groupId": acme}, properties={"quantity": 3}),
+        track("u2", properties={"groupId": acme}, timestamp="2026-01-20T19:00:00+09:00"),
+        # Without a timestamp the call happened when it arrived.
+        {"type": "track", "userId": "u3", "event": "login", "context": {"groupId": acme}},
+    )
+
+    assert (report.received, report.stored, report.rejected, report.unmatched) == (3, 3, [], [])
+    stored = events_of(database, acme)
+    assert [(e.user_id, e.event, e.quantity) for e in stored[:2]] == [
+        ("u1", "document_scanned", 3.0),
+        ("u2", "document_scanned", 1.0),
+    ]
+    assert stored[0].occurred_at == AT and stored[1].occurred_at == AT
+    assert stored[2].occurred_at > AT
+    week = measure(database, acme, A="document_scanned")
+    assert (week.key_actions, week.active_users) == ({"A": 2}, 2)
+
+    # A batch's own context applies to calls that name no group id themselves.
+    from_batch = ingest_calls(
+        database, [track("u4")], customer_trait=TRAIT, batch_context={"groupId": acme}
+    )
+    assert from_batch.stored == 1
+
+
+def test_group_and_identify_calls_tie_users_to_their_customer(database: Database) -> None:
+    acme, sakura = add_customer(database), add_customer(database)
+    # Calls apply in order: each track call follows the call that tied its user.
+    report = ingest(
+        database,
+        {"type": "group", "userId": "g-user", "groupId": acme, "traits": {"name": "Acme"}},
+        track("g-user"),
+        {"type": "identify", "userId": "i-user", "traits": {TRAIT: sakura, "email": "i@s.example"}},
+        track("i-user"),
+        # The reserved `company` trait works through a dotted trait name (below).
+        {"type": "identify", "userId": "i-user", "traits": {"plan": "pro"}},
+    )
+    assert (report.mapped, report.stored, report.unmatched) == (3, 2, [])
+    # A later request finds the mapping stored.
+    later = ingest(database, track("g-user", "login"), track("i-user", "login"))
+    assert later.stored == 2
+
+    assert [e.user_id for e in events_of(database, acme)] == ["g-user", "g-user"]
+    assert [e.user_id for e in events_of(database, sakura)] == ["i-user", "i-user"]
+    with database.session() as session:
+        user = session.get(UsageUser, "i-user")
+        assert user is not None
+        # Traits of successive identify calls are merged.
+        assert user.traits == {TRAIT: sakura, "email": "i@s.example", "plan": "pro"}
+
+    # A user known only by its anonymousId is tied and counted by it.
+    anonymous = ingest(
+        database,
+        {"type": "group", "anonymousId": "anon-1", "groupId": acme},
+        {"type": "track", "anonymousId": "anon-1", "event": "login", "timestamp": AT.isoformat()},
+    )
+    assert (anonymous.mapped, anonymous.stored) == (1, 1)
+    assert [e.user_id for e in events_of(database, acme)] == ["anon-1", "g-user", "g-user"]
+
+    # Segment's reserved `company` trait, through a dotted trait name.
+    nested = ingest_calls(
+        database,
+        [{"type": "identify", "userId": "c-user", "traits": {"company": {"id": acme}}}],
+        customer_trait="company.id",
+    )
+    assert nested.mapped == 1
+    with database.session() as session:
+        mapped = session.get(UsageUser, "c-user")
+        assert mapped is not None and mapped.customer_id == acme
+
+
+def test_calls_naming_no_customer_are_kept_counted_and_reported(database: Database) -> None:
+    acme = add_customer(database)
+    ingest(database, {"type": "group", "userId": "mapped", "groupId": acme})
+    report = ingest(
+        database,
+        track("stranger"),
+        track("mapped", context={"groupId": "not-a-customer"}),
+        {"type": "group", "userId": "u", "groupId": "not-a-customer"},
+        {"type": "identify", "userId": "u", "traits": {TRAIT: "nobody"}},
+        {"type": "identify", "userId": "u", "traits": {"email": "u@x.example"}},
+        track("mapped"),
+    )
+
+    assert report.stored == 1 and report.rejected == []
+    assert [(u.index, u.type, u.user_id, u.group_id) for u in report.unmatched] == [
+        (0, "track", "stranger", None),
+        (1, "track", "mapped", "not-a-customer"),
+        (2, "group", "u", "not-a-customer"),
+        (3, "identify", "u", "nobody"),
+        (4, "identify", "u", None),
+    ]
+    assert "group call or identify call with the company_id trait" in report.unmatched[0].reason
+    # An explicit group id is not overridden by the user's mapping.
+    assert [e.user_id for e in events_of(database, acme)] == ["mapped"]
+
+    kept = unmatched_rows(database)
+    assert len(kept) == 5
+    assert kept[1].raw["context"] == {"groupId": "not-a-customer"}
+    summary = unmatched_summary(database)
+    assert summary.total == 5
+    assert {c.reason: c.count for c in summary.by_reason}["group id names no customer"] == 2
+    assert [(g.group_id, g.count) for g in summary.by_group_id] == [
+        ("not-a-customer", 2),
+        ("nobody", 1),
+    ]
+    assert [r.id for r in summary.recent] == sorted((r.id or 0 for r in kept), reverse=True)
+    assert unmatched_summary(database, limit=2).total == 5
+    assert len(unmatched_summary(database, limit=2).recent) == 2
+
+
+def test_a_redelivered_message_is_stored_once(database: Database) -> None:
+    acme = add_customer(database)
+    call = track("u1", context={"groupId": acme})
+    first = ingest(database, call, call)
+    again = ingest(database, call)
+
+    assert (first.stored, first.duplicates) == (1, 1)
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert len(events_of(database, acme)) == 1
+
+
+def test_a_batch_stores_its_good_calls_and_names_the_rejected_ones(database: Database) -> None:
+    acme = add_customer(database)
+    good = {"context": {"groupId": acme}}
+    report = ingest(
+        database,
+        track("u1", **good),
+        {"type": "track", "event": "login", **good},
+        track("u2", event="", **good),
+        {"type": "launch", "userId": "u3"},
+        "not an object",
+        track("u4", timestamp="last tuesday", **good),
+        track("u5", properties={"groupId": acme, "quantity": "lots"}),
+        track("u6", properties={"groupId": acme, "quantity": -2}),
+        track("u" * 201, **good),
+        track("u\x00", **good),
+        track("u7", context="acme"),
+        track("u8", **good),
+        {"type": "page", "userId": "u9", "name": "Home"},
+        # What a database would refuse is refused here, call by call.
+        {"type": "identify", "userId": "u10", "traits": {TRAIT: acme, "name": "\ud800"}},
+        track("u11", properties={"note": "\udc00"}),
+        {"type": "identify", "userId": "u12", "traits": {TRAIT: acme, "score": float("nan")}},
+    )
+
+    assert report.received == 16
+    assert (report.stored, report.ignored) == (2, 1)
+    reasons = {item.index: item.reason for item in report.rejected}
+    assert reasons == {
+        1: "userId or anonymousId is required",
+        2: "event is required for a track call",
+        3: "type must be one of track, identify, group, page, screen, alias; got 'launch'",
+        4: "a call must be a JSON object, not str",
+        5: "timestamp is not ISO 8601: 'last tuesday'",
+        6: "properties.quantity is not a number: 'lots'",
+        7: "properties.quantity must be a positive number, got -2",
+        8: "userId is longer than 200 characters",
+        9: "userId contains a NUL character",
+        10: "context must be an object, not str",
+        13: "traits is not valid Unicode (a lone surrogate)",
+        14: "the call is not valid Unicode (a lone surrogate)",
+        15: "traits holds NaN or Infinity, which JSON does not allow",
+    }
+    assert [e.user_id for e in events_of(database, acme)] == ["u1", "u8"]
+
+
+def test_a_large_batch_is_stored_whole(database: Database) -> None:
+    acme = add_customer(database)
+    # More rows than one SQLite statement takes parameters for (32,766 / 7 columns).
+    count = 5_000
+    calls = [track(f"u{n}", context={"groupId": acme}) for n in range(count)]
+    calls += [{**calls[0]}]  # a duplicate, far from its first copy
+    unkeyed = track("nokey", context={"groupId": acme})
+    del unkeyed["messageId"]
+    calls += [unkeyed]
+
+    report = ingest(database, *calls)
+    assert (report.stored, report.duplicates) == (count + 1, 1)
+    assert measure(database, acme).events == count + 1
+
+
+CSV_HEADER = "customer_id,user_id,event,occurred_at,quantity,event_key\n"
+
+
+def test_a_csv_back_fill_stores_good_rows_and_reports_the_others(database: Database) -> None:
+    acme = add_customer(database)
+    text = (
+        CSV_HEADER
+        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
+        + f"{acme},u2,document_scanned,2026-01-20T11:00:00+09:00,2,k-2\n"
+        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
+        + f"{acme},u3,login,yesterday,,\n"
+        + "ghost,u4,login,2026-01-20T10:00:00Z,,\n"
+        + f"{acme},{'x' * 201},login,2026-01-20T10:00:00Z,,\n"
+        + f"{acme},u5,login,2026-01-21T10:00:00Z,,\n"
+    )
+    report = ingest_usage_csv(database, io.BytesIO(text.encode()))
+
+    assert (report.received, report.stored, report.duplicates) == (7, 3, 1)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (5, "occurred_at is not an ISO 8601 timestamp: 'yesterday'"),
+        (7, "user_id is longer than 200 characters"),
+    ]
+    assert [(u.line, u.group_id, u.reason) for u in report.unmatched] == [
+        (6, "ghost", "customer_id names no customer")
+    ]
+    assert unmatched_rows(database)[0].raw["line"] == 6
+    week = measure(database, acme, A="document_scanned")
+    assert (week.key_actions, week.active_users) == ({"A": 2}, 3)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"user_id,event\nu1,login\n",
+            "not a usage CSV: missing columns: customer_id, occurred_at",
+        ),
+        (b"", "not a usage CSV: missing columns"),
+        (CSV_HEADER.encode() + b"acme,u\xff,login,2026-01-20T10:00:00Z,,\n", "not UTF-8"),
+    ],
+    ids=["missing-columns", "empty", "not-utf8"],
+)
+def test_a_file_that_is_not_a_usage_csv_stores_nothing(
+    sqlite_database: Database, content: bytes, message: str
+) -> None:
+    add_customer(sqlite_database, "acme")
+    with pytest.raises(IntakeError, match=message):
+        ingest_usage_csv(sqlite_database, io.BytesIO(content))
+    assert events_of(sqlite_database, "acme") == []
+
+
+# Over HTTP
+
+
+def basic(key: str) -> httpx.BasicAuth:
+    return httpx.BasicAuth(key, "")
+
+
+async def test_each_call_endpoint_takes_segment_calls_with_the_write_key(api: ApiHarness) -> None:
+    acme = add_customer(api.database)
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        identified = await http.post(
+            "/v1/identify", auth=key, json={"userId": "u1", "traits": {TRAIT: acme}}
+        )
+        grouped = await http.post("/v1/group", auth=key, json={"userId": "u2", "groupId": acme})
+        tracked = await http.post(
+            "/v1/track",
+            auth=key,
+            json={"userId": "u1", "event": "document_scanned", "timestamp": AT.isoformat()},
+        )
+        paged = await http.post("/v1/page", auth=key, json={"userId": "u1", "name": "Home"})
+        batched = await http.post(
+            "/v1/batch",
+            auth=key,
+            json={"batch": [track("u2"), track("stranger")], "writeKey": "ignored"},
+        )
+
+    for response in (identified, grouped, tracked, paged, batched):
+        assert response.status_code == 200, response.text
+        assert response.json()["success"] is True
+    assert identified.json()["mapped"] == grouped.json()["mapped"] == 1
+    assert tracked.json() == {
+        "success": True,
+        "received": 1,
+        "stored": 1,
+        "duplicates": 0,
+        "mapped": 0,
+        "ignored": 0,
+        "rejected": [],
+        "unmatched": [],
+    }
+    assert paged.json()["ignored"] == 1
+    assert batched.json()["stored"] == 1
+    assert batched.json()["unmatched"] == [
+        {
+            "index": 1,
+            "type": "track",
+            "user_id": "stranger",
+            "reason": batched.json()["unmatched"][0]["reason"],
+        }
+    ]
+    week = measure(api.database, acme, A="document_scanned")
+    assert (week.key_actions, week.active_users) == ({"A": 2}, 2)
+
+
+async def test_only_a_valid_usage_sender_token_is_taken(api: ApiHarness) -> None:
+    call = {"userId": "u1", "event": "login"}
+    ingest_key, ingest_info = create_token(api.database, name="segment", role=TokenRole.INGEST)
+    async with api.client() as http:
+        missing = await http.post("/v1/track", json=call)
+        wrong = await http.post("/v1/track", json=call, auth=basic("lo_not-a-key"))
+        csm = await http.post(
+            "/v1/batch",
+            json={"batch": []},
+            auth=basic(api.token(TokenRole.CSM, "csm@liftoff.example")),
+        )
+        bearer = await http.post(
+            "/v1/batch", json={"batch": []}, headers={"Authorization": f"Bearer {ingest_key}"}
+        )
+        lead = await http.post(
+            "/v1/batch", json={"batch": []}, auth=basic(api.token(TokenRole.LEAD))
+        )
+        ops = await http.post("/v1/batch", json={"batch": []}, auth=basic(api.token(TokenRole.OPS)))
+        revoke_token(api.database, ingest_info.id)
+        revoked = await http.post("/v1/batch", json={"batch": []}, auth=basic(ingest_key))
+        # A session cookie is no write key: the intake takes no ambient credentials.
+        http.cookies.set("liftoff_token", api.token(TokenRole.OPS))
+        cookie = await http.post("/v1/batch", json={"batch": []})
+
+    assert missing.status_code == 401
+    assert "HTTP Basic user name" in missing.json()["detail"]
+    assert missing.headers["WWW-Authenticate"].startswith("Basic")
+    assert wrong.status_code == 401
+    assert csm.status_code == 403
+    assert csm.json()["detail"] == "a csm token cannot send usage (ingest, ops, lead tokens can)"
+    assert (bearer.status_code, lead.status_code, ops.status_code) == (200, 200, 200)
+    assert revoked.status_code == 401
+    assert revoked.json()["detail"] == "unknown or revoked write key"
+    assert cookie.status_code == 401
+
+
+async def test_bodies_that_are_not_calls_are_refused_with_the_reason(api: ApiHarness) -> None:
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        not_json = await http.post("/v1/batch", auth=key, content=b"{batch: [")
+        empty = await http.post("/v1/track", auth=key, content=b"")
+        not_batch = await http.post("/v1/batch", auth=key, json=[track("u1")])
+        not_object = await http.post("/v1/track", auth=key, json=["login"])
+        bad_call = await http.post("/v1/track", auth=key, json={"userId": "u1"})
+        nan = await http.post(
+            "/v1/track", auth=key, content=b'{"userId": "u1", "event": "e", "n": NaN}'
+        )
+        encoded = await http.post(
+            "/v1/track", auth=key, content=b"{}", headers={"Content-Encoding": "br"}
+        )
+
+    assert not_json.status_code == 400
+    assert not_json.json()["detail"].startswith("the body is not JSON")
+    assert (empty.status_code, empty.json()["detail"]) == (
+        400,
+        "the body is empty: send a JSON object",
+    )
+    assert not_batch.status_code == 400
+    assert not_batch.json()["detail"].startswith("not a batch: expected")
+    assert not_object.json()["detail"] == "expected a JSON object: one track call"
+    # A single call that cannot be taken is a 400 with its reason, not a silent 200.
+    assert (bad_call.status_code, bad_call.json()["detail"]) == (
+        400,
+        "event is required for a track call",
+    )
+    assert (nan.status_code, nan.json()["detail"]) == (
+        400,
+        "the body is not JSON: NaN is not a JSON value",
+    )
+    assert encoded.status_code == 415
+
+
+async def test_requests_over_segments_size_limits_are_refused_with_the_limit(
+    api: ApiHarness,
+) -> None:
+    acme = add_customer(api.database)
+    key = basic(api.token(TokenRole.INGEST))
+    padding = "x" * MAX_CALL_BYTES
+    many = [track(f"u{n}", context={"groupId": acme}) for n in range(MAX_BATCH_BYTES // 150)]
+    async with api.client() as http:
+        big_batch = await http.post("/v1/batch", auth=key, json={"batch": many})
+        big_call = await http.post(
+            "/v1/track", auth=key, json={"userId": "u", "event": "e", "properties": {"p": padding}}
+        )
+        # gzip: the limit holds for what the body inflates to.
+        bomb = await http.post(
+            "/v1/batch",
+            auth=key,
+            content=gzip.compress(b'{"batch": ["' + b"x" * MAX_BATCH_BYTES + b'"]}'),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        # One call over 32 KB in a batch within 500 KB is rejected alone.
+        mixed = await http.post(
+            "/v1/batch",
+            auth=key,
+            json={"batch": [many[0], {**many[1], "properties": {"p": padding}}, many[2]]},
+        )
+    assert len(json.dumps({"batch": many})) > MAX_BATCH_BYTES
+    assert big_batch.status_code == 413
+    assert "at most 500 KB (512000 bytes)" in big_batch.json()["detail"]
+    assert big_call.status_code == 413
+    assert "at most 32 KB (32768 bytes)" in big_call.json()["detail"]
+    assert bomb.status_code == 413
+    assert mixed.status_code == 200
+    assert mixed.json()["stored"] == 2
+    assert mixed.json()["rejected"] == [
+        {"index": 1, "reason": "the call is larger than 32 KB (32 KB per call)"}
+    ]
+    assert len(events_of(api.database, acme)) == 2
+
+
+async def test_a_gzipped_batch_is_taken(api: ApiHarness) -> None:
+    acme = add_customer(api.database)
+    body = json.dumps({"batch": [track("u1", context={"groupId": acme})]}).encode()
+    async with api.client() as http:
+        response = await http.post(
+            "/v1/batch",
+            auth=basic(api.token(TokenRole.INGEST)),
+            content=gzip.compress(body),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+
+
+async def test_a_csv_upload_back_fills_and_reports_its_bad_rows(api: ApiHarness) -> None:
+    acme = add_customer(api.database)
+    text = (
+        CSV_HEADER
+        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
+        + f"{acme},u2,document_scanned,2026-01-20T10:00:00Z,zero,k-2\n"
+        + "ghost,u3,login,2026-01-20T10:00:00Z,,\n"
+    )
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        uploaded = await http.post(
+            "/api/usage/csv", auth=key, files={"file": ("usage.csv", text, "text/csv")}
+        )
+        again = await http.post(
+            "/api/usage/csv", auth=key, files={"file": ("usage.csv", text, "text/csv")}
+        )
+        not_csv = await http.post(
+            "/api/usage/csv", auth=key, files={"file": ("notes.txt", b"hello\n", "text/plain")}
+        )
+        no_file = await http.post("/api/usage/csv", auth=key, data={"other": "x"})
+        csm = await http.post(
+            "/api/usage/csv",
+            auth=basic(api.token(TokenRole.CSM, "csm@liftoff.example")),
+            files={"file": ("usage.csv", text, "text/csv")},
+        )
+
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json() == {
+        "success": True,
+        "received": 3,
+        "stored": 1,
+        "duplicates": 0,
+        "mapped": 0,
+        "ignored": 0,
+        "rejected": [{"line": 3, "reason": "quantity is not a number: 'zero'"}],
+        "unmatched": [
+            {
+                "line": 4,
+                "type": "csv",
+                "user_id": "u3",
+                "group_id": "ghost",
+                "reason": "customer_id names no customer",
+            }
+        ],
+    }
+    assert (again.json()["stored"], again.json()["duplicates"]) == (0, 1)
+    assert not_csv.status_code == 400
+    assert not_csv.json()["detail"].startswith("not a usage CSV: missing columns: customer_id")
+    assert no_file.status_code == 400
+    assert csm.status_code == 403
+    assert len(events_of(api.database, acme)) == 1
+
+
+async def test_a_csv_upload_over_the_limit_is_refused_with_the_limit(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.intake.MAX_CSV_BYTES", 1024)
+    text = CSV_HEADER + "acme,u1,login,2026-01-20T10:00:00Z,,\n" * 40
+    boundary = "liftoff-test"
+    form = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="u.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\n{text}\r\n--{boundary}--\r\n"
+    ).encode()
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(form), 256):
+            yield form[start : start + 256]
+
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        declared = await http.post(
+            "/api/usage/csv", auth=key, files={"file": ("u.csv", text, "text/csv")}
+        )
+        # Without a Content-Length the limit holds for what arrives.
+        streamed = await http.post(
+            "/api/usage/csv",
+            auth=key,
+            content=chunked(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["detail"].startswith("a CSV upload may be at most 1 KB (1024 bytes)")
+
+
+async def test_leads_and_ops_see_what_went_unmatched(api: ApiHarness) -> None:
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        await http.post(
+            "/v1/batch",
+            auth=key,
+            json={"batch": [track("u1", context={"groupId": "prospect"}), track("u2")]},
+        )
+    async with api.as_lead() as lead:
+        seen = await lead.get("/api/intake/unmatched", params={"limit": 1})
+        bad_limit = await lead.get("/api/intake/unmatched", params={"limit": 0})
+    async with api.as_csm() as csm:
+        refused = await csm.get("/api/intake/unmatched")
+    async with api.client(api.token(TokenRole.INGEST)) as ingest_only:
+        ingest_refused = await ingest_only.get("/api/intake/unmatched")
+
+    assert seen.status_code == 200, seen.text
+    summary = seen.json()
+    assert summary["total"] == 2
+    assert sum(count["count"] for count in summary["by_reason"]) == 2
+    assert [(g["group_id"], g["count"]) for g in summary["by_group_id"]] == [("prospect", 1)]
+    assert [r["user_id"] for r in summary["recent"]] == ["u2"]
+    assert bad_limit.status_code == 422
+    assert (refused.status_code, ingest_refused.status_code) == (403, 403)
+
+
+# The real Segment client, over loopback
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """The app under uvicorn in a thread, on a free loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            thread.join(0.01)
+        if not server.started:
+            raise RuntimeError("uvicorn did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+async def test_the_segment_python_client_sends_usage_that_counts_in_the_weekly_measurement(
+    api: ApiHarness,
+) -> None:
+    acme = add_customer(api.database)
+    errors: list[str] = []
+    with served(api.app) as url:
+        client = segment_analytics.Client(
+            write_key=api.token(TokenRole.INGEST),
+            host=url,
+            gzip=True,
+            max_retries=1,
+            on_error=lambda error, batch: errors.append(f"{error} ({len(batch)} calls)"),
+        )
+        client.identify("dana", {TRAIT: acme, "email": "dana@acme.example"})
+        client.identify("omar", {TRAIT: acme})
+        client.track("dana", "document_scanned", {"document": "inv-1"}, timestamp=AT)
+        client.track("omar", "document_scanned", timestamp=AT + timedelta(hours=1))
+        client.track("omar", "login", timestamp=AT)
+        client.track("dana", "document_scanned", timestamp=AT + timedelta(days=9))  # next week
+        # The client uploads from its own thread; flushing blocks until it has.
+        await asyncio.to_thread(client.flush)
+        await asyncio.to_thread(client.join)
+
+    assert errors == []
+    week = measure(api.database, acme, A="document_scanned")
+    assert week.key_actions == {"A": 2}
+    assert (week.active_users, week.events) == (2, 3)
+    assert week.data_ever_arrived
