@@ -71,3 +71,12 @@ async def test_the_app_serves_its_openapi_without_a_token(api: ApiHarness) -> No
         schema = await anonymous.get("/openapi.json")
         assert schema.status_code == 200
         assert schema.json()["info"]["title"] == "Liftoff"
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(sqlite_database: Database) -> None:
+    token, info = create_token(sqlite_database, name="Segment", role=TokenRole.INGEST)
+    assert list_tokens(sqlite_database)[0].last_used_at is None
+    authenticate(sqlite_database, token)
+    first = list_tokens(sqlite_database)[0].last_used_at
+    authenticate(sqlite_database, token)
+    assert first is not None and list_tokens(sqlite_database)[0].last_used_at == first
