@@ -455,15 +455,7 @@ def _fate(email: EmailRow) -> str:
     if email.status == "failed":
         # Failed for good: refused by the provider, or a template that cannot render.
         return (email.error or "no reason recorded")[:120]
-    seen: list[tuple[str, int]] = []
-    for event in email.events:
-        name = "machine open" if event.machine_open else event.event
-        if event.reason and event.event in ("bounce", "dropped", "deferred"):
-            name = f"{name} ({event.reason[:60]})"
-        if seen and seen[-1][0] == name:
-            seen[-1] = (name, seen[-1][1] + 1)
-        else:
-            seen.append((name, 1))
+    seen = email.fate()
     if not seen:
         return "-"  # the outbox and SMTP report no events; SendGrid's may be on the way
     return ", ".join(name if count == 1 else f"{name} x{count}" for name, count in seen)

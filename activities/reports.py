@@ -63,6 +63,20 @@ class EmailRow(BaseModel):
     # The provider's events for this message, oldest first.
     events: list[EmailEventRow]
 
+    def fate(self, *, reason_chars: int = 60) -> list[tuple[str, int]]:
+        """What the provider reported, in order, repeats counted:
+        [("delivered", 1), ("open", 2), ("click", 1)]; a bounce carries its reason."""
+        seen: list[tuple[str, int]] = []
+        for event in self.events:
+            name = "machine open" if event.machine_open else event.event
+            if event.reason and event.event in ("bounce", "dropped", "deferred"):
+                name = f"{name} ({event.reason[:reason_chars]})"
+            if seen and seen[-1][0] == name:
+                seen[-1] = (name, seen[-1][1] + 1)
+            else:
+                seen.append((name, 1))
+        return seen
+
 
 class UnknownCustomer(LookupError):
     pass

@@ -28,6 +28,17 @@ class Stage(StrEnum):
         return self in (Stage.ONBOARDED, Stage.FAILED, Stage.CANCELLED)
 
 
+# The stages a customer moves through, in order; failed and cancelled leave the path.
+STAGE_PATH = (
+    Stage.HANDOFF,
+    Stage.KICKOFF,
+    Stage.TRAINING,
+    Stage.ADOPTION,
+    Stage.COMPLETION_REVIEW,
+    Stage.ONBOARDED,
+)
+
+
 class Transition(BaseModel):
     at: datetime
     stage_from: Stage | None

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.handoff import Role
     from models.onboarding import (
+        STAGE_PATH,
         CompletionReview,
         Due,
         DueKind,
@@ -77,15 +78,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.playbook import CampaignPolicy
 
-# Stages in the order a customer moves through them.
-_ORDER = [
-    Stage.HANDOFF,
-    Stage.KICKOFF,
-    Stage.TRAINING,
-    Stage.ADOPTION,
-    Stage.COMPLETION_REVIEW,
-    Stage.ONBOARDED,
-]
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
 _SCHEDULE_TASK = {
@@ -964,7 +956,7 @@ class CustomerOnboardingWorkflow:
 
     def _before(self, stage: Stage) -> bool:
         current = self._state.stage
-        return current in _ORDER and _ORDER.index(current) < _ORDER.index(stage)
+        return current in STAGE_PATH and STAGE_PATH.index(current) < STAGE_PATH.index(stage)
 
     def _index(self) -> None:
         """Keep Temporal visibility in step, so customers can be listed by stage."""

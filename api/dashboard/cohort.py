@@ -12,17 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from api.dashboard.data import CustomerView
-from models.onboarding import Stage, TaskKind, Transition
+from models.onboarding import STAGE_PATH, Stage, TaskKind, Transition
 
-# The path every customer walks, in order; failed and cancelled leave it.
-PATH = [
-    Stage.HANDOFF,
-    Stage.KICKOFF,
-    Stage.TRAINING,
-    Stage.ADOPTION,
-    Stage.COMPLETION_REVIEW,
-    Stage.ONBOARDED,
-]
 # Stages whose duration means something (handoff passes in an instant, onboarded ends).
 TIMED = [Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION, Stage.COMPLETION_REVIEW]
 ESCALATIONS = (
@@ -86,8 +77,8 @@ def reached(view: CustomerView) -> set[Stage]:
     elif view.stage is not None:
         stages = {view.stage}
     # Transitions are kept for the recent past only: earlier path stages were passed too.
-    furthest = max((PATH.index(s) for s in stages if s in PATH), default=-1)
-    return stages | set(PATH[: furthest + 1])
+    furthest = max((STAGE_PATH.index(s) for s in stages if s in STAGE_PATH), default=-1)
+    return stages | set(STAGE_PATH[: furthest + 1])
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -129,7 +120,7 @@ def cohort(views: Sequence[CustomerView], now: datetime) -> Cohort:
                 reached=sum(stage in reached(view) for view in views),
                 now=stages.count(stage),
             )
-            for stage in PATH
+            for stage in STAGE_PATH
         ],
         times=[
             StageTime(

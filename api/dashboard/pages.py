@@ -319,15 +319,7 @@ def _fate(email: reports.EmailRow) -> str:
     """What the provider reported, repeats counted: "delivered, open ×2, click"."""
     if email.status == "failed":
         return email.error or ""
-    seen: list[tuple[str, int]] = []
-    for event in email.events:
-        name = "machine open" if event.machine_open else event.event
-        if event.reason and event.event in ("bounce", "dropped", "deferred"):
-            name = f"{name} ({event.reason})"
-        if seen and seen[-1][0] == name:
-            seen[-1] = (name, seen[-1][1] + 1)
-        else:
-            seen.append((name, 1))
+    seen = email.fate(reason_chars=500)
     # The outbox and SMTP report nothing back; SendGrid's events may be on the way.
     summary = ", ".join(name if count == 1 else f"{name} ×{count}" for name, count in seen)
     return summary or "–"
