@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import IO, Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, insert
+from sqlalchemy import delete, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -635,6 +635,73 @@ def _csv_raw(line: int, values: Mapping[str, object]) -> dict[str, Any]:
         value = values.get(name)
         raw[name] = value.isoformat() if isinstance(value, datetime) else value
     return raw
+
+
+# Usage that arrived before its customer started
+
+
+def adopt_unmatched(session: Session, customer_id: str) -> IntakeReport:
+    """Store the kept calls and rows that named `customer_id` before it existed.
+
+    Products often send usage before customer success starts the onboarding (a
+    trial, say); when the customer is created, what its group id (or its
+    identify trait) named is stored as usage and user mappings, and leaves the
+    unmatched list. Runs in the caller's transaction; a rerun finds nothing left.
+    """
+    rows = session.exec(
+        select(UnmatchedUsage)
+        .where(col(UnmatchedUsage.group_id) == customer_id)
+        .order_by(col(UnmatchedUsage.id))
+    ).all()
+    report = IntakeReport(received=len(rows))
+    writes = _Writes()
+    for row in rows:
+        # Without a messageId the row's own id keys the event, so it is stored once.
+        fallback_key = f"unmatched:{row.id}"
+        if row.kind == CSV_KIND:
+            raw = row.raw
+            writes.keyed.append(
+                {
+                    "customer_id": customer_id,
+                    "user_id": raw["user_id"],
+                    "event": raw["event"],
+                    "occurred_at": parse_instant(str(raw["occurred_at"])),
+                    "quantity": float(raw.get("quantity") or 1.0),
+                    "event_key": raw.get("event_key") or fallback_key,
+                    "received_at": row.received_at,
+                }
+            )
+            continue
+        try:
+            call = _parse_call(
+                0,
+                row.raw,
+                implied_type=CallType(row.kind),
+                customer_trait="",
+                batch_context={},
+                max_call_bytes=None,
+                received_at=row.received_at,
+            )
+        except (_Rejected, ValueError):
+            report.rejected.append(RejectedItem(index=row.id, reason="kept call no longer parses"))
+            continue
+        if call.type is CallType.TRACK:
+            event = _event_row(call, customer_id, row.received_at)
+            event["event_key"] = call.message_id or fallback_key
+            writes.keyed.append(event)
+        elif call.type in (CallType.GROUP, CallType.IDENTIFY):
+            writes.users[call.user_id] = {
+                "user_id": call.user_id,
+                "customer_id": customer_id,
+                "traits": call.traits,
+                "updated_at": row.received_at,
+            }
+            report.mapped += 1
+    _write(session, writes, report)
+    adopted = [row.id for row in rows if row.id is not None]
+    if adopted:
+        session.execute(delete(UnmatchedUsage).where(col(UnmatchedUsage.id).in_(adopted)))
+    return report
 
 
 # Reading what was unmatched

@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.database import Database, insert_ignore
 from activities.email_events import EventType
+from activities.intake import adopt_unmatched
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -90,6 +91,8 @@ class StoreActivities:
             )
             for contact in handoff.contacts:
                 _insert_contact(session, handoff.customer_id, contact)
+            # Usage sent before the onboarding started (a trial, say) counts from now on.
+            adopt_unmatched(session, handoff.customer_id)
 
     @activity.defn
     def add_contact(self, input: AddContactInput) -> None:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -223,6 +224,46 @@ def test_calls_naming_no_customer_are_kept_counted_and_reported(database: Databa
     assert [r.id for r in summary.recent] == sorted((r.id or 0 for r in kept), reverse=True)
     assert unmatched_summary(database, limit=2).total == 5
     assert len(unmatched_summary(database, limit=2).recent) == 2
+
+
+def test_usage_sent_before_the_customer_started_is_adopted_when_it_starts_once(
+    database: Database, tmp_path: Path
+) -> None:
+    trial = f"trial-{uuid.uuid4().hex[:8]}"
+    without_id = track("u-2", context={"groupId": trial})
+    del without_id["messageId"]
+    ingest(
+        database,
+        {"type": "group", "userId": "u-1", "groupId": trial},
+        track("u-1", context={"groupId": trial}),
+        without_id,
+        {"type": "identify", "userId": "u-3", "traits": {TRAIT: trial, "plan": "trial"}},
+        track("u-9", context={"groupId": "someone-else"}),
+    )
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_bytes(
+        f"customer_id,user_id,event,occurred_at\n{trial},u-4,login,{AT.isoformat()}\n".encode()
+    )
+    with csv_file.open("rb") as handle:
+        assert len(ingest_usage_csv(database, handle).unmatched) == 1
+    assert len(unmatched_rows(database)) == 6
+
+    add_customer(database, trial)
+    add_customer(database, trial)  # a retried activity adopts nothing twice
+
+    events = events_of(database, trial)
+    assert sorted((e.user_id, e.event) for e in events) == [
+        ("u-1", "document_scanned"),
+        ("u-2", "document_scanned"),
+        ("u-4", "login"),
+    ]
+    assert all(e.occurred_at == AT for e in events)  # when it happened, not when adopted
+    with database.session() as session:
+        users = {u.user_id: u for u in session.exec(select(UsageUser)).all()}
+    assert users["u-1"].customer_id == trial
+    assert users["u-3"].customer_id == trial and users["u-3"].traits["plan"] == "trial"
+    # Only what named another customer is still waiting.
+    assert [row.group_id for row in unmatched_rows(database)] == ["someone-else"]
 
 
 def test_a_redelivered_message_is_stored_once(database: Database) -> None:
