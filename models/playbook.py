@@ -178,6 +178,9 @@ class CampaignStep(BaseModel):
     # adoption began, if later). "stall": the proposal the stall ladder's
     # proposal_email rung sends while this purpose's key action is stuck.
     trigger: Literal["purpose", "stall"] = "purpose"
+    # The stage whose start the offset counts from (or the day the purpose was
+    # added, if later). A kickoff or training step lapses when its stage ends.
+    starts_at: Literal["kickoff", "training", "adoption"] = "adoption"
     after_business_days: int = Field(default=0, ge=0, le=120)
     # Text written for this purpose and step, per locale, given to the template as `note`.
     note: dict[str, str] = Field(default_factory=dict)
@@ -185,6 +188,12 @@ class CampaignStep(BaseModel):
     only_if_key_actions_below: int | None = Field(default=None, ge=1)
     # A step common to several purposes goes out once per customer, not per purpose.
     shared: bool = False
+
+    @model_validator(mode="after")
+    def _stall_steps_start_with_the_stall(self) -> CampaignStep:
+        if self.trigger == "stall" and self.starts_at != "adoption":
+            raise ValueError(f"step {self.id}: a stall step is sent by the stall, not at a stage")
+        return self
 
 
 class Purpose(BaseModel):

@@ -23,12 +23,17 @@ from models.tables import TimelineEntry
 from tests.factories import make_handoff, make_playbook
 from tests.workflow_harness import Harness, body_text, save_history, through_training
 
+KICKOFF_STEP = ":kickoff_prep:"
 
-def received(h: Harness) -> dict[str, Counter[str]]:
-    """Ledger keys each address received, counted."""
+
+def received(h: Harness, *, kickoff_step: bool = False) -> dict[str, Counter[str]]:
+    """Ledger keys each address received, counted. The kickoff step is left out unless
+    asked for: whether it goes out depends on how long a test lets kickoff last."""
     by_address: dict[str, Counter[str]] = defaultdict(Counter)
     for message in h.emails():
-        by_address[str(message["To"])][str(message["X-Liftoff-Ledger-Key"])] += 1
+        key = str(message["X-Liftoff-Ledger-Key"])
+        if kickoff_step or KICKOFF_STEP not in key:
+            by_address[str(message["To"])][key] += 1
     return by_address
 
 
@@ -128,7 +133,7 @@ async def test_each_role_gets_its_steps_once_per_day_and_goal_or_condition_skip_
 
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
-    save_history("campaign_two_purposes", (await handle.fetch_history()).to_json())
+    save_history("campaign_two_purposes_in_step_order", (await handle.fetch_history()).to_json())
 
 
 async def test_a_condition_skips_a_step_while_usage_is_already_there(h: Harness) -> None:
@@ -141,7 +146,11 @@ async def test_a_condition_skips_a_step_while_usage_is_already_there(h: Harness)
         await h.next_week(handle)
     await h.wait_for(handle, lambda s: "A:nudge" in s.state.campaign_done)
 
-    skipped = campaign_entries(h, handoff.customer_id, "campaign_step_skipped")
+    skipped = [
+        e
+        for e in campaign_entries(h, handoff.customer_id, "campaign_step_skipped")
+        if e.details["ref"] != "A:kickoff_prep"  # lapses or not, by how long kickoff lasted
+    ]
     assert [e.details["ref"] for e in skipped] == ["A:nudge"]
     assert "8 key actions last week, not below 5" in skipped[0].summary
     assert "campaign:A:nudge:administrator" not in received(h)["admin@acme.example"]
@@ -267,7 +276,9 @@ async def test_steps_are_sent_once_across_continue_as_new(h: Harness) -> None:
     latest = h.client.get_workflow_handle(handle.id)
     status = await h.wait_for(latest, lambda s: "A:nudge" in s.state.campaign_done)
     assert status.state.runs > 1
-    assert status.state.campaign_planned == ["A"]
+    # "A@kickoff" too, if the loop planned the kickoff step before the kickoff was held.
+    assert "A" in status.state.campaign_planned
+    assert set(status.state.campaign_planned) <= {"A", "A@kickoff"}
     admin = received(h)["admin@acme.example"]
     assert admin == Counter(
         {
@@ -278,3 +289,39 @@ async def test_steps_are_sent_once_across_continue_as_new(h: Harness) -> None:
     )
     await h.record(latest, Cancelled(reason="test over"))
     await latest.result()
+
+
+async def test_a_kickoff_step_goes_out_once_while_kickoff_lasts_and_lapses_after_it(
+    h: Harness,
+) -> None:
+    handoff = make_handoff(purposes=["A", "B"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    # Shared by A and B: one email to each decision maker and administrator.
+    for ref in ("A:kickoff_prep", "B:kickoff_prep"):
+        await until_sent(h, handle, ref)
+    got = received(h, kickoff_step=True)
+    assert got["boss@acme.example"] == Counter({"campaign:shared:kickoff_prep:decision_maker": 1})
+    assert got["admin@acme.example"] == Counter({"campaign:shared:kickoff_prep:administrator": 1})
+    assert "user@acme.example" not in got
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("campaign_kickoff_step", (await handle.fetch_history()).to_json())
+
+    # Due three business days into kickoff, but the kickoff is held first: it lapses.
+    late = with_steps(make_playbook(campaign=True), "A", kickoff_prep={"after_business_days": 3})
+    other = make_handoff(purposes=["A"])
+    handle = await h.start(other, late)
+    await h.wait_for(handle, lambda s: any(d.ref == "A:kickoff_prep" for d in s.state.agenda))
+    await through_training(h, handle)
+    await until_sent(h, handle, "A:kickoff_prep")
+    skipped = campaign_entries(h, other.customer_id, "campaign_step_skipped")
+    assert [e.summary for e in skipped if e.details["ref"] == "A:kickoff_prep"] == [
+        "A:kickoff_prep skipped: the kickoff stage is over"
+    ]
+    assert not any(
+        KICKOFF_STEP in str(m["X-Liftoff-Ledger-Key"])
+        and other.customer_id in str(m["X-Liftoff-Customer"])
+        for m in h.emails()
+    )
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()

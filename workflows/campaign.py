@@ -43,18 +43,37 @@ def ledger_base(purpose: Purpose, step: CampaignStep) -> str:
     return f"campaign:shared:{step.id}" if step.shared else f"campaign:{purpose.id}:{step.id}"
 
 
+# Stages a step's offset can count from, in the order a customer reaches them.
+ANCHOR_STAGES = ("kickoff", "training", "adoption")
+
+
+def plan_key(purpose_id: str, stage: str) -> str:
+    """What `campaign_planned` records once a purpose's steps for a stage are planned.
+    Adoption keeps the bare purpose id, as before stages could anchor steps."""
+    return purpose_id if stage == "adoption" else f"{purpose_id}@{stage}"
+
+
+def steps_starting_at(purpose: Purpose, stage: str) -> list[CampaignStep]:
+    return [s for s in purpose.steps if s.trigger == "purpose" and s.starts_at == stage]
+
+
 def plan_purpose(
-    purpose: Purpose, *, anchor: datetime, window: SendWindow, done: Sequence[str]
+    purpose: Purpose,
+    *,
+    anchor: datetime,
+    window: SendWindow,
+    done: Sequence[str],
+    stage: str = "adoption",
 ) -> list[Due]:
-    """One due instant per step not yet done, counted in business days from `anchor`."""
+    """One due instant per step of `stage` not yet done, in business days from `anchor`."""
     return [
         Due(
             kind=DueKind.CAMPAIGN_STEP,
             at=business_day_at(anchor, step.after_business_days, window),
             ref=step_ref(purpose, step),
         )
-        for step in purpose.steps
-        if step.trigger == "purpose" and step_ref(purpose, step) not in done
+        for step in steps_starting_at(purpose, stage)
+        if step_ref(purpose, step) not in done
     ]
 
 

@@ -431,6 +431,10 @@ class CustomerOnboardingWorkflow:
     async def _fire_due_items(self) -> None:
         now = workflow.now()
         due_now = sorted((d for d in self._state.agenda if d.at <= now), key=lambda d: d.at)
+        campaign_steps = sum(d.kind is DueKind.CAMPAIGN_STEP for d in due_now)
+        # Histories from before the sequence order keep the agenda's order.
+        if campaign_steps > 1 and workflow.patched("campaign-step-order"):
+            due_now.sort(key=lambda d: (d.at, self._rank(d)))
         self._state.agenda = [d for d in self._state.agenda if d.at > now]
         for due in due_now:
             if self._state.stage.terminal:
@@ -462,6 +466,14 @@ class CustomerOnboardingWorkflow:
             elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
                 await self._ensure_holidays(now)
                 self._campaign_step_due(due.ref, now)
+
+    def _rank(self, due: Due) -> int:
+        """Among items due at the same instant, campaign steps go in their sequence's
+        order: a step the daily cap deferred goes before the next one, not after it."""
+        if due.kind is not DueKind.CAMPAIGN_STEP or due.ref is None:
+            return 0
+        found = campaign.find_step(self._playbook.purposes, due.ref)
+        return found[1].after_business_days if found else 0
 
     def _fail(self) -> None:
         handoff = self._handoff
@@ -644,16 +656,28 @@ class CustomerOnboardingWorkflow:
 
     # Purpose step emails (the campaign)
 
-    def _campaign_unplanned(self) -> list[str]:
-        """Purposes (or the choose-purpose step) adoption has reached but not yet planned."""
+    def _campaign_unplanned(self) -> list[tuple[str, str]]:
+        """(plan key, stage) of the purposes' steps the customer's stage has reached but
+        that are not planned yet; the choose-purpose step once adoption has begun."""
         state = self._state
         policy = self._playbook.campaign
-        if policy is None or state.adoption_started_at is None or state.stage.terminal:
+        if policy is None or state.stage.terminal:
             return []
-        wanted = list(state.purposes)
-        if not wanted and policy.choose_purpose is not None:
-            wanted = [campaign.CHOOSE_PURPOSE]
-        return [ref for ref in wanted if ref not in state.campaign_planned]
+        wanted: list[tuple[str, str]] = []
+        for stage in campaign.ANCHOR_STAGES:
+            if stage != "adoption":
+                # Kickoff and training steps are planned while their stage lasts.
+                if state.stage.value != stage:
+                    continue
+                for purpose_id in state.purposes:
+                    purpose = self._playbook.purpose(purpose_id)
+                    if purpose is not None and campaign.steps_starting_at(purpose, stage):
+                        wanted.append((campaign.plan_key(purpose_id, stage), stage))
+            elif state.adoption_started_at is not None:
+                wanted += [(purpose_id, stage) for purpose_id in state.purposes]
+                if not state.purposes and policy.choose_purpose is not None:
+                    wanted.append((campaign.CHOOSE_PURPOSE, stage))
+        return [(key, stage) for key, stage in wanted if key not in state.campaign_planned]
 
     async def _plan_campaign(self) -> None:
         """Puts new purposes' steps on the agenda. Run by the main loop, not by handlers,
@@ -661,20 +685,28 @@ class CustomerOnboardingWorkflow:
         unplanned = self._campaign_unplanned()
         # Playbooks before campaigns existed have none; the marker keeps histories
         # of workflows that reached adoption before this change replaying.
-        if not unplanned or not workflow.patched("purpose-campaigns"):
+        if not unplanned:
+            return
+        if not workflow.patched("purpose-campaigns"):
+            # Marked planned all the same, so the main loop does not wake for them again.
+            self._state.campaign_planned += [key for key, _ in unplanned]
             return
         now = workflow.now()
         await self._ensure_holidays(now)
         window = self._send_window()
-        for ref in unplanned:
-            self._state.campaign_planned.append(ref)
-            if ref == campaign.CHOOSE_PURPOSE:
+        for key, stage in unplanned:
+            self._state.campaign_planned.append(key)
+            if key == campaign.CHOOSE_PURPOSE:
                 self._state.agenda += campaign.plan_choose_purpose(self._policy(), now, window)
                 continue
-            purpose = self._playbook.purpose(ref)
+            purpose = self._playbook.purpose(key.partition("@")[0])
             if purpose is not None:
                 self._state.agenda += campaign.plan_purpose(
-                    purpose, anchor=now, window=window, done=self._state.campaign_done
+                    purpose,
+                    anchor=now,
+                    window=window,
+                    done=self._state.campaign_done,
+                    stage=stage,
                 )
 
     async def _ensure_holidays(self, now: datetime) -> None:
@@ -717,6 +749,14 @@ class CustomerOnboardingWorkflow:
         if found is None:
             return
         purpose, step = found
+        if step.starts_at != "adoption" and state.stage.value != step.starts_at:
+            state.campaign_done.append(ref)
+            self._timeline(
+                "campaign_step_skipped",
+                f"{ref} skipped: the {step.starts_at} stage is over",
+                {"ref": ref},
+            )
+            return
         last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
         actions = last_week.key_actions.get(purpose.id, 0) if last_week else None
         decision = campaign.decide(
