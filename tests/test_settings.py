@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +13,8 @@ from activities.mail import OutboxMailer
 from activities.mailers import SendGridMailer, SmtpMailer
 from settings import Settings
 
-SECRET = "SG.settings-test-key"
+# Made per run, never written down: a literal would look like a leaked SendGrid key.
+SECRET = f"settings-{secrets.token_urlsafe(24)}"
 MAIL_VARIABLES = [
     "LIFTOFF_MAIL_BACKEND",
     "SENDGRID_API_KEY",
