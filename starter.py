@@ -1034,23 +1034,25 @@ def build_parser() -> argparse.ArgumentParser:
     playbook_commands = playbook.add_subparsers(
         dest="playbook_command", required=True, parser_class=_Parser
     )
-    validate = playbook_commands.add_parser(
-        "validate", parents=[common], help="check a playbook file"
-    )
-    validate.set_defaults(handler=cmd_playbook_validate)
-    validate.add_argument("file", type=Path, metavar="FILE")
-    validate.add_argument(
+    # Both commands that render emails take the same templates folder.
+    templates = _Parser(add_help=False)
+    templates.add_argument(
         "--templates",
         type=Path,
         metavar="DIR",
         help="email templates (default: LIFTOFF_TEMPLATES_DIR)",
     )
+    validate = playbook_commands.add_parser(
+        "validate", parents=[common, templates], help="check a playbook file"
+    )
+    validate.set_defaults(handler=cmd_playbook_validate)
+    validate.add_argument("file", type=Path, metavar="FILE")
 
     email = commands.add_parser("email", help="work with email templates")
     email_commands = email.add_subparsers(dest="email_command", required=True, parser_class=_Parser)
     preview = email_commands.add_parser(
         "preview",
-        parents=[common],
+        parents=[common, templates],
         help="render an email for a sample customer into .txt, .html and .eml files",
     )
     preview.set_defaults(handler=cmd_email_preview)
@@ -1067,12 +1069,6 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--locale", help="ja or en (default: both)")
     preview.add_argument("--out", type=Path, required=True, metavar="DIR")
     preview.add_argument("--playbook", type=Path, help="playbook file (default: LIFTOFF_PLAYBOOK)")
-    preview.add_argument(
-        "--templates",
-        type=Path,
-        metavar="DIR",
-        help="email templates (default: LIFTOFF_TEMPLATES_DIR)",
-    )
     token = commands.add_parser("token", help="manage HTTP API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
     created = token_commands.add_parser(

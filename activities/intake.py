@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from activities.database import Database
-from activities.usage import UsageCsvError, iter_usage_csv, parse_instant
+from activities.usage import UsageCsvError, iter_usage_csv, parse_instant, parse_usage_row
 from models.tables import Customer, UnmatchedUsage, UsageEvent, UsageUser, utc_now
 
 # What Segment's API accepts (and its libraries keep to): 500 KB per batch
@@ -659,18 +659,14 @@ def adopt_unmatched(session: Session, customer_id: str) -> IntakeReport:
         # Without a messageId the row's own id keys the event, so it is stored once.
         fallback_key = f"unmatched:{row.id}"
         if row.kind == CSV_KIND:
-            raw = row.raw
-            writes.keyed.append(
-                {
-                    "customer_id": customer_id,
-                    "user_id": raw["user_id"],
-                    "event": raw["event"],
-                    "occurred_at": parse_instant(str(raw["occurred_at"])),
-                    "quantity": float(raw.get("quantity") or 1.0),
-                    "event_key": raw.get("event_key") or fallback_key,
-                    "received_at": row.received_at,
-                }
-            )
+            # The kept row is read back through the CSV import's own checks.
+            cells = {key: None if value is None else str(value) for key, value in row.raw.items()}
+            parsed = parse_usage_row(cells, {customer_id})
+            if isinstance(parsed, str):
+                report.rejected.append(RejectedItem(index=row.id, reason=parsed))
+                continue
+            parsed["event_key"] = parsed["event_key"] or fallback_key
+            writes.keyed.append({**parsed, "received_at": row.received_at})
             continue
         try:
             call = _parse_call(

@@ -96,7 +96,7 @@ def record_usage_event(
 _COLUMN_LIMITS = {"customer_id": 64, "user_id": 200, "event": 200, "event_key": 200}
 
 
-def _parse_row(row: dict[str, str | None], known: set[str]) -> dict[str, object] | str:
+def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, object] | str:
     """The row's values, or the reason it is rejected."""
     fields = {key: (value or "").strip() for key, value in row.items() if key is not None}
     if None in row:
@@ -208,6 +208,6 @@ def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | st
         raise UsageCsvError(f"missing columns: {', '.join(missing)}")
     reader.fieldnames = header
     for row in reader:
-        # The row's own customer passes _parse_row's check; the caller decides.
+        # The row's own customer passes parse_usage_row's check; the caller decides.
         customer_id = (row.get("customer_id") or "").strip()
-        yield reader.line_num, _parse_row(row, {customer_id})
+        yield reader.line_num, parse_usage_row(row, {customer_id})

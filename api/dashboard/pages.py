@@ -188,8 +188,21 @@ def _attention_first(view: CustomerView) -> tuple[bool, bool, float]:
     return (not view.stuck, not view.stalled, since)
 
 
-@router.get("/")
-async def my_customers(request: Request, who: Who, services: AppServices) -> Response:
+@dataclass(frozen=True)
+class Visible:
+    """The customers a signed-in person may see, as the lists and the cohort show them."""
+
+    who: Principal
+    ctx: PageContext
+    views: list[CustomerView]
+    csms: list[str]
+    csm_filter: str | None
+
+
+async def _visible(
+    request: Request, who: Principal | None, services: Services, *, ended_too: bool
+) -> Visible | Response:
+    """The visible customers with their status, or the page to answer instead."""
     gate = _gate(request, who)
     if isinstance(gate, Response):
         return gate
@@ -199,7 +212,16 @@ async def my_customers(request: Request, who: Who, services: AppServices) -> Res
         summaries, csms = await visible_summaries(services.onboarding, gate, csm_filter)
     except RPCError as err:
         return _unavailable(ctx, err)
-    views = await with_status(services.onboarding, summaries, ended_too=False)
+    views = await with_status(services.onboarding, summaries, ended_too=ended_too)
+    return Visible(gate, ctx, views, csms, csm_filter)
+
+
+@router.get("/")
+async def my_customers(request: Request, who: Who, services: AppServices) -> Response:
+    visible = await _visible(request, who, services, ended_too=False)
+    if isinstance(visible, Response):
+        return visible
+    ctx, views = visible.ctx, visible.views
     ongoing = [v for v in views if v.stage is None or not v.stage.terminal]
     ended = [v for v in views if v.stage is not None and v.stage.terminal]
     groups = [
@@ -215,9 +237,9 @@ async def my_customers(request: Request, who: Who, services: AppServices) -> Res
         stuck=sum(v.stuck for v in ongoing),
         stalled=sum(v.stalled for v in ongoing),
         open_tasks=sum(len(v.open_tasks) for v in ongoing),
-        csms=csms,
-        csm_filter=csm_filter,
-        show_csm=gate.role is not TokenRole.CSM,
+        csms=visible.csms,
+        csm_filter=visible.csm_filter,
+        show_csm=visible.who.role is not TokenRole.CSM,
     )
 
 
@@ -226,25 +248,18 @@ async def my_customers(request: Request, who: Who, services: AppServices) -> Res
 
 @router.get("/cohort")
 async def cohort_page(request: Request, who: Who, services: AppServices) -> Response:
-    gate = _gate(request, who)
-    if isinstance(gate, Response):
-        return gate
-    ctx = page_context(request, gate)
-    csm_filter = request.query_params.get("csm") or None
-    try:
-        summaries, csms = await visible_summaries(services.onboarding, gate, csm_filter)
-    except RPCError as err:
-        return _unavailable(ctx, err)
     # Ended customers count too: their workflows answer by replay, slower but complete.
-    views = await with_status(services.onboarding, summaries, ended_too=True)
-    figures = compute_cohort(views, ctx.fmt.now)
+    visible = await _visible(request, who, services, ended_too=True)
+    if isinstance(visible, Response):
+        return visible
+    figures = compute_cohort(visible.views, visible.ctx.fmt.now)
     return render(
-        ctx,
+        visible.ctx,
         "cohort.html",
         cohort=figures,
         widest=max((row.reached for row in figures.funnel), default=0),
-        csms=csms,
-        csm_filter=csm_filter,
+        csms=visible.csms,
+        csm_filter=visible.csm_filter,
     )
 
 
