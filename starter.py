@@ -888,6 +888,8 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"api_host": args.host})
     if args.port:
         settings = settings.model_copy(update={"api_port": args.port})
+    # The playbook is read before anything is served: a broken one stops here, said plainly.
+    read_playbook(settings.playbook)
     print(f"Liftoff API and dashboard on {base_url(settings)} (OpenAPI at /docs); Ctrl-C stops")
     await serve_api(settings)
     return EXIT_OK

@@ -13,16 +13,18 @@ from api.app import create_app
 from api.services import Services
 from client.connection import connect_client
 from client.onboarding import OnboardingClient
+from models.playbook import load_playbook
 from settings import Settings
 
 log = logging.getLogger("liftoff.api")
 
 
 def build_services(settings: Settings, client: Client) -> Services:
+    """Raises PlaybookError when LIFTOFF_PLAYBOOK does not validate: better than serving."""
     return Services(
         onboarding=OnboardingClient(client, settings.task_queue),
         database=Database(settings.database_url),
-        playbook_path=settings.playbook,
+        playbook=load_playbook(settings.playbook),
         customer_trait=settings.intake_customer_trait,
         webhook_public_key=settings.sendgrid_webhook_public_key,
     )

@@ -44,6 +44,7 @@ from api.services import Services
 from api.tokens import TokenRole, create_token
 from client.onboarding import OnboardingClient
 from models.activity_io import UpsertCustomerInput
+from models.playbook import load_playbook
 from models.tables import UsageEvent, utc_now
 from tests.factories import make_handoff
 from tests.fixtures_db import CONNECT_TIMEOUT_SECONDS, POSTGRES_URL
@@ -156,7 +157,7 @@ async def measure_intake(database: Database, name: str, events: int) -> IntakeFi
     services = Services(
         onboarding=OnboardingClient(temporal, "bench-intake"),
         database=database,
-        playbook_path=PLAYBOOK,
+        playbook=load_playbook(PLAYBOOK),
     )
     app = create_app(services)
     groups = [

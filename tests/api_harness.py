@@ -28,6 +28,7 @@ from api.services import Services
 from api.tokens import TokenRole, create_token
 from client.onboarding import OnboardingClient
 from models import visibility
+from models.playbook import load_playbook
 from tests.conftest import REPO, venv_binary
 from worker import onboarding_activities
 from workflows.onboarding import CustomerOnboardingWorkflow
@@ -92,7 +93,7 @@ async def api(
     services = Services(
         onboarding=OnboardingClient(local_env.client, task_queue),
         database=sqlite_database,
-        playbook_path=REPO / "playbooks" / "default.toml",
+        playbook=load_playbook(REPO / "playbooks" / "default.toml"),
     )
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(

@@ -7,8 +7,6 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
@@ -45,7 +43,6 @@ from api.tokens import Principal, TokenRole, authenticate
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
-from models.playbook import Playbook, PlaybookError, load_playbook
 
 router = APIRouter(include_in_schema=False)
 
@@ -299,25 +296,10 @@ class ActionForm:
     done: str | None
 
 
-# Keyed by modification time: an edited playbook file is read again.
-@lru_cache(maxsize=4)
-def _playbook(path: Path, mtime: float) -> Playbook | None:
-    try:
-        return load_playbook(path)
-    except PlaybookError:
-        return None
-
-
 def _purpose_titles(services: Services) -> dict[str, str]:
     """ "A: Digitise incoming documents" per purpose id, from the playbook new customers
     start on (a customer's pinned version may differ; the workflow judges the id)."""
-    try:
-        playbook = _playbook(services.playbook_path, services.playbook_path.stat().st_mtime)
-    except OSError:
-        playbook = None
-    if playbook is None:
-        return {}
-    return {p.id: f"{p.id}: {p.title}" for p in playbook.purposes}
+    return {p.id: f"{p.id}: {p.title}" for p in services.playbook.purposes}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ records the worker wrote, read from the database.
 from __future__ import annotations
 
 import asyncio
-from functools import cache
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
@@ -31,7 +29,6 @@ from client.onboarding import CustomerSummary, StartResult
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
 from models.onboarding import EventResult, OnboardingStatus, Stage
-from models.playbook import Playbook, PlaybookError, load_playbook
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -70,23 +67,6 @@ class CustomerDetail(OnboardingStatus):
     """The workflow's status and the emails sent to the customer's people."""
 
     emails: list[EmailRow]
-
-
-@cache
-def _playbook(path: FilePath) -> Playbook:
-    # Loaded once per path: customers started over HTTP run on the file as it was at
-    # first use, like a worker pinned to its deployment.
-    return load_playbook(path)
-
-
-def playbook_for(services: Services) -> Playbook:
-    try:
-        return _playbook(services.playbook_path)
-    except PlaybookError as err:
-        # The server's configuration, not the request, is at fault.
-        raise HTTPException(
-            status.HTTP_500_INTERNAL_SERVER_ERROR, f"the configured playbook is unusable: {err}"
-        ) from None
 
 
 def forbid_unless_sees(who: Principal, customer_csm: str, customer_id: str) -> None:
@@ -136,7 +116,7 @@ async def start_customer(
             f"a csm token starts only its own customers: the handoff names {handoff.csm} "
             f"as CSM, this token acts for {who.csm}",
         )
-    playbook = playbook_for(services)
+    playbook = services.playbook
     try:
         check_purposes(handoff, playbook)
     except UnknownPurposeError as err:
