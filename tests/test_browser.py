@@ -193,10 +193,13 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
             await _sign_in(page, base, api.token(TokenRole.LEAD), f"/?csm={csm}")
             await expect(page.locator("h1")).to_have_text("All customers")
             rows = page.locator("#stage-adoption tbody tr")
-            # The flags come with the workflow's first measurements, a second apart.
+            # The flags come with each workflow's own measurements, not at the same moment:
+            # wait for both.
             for _ in range(30):
                 await page.goto(f"{base}/?csm={csm}")
-                if await page.locator(".flag-stalled").count():
+                stuck_flags = await page.locator("#stage-adoption .flag-stuck").count()
+                stalled_flags = await page.locator("#stage-adoption .flag-stalled").count()
+                if stuck_flags and stalled_flags:
                     break
                 await asyncio.sleep(0.5)
             await expect(rows.nth(0)).to_contain_text("Stuck in setup")

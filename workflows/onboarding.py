@@ -743,7 +743,7 @@ class CustomerOnboardingWorkflow:
             state.campaign_day = today
             state.campaign_sends_today = {}
         if ref == campaign.CHOOSE_PURPOSE:
-            self._send_choose_purpose(policy, now)
+            self._send_choose_purpose(policy)
             return
         found = campaign.find_step(self._playbook.purposes, ref)
         if found is None:
@@ -829,7 +829,7 @@ class CustomerOnboardingWorkflow:
         )
         return True
 
-    def _send_choose_purpose(self, policy: CampaignPolicy, now: datetime) -> None:
+    def _send_choose_purpose(self, policy: CampaignPolicy) -> None:
         self._state.campaign_done.append(campaign.CHOOSE_PURPOSE)
         step = policy.choose_purpose
         if step is None or self._state.purposes:
