@@ -61,10 +61,13 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 
 
 async def _past_handoff(api: ApiHarness, customer_id: str) -> None:
-    """Until the workflow's first task has run: an update sent sooner meets the initial
-    handoff state and a kickoff is refused."""
+    """Until the workflow's first task and its stored effects have run: an update sent
+    sooner meets the initial handoff state, and the customer's page needs its row."""
     async with asyncio.timeout(SERVER_START_SECONDS):
-        while (await api.services.onboarding.status(customer_id)).state.stage is Stage.HANDOFF:
+        while True:
+            status = await api.services.onboarding.status(customer_id)
+            if status.state.stage is not Stage.HANDOFF and status.pending_side_effects == 0:
+                return
             await asyncio.sleep(0.05)
 
 

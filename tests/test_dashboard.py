@@ -49,7 +49,9 @@ async def _start(api: ApiHarness, playbook: Playbook | None = None, **fields: ob
 
     async def started() -> OnboardingStatus | None:
         status = await api.services.onboarding.status(handoff.customer_id)
-        return status if status.state.stage is not Stage.HANDOFF else None
+        # Past the first task and its stored effects: the customer's row exists.
+        begun = status.state.stage is not Stage.HANDOFF and status.pending_side_effects == 0
+        return status if begun else None
 
     await _eventually(started, f"{handoff.customer_id} to start")
     return handoff.customer_id
