@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
@@ -29,7 +30,9 @@ _STATUS = {
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(
+    # /docs and /redoc from files the app serves itself: FastAPI's default pages load
+    # Swagger UI from a CDN, which an offline or locked-down network cannot reach.
+    app = FastAPIOffline(
         title="Liftoff",
         summary="Customer onboarding on Temporal: customers, CSM actions, tasks, usage intake",
         version="1",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -125,6 +126,14 @@ async def test_docs_and_schema_are_open_and_list_every_endpoint(api: ApiHarness)
         docs = await anonymous.get("/docs")
         schema = (await anonymous.get("/openapi.json")).json()
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Swagger UI comes from the app itself, so /docs works where no CDN is reachable.
+    assets = re.findall(
+        r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+\.(?:js|css|png))['"]""", docs.text
+    )
+    assert len(assets) >= 2 and all(asset.startswith("/") for asset in assets), assets
+    async with api.client() as anonymous:
+        for asset in assets:
+            assert (await anonymous.get(asset)).status_code == 200, asset
     operations = {
         (method.upper(), path) for path, item in schema["paths"].items() for method in item
     }

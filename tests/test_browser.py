@@ -78,6 +78,21 @@ async def _sign_in(page: Page, base: str, token: str, then: str) -> None:
     await expect(page.locator("nav")).to_be_visible()
 
 
+def _policy_violations(page: Page) -> list[str]:
+    """What the page's Content-Security-Policy blocked, as chromium reports it: a list
+    that grows while the page lives."""
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    return blocked
+
+
 async def _shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=ARTIFACTS / f"dashboard-{name}.png", full_page=True)
@@ -99,6 +114,7 @@ async def test_a_csm_signs_in_records_a_kickoff_and_a_meeting_and_sees_the_timel
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = await browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+            blocked = _policy_violations(page)
 
             # Not signed in: the dashboard sends the browser to the sign-in page.
             await page.goto(f"{base}/")
@@ -154,6 +170,13 @@ async def test_a_csm_signs_in_records_a_kickoff_and_a_meeting_and_sees_the_timel
             await page.goto(f"{base}/cohort?lang=ja")
             await expect(page.locator("h1")).to_have_text("コホート")
             await _shot(page, "07-cohort-ja")
+            # htmx and every page worked within the policy: nothing inline was blocked.
+            assert blocked == [], "\n".join(blocked)
+
+            # The API's docs render from the app's own files: this machine has no CDN.
+            await page.goto(f"{base}/docs")
+            await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+            await expect(page.locator("#swagger-ui")).to_contain_text("/api/customers")
 
             # Without JavaScript the same forms work as plain HTML posts.
             plain = await browser.new_page(java_script_enabled=False, locale="en-US")
@@ -192,9 +215,15 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             page = await browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+            blocked = _policy_violations(page)
             # The dev server holds every test's customers: the lead looks at this CSM's.
             await _sign_in(page, base, api.token(TokenRole.LEAD), f"/?csm={csm}")
             await expect(page.locator("h1")).to_have_text("All customers")
+            # The CSM filter applies as soon as another CSM is chosen.
+            await page.goto(f"{base}/cohort")
+            await page.select_option("#csm-filter", csm)
+            await expect(page).to_have_url(f"{base}/cohort?csm={quote(csm)}")
+            await expect(page.locator("#funnel")).to_be_visible()
             rows = page.locator("#stage-adoption tbody tr")
             # The flags come with each workflow's own measurements, not at the same moment:
             # wait for both.
@@ -225,5 +254,6 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
             await expect(page.locator("#measurement h2")).to_have_text("週次計測")
             await expect(page.locator("html")).to_have_attribute("lang", "ja")
             await _shot(page, "11-customer-ja")
+            assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()

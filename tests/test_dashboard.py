@@ -270,6 +270,35 @@ def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:
         assert set(re.findall(r"\{(\w+)\}", text)) == set(re.findall(r"\{(\w+)\}", JA[key])), key
 
 
+async def test_every_page_forbids_inline_script_and_style_and_uses_none(
+    api: ApiHarness,
+) -> None:
+    csm = _csm()
+    customer = await _start(api, make_fast_playbook(), csm=csm, trial_used=True)
+    await api.services.onboarding.record(customer, KickoffHeld(held_on=datetime.now(UTC).date()))
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        pages = {
+            path: await browser.get(path)
+            for path in ("/login", "/", f"/customers/{customer}", "/cohort", "/customers/nobody")
+        }
+    # A lead's lists carry the CSM filter as well.
+    async with api.client(api.token(TokenRole.LEAD)) as lead:
+        pages |= {f"lead {path}": await lead.get(path) for path in ("/", "/cohort")}
+    assert 'id="csm-filter"' in pages["lead /"].text
+    for path, page in pages.items():
+        policy = page.headers.get("content-security-policy", "")
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives.get("script-src") == "'self'", (path, policy)
+        assert directives.get("style-src") == "'self'", (path, policy)
+        assert directives.get("frame-ancestors") == "'none'", (path, policy)
+        assert page.headers["x-content-type-options"] == "nosniff"
+        # What the policy would block: inline script, style elements and attributes, handlers.
+        html = page.text
+        assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), path
+        assert "<style" not in html and " style=" not in html, path
+        assert not re.search(r"\son[a-z]+=", html), path
+
+
 async def test_another_csms_customer_is_403_and_an_unknown_one_404(api: ApiHarness) -> None:
     owner, intruder = _csm(), _csm()
     customer = await _start(api, csm=owner)
