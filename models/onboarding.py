@@ -233,6 +233,8 @@ class OnboardingStatus(BaseModel):
     customer_name: str
     csm: str
     cs_leader: str
+    # The customer's IANA zone, from the handoff: its people's clock.
+    time_zone: str = "UTC"
     playbook_name: str
     playbook_version: str
     state: OnboardingState

@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from activities import reports
-from api.dashboard.i18n import EN, JA
+from api.dashboard.i18n import EN, JA, Translator
+from api.dashboard.render import Formatter
 from api.deps import SESSION_COOKIE
 from api.tokens import TokenRole
 from models.events import KickoffHeld
@@ -262,6 +264,37 @@ async def test_japanese_by_query_then_cookie_or_by_accept_language(api: ApiHarne
         assert "<h1>担当顧客</h1>" in asked.text
         default = await browser.get("/", headers={"Accept-Language": "fr-FR"})
         assert "<h1>My customers</h1>" in default.text
+
+
+def test_times_read_on_the_zone_they_are_formatted_for() -> None:
+    now = datetime(2026, 11, 25, 20, 30, tzinfo=UTC)  # a Wednesday evening in UTC
+    utc = Formatter(Translator("en"), now)
+    assert utc.when(now) == "2026-11-25 20:30 UTC"
+    tokyo = utc.in_zone(ZoneInfo("Asia/Tokyo"))
+    assert tokyo.when(now) == "2026-11-26 05:30 JST"
+    assert tokyo.day(now) == "2026-11-26"  # already Thursday there
+    assert tokyo.clock() == "05:30 (Thu)"
+    assert Formatter(Translator("ja"), now, ZoneInfo("Asia/Tokyo")).clock() == "05:30 (木)"
+    new_york = utc.in_zone(ZoneInfo("America/New_York"))
+    assert new_york.when(now) == "2026-11-25 15:30 EST"
+    assert new_york.when(datetime(2026, 7, 1, 12, tzinfo=UTC)) == "2026-07-01 08:00 EDT"
+
+
+async def test_a_customers_page_shows_times_on_the_customers_clock(api: ApiHarness) -> None:
+    csm = _csm()
+    customer = await _start(api, csm=csm, time_zone="America/New_York")
+    status = await api.services.onboarding.status(customer)
+    since = status.state.stage_since
+    assert since is not None
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{customer}")).text
+    local = since.astimezone(ZoneInfo("America/New_York"))
+    assert f"since {local:%Y-%m-%d %H:%M %Z}" in page
+    assert local.strftime("%Z") in ("EST", "EDT")
+    clock = _element(page, "local-time", "</div>")
+    assert "America/New_York" in clock and "customer&#39;s local time" in clock
+    # The timeline's entries carry the same clock.
+    assert local.strftime("%Z") in _element(page, "timeline", "</section>")
 
 
 def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:

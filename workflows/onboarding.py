@@ -173,6 +173,7 @@ class CustomerOnboardingWorkflow:
             customer_name=self._handoff.name,
             csm=self._handoff.csm,
             cs_leader=self._handoff.cs_leader,
+            time_zone=self._handoff.time_zone,
             playbook_name=self._playbook.name,
             playbook_version=self._playbook.version,
             state=self._state,

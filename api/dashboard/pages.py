@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -430,6 +431,8 @@ async def _customer_page(
         asyncio.to_thread(_timeline, services.database, customer_id),
         asyncio.to_thread(reports.customer_emails, services.database, customer_id=customer_id),
     )
+    # The page speaks the customer's clock: when their emails went out, when they met.
+    ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(status_now.time_zone)))
     today = ctx.fmt.now.date()
     titles = _purpose_titles(services)
     purposes = [(pid, title) for pid, title in titles.items() if pid not in state.purposes]
@@ -486,6 +489,7 @@ async def _customer_page(
         # A recorded action whose form the new stage no longer offers: noted on the panel.
         done_elsewhere=done if done and done != "task_completed" and done not in kinds else None,
         duplicate=duplicate,
+        time_zone=status_now.time_zone,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,20 +63,30 @@ _environment.globals["static_url"] = static_url
 
 
 class Formatter:
-    """Dates, durations and relative times in the request's locale. Times are shown in
-    UTC: the dashboard knows no person's time zone."""
+    """Dates, durations and relative times in the request's locale. Lists show UTC, as
+    they mix customers; a customer's page shows its own local time (`in_zone`)."""
 
-    def __init__(self, t: Translator, now: datetime) -> None:
+    def __init__(self, t: Translator, now: datetime, zone: tzinfo = UTC) -> None:
         self.t = t
         self.now = now
+        self.zone = zone
+
+    def in_zone(self, zone: tzinfo) -> Formatter:
+        return Formatter(self.t, self.now, zone)
 
     def when(self, value: datetime | None) -> str:
+        """ "2026-11-25 18:02 JST": the zone's abbreviation says which clock it is."""
         if value is None:
             return self.t("none")
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
 
     def day(self, value: datetime | None) -> str:
-        return value.astimezone(UTC).strftime("%Y-%m-%d") if value else self.t("none")
+        return value.astimezone(self.zone).strftime("%Y-%m-%d") if value else self.t("none")
+
+    def clock(self) -> str:
+        """The time now on this formatter's clock: "18:02 (Wed)"."""
+        local = self.now.astimezone(self.zone)
+        return f"{local:%H:%M} ({self.t('weekday_' + str(local.weekday()))})"
 
     def duration(self, seconds: float | None) -> str:
         """Days for real journeys; hours, minutes or seconds for short ones (demo playbook)."""
