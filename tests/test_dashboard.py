@@ -10,7 +10,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -273,6 +273,7 @@ def test_times_read_on_the_zone_they_are_formatted_for() -> None:
     tokyo = utc.in_zone(ZoneInfo("Asia/Tokyo"))
     assert tokyo.when(now) == "2026-11-26 05:30 JST"
     assert tokyo.day(now) == "2026-11-26"  # already Thursday there
+    assert tokyo.today() == date(2026, 11, 26) and utc.today() == date(2026, 11, 25)
     assert tokyo.clock() == "05:30 (Thu)"
     assert Formatter(Translator("ja"), now, ZoneInfo("Asia/Tokyo")).clock() == "05:30 (木)"
     new_york = utc.in_zone(ZoneInfo("America/New_York"))
@@ -295,6 +296,14 @@ async def test_a_customers_page_shows_times_on_the_customers_clock(api: ApiHarne
     assert "America/New_York" in clock and "customer&#39;s local time" in clock
     # The timeline's entries carry the same clock.
     assert local.strftime("%Z") in _element(page, "timeline", "</section>")
+
+    # The forms offer the customer's date: at UTC+14 it is tomorrow for most of a UTC day.
+    far_east = await _start(api, csm=csm, time_zone="Pacific/Kiritimati")
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{far_east}")).text
+    their_today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date().isoformat()
+    kickoff = _element(page, "action-kickoff_held", "</details>")
+    assert f'name="held_on" value="{their_today}"' in kickoff
 
 
 def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:

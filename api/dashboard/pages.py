@@ -433,7 +433,8 @@ async def _customer_page(
     )
     # The page speaks the customer's clock: when their emails went out, when they met.
     ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(status_now.time_zone)))
-    today = ctx.fmt.now.date()
+    # Forms offer the customer's date: a meeting is held on their calendar.
+    today = ctx.fmt.today()
     titles = _purpose_titles(services)
     purposes = [(pid, title) for pid, title in titles.items() if pid not in state.purposes]
     offered = OFFERED.get(state.stage, ())

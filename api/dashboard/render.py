@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,9 @@ class Formatter:
 
     def day(self, value: datetime | None) -> str:
         return value.astimezone(self.zone).strftime("%Y-%m-%d") if value else self.t("none")
+
+    def today(self) -> date:
+        return self.now.astimezone(self.zone).date()
 
     def clock(self) -> str:
         """The time now on this formatter's clock: "18:02 (Wed)"."""
