@@ -394,7 +394,12 @@ def _write(session: Session, writes: _Writes, report: IntakeReport) -> None:
         )
         connection.execute(upsert, [writes.users[user] for user in sorted(writes.users)])
     if writes.unmatched:
-        connection.execute(insert(UnmatchedUsage), writes.unmatched)
+        # A call resent by a retrying client is kept once, as its usage would be; rows
+        # without a key never conflict. Call order is kept: "recent" lists by id.
+        keep_once = _dialect_insert(session, UnmatchedUsage).on_conflict_do_nothing(
+            index_elements=["event_key"]
+        )
+        connection.execute(keep_once, writes.unmatched)
 
 
 def _known_customers(session: Session, candidates: set[str]) -> set[str]:
@@ -492,6 +497,7 @@ def ingest_calls(
                     "group_id": group_id,
                     "reason": reason,
                     "raw": call.raw,
+                    "event_key": call.message_id,
                 }
             )
 
@@ -616,6 +622,7 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
                         "group_id": customer_id,
                         "reason": REASON_UNKNOWN_CSV_CUSTOMER,
                         "raw": _csv_raw(line, parsed),
+                        "event_key": values["event_key"] or None,
                     }
                 )
             pending = len(writes.keyed) + len(writes.unkeyed) + len(writes.unmatched)

@@ -254,6 +254,9 @@ class UnmatchedUsage(SQLModel, table=True):
     group_id: str | None = Field(default=None, max_length=200)
     reason: str = _text()
     raw: dict[str, Any] = _json()
+    # The key the event would be stored under (messageId, CSV event_key): a resent call
+    # is kept once.
+    event_key: str | None = Field(default=None, max_length=200, unique=True)
 
 
 ALL_TABLES = (

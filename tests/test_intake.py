@@ -277,6 +277,28 @@ def test_a_redelivered_message_is_stored_once(database: Database) -> None:
     assert len(events_of(database, acme)) == 1
 
 
+def test_a_redelivered_call_naming_no_customer_is_kept_once(
+    database: Database, tmp_path: Path
+) -> None:
+    stranger = track("u1", context={"groupId": "not-yet-a-customer"})
+    first = ingest(database, stranger, stranger)
+    again = ingest(database, stranger)
+    # Each answer still names it, so a client reads the same reply on its retry.
+    assert len(first.unmatched) == 2 and len(again.unmatched) == 1
+    assert len(unmatched_rows(database)) == 1
+    assert unmatched_summary(database).total == 1
+
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_bytes(
+        b"customer_id,user_id,event,occurred_at,event_key\n"
+        + f"nobody,u-4,login,{AT.isoformat()},import-7\n".encode()
+    )
+    for _ in range(2):
+        with csv_file.open("rb") as handle:
+            assert len(ingest_usage_csv(database, handle).unmatched) == 1
+    assert len(unmatched_rows(database)) == 2
+
+
 def test_a_batch_stores_its_good_calls_and_names_the_rejected_ones(database: Database) -> None:
     acme = add_customer(database)
     good = {"context": {"groupId": acme}}
