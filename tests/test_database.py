@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
 from activities.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
-from models.tables import CustomerContact, TimelineEntry, WeeklyMeasurementRecord
+from models.tables import CustomerContact, TimelineEntry, UnmatchedUsage, WeeklyMeasurementRecord
 
 
 def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
@@ -157,5 +157,43 @@ def test_upgrade_from_0001_keeps_existing_rows_and_zeroes_their_engagement(
         assert week is not None
         assert (week.active_users, week.email_opens, week.email_clicks) == (3, 0, 0)
         assert (contact.email, contact.suppressed_reason) == ("admin@acme.example", None)
+    finally:
+        database.dispose()
+
+
+def test_upgrade_from_0003_keeps_unmatched_usage_and_keys_it_from_then_on(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.execute(
+                text(
+                    "INSERT INTO unmatched_usage (received_at, kind, user_id, group_id, reason,"
+                    " raw) VALUES ('2026-11-20 09:00:00', 'track', 'u1', 'prospect',"
+                    " 'group id names no customer', '{\"messageId\": \"m-1\"}')"
+                )
+            )
+        database.migrate()  # SQLite rebuilds the table to add the constraint
+        with database.session() as session:
+            [kept] = session.exec(select(UnmatchedUsage)).all()
+            assert (kept.group_id, kept.raw, kept.event_key) == (
+                "prospect",
+                {"messageId": "m-1"},
+                None,
+            )
+            for _ in range(2):
+                insert_ignore(
+                    session,
+                    UnmatchedUsage,
+                    {**kept.model_dump(exclude={"id"}), "event_key": "m-2"},
+                    ["event_key"],
+                )
+            session.commit()
+            assert len(session.exec(select(UnmatchedUsage)).all()) == 2
     finally:
         database.dispose()
