@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
@@ -151,8 +152,10 @@ async def test_a_csm_signs_in_records_a_kickoff_and_a_meeting_and_sees_the_timel
             await meeting.locator("textarea[name=notes]").fill("Scanner set up with the admin")
             await meeting.get_by_role("button", name="Record").click()
             await expect(timeline.locator('[data-kind="meeting_held"]')).to_have_count(1)
+            # The form offered the customer's own date (Asia/Tokyo).
+            their_today = datetime.now(ZoneInfo(handoff.time_zone)).date()
             await expect(timeline.locator("li").first).to_contain_text(
-                f"customer_request meeting held on {datetime.now(UTC).date()}"
+                f"customer_request meeting held on {their_today}"
             )
             await expect(meeting.locator(".notice.ok")).to_be_visible()
             await _shot(page, "05-meeting-recorded")
