@@ -34,7 +34,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self'",
         # htmx fetches boosted links and forms from the app.
         "connect-src 'self'",
         "form-action 'self'",
