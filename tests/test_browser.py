@@ -155,7 +155,7 @@ async def test_a_csm_signs_in_records_a_kickoff_and_a_meeting_and_sees_the_timel
             # The form offered the customer's own date (Asia/Tokyo).
             their_today = datetime.now(ZoneInfo(handoff.time_zone)).date()
             await expect(timeline.locator("li").first).to_contain_text(
-                f"customer_request meeting held on {their_today}"
+                f"meeting held on {their_today} (Customer request)"
             )
             await expect(meeting.locator(".notice.ok")).to_be_visible()
             await _shot(page, "05-meeting-recorded")

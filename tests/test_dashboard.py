@@ -257,6 +257,8 @@ async def test_japanese_by_query_then_cookie_or_by_accept_language(api: ApiHarne
         assert "liftoff_lang=ja" in chosen.headers["set-cookie"]
         remembered = await browser.get(f"/customers/{customer}")
         assert "タイムライン" in remembered.text and "対応を記録" in remembered.text
+        # Stage changes read in Japanese too, not in the workflow's English.
+        assert "引き継ぎ → キックオフ" in _element(remembered.text, "timeline", "</section>")
         back = await browser.get("/", params={"lang": "en"})
         assert "<h1>My customers</h1>" in back.text
     async with api.client(token) as browser:

@@ -38,6 +38,7 @@ from api.dashboard.forms import (
 )
 from api.dashboard.i18n import Translator
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
+from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
 from api.tokens import Principal, TokenRole, authenticate
@@ -481,6 +482,7 @@ async def _customer_page(
         panels=chart.measurement_panels(state.recent_weeks, state.purposes),
         latest=state.recent_weeks[-1] if state.recent_weeks else None,
         timeline=list(reversed(timeline)),
+        describe=lambda row: timeline_sentence(row, ctx.fmt),
         emails=_email_views(emails),
         purpose_titles=titles,
         next_forms=[f for f in forms if f.is_next],

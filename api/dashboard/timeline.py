@@ -1,0 +1,130 @@
+"""A timeline entry as a sentence in the page's language.
+
+The workflow writes each entry's summary in English and its facts as details. For
+the kinds a CSM reads most (their own actions, stage changes, weekly verdicts, setup,
+step and proposal emails) the page rebuilds the sentence from the details in its
+language; any other kind, or details it cannot read (a newer workflow's), keep the
+workflow's own summary (task titles and stall reasons come from the playbook).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from activities.reports import TimelineRow
+from api.dashboard.i18n import Translator
+from api.dashboard.render import Formatter
+from models.events import (
+    Cancelled,
+    CompletionReviewHeld,
+    ContactAdded,
+    GoalAgreed,
+    KickoffHeld,
+    MeetingHeld,
+    MeetingRequested,
+    OnboardingEvent,
+    PurposeAdded,
+    TaskCompleted,
+    TrainingHeld,
+    TrainingSkipped,
+)
+from models.handoff import Role
+from models.onboarding import WeekVerdict
+from models.playbook import Metric
+
+_EVENT: TypeAdapter[OnboardingEvent] = TypeAdapter(OnboardingEvent)
+_VERDICT: TypeAdapter[WeekVerdict] = TypeAdapter(WeekVerdict)
+
+
+def _event_sentence(event: OnboardingEvent, t: Translator) -> str:
+    match event:
+        case KickoffHeld():
+            return t("tl_kickoff_held", held_on=event.held_on, n=len(event.goals))
+        case GoalAgreed():
+            return t("tl_goal_agreed", goal=event.goal)
+        case TrainingHeld():
+            return t("tl_training_held", held_on=event.held_on)
+        case TrainingSkipped():
+            return t("tl_training_skipped", reason=event.reason)
+        case MeetingRequested():
+            return t("tl_meeting_requested", meeting=t(f"meeting_{event.meeting.value}"))
+        case MeetingHeld():
+            meeting = t(f"meeting_{event.meeting.value}")
+            return t("tl_meeting_held", held_on=event.held_on, meeting=meeting)
+        case PurposeAdded():
+            return t("tl_purpose_added", purpose=event.purpose)
+        case ContactAdded():
+            role = t(f"contact_role_{event.contact.role.value}")
+            return t("tl_contact_added", name=event.contact.name, role=role)
+        case CompletionReviewHeld():
+            confirmed = t("yes") if event.success_confirmed else t("no")
+            return t("tl_completion_review_held", held_on=event.held_on, confirmed=confirmed)
+        case TaskCompleted():
+            return t("tl_task_completed", task_id=event.task_id)
+        case Cancelled():
+            return t("tl_cancelled", reason=event.reason)
+
+
+def _transition(details: dict[str, Any], fmt: Formatter) -> str:
+    t = fmt.t
+    source = details["from"]
+    return t(
+        "tl_transition",
+        source=t(f"stage_{source}") if source else "–",
+        target=t(f"stage_{details['to']}"),
+        cause=details["cause"],
+    )
+
+
+def _setup_stuck(details: dict[str, Any], fmt: Formatter) -> str:
+    return fmt.t("tl_setup_stuck", waited=fmt.duration(float(details["waited_seconds"])))
+
+
+def _weekly_measurement(details: dict[str, Any], fmt: Formatter) -> str:
+    verdict = _VERDICT.validate_python(details)
+    week = verdict.measurement
+    outcome = "met" if verdict.criteria_met else "stalled" if verdict.stalled else "ok"
+    return fmt.t(
+        "tl_weekly_measurement",
+        n=week.week_index,
+        ratio=fmt.metric(Metric.ACTIVE_SEAT_RATIO, week.active_seat_ratio),
+        actions=sum(week.key_actions.values()),
+        outcome=fmt.t(f"outcome_{outcome}"),
+    )
+
+
+def _campaign_step_sent(details: dict[str, Any], fmt: Formatter) -> str:
+    roles = ", ".join(fmt.t(f"contact_role_{Role(role).value}") for role in details["roles"])
+    return fmt.t("tl_campaign_step_sent", ref=str(details["ref"]), roles=roles)
+
+
+def _stall_proposal(details: dict[str, Any], fmt: Formatter) -> str:
+    if "steps" in details:
+        return fmt.t("tl_stall_proposals", steps=", ".join(map(str, details["steps"])))
+    return fmt.t("tl_stall_proposal")
+
+
+_BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
+    "transition": _transition,
+    "setup_stuck": _setup_stuck,
+    "setup_unstuck": lambda details, fmt: fmt.t("tl_setup_unstuck"),
+    "weekly_measurement": _weekly_measurement,
+    "campaign_step_sent": _campaign_step_sent,
+    "stall_proposal": _stall_proposal,
+}
+
+
+def sentence(row: TimelineRow, fmt: Formatter) -> str:
+    """What happened, in the page's language where the details allow it."""
+    try:
+        build = _BY_KIND.get(row.kind)
+        if build is not None:
+            return build(row.details, fmt)
+        if row.kind == row.details.get("kind"):
+            return _event_sentence(_EVENT.validate_python(row.details), fmt.t)
+    except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        pass
+    return row.summary
