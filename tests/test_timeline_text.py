@@ -83,7 +83,7 @@ def test_a_stage_change_names_both_stages_and_keeps_its_cause() -> None:
 def test_setup_stuck_says_how_long_in_the_pages_units() -> None:
     row = _row("setup_stuck", {"waited_seconds": 14 * 86400})
     assert _said(row, "en") == "no usage data for 14 d: stuck in setup"
-    assert _said(row, "ja") == "14日 利用データが届いていません: セットアップ停滞"
+    assert _said(row, "ja") == "利用データが 14日 届いていません: セットアップ停滞"
 
 
 def test_a_weekly_verdict_reads_with_its_seats_actions_and_outcome() -> None:

@@ -502,7 +502,7 @@ JA: dict[str, str] = {
     "tl_completion_review_held": "{held_on} に完了レビューを実施、短期的成功の確認: {confirmed}",
     "tl_task_completed": "タスク {task_id} を完了",
     "tl_cancelled": "中止: {reason}",
-    "tl_setup_stuck": "{waited} 利用データが届いていません: セットアップ停滞",
+    "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",
     "tl_weekly_measurement": (
         "第{n}週: アクティブ席率 {ratio}、主要アクション {actions} 回: {outcome}"
