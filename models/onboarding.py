@@ -235,6 +235,8 @@ class OnboardingStatus(BaseModel):
     cs_leader: str
     # The customer's IANA zone, from the handoff: its people's clock.
     time_zone: str = "UTC"
+    # Purpose id -> title in the playbook version the customer is pinned to.
+    purpose_catalogue: dict[str, str] = Field(default_factory=dict)
     playbook_name: str
     playbook_version: str
     state: OnboardingState

@@ -308,6 +308,31 @@ async def test_a_customers_page_shows_times_on_the_customers_clock(api: ApiHarne
     assert f'name="held_on" value="{their_today}"' in kickoff
 
 
+async def test_purposes_are_named_and_offered_from_the_customers_own_playbook(
+    api: ApiHarness,
+) -> None:
+    csm = _csm()
+    shipped = make_playbook()
+    # An older version: purpose A under another title, and only A and B in its catalogue.
+    older = shipped.model_copy(
+        update={
+            "version": "2025.1",
+            "purposes": [
+                shipped.purposes[0].model_copy(update={"title": "Paperless invoices (v2025)"}),
+                shipped.purposes[1],
+            ],
+        }
+    )
+    customer = await _start(api, older, csm=csm)
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{customer}")).text
+    assert "A: Paperless invoices (v2025)" in _element(page, "goals", "</section>")
+    offered = re.findall(
+        r'<option value="(\w+)"', _element(page, "action-purpose_added", "</details>")
+    )
+    assert offered == [shipped.purposes[1].id]  # B; A is held, C to F are not in 2025.1
+
+
 def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:
     assert EN.keys() == JA.keys()
     for key, text in EN.items():

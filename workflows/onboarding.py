@@ -174,6 +174,7 @@ class CustomerOnboardingWorkflow:
             csm=self._handoff.csm,
             cs_leader=self._handoff.cs_leader,
             time_zone=self._handoff.time_zone,
+            purpose_catalogue={p.id: p.title for p in self._playbook.purposes},
             playbook_name=self._playbook.name,
             playbook_version=self._playbook.version,
             state=self._state,

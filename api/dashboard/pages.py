@@ -298,10 +298,10 @@ class ActionForm:
     done: str | None
 
 
-def _purpose_titles(services: Services) -> dict[str, str]:
-    """ "A: Digitise incoming documents" per purpose id, from the playbook new customers
-    start on (a customer's pinned version may differ; the workflow judges the id)."""
-    return {p.id: f"{p.id}: {p.title}" for p in services.playbook.purposes}
+def _purpose_titles(status_now: OnboardingStatus) -> dict[str, str]:
+    """ "A: Digitise incoming documents" per purpose id, from the playbook version the
+    customer is pinned to: the purposes its workflow accepts."""
+    return {pid: f"{pid}: {title}" for pid, title in status_now.purpose_catalogue.items()}
 
 
 @dataclass(frozen=True)
@@ -436,7 +436,7 @@ async def _customer_page(
     ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(status_now.time_zone)))
     # Forms offer the customer's date: a meeting is held on their calendar.
     today = ctx.fmt.today()
-    titles = _purpose_titles(services)
+    titles = _purpose_titles(status_now)
     purposes = [(pid, title) for pid, title in titles.items() if pid not in state.purposes]
     offered = OFFERED.get(state.stage, ())
     # A form just submitted is always shown, so its reason or errors are seen.
