@@ -10,7 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from models.handoff import Contact, Email
 from models.text import refuse_control_characters
@@ -118,3 +118,6 @@ OnboardingEvent = Annotated[
     | Cancelled,
     Field(discriminator="kind"),
 ]
+
+# Reads any event from its JSON form (a form post, a timeline entry's details).
+ONBOARDING_EVENT: TypeAdapter[OnboardingEvent] = TypeAdapter(OnboardingEvent)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlmodel import SQLModel, select
 
 from activities.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
@@ -125,16 +127,23 @@ def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> 
         )
 
 
+@contextmanager
+def _at_revision(database: Database, revision: str) -> Iterator[Connection]:
+    """The schema as an older release left it, in a transaction for writing its rows."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        yield connection
+
+
 def test_upgrade_from_0001_keeps_existing_rows_and_zeroes_their_engagement(
     tmp_path: Path,
 ) -> None:
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
+        with _at_revision(database, "0001") as connection:
             connection.execute(
                 text(
                     "INSERT INTO contacts (customer_id, email, name, role, unsubscribed)"
@@ -165,12 +174,8 @@ def test_upgrade_from_0003_keeps_unmatched_usage_and_keys_it_from_then_on(
     tmp_path: Path,
 ) -> None:
     database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
+        with _at_revision(database, "0003") as connection:
             connection.execute(
                 text(
                     "INSERT INTO unmatched_usage (received_at, kind, user_id, group_id, reason,"

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from models.events import (
+    ONBOARDING_EVENT,
     Cancelled,
     CompletionReviewHeld,
     ContactAdded,
@@ -67,7 +68,6 @@ NEXT_STEP: dict[Stage, tuple[str, ...]] = {
     Stage.ADOPTION: ("meeting_held", "goal_agreed"),
     Stage.COMPLETION_REVIEW: ("completion_review_held",),
 }
-_EVENT: TypeAdapter[OnboardingEvent] = TypeAdapter(OnboardingEvent)
 # Fields entered one item per line.
 _LINES = ("attendees", "goals", "feature_requests")
 _CHECKBOXES = ("success_confirmed", "confirm")
@@ -154,7 +154,7 @@ def build_event(
         # Cancelling ends the journey for good: ask for a deliberate tick.
         errors.append(FieldError("confirm", "err_confirm"))
     try:
-        event = _EVENT.validate_python(data)
+        event = ONBOARDING_EVENT.validate_python(data)
     except ValidationError as err:
         return errors + [_field_error(kind, error) for error in err.errors()]
     return errors or event

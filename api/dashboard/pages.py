@@ -496,22 +496,37 @@ async def _customer_page(
     )
 
 
+async def _visible_customer(
+    request: Request, who: Principal | None, services: Services, customer_id: str
+) -> tuple[PageContext, Principal, OnboardingStatus] | Response:
+    """The page context, the signed-in person and the customer's status, or the page
+    that says why not (sign in, 404, 403, Temporal unavailable)."""
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    found = await _visible_status(ctx, services, gate, customer_id)
+    return found if isinstance(found, Response) else (ctx, gate, found)
+
+
 async def _visible_status(
     ctx: PageContext, services: Services, who: Principal, customer_id: str
 ) -> OnboardingStatus | HTMLResponse:
-    not_found = _error(
-        ctx,
-        status.HTTP_404_NOT_FOUND,
-        ctx.t("error_404_title"),
-        ctx.t("error_404_body", customer_id=customer_id),
-    )
+    def not_found() -> HTMLResponse:
+        return _error(
+            ctx,
+            status.HTTP_404_NOT_FOUND,
+            ctx.t("error_404_title"),
+            ctx.t("error_404_body", customer_id=customer_id),
+        )
+
     if not _CUSTOMER_ID.match(customer_id):
-        return not_found
+        return not_found()
     try:
         async with asyncio.timeout(STATUS_TIMEOUT_SECONDS):
             found = await services.onboarding.status(customer_id)
     except UnknownCustomerError:
-        return not_found
+        return not_found()
     except (RPCError, TimeoutError) as err:
         return _unavailable(ctx, err)
     if not who.sees(found.csm):
@@ -525,13 +540,10 @@ async def _visible_status(
 async def customer_page(
     request: Request, customer_id: str, who: Who, services: AppServices
 ) -> Response:
-    gate = _gate(request, who)
-    if isinstance(gate, Response):
-        return gate
-    ctx = page_context(request, gate)
-    found = await _visible_status(ctx, services, gate, customer_id)
-    if isinstance(found, Response):
-        return found
+    opened = await _visible_customer(request, who, services, customer_id)
+    if isinstance(opened, Response):
+        return opened
+    ctx, _, found = opened
     done = request.query_params.get("done")
     return await _customer_page(
         ctx,
@@ -562,19 +574,16 @@ async def _await_timeline(database: Database, customer_id: str, kind: str, after
 async def record_action(
     request: Request, customer_id: str, who: Who, services: AppServices
 ) -> Response:
-    gate = _gate(request, who)
-    if isinstance(gate, Response):
-        return gate
-    ctx = page_context(request, gate)
-    found = await _visible_status(ctx, services, gate, customer_id)
-    if isinstance(found, Response):
-        return found
+    opened = await _visible_customer(request, who, services, customer_id)
+    if isinstance(opened, Response):
+        return opened
+    ctx, signed_in, found = opened
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     kind = values.get("kind", "")
     if kind not in EVENT_TYPES:
         return _error(ctx, status.HTTP_400_BAD_REQUEST, ctx.t("error_bad_action", kind=kind), "")
-    built = build_event(kind, values, gate.csm or gate.name)
+    built = build_event(kind, values, signed_in.csm or signed_in.name)
     if isinstance(built, list):
         attempt = Attempt(kind, values, errors=built)
         return await _customer_page(

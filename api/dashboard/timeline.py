@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from activities.reports import TimelineRow
 from api.dashboard.i18n import Translator
 from api.dashboard.render import Formatter
 from models.events import (
+    ONBOARDING_EVENT,
     Cancelled,
     CompletionReviewHeld,
     ContactAdded,
@@ -34,9 +33,6 @@ from models.events import (
 from models.handoff import Role
 from models.onboarding import WeekVerdict
 from models.playbook import Metric
-
-_EVENT: TypeAdapter[OnboardingEvent] = TypeAdapter(OnboardingEvent)
-_VERDICT: TypeAdapter[WeekVerdict] = TypeAdapter(WeekVerdict)
 
 
 def _event_sentence(event: OnboardingEvent, t: Translator) -> str:
@@ -84,7 +80,7 @@ def _setup_stuck(details: dict[str, Any], fmt: Formatter) -> str:
 
 
 def _weekly_measurement(details: dict[str, Any], fmt: Formatter) -> str:
-    verdict = _VERDICT.validate_python(details)
+    verdict = WeekVerdict.model_validate(details)
     week = verdict.measurement
     outcome = "met" if verdict.criteria_met else "stalled" if verdict.stalled else "ok"
     return fmt.t(
@@ -124,7 +120,7 @@ def sentence(row: TimelineRow, fmt: Formatter) -> str:
         if build is not None:
             return build(row.details, fmt)
         if row.kind == row.details.get("kind"):
-            return _event_sentence(_EVENT.validate_python(row.details), fmt.t)
+            return _event_sentence(ONBOARDING_EVENT.validate_python(row.details), fmt.t)
     except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
         pass
     return row.summary
