@@ -7,7 +7,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.testing import ActivityEnvironment
+
 from activities.database import Database
+from activities.store import StoreActivities, UpsertCustomerInput
 from activities.usage import record_usage_event
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, SetupPolicy, load_playbook
@@ -108,3 +111,16 @@ def add_usage(
             occurred_at=at,
             quantity=quota_units,
         )
+
+
+def store_customer(database: Database, handoff: CustomerHandoff) -> None:
+    """The customer's row, as its workflow's first activity writes it."""
+    ActivityEnvironment().run(
+        StoreActivities(database).upsert_customer,
+        UpsertCustomerInput(
+            handoff=handoff,
+            playbook_name="default",
+            playbook_version="1",
+            workflow_id=f"onboarding-{handoff.customer_id}",
+        ),
+    )

@@ -27,10 +27,10 @@ from activities.email_events import (
 )
 from activities.mail import MailActivities, OutboxMailer, build_template_environment
 from activities.store import StoreActivities
-from models.activity_io import MeasureWeeklyUsageInput, SendEmailInput, UpsertCustomerInput
+from models.activity_io import MeasureWeeklyUsageInput, SendEmailInput
 from models.handoff import CustomerHandoff, Role
 from models.tables import CustomerContact, EmailEvent, EmailLedgerEntry
-from tests.factories import REPO, make_handoff
+from tests.factories import REPO, make_handoff, store_customer
 
 TEMPLATES = REPO / "templates" / "email"
 SENDER = "Liftoff <onboarding@liftoff.example>"
@@ -87,15 +87,7 @@ def mail(database: Database, tmp_path: Path) -> MailActivities:
 @pytest.fixture
 def customer(database: Database) -> CustomerHandoff:
     handoff = make_handoff()
-    ActivityEnvironment().run(
-        StoreActivities(database).upsert_customer,
-        UpsertCustomerInput(
-            handoff=handoff,
-            playbook_name="default",
-            playbook_version="1",
-            workflow_id=f"onboarding-{handoff.customer_id}",
-        ),
-    )
+    store_customer(database, handoff)
     return handoff
 
 

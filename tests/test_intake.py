@@ -40,11 +40,11 @@ from activities.intake import (
 )
 from activities.store import StoreActivities
 from api.tokens import TokenRole, create_token, revoke_token
-from models.activity_io import MeasureWeeklyUsageInput, UpsertCustomerInput
+from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
 from models.tables import UnmatchedUsage, UsageEvent, UsageUser
 from tests.api_harness import ApiHarness
-from tests.factories import make_handoff
+from tests.factories import make_handoff, store_customer
 
 TRAIT = "company_id"
 AT = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
@@ -53,15 +53,7 @@ WEEK_START = datetime(2026, 1, 19, tzinfo=UTC)
 
 def add_customer(database: Database, customer_id: str | None = None) -> str:
     customer_id = customer_id or f"cust-{uuid.uuid4().hex[:10]}"
-    ActivityEnvironment().run(
-        StoreActivities(database).upsert_customer,
-        UpsertCustomerInput(
-            handoff=make_handoff(customer_id=customer_id),
-            playbook_name="default",
-            playbook_version="1",
-            workflow_id=f"onboarding-{customer_id}",
-        ),
-    )
+    store_customer(database, make_handoff(customer_id=customer_id))
     return customer_id
 
 

@@ -21,11 +21,10 @@ from activities.mail import (
     build_template_environment,
     render_email,
 )
-from activities.store import StoreActivities
-from models.activity_io import SendEmailInput, UpsertCustomerInput
+from models.activity_io import SendEmailInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.tables import CustomerContact, EmailLedgerEntry
-from tests.factories import REPO, make_handoff
+from tests.factories import REPO, make_handoff, store_customer
 
 TEMPLATES = REPO / "templates" / "email"
 SENDER = "Liftoff <onboarding@liftoff.example>"
@@ -109,15 +108,7 @@ def activity_env() -> ActivityEnvironment:
 
 
 def add_customer(database: Database, handoff: CustomerHandoff) -> None:
-    ActivityEnvironment().run(
-        StoreActivities(database).upsert_customer,
-        UpsertCustomerInput(
-            handoff=handoff,
-            playbook_name="default",
-            playbook_version="1",
-            workflow_id=f"onboarding-{handoff.customer_id}",
-        ),
-    )
+    store_customer(database, handoff)
 
 
 def read_outbox(outbox: Path) -> list[Message]:

@@ -6,26 +6,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import col, select
-from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
-from activities.store import StoreActivities
 from activities.usage import import_usage_csv, record_usage_event
-from models.activity_io import UpsertCustomerInput
 from models.tables import UsageEvent
-from tests.factories import make_handoff
+from tests.factories import make_handoff, store_customer
 
 
 def add_customer(database: Database, customer_id: str) -> None:
-    ActivityEnvironment().run(
-        StoreActivities(database).upsert_customer,
-        UpsertCustomerInput(
-            handoff=make_handoff(customer_id=customer_id),
-            playbook_name="default",
-            playbook_version="1",
-            workflow_id=f"onboarding-{customer_id}",
-        ),
-    )
+    store_customer(database, make_handoff(customer_id=customer_id))
 
 
 def stored_events(database: Database, customer_id: str) -> list[UsageEvent]:
