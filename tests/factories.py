@@ -10,8 +10,9 @@ from typing import Any
 from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
-from activities.store import StoreActivities, UpsertCustomerInput
+from activities.store import StoreActivities
 from activities.usage import record_usage_event
+from models.activity_io import UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, SetupPolicy, load_playbook
 
