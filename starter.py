@@ -32,22 +32,19 @@ from client.errors import LiftoffClientError
 from client.handoffs import UnknownPurposeError
 from client.handoffs import check_purposes as check_playbook_purposes
 from client.onboarding import CustomerSummary, OnboardingClient, StartResult
-from models.events import (
-    MeetingKind,
-    NpsAnswer,
-    OnboardingEvent,
-)
+from models.events import MeetingKind, NpsAnswer, OnboardingEvent
 from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import EventResult, OnboardingStatus, Stage, WeekVerdict
-from models.playbook import Playbook, PlaybookError, load_playbook
+from models.playbook import Playbook, PlaybookError
+from records.playbooks import load_playbook
 from settings import Settings
 
 if TYPE_CHECKING:
     import jinja2
 
-    from activities.database import Database
-    from activities.mail import EmailSample
-    from activities.reports import EmailRow
+    from emails.catalogue import EmailSample
+    from records.database import Database
+    from records.reports import EmailRow
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Temporal or the database could not be reached
@@ -538,7 +535,7 @@ async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from activities.reports import customer_emails
+    from records.reports import customer_emails
 
     client = await _client(settings)
     status = await client.status(args.customer)
@@ -582,7 +579,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def _database(settings: Settings) -> Iterator[Database]:
     """The application database, for commands that read or write records, not state."""
     # Imported here so the commands that only talk to Temporal stay quick to start.
-    from activities.database import Database
+    from records.database import Database
 
     database = Database(settings.database_url)
     try:
@@ -596,7 +593,7 @@ async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
     if args.quantity <= 0:
         raise BadInput(f"--quantity must be positive, got {args.quantity:g}")
     occurred_at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    from activities.usage import record_usage_event
+    from records.usage.events import record_usage_event
 
     with _database(settings) as database:
         stored = record_usage_event(
@@ -620,7 +617,7 @@ async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_usage_import(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         raise BadInput(f"{args.file}: no such file")
-    from activities.usage import import_usage_csv
+    from records.usage.csv_import import import_usage_csv
 
     with _database(settings) as database:
         report = import_usage_csv(database, args.file)
@@ -637,7 +634,7 @@ async def cmd_usage_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.reports import UnknownCustomer, customer_timeline
+    from records.reports import UnknownCustomer, customer_timeline
 
     with _database(settings) as database:
         try:
@@ -655,7 +652,7 @@ async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
-    from activities.reports import list_tasks
+    from records.reports import list_tasks
 
     with _database(settings) as database:
         rows = list_tasks(
@@ -674,7 +671,7 @@ async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _templates(directory: Path | None, settings: Settings) -> jinja2.Environment:
-    from activities.mail import build_template_environment
+    from emails.render import build_template_environment
 
     directory = directory or settings.templates_dir
     if not directory.is_dir():
@@ -684,7 +681,7 @@ def _templates(directory: Path | None, settings: Settings) -> jinja2.Environment
 
 async def cmd_playbook_validate(args: argparse.Namespace, settings: Settings) -> int:
     """The file, then every email it makes the workflow send, rendered in every locale."""
-    from activities.mail import check_templates, email_catalogue
+    from emails.catalogue import check_templates, email_catalogue
 
     playbook = read_playbook(args.file)
     problems = check_templates(_templates(args.templates, settings), playbook)
@@ -714,7 +711,7 @@ async def cmd_playbook_validate(args: argparse.Namespace, settings: Settings) ->
 
 def _preview_samples(args: argparse.Namespace, playbook: Playbook) -> list[EmailSample]:
     """The emails `email preview` asked for; every refusal names what there is instead."""
-    from activities.mail import (
+    from emails.catalogue import (
         LOCALES,
         WORKFLOW_EMAILS,
         choose_purpose_sample,
@@ -783,7 +780,8 @@ async def cmd_email_preview(args: argparse.Namespace, settings: Settings) -> int
     """Renders as the worker would (English standing in for a missing translation)."""
     from temporalio.exceptions import ApplicationError
 
-    from activities.mail import SAMPLE_RECIPIENT, compose_message
+    from emails.catalogue import SAMPLE_RECIPIENT
+    from emails.render import compose_message
 
     playbook = read_playbook(args.playbook or settings.playbook)
     samples = _preview_samples(args, playbook)
@@ -822,7 +820,7 @@ async def cmd_email_preview(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from api.tokens import TokenError, TokenRole, create_token
+    from records.tokens import TokenError, TokenRole, create_token
 
     with _database(settings) as database:
         try:
@@ -840,7 +838,7 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    from api.tokens import list_tokens
+    from records.tokens import list_tokens
 
     with _database(settings) as database:
         tokens = list_tokens(database)
@@ -866,7 +864,7 @@ async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from api.tokens import TokenError, revoke_token
+    from records.tokens import TokenError, revoke_token
 
     with _database(settings) as database:
         try:

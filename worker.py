@@ -22,11 +22,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.calendar import public_holidays
-from activities.database import Database
-from activities.mail import MailActivities, Mailer, OutboxMailer, build_template_environment
-from activities.mailers import SendGridMailer, SmtpMailer
+from activities.mail import MailActivities
 from activities.store import StoreActivities
 from client.connection import connect_client
+from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
+from emails.render import build_template_environment
+from records.database import Database
 from settings import Settings
 from workflows.onboarding import CustomerOnboardingWorkflow
 

@@ -10,9 +10,6 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 from temporalio import activity
 
-from activities.database import Database, insert_ignore
-from activities.email_events import EventType
-from activities.intake import adopt_unmatched
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -33,6 +30,9 @@ from models.tables import (
     WeeklyMeasurementRecord,
     utc_now,
 )
+from records.database import Database, insert_ignore
+from records.email_events import EventType
+from records.usage.unmatched import adopt_unmatched
 
 TRANSITION = "transition"
 

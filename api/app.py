@@ -12,8 +12,8 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from api import dashboard, intake
-from api.routes import customers, tasks, webhooks
+from api import dashboard
+from api.routes import customers, tasks, usage, webhooks
 from api.services import Services
 from client.errors import (
     CommandRejectedError,
@@ -66,6 +66,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
-    app.include_router(intake.router)
+    app.include_router(usage.router)
     app.include_router(dashboard.router)
     return app

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.services import Services
-from api.tokens import Principal, TokenRole, authenticate
+from records.tokens import Principal, TokenRole, authenticate
 
 # The dashboard keeps the token in this cookie (HttpOnly), the API takes a Bearer header.
 SESSION_COOKIE = "liftoff_token"

@@ -8,12 +8,12 @@ import logging
 import uvicorn
 from temporalio.client import Client
 
-from activities.database import Database
 from api.app import create_app
 from api.services import Services
 from client.connection import connect_client
 from client.onboarding import OnboardingClient
-from models.playbook import load_playbook
+from records.database import Database
+from records.playbooks import load_playbook
 from settings import Settings
 
 log = logging.getLogger("liftoff.api")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activities.database import Database
 from client.onboarding import OnboardingClient
 from models.playbook import Playbook
+from records.database import Database
 
 
 @dataclass(frozen=True)

@@ -71,17 +71,14 @@ from temporalio.runtime import (  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.database import Database  # noqa: E402
-from activities.mail import (  # noqa: E402
-    MailActivities,
-    OutboxMailer,
-    build_template_environment,
-)
+from activities.mail import MailActivities  # noqa: E402
 from activities.store import StoreActivities  # noqa: E402
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
 from bench.intake_bench import DEFAULT_EVENTS as DEFAULT_INTAKE_EVENTS  # noqa: E402
 from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
+from emails.mailers import OutboxMailer  # noqa: E402
+from emails.render import build_template_environment  # noqa: E402
 from models import visibility  # noqa: E402
 from models.events import (  # noqa: E402
     Cancelled,
@@ -92,6 +89,7 @@ from models.events import (  # noqa: E402
 )
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage  # noqa: E402
 from models.playbook import Playbook  # noqa: E402
+from records.database import Database  # noqa: E402
 from tests.factories import add_usage, make_handoff, make_playbook  # noqa: E402
 from worker import onboarding_activities  # noqa: E402
 from workflows.onboarding import CustomerOnboardingWorkflow  # noqa: E402

@@ -37,15 +37,15 @@ from sqlmodel import select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
 from activities.store import StoreActivities
 from api.app import create_app
 from api.services import Services
-from api.tokens import TokenRole, create_token
 from client.onboarding import OnboardingClient
 from models.activity_io import UpsertCustomerInput
-from models.playbook import load_playbook
 from models.tables import UsageEvent, utc_now
+from records.database import Database
+from records.playbooks import load_playbook
+from records.tokens import TokenRole, create_token
 from tests.factories import make_handoff
 from tests.fixtures_db import CONNECT_TIMEOUT_SECONDS, POSTGRES_URL
 

@@ -29,17 +29,14 @@ from typing import Any
 from pydantic import JsonValue, SecretStr
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
-from activities.mail import (
-    WORKFLOW_EMAILS,
-    MailActivities,
-    build_template_environment,
-    render_email,
-    workflow_sample,
-)
-from activities.mailers import SendGridMailer
+from activities.mail import MailActivities
+from emails.catalogue import WORKFLOW_EMAILS, workflow_sample
+from emails.mailers import SendGridMailer
+from emails.render import build_template_environment, render_email
 from models.activity_io import SendEmailInput
-from models.playbook import CampaignStep, Playbook, Purpose, load_playbook
+from models.playbook import CampaignStep, Playbook, Purpose
+from records.database import Database
+from records.playbooks import load_playbook
 from tests.sendgrid_server import serve
 from workflows.campaign import choose_purpose_context, step_context
 

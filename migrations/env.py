@@ -36,7 +36,7 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     # Command-line use: build a Database so URLs are normalised the same way.
-    from activities.database import Database
+    from records.database import Database
 
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:

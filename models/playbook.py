@@ -8,13 +8,11 @@ running journey.
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import time, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from models.handoff import Role
 
@@ -287,21 +285,3 @@ class Playbook(BaseModel):
 
 class PlaybookError(ValueError):
     """A playbook file that cannot be used, with every problem in one message."""
-
-
-def load_playbook(path: Path | str) -> Playbook:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlaybookError(f"{path}: no such playbook file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise PlaybookError(f"{path}: not valid TOML: {err}") from None
-    try:
-        return Playbook.model_validate(data)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc']) or '(top)'}: {e['msg']}"
-            for e in err.errors()
-        )
-        raise PlaybookError(f"{path}: {problems}") from None

@@ -28,10 +28,7 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.common import SearchAttributeIndexedValueType  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
-from activities.database import Database  # noqa: E402
-from activities.usage import record_usage_event  # noqa: E402
 from api.server import base_url, serve_api  # noqa: E402
-from api.tokens import TokenRole, create_token  # noqa: E402
 from client.connection import connect_client  # noqa: E402
 from client.errors import LiftoffClientError  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
@@ -39,7 +36,10 @@ from models import visibility  # noqa: E402
 from models.events import CompletionReviewHeld, KickoffHeld, NpsAnswer, TrainingHeld  # noqa: E402
 from models.handoff import Contact, CustomerHandoff, Role  # noqa: E402
 from models.onboarding import OnboardingStatus, Stage  # noqa: E402
-from models.playbook import load_playbook  # noqa: E402
+from records.database import Database  # noqa: E402
+from records.playbooks import load_playbook  # noqa: E402
+from records.tokens import TokenRole, create_token  # noqa: E402
+from records.usage.events import record_usage_event  # noqa: E402
 from settings import Settings  # noqa: E402
 from worker import JsonFormatter, run_worker  # noqa: E402
 

@@ -20,15 +20,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import MailActivities
 from activities.store import StoreActivities
 from api.app import create_app
 from api.services import Services
-from api.tokens import TokenRole, create_token
 from client.onboarding import OnboardingClient
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
 from models import visibility
-from models.playbook import load_playbook
+from records.database import Database
+from records.playbooks import load_playbook
+from records.tokens import TokenRole, create_token
 from tests.conftest import REPO, venv_binary
 from worker import onboarding_activities
 from workflows.onboarding import CustomerOnboardingWorkflow

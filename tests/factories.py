@@ -9,12 +9,13 @@ from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
 from activities.store import StoreActivities
-from activities.usage import record_usage_event
 from models.activity_io import UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
-from models.playbook import Playbook, SetupPolicy, load_playbook
+from models.playbook import Playbook, SetupPolicy
+from records.database import Database
+from records.playbooks import load_playbook
+from records.usage.events import record_usage_event
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from activities.database import Database
+from records.database import Database
 
 POSTGRES_URL = os.environ.get(
     "LIFTOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

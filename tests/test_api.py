@@ -15,11 +15,11 @@ import httpx
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.email_events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from api.app import create_app
-from api.tokens import TokenRole
 from client.onboarding import OnboardingClient
 from models.onboarding import OnboardingStatus
+from records.email_events import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from records.tokens import TokenRole
 from tests.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
 from tests.factories import make_handoff
 from tests.test_email_events import Signer, sg_event

@@ -20,7 +20,7 @@ from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from api.tokens import TokenRole
+from records.tokens import TokenRole
 from tests.api_harness import BASE_URL, ApiHarness
 from tests.factories import make_handoff
 

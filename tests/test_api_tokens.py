@@ -7,8 +7,9 @@ import hashlib
 import pytest
 from sqlmodel import select
 
-from activities.database import Database
-from api.tokens import (
+from models.tables import ApiToken
+from records.database import Database
+from records.tokens import (
     Principal,
     TokenError,
     TokenRole,
@@ -17,7 +18,6 @@ from api.tokens import (
     list_tokens,
     revoke_token,
 )
-from models.tables import ApiToken
 from tests.api_harness import ApiHarness
 
 

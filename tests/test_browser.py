@@ -24,9 +24,9 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
 
-from api.tokens import TokenRole
 from models.events import KickoffHeld
 from models.onboarding import Stage
+from records.tokens import TokenRole
 from tests.api_harness import ApiHarness
 from tests.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
 

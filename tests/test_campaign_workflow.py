@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 from temporalio.client import WorkflowHandle
 
 from activities.calendar import public_holidays_of
-from activities.email_events import process_events
 from models.events import Cancelled, ContactAdded, PurposeAdded
 from models.handoff import Contact, Role
 from models.playbook import Playbook
 from models.tables import TimelineEntry
+from records.email_events import process_events
 from tests.factories import make_handoff, make_playbook
 from tests.workflow_harness import Harness, body_text, save_history, through_training
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 import starter
-from activities.database import Database
-from activities.reports import customer_emails
 from models.handoff import Role
 from models.onboarding import OnboardingState, OnboardingStatus
-from models.playbook import load_playbook
 from models.tables import EmailEvent, EmailLedgerEntry
+from records.database import Database
+from records.playbooks import load_playbook
+from records.reports import customer_emails
 from settings import REPO
 
 DEMO_PLAYBOOK = str(REPO / "playbooks" / "demo.toml")

@@ -14,15 +14,15 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from activities import reports
 from api.dashboard.i18n import EN, JA, Translator
 from api.dashboard.render import Formatter
 from api.deps import SESSION_COOKIE
-from api.tokens import TokenRole
 from models.events import KickoffHeld
 from models.handoff import CustomerHandoff
 from models.onboarding import OnboardingStatus, Stage
 from models.playbook import Playbook
+from records import reports
+from records.tokens import TokenRole
 from tests.api_harness import ApiHarness
 from tests.factories import add_usage, make_fast_playbook, make_handoff, make_playbook
 

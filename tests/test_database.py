@@ -16,8 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlmodel import SQLModel, select
 
-from activities.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
 from models.tables import CustomerContact, TimelineEntry, UnmatchedUsage, WeeklyMeasurementRecord
+from records.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
 
 
 def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:

@@ -49,8 +49,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from activities.database import Database
 from models.tables import EmailLedgerEntry
+from records.database import Database
 from tests.conftest import REPO
 from tests.processes import cli_runner, liftoff_environment, start_worker, stop
 from tests.sendgrid_server import SendGridServer

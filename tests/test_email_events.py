@@ -18,18 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
-from activities.email_events import (
-    EventBatchReport,
-    WebhookRejected,
-    process_events,
-    verify_signature,
-)
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import MailActivities
 from activities.store import StoreActivities
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
 from models.activity_io import MeasureWeeklyUsageInput, SendEmailInput
 from models.handoff import CustomerHandoff, Role
 from models.tables import CustomerContact, EmailEvent, EmailLedgerEntry
+from records.database import Database
+from records.email_events import EventBatchReport, WebhookRejected, process_events, verify_signature
 from tests.factories import REPO, make_handoff, store_customer
 
 TEMPLATES = REPO / "templates" / "email"

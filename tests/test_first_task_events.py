@@ -18,12 +18,14 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import MailActivities
 from activities.store import StoreActivities
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
 from models import visibility
 from models.events import KickoffHeld
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
+from records.database import Database
 from tests.factories import REPO, make_handoff, make_playbook
 from worker import onboarding_activities
 from workflows.onboarding import CustomerOnboardingWorkflow

@@ -1,6 +1,6 @@
 """Usage intake: Segment calls and CSV back-fills reach the weekly measurement.
 
-The storage logic (activities/intake.py) runs on SQLite and PostgreSQL; the
+The storage logic (records/usage/) runs on SQLite and PostgreSQL; the
 HTTP endpoints run in-process against the app of `liftoff serve`; the real
 `segment-analytics-python` client talks to the intake on a loopback port.
 """
@@ -28,21 +28,16 @@ from fastapi import FastAPI
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
-from activities.intake import (
-    MAX_BATCH_BYTES,
-    MAX_CALL_BYTES,
-    IntakeError,
-    IntakeReport,
-    ingest_calls,
-    ingest_usage_csv,
-    unmatched_summary,
-)
 from activities.store import StoreActivities
-from api.tokens import TokenRole, create_token, revoke_token
 from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
 from models.tables import UnmatchedUsage, UsageEvent, UsageUser
+from records.database import Database
+from records.tokens import TokenRole, create_token, revoke_token
+from records.usage.csv_import import ingest_usage_csv
+from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, ingest_calls
+from records.usage.store import IntakeError, IntakeReport
+from records.usage.unmatched import unmatched_summary
 from tests.api_harness import ApiHarness
 from tests.factories import make_handoff, store_customer
 
@@ -638,7 +633,7 @@ async def test_a_csv_upload_back_fills_and_reports_its_bad_rows(api: ApiHarness)
 async def test_a_csv_upload_over_the_limit_is_refused_with_the_limit(
     api: ApiHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("api.intake.MAX_CSV_BYTES", 1024)
+    monkeypatch.setattr("api.routes.usage.MAX_CSV_BYTES", 1024)
     text = CSV_HEADER + "acme,u1,login,2026-01-20T10:00:00Z,,\n" * 40
     boundary = "liftoff-test"
     form = (

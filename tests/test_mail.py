@@ -14,16 +14,13 @@ from sqlmodel import col, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
-from activities.mail import (
-    MailActivities,
-    OutboxMailer,
-    build_template_environment,
-    render_email,
-)
+from activities.mail import MailActivities
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment, render_email
 from models.activity_io import SendEmailInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.tables import CustomerContact, EmailLedgerEntry
+from records.database import Database
 from tests.factories import REPO, make_handoff, store_customer
 
 TEMPLATES = REPO / "templates" / "email"

@@ -11,10 +11,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import (
-    WorkflowExecutionStatus,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -32,7 +29,7 @@ from models.events import (
     TrainingSkipped,
 )
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
-from models.playbook import load_playbook
+from records.playbooks import load_playbook
 from tests.factories import REPO, make_handoff, make_playbook
 from tests.workflow_harness import (
     WEEK,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from models.playbook import PlaybookError, load_playbook, parse_duration
+from models.playbook import PlaybookError, parse_duration
+from records.playbooks import load_playbook
 from tests.factories import REPO
 
 

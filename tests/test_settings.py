@@ -9,8 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 import worker
-from activities.mail import OutboxMailer
-from activities.mailers import SendGridMailer, SmtpMailer
+from emails.mailers import OutboxMailer, SendGridMailer, SmtpMailer
 from settings import Settings
 
 # Made per run, never written down: a literal would look like a leaked SendGrid key.

@@ -28,11 +28,12 @@ from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
-from activities.mail import MAIL_REFUSED, MailActivities, build_template_environment
-from activities.mailers import MAIL_UNAVAILABLE, SmtpMailer
+from activities.mail import MailActivities
+from emails.mailers import MAIL_REFUSED, MAIL_UNAVAILABLE, SmtpMailer
+from emails.render import build_template_environment
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
+from records.database import Database
 from tests.test_mail import SENDER, TEMPLATES, WORKFLOW_CONTEXTS, part
 
 USERNAME = "liftoff"

@@ -8,9 +8,7 @@ import pytest
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.database import Database
 from activities.store import StoreActivities
-from activities.usage import record_usage_event
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -22,6 +20,8 @@ from models.activity_io import (
 from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import Stage, TaskKind
 from models.tables import Customer, CustomerContact, Task, TimelineEntry
+from records.database import Database
+from records.usage.events import record_usage_event
 from tests.factories import make_handoff
 
 WEEK_START = datetime(2025, 3, 3, tzinfo=UTC)

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from activities.mail import (
-    LOCALES,
-    WORKFLOW_EMAILS,
-    build_template_environment,
-    check_templates,
-    email_catalogue,
-)
+from emails.catalogue import LOCALES, WORKFLOW_EMAILS, check_templates, email_catalogue
+from emails.render import build_template_environment
 from models.handoff import Role
-from models.playbook import CampaignStep, Playbook, Purpose, load_playbook
+from models.playbook import CampaignStep, Playbook, Purpose
+from records.playbooks import load_playbook
 from tests.factories import REPO
 
 SHIPPED_TEMPLATES = REPO / "templates" / "email"

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from activities.reports import TimelineRow
 from api.dashboard.i18n import Locale, Translator
 from api.dashboard.render import Formatter
 from api.dashboard.timeline import sentence
@@ -21,6 +20,7 @@ from models.events import (
 )
 from models.handoff import Contact, Role
 from models.onboarding import WeeklyMeasurement, WeekVerdict
+from records.reports import TimelineRow
 from workflows.onboarding import event_json
 
 AT = datetime(2026, 11, 25, 9, tzinfo=UTC)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from activities.database import Database
-from activities.usage import import_usage_csv, record_usage_event
 from models.tables import UsageEvent
+from records.database import Database
+from records.usage.csv_import import import_usage_csv
+from records.usage.events import record_usage_event
 from tests.factories import make_handoff, store_customer
 
 

@@ -21,15 +21,17 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.database import Database
-from activities.mail import MailActivities, OutboxMailer, build_template_environment
+from activities.mail import MailActivities
 from activities.store import StoreActivities
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import Playbook
 from models.tables import TimelineEntry
+from records.database import Database
 from tests.factories import REPO, add_usage, make_playbook
 from worker import onboarding_activities
 from workflows.onboarding import CustomerOnboardingWorkflow

@@ -17,10 +17,10 @@ from datetime import datetime
 from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
-from api.tokens import Principal, TokenRole
 from client.errors import LiftoffClientError
 from client.onboarding import CustomerSummary, OnboardingClient
 from models.onboarding import Due, OnboardingStatus, OpenTask, Stage
+from records.tokens import Principal, TokenRole
 
 log = logging.getLogger("liftoff.dashboard")
 

@@ -15,16 +15,9 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
-from activities import reports
-from activities.database import Database
 from api.dashboard import chart
 from api.dashboard.cohort import cohort as compute_cohort
-from api.dashboard.data import (
-    STATUS_TIMEOUT_SECONDS,
-    CustomerView,
-    visible_summaries,
-    with_status,
-)
+from api.dashboard.data import STATUS_TIMEOUT_SECONDS, CustomerView, visible_summaries, with_status
 from api.dashboard.forms import (
     EVENT_TYPES,
     FORM_FIELDS,
@@ -41,10 +34,12 @@ from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_con
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
-from api.tokens import Principal, TokenRole, authenticate
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
+from records import reports
+from records.database import Database
+from records.tokens import Principal, TokenRole, authenticate
 
 router = APIRouter(include_in_schema=False)
 

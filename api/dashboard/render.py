@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from api.dashboard.i18n import LANG_COOKIE, LOCALES, Translator, negotiate
-from api.tokens import Principal
 from models.playbook import Metric
+from records.tokens import Principal
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from activities.reports import TimelineRow
 from api.dashboard.i18n import Translator
 from api.dashboard.render import Formatter
 from models.events import (
@@ -33,6 +32,7 @@ from models.events import (
 from models.handoff import Role
 from models.onboarding import WeekVerdict
 from models.playbook import Metric
+from records.reports import TimelineRow
 
 
 def _event_sentence(event: OnboardingEvent, t: Translator) -> str:

@@ -14,21 +14,21 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, statu
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel
 
-from activities.reports import (
+from api.deps import AppServices, Staff
+from api.services import Services
+from client.handoffs import UnknownPurposeError, check_purposes
+from client.onboarding import CustomerSummary, StartResult
+from models.events import OnboardingEvent
+from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
+from models.onboarding import EventResult, OnboardingStatus, Stage
+from records.reports import (
     EmailRow,
     TimelineRow,
     UnknownCustomer,
     customer_emails,
     customer_timeline,
 )
-from api.deps import AppServices, Staff
-from api.services import Services
-from api.tokens import Principal, TokenRole
-from client.handoffs import UnknownPurposeError, check_purposes
-from client.onboarding import CustomerSummary, StartResult
-from models.events import OnboardingEvent
-from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
-from models.onboarding import EventResult, OnboardingStatus, Stage
+from records.tokens import Principal, TokenRole
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 

@@ -10,13 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import BaseModel, Field
 
-from activities.reports import TaskRow, list_tasks
 from api.deps import AppServices, Staff
 from api.routes.customers import NOT_YOURS, REFUSED, UNKNOWN, CustomerId, authorize, recorded_by
-from api.tokens import TokenRole
 from models.events import TaskCompleted
 from models.handoff import CUSTOMER_ID_PATTERN, Email
 from models.onboarding import EventResult
+from records.reports import TaskRow, list_tasks
+from records.tokens import TokenRole
 
 router = APIRouter(tags=["tasks"])
 

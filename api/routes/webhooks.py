@@ -1,7 +1,7 @@
 """Routes: webhooks. SendGrid's event webhook, authenticated by its signature, not a token.
 
 The signature covers the bytes as sent, so the body is read raw and handed to
-`activities.email_events.process_events` untouched; FastAPI never parses it.
+`records.email_events.process_events` untouched; FastAPI never parses it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
-from activities.email_events import (
+from api.deps import AppServices
+from api.routes.customers import problem
+from records.email_events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     EventBatchReport,
@@ -20,8 +22,6 @@ from activities.email_events import (
     process_events,
     verify_signature,
 )
-from api.deps import AppServices
-from api.routes.customers import problem
 
 router = APIRouter(tags=["webhooks"])
 

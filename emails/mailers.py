@@ -1,4 +1,4 @@
-"""Real mail providers behind the `Mailer` protocol: SendGrid's v3 API and SMTP.
+"""Where messages go: the `Mailer` protocol, the outbox folder, SendGrid's v3 API and SMTP.
 
 Both sort failures the same way, so the ledger and the retry policy need not know
 which provider ran: a provider that may take the message later (rate limit,
@@ -13,15 +13,18 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import re
 import smtplib
 import ssl
+import tempfile
 import time
 import urllib.error
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid, parseaddr
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -29,7 +32,43 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from temporalio.exceptions import ApplicationError
 
-from activities.mail import MAIL_REFUSED
+# The error type of a message a provider refused for good.
+MAIL_REFUSED = "MailRefused"
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> str:
+        """Hand the message to the provider; returns its message id."""
+        ...
+
+
+class OutboxMailer:
+    """Writes each message as one .eml file: the embedded default and the tests' mailbox."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def send(self, message: EmailMessage) -> str:
+        if message["Message-ID"] is None:
+            message["Message-ID"] = make_msgid(domain="liftoff.local")
+        message_id = str(message["Message-ID"])
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in message_id)
+        target = self.directory / f"{stamp}-{safe_id.strip('_')}.eml"
+        # Temp file + rename: a reader of the outbox never sees half a message.
+        fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message.as_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return message_id
+
 
 # Error types, for whoever reads a failure; MAIL_REFUSED is also the ledger's.
 MAIL_UNAVAILABLE = "MailProviderUnavailable"

@@ -2,7 +2,7 @@
 
 A product instrumented with a Segment library only changes its host: the write
 key (an ingest token) arrives as the HTTP Basic user name, calls as Segment's
-JSON. This module reads, limits and authenticates requests; activities/intake.py
+JSON. This module reads, limits and authenticates requests; records/usage/
 maps and stores.
 
 Like Segment's API, a request that was read answers 200 with `"success": true`,
@@ -27,21 +27,12 @@ from fastapi.security import (
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from activities.intake import (
-    DEFAULT_UNMATCHED_LIMIT,
-    MAX_BATCH_BYTES,
-    MAX_CALL_BYTES,
-    MAX_CSV_BYTES,
-    CallType,
-    IntakeError,
-    IntakeReport,
-    UnmatchedSummary,
-    ingest_calls,
-    ingest_usage_csv,
-    unmatched_summary,
-)
 from api.deps import SESSION_COOKIE, AppServices, require
-from api.tokens import Principal, TokenRole, authenticate
+from records.tokens import Principal, TokenRole, authenticate
+from records.usage.csv_import import MAX_CSV_BYTES, ingest_usage_csv
+from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, CallType, ingest_calls
+from records.usage.store import IntakeError, IntakeReport
+from records.usage.unmatched import DEFAULT_UNMATCHED_LIMIT, UnmatchedSummary, unmatched_summary
 
 router = APIRouter(tags=["usage intake"])
 

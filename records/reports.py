@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy import or_
 from sqlmodel import col, select
 
-from activities.database import Database
 from models.tables import Customer, EmailEvent, EmailLedgerEntry, Task, TimelineEntry
+from records.database import Database
 
 
 class TimelineRow(BaseModel):

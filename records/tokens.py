@@ -14,9 +14,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from activities.database import Database
 from models.handoff import Email
 from models.tables import ApiToken, utc_now
+from records.database import Database
 
 TOKEN_PREFIX = "lo_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -27,8 +27,8 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from activities.database import Database, insert_ignore
 from models.tables import Customer, CustomerContact, EmailEvent, EmailLedgerEntry, utc_now
+from records.database import Database, insert_ignore
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"

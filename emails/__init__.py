@@ -1,0 +1,1 @@
+"""Email: templates rendered per locale, the catalogue of samples, and mail providers."""

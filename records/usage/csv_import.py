@@ -1,0 +1,256 @@
+"""Usage from CSV files: `liftoff usage import` and the HTTP back-fill upload.
+
+Columns: customer_id, user_id, event, occurred_at, and optionally quantity
+(default 1) and event_key. An event_key makes a redelivered row harmless."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from models.tables import Customer, utc_now
+from records.database import Database
+from records.usage.events import event_values, parse_instant, store_event_rows
+from records.usage.store import (
+    MAX_CUSTOMER_ID,
+    MAX_EVENT,
+    MAX_MESSAGE_ID,
+    MAX_USER_ID,
+    IntakeError,
+    IntakeReport,
+    PendingWrites,
+    RejectedItem,
+    UnmatchedItem,
+    write_pending,
+)
+
+# A CSV back-fill upload; larger files are split, or imported with `liftoff usage import`.
+MAX_CSV_BYTES = 50 * 1024 * 1024
+
+REQUIRED_COLUMNS = ("customer_id", "user_id", "event", "occurred_at")
+OPTIONAL_COLUMNS = ("quantity", "event_key")
+# Rows stored per transaction: large files neither hold one huge transaction
+# nor pay a commit per row.
+ROWS_PER_TRANSACTION = 500
+CSV_KIND = "csv"
+REASON_UNKNOWN_CSV_CUSTOMER = "customer_id names no customer"
+
+
+class UsageImportReport(BaseModel):
+    stored: int = 0
+    duplicates: int = 0
+    # (line number in the file, reason); line 1 is the header.
+    rejected: list[tuple[int, str]] = Field(default_factory=list)
+
+
+_COLUMN_LIMITS = {
+    "customer_id": MAX_CUSTOMER_ID,
+    "user_id": MAX_USER_ID,
+    "event": MAX_EVENT,
+    "event_key": MAX_MESSAGE_ID,
+}
+
+
+def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, object] | str:
+    """The row's values, or the reason it is rejected."""
+    fields = {key: (value or "").strip() for key, value in row.items() if key is not None}
+    if None in row:
+        return "more values than columns"
+    for name in REQUIRED_COLUMNS:
+        if not fields.get(name):
+            return f"{name} is empty"
+    for name, limit in _COLUMN_LIMITS.items():
+        value = fields.get(name, "")
+        if len(value) > limit:
+            return f"{name} is longer than {limit} characters"
+        if "\x00" in value:
+            # PostgreSQL text cannot hold it: the whole batch would fail.
+            return f"{name} contains a NUL character"
+    if fields["customer_id"] not in known:
+        return "unknown customer"
+    try:
+        occurred_at = parse_instant(fields["occurred_at"])
+    except ValueError:
+        return f"occurred_at is not an ISO 8601 timestamp: {fields['occurred_at']!r}"
+    except OverflowError:
+        # An instant in year 1 or 9999 that UTC cannot hold.
+        return f"occurred_at is out of range: {fields['occurred_at']!r}"
+    quantity = 1.0
+    if fields.get("quantity"):
+        try:
+            quantity = float(fields["quantity"])
+        except ValueError:
+            return f"quantity is not a number: {fields['quantity']!r}"
+        if not math.isfinite(quantity) or quantity <= 0:
+            return f"quantity must be a positive number, got {fields['quantity']!r}"
+    return event_values(
+        customer_id=fields["customer_id"],
+        user_id=fields["user_id"],
+        event=fields["event"],
+        occurred_at=occurred_at,
+        quantity=quantity,
+        event_key=fields.get("event_key") or None,
+        received_at=utc_now(),
+    )
+
+
+def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
+    """Import usage events from a CSV file with a header row.
+
+    Columns: customer_id, user_id, event, occurred_at, and optionally quantity
+    (default 1) and event_key. Good rows are stored even when others are rejected.
+    """
+    report = UsageImportReport()
+    with database.session() as session:
+        known = set(session.exec(select(col(Customer.customer_id))).all())
+    batch: list[dict[str, object]] = []
+
+    def store() -> None:
+        stored, duplicates = store_event_rows(database, batch)
+        report.stored += stored
+        report.duplicates += duplicates
+        batch.clear()
+
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            for line, parsed in iter_usage_csv(handle):
+                if isinstance(parsed, str):
+                    report.rejected.append((line, parsed))
+                elif parsed["customer_id"] not in known:
+                    report.rejected.append((line, "unknown customer"))
+                else:
+                    batch.append(parsed)
+                    if len(batch) >= ROWS_PER_TRANSACTION:
+                        store()
+        except UsageCsvError as err:
+            report.rejected.append((1, str(err)))
+            return report
+    if batch:
+        store()
+    return report
+
+
+class UsageCsvError(ValueError):
+    """A file that is not a usage CSV: its header lacks a required column."""
+
+
+def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | str]]:
+    """Each data row of a usage CSV: its line number, and its values or why it is rejected.
+
+    The parsing and validation of `import_usage_csv`, except that whether the
+    customer exists is left to the caller: the HTTP intake keeps rows of unknown
+    customers as unmatched instead of rejecting them. Raises UsageCsvError on the
+    first step when a required column is missing.
+    """
+    reader = csv.DictReader(handle)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise UsageCsvError(f"missing columns: {', '.join(missing)}")
+    reader.fieldnames = header
+    for row in reader:
+        # The row's own customer passes parse_usage_row's check; the caller decides.
+        customer_id = (row.get("customer_id") or "").strip()
+        yield reader.line_num, parse_usage_row(row, {customer_id})
+
+
+# CSV back-fills
+
+
+def _check_csv_readable(handle: IO[bytes]) -> None:
+    """Read the whole file once as UTF-8 CSV, so a broken file stores nothing."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        for _ in reader:
+            pass
+    except UnicodeDecodeError:
+        raise IntakeError(
+            f"the file is not UTF-8 text (after line {reader.line_num}); save it as UTF-8 CSV"
+        ) from None
+    except csv.Error as err:
+        raise IntakeError(f"line {reader.line_num + 1} is not valid CSV: {err}") from None
+    finally:
+        text.detach()  # leaves the caller's file open
+
+
+def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
+    """Import a usage CSV (the columns of `liftoff usage import`) from a seekable binary file.
+
+    Good rows are stored even when others are rejected; rows naming no customer
+    are kept as unmatched. A file that is not UTF-8 CSV with the required columns
+    raises IntakeError before anything is stored.
+    """
+    handle.seek(0)
+    _check_csv_readable(handle)
+    handle.seek(0)
+    received_at = utc_now()
+    report = IntakeReport()
+    with database.session() as session:
+        known = set(session.exec(select(col(Customer.customer_id))).all())
+
+    writes = PendingWrites()
+
+    def flush() -> None:
+        nonlocal writes
+        with database.session() as session:
+            write_pending(session, writes, report)
+        writes = PendingWrites()
+
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    try:
+        for line, parsed in iter_usage_csv(text):
+            report.received += 1
+            if isinstance(parsed, str):
+                report.rejected.append(RejectedItem(line=line, reason=parsed))
+                continue
+            values = {**parsed, "received_at": received_at}
+            customer_id = str(values["customer_id"])
+            if customer_id in known:
+                (writes.keyed if values["event_key"] else writes.unkeyed).append(values)
+            else:
+                report.unmatched.append(
+                    UnmatchedItem(
+                        line=line,
+                        type=CSV_KIND,
+                        user_id=str(values["user_id"]),
+                        group_id=customer_id,
+                        reason=REASON_UNKNOWN_CSV_CUSTOMER,
+                    )
+                )
+                writes.unmatched.append(
+                    {
+                        "received_at": received_at,
+                        "kind": CSV_KIND,
+                        "user_id": values["user_id"],
+                        "group_id": customer_id,
+                        "reason": REASON_UNKNOWN_CSV_CUSTOMER,
+                        "raw": _csv_raw(line, parsed),
+                        "event_key": values["event_key"] or None,
+                    }
+                )
+            pending = len(writes.keyed) + len(writes.unkeyed) + len(writes.unmatched)
+            if pending >= ROWS_PER_TRANSACTION:
+                flush()
+        flush()
+    except UsageCsvError as err:
+        raise IntakeError(f"not a usage CSV: {err}") from None
+    finally:
+        text.detach()
+    return report
+
+
+def _csv_raw(line: int, values: Mapping[str, object]) -> dict[str, Any]:
+    raw: dict[str, Any] = {"line": line}
+    for name in ("customer_id", "user_id", "event", "occurred_at", "quantity", "event_key"):
+        value = values.get(name)
+        raw[name] = value.isoformat() if isinstance(value, datetime) else value
+    return raw

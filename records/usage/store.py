@@ -1,0 +1,137 @@
+"""How usage intake stores what it took: pending writes in one transaction, and the
+report of what became of each call or row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from models.tables import Customer, UnmatchedUsage, UsageEvent, UsageUser
+
+# Column sizes of usage_events, usage_users, unmatched_usage and customers.
+MAX_USER_ID = 200
+MAX_EVENT = 200
+MAX_MESSAGE_ID = 200
+MAX_GROUP_ID = 200
+MAX_CUSTOMER_ID = 64
+
+
+class IntakeError(ValueError):
+    """Input not taken at all (not JSON, not a batch, not a usage CSV); nothing is stored."""
+
+
+class RejectedItem(BaseModel):
+    # Position of the call in the request, from 0 (a single call is 0).
+    index: int | None = None
+    # Line of the CSV file; line 1 is the header.
+    line: int | None = None
+    reason: str
+
+
+class UnmatchedItem(BaseModel):
+    index: int | None = None
+    line: int | None = None
+    type: str
+    user_id: str | None = None
+    # The group id, trait value or CSV customer_id that named no customer.
+    group_id: str | None = None
+    reason: str
+
+
+class IntakeReport(BaseModel):
+    """What became of each call or row: every one is counted in exactly one place."""
+
+    received: int = 0
+    # Usage events stored.
+    stored: int = 0
+    # Usage events whose messageId (event_key) was already stored.
+    duplicates: int = 0
+    # Identify and group calls that tied a user to a customer or updated its traits.
+    mapped: int = 0
+    # Page, screen and alias calls: accepted, counted, not stored.
+    ignored: int = 0
+    rejected: list[RejectedItem] = Field(default_factory=list)
+    # Kept in unmatched_usage for a later look; see GET /api/intake/unmatched.
+    unmatched: list[UnmatchedItem] = Field(default_factory=list)
+
+
+@dataclass
+class PendingWrites:
+    """What one request stores, written in one transaction."""
+
+    keyed: list[dict[str, object]] = field(default_factory=list)
+    unkeyed: list[dict[str, object]] = field(default_factory=list)
+    users: dict[str, dict[str, object]] = field(default_factory=dict)
+    unmatched: list[dict[str, object]] = field(default_factory=list)
+
+
+# Storing
+
+
+def _dialect_insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+# Each write is one executemany of one statement: SQLAlchemy compiles it once and
+# sends the rows as multi-row INSERTs within the driver's parameter limits. A
+# statement with every row in its VALUES would be compiled anew for each request.
+
+
+def _store_events(session: Session, keyed: Sequence[dict[str, object]]) -> int:
+    """Insert events with an event_key once each; returns how many were new."""
+    if not keyed:
+        return 0
+    statement = (
+        _dialect_insert(session, UsageEvent)
+        .on_conflict_do_nothing(index_elements=["event_key"])
+        .returning(col(UsageEvent.event_key))
+    )
+    # A key repeated inside the request is skipped like one stored before. Keys go
+    # in sorted order, so two requests sharing keys wait for each other, not deadlock.
+    rows = sorted(keyed, key=lambda row: str(row["event_key"]))
+    return len(session.connection().execute(statement, rows).all())
+
+
+def write_pending(session: Session, writes: PendingWrites, report: IntakeReport) -> None:
+    connection = session.connection()
+    stored = _store_events(session, writes.keyed)
+    if writes.unkeyed:
+        connection.execute(insert(UsageEvent), writes.unkeyed)
+    report.stored += stored + len(writes.unkeyed)
+    report.duplicates += len(writes.keyed) - stored
+    if writes.users:
+        upsert = _dialect_insert(session, UsageUser)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "customer_id": upsert.excluded.customer_id,
+                "traits": upsert.excluded.traits,
+                "updated_at": upsert.excluded.updated_at,
+            },
+        )
+        connection.execute(upsert, [writes.users[user] for user in sorted(writes.users)])
+    if writes.unmatched:
+        # A call resent by a retrying client is kept once, as its usage would be; rows
+        # without a key never conflict. Call order is kept: "recent" lists by id.
+        keep_once = _dialect_insert(session, UnmatchedUsage).on_conflict_do_nothing(
+            index_elements=["event_key"]
+        )
+        connection.execute(keep_once, writes.unmatched)
+
+
+def known_customers(session: Session, candidates: set[str]) -> set[str]:
+    ids = [candidate for candidate in candidates if len(candidate) <= MAX_CUSTOMER_ID]
+    if not ids:
+        return set()
+    found = session.exec(
+        select(Customer.customer_id).where(col(Customer.customer_id).in_(ids))
+    ).all()
+    return set(found)
