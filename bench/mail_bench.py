@@ -31,6 +31,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from emails.catalogue import WORKFLOW_EMAILS, workflow_sample
+from emails.contexts import choose_purpose_context, step_context
 from emails.mailers import SendGridMailer
 from emails.render import build_template_environment, render_email
 from models.activity_io import SendEmailInput
@@ -38,7 +39,6 @@ from models.playbook import CampaignStep, Playbook, Purpose
 from records.database import Database
 from records.playbooks import load_playbook
 from tests.sendgrid_server import serve
-from workflows.campaign import choose_purpose_context, step_context
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates" / "email"

@@ -13,8 +13,7 @@ import jinja2.meta
 from pydantic import BaseModel, JsonValue
 from temporalio.exceptions import ApplicationError
 
-import workflows.campaign as campaign
-import workflows.notices as notices
+import emails.contexts as contexts
 from emails.render import DEFAULT_LOCALE, RenderedEmail, pick_template, render_email
 from models.handoff import Locale, Role
 from models.playbook import CampaignStep, ChoosePurposeStep, Playbook, Purpose
@@ -83,7 +82,7 @@ def step_sample(purpose: Purpose, step: CampaignStep, role: Role, locale: str) -
         template=step.template,
         role=role,
         locale=locale,
-        context=campaign.step_context(
+        context=contexts.step_context(
             customer, purpose, step, locale, SAMPLE_KEY_ACTIONS_LAST_WEEK
         ),
         purpose=purpose.id,
@@ -94,9 +93,13 @@ def step_sample(purpose: Purpose, step: CampaignStep, role: Role, locale: str) -
 def choose_purpose_sample(
     playbook: Playbook, choose: ChoosePurposeStep, role: Role, locale: str
 ) -> EmailSample:
-    context = campaign.choose_purpose_context(_sample_customer(locale), playbook.purposes)
+    context = contexts.choose_purpose_context(_sample_customer(locale), playbook.purposes)
     return EmailSample(
-        choose.template, role, locale, context, step=f"campaign.{campaign.CHOOSE_PURPOSE}"
+        choose.template,
+        role,
+        locale,
+        context,  # The playbook section that defines it.
+        step="campaign.choose_purpose",
     )
 
 
@@ -104,11 +107,11 @@ def workflow_sample(playbook: Playbook, template: str, locale: str) -> EmailSamp
     """One of WORKFLOW_EMAILS with the context the workflow gives it."""
     customer = _sample_customer(locale)
     context: dict[str, JsonValue]
-    if template == notices.STALL_PROPOSAL:
+    if template == contexts.STALL_PROPOSAL:
         titles = [purpose.title for purpose in playbook.purposes[:2]]
-        context = notices.stall_proposal(customer_name=customer, purpose_titles=titles)
-    elif template == notices.TASK_ASSIGNED:
-        context = notices.task_assigned(
+        context = contexts.stall_proposal(customer_name=customer, purpose_titles=titles)
+    elif template == contexts.TASK_ASSIGNED:
+        context = contexts.task_assigned(
             customer_name=customer,
             customer_id=SAMPLE_CUSTOMER_ID,
             task_id=f"{SAMPLE_CUSTOMER_ID}-3",
@@ -117,8 +120,8 @@ def workflow_sample(playbook: Playbook, template: str, locale: str) -> EmailSamp
             due_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
             assignee=SAMPLE_CSM,
         )
-    elif template == notices.ONBOARDING_FAILED:
-        context = notices.onboarding_failed(
+    elif template == contexts.ONBOARDING_FAILED:
+        context = contexts.onboarding_failed(
             customer_name=customer,
             customer_id=SAMPLE_CUSTOMER_ID,
             deadline_days=playbook.deadline.days,

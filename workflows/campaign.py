@@ -12,8 +12,6 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import JsonValue
-
 from models.handoff import CustomerHandoff
 from models.onboarding import Due, DueKind
 from models.playbook import CampaignPolicy, CampaignStep, Purpose
@@ -83,31 +81,6 @@ def plan_choose_purpose(policy: CampaignPolicy, now: datetime, window: SendWindo
         return []
     at = business_day_at(now, step.after_business_days, window)
     return [Due(kind=DueKind.CAMPAIGN_STEP, at=at, ref=CHOOSE_PURPOSE)]
-
-
-def step_context(
-    customer_name: str,
-    purpose: Purpose,
-    step: CampaignStep,
-    locale: str,
-    key_actions_last_week: int | None,
-) -> dict[str, JsonValue]:
-    """What a purpose step's template sees (plus `recipient`, added per email)."""
-    return {
-        "customer_name": customer_name,
-        "purpose_id": purpose.id,
-        "purpose_title": purpose.title,
-        "purpose_outcome": purpose.outcome,
-        "key_action": purpose.key_action,
-        "key_actions_last_week": key_actions_last_week or 0,
-        "goal_key_actions": purpose.goal_key_actions,
-        "note": step.note.get(locale, ""),
-    }
-
-
-def choose_purpose_context(customer_name: str, purposes: Sequence[Purpose]) -> dict[str, JsonValue]:
-    offered: list[JsonValue] = [{"id": p.id, "title": p.title} for p in purposes]
-    return {"customer_name": customer_name, "purposes_offered": offered}
 
 
 def stall_proposals(

@@ -19,12 +19,13 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue
 
+    import emails.contexts as contexts
+
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
     # package itself, and only this form passes the submodule through; rules.py
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
     import workflows.activity_options as options
     import workflows.campaign as campaign
-    import workflows.notices as notices
     import workflows.rules as rules
     import workflows.send_window as send_window
     from activities.calendar import public_holidays
@@ -479,7 +480,7 @@ class CustomerOnboardingWorkflow:
 
     def _fail(self) -> None:
         handoff = self._handoff
-        context = notices.onboarding_failed(
+        context = contexts.onboarding_failed(
             customer_name=handoff.name,
             customer_id=handoff.customer_id,
             deadline_days=self._playbook.deadline.days,
@@ -491,7 +492,7 @@ class CustomerOnboardingWorkflow:
             SendEmailInput(
                 ledger_key=f"failed:{handoff.customer_id}",
                 customer_id=handoff.customer_id,
-                template=notices.ONBOARDING_FAILED,
+                template=contexts.ONBOARDING_FAILED,
                 to=[handoff.cs_leader, handoff.csm],
                 context=context,
             )
@@ -619,10 +620,10 @@ class CustomerOnboardingWorkflow:
                 SendEmailInput(
                     ledger_key=f"stall:{episode}:proposal",
                     customer_id=handoff.customer_id,
-                    template=notices.STALL_PROPOSAL,
+                    template=contexts.STALL_PROPOSAL,
                     locale=handoff.locale,
                     to_role=Role.ADMINISTRATOR,
-                    context=notices.stall_proposal(
+                    context=contexts.stall_proposal(
                         customer_name=handoff.name, purpose_titles=titles
                     ),
                 )
@@ -782,7 +783,7 @@ class CustomerOnboardingWorkflow:
             return
         if step.shared:
             state.shared_steps_sent.append(step.id)
-        context = campaign.step_context(
+        context = contexts.step_context(
             self._handoff.name, purpose, step, self._handoff.locale, actions
         )
         for role in step.roles:
@@ -808,7 +809,7 @@ class CustomerOnboardingWorkflow:
         if not workflow.patched("purpose-proposals"):
             return False
         for purpose, step in proposals:
-            context = campaign.step_context(
+            context = contexts.step_context(
                 self._handoff.name,
                 purpose,
                 step,
@@ -836,7 +837,7 @@ class CustomerOnboardingWorkflow:
         step = policy.choose_purpose
         if step is None or self._state.purposes:
             return
-        context = campaign.choose_purpose_context(self._handoff.name, self._playbook.purposes)
+        context = contexts.choose_purpose_context(self._handoff.name, self._playbook.purposes)
         for role in step.roles:
             self._send_campaign_email(
                 f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
@@ -921,9 +922,9 @@ class CustomerOnboardingWorkflow:
             SendEmailInput(
                 ledger_key=f"task:{task.task_id}",
                 customer_id=handoff.customer_id,
-                template=notices.TASK_ASSIGNED,
+                template=contexts.TASK_ASSIGNED,
                 to=[assignee],
-                context=notices.task_assigned(
+                context=contexts.task_assigned(
                     customer_name=handoff.name,
                     customer_id=handoff.customer_id,
                     task_id=task.task_id,

@@ -1,6 +1,8 @@
-"""What the workflow's own emails (tasks, failure, generic stall proposal) tell their
-templates, in one place: the workflow sends them, and validation and the bench
-render them with sample values, so a template cannot drift from what it is given."""
+"""What each email's template is given, in one place: the workflow builds these
+contexts when it sends, and the catalogue and the bench build them with sample
+values, so a template cannot drift from what it is given.
+
+Pure functions of their arguments: workflows import this module."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import JsonValue
+
+from models.playbook import CampaignStep, Purpose
 
 TASK_ASSIGNED = "task_assigned"
 ONBOARDING_FAILED = "onboarding_failed"
@@ -49,3 +53,31 @@ def onboarding_failed(
 
 def stall_proposal(*, customer_name: str, purpose_titles: Sequence[str]) -> dict[str, JsonValue]:
     return {"customer_name": customer_name, "purposes": ", ".join(purpose_titles), "detail": ""}
+
+
+# Campaign steps
+
+
+def step_context(
+    customer_name: str,
+    purpose: Purpose,
+    step: CampaignStep,
+    locale: str,
+    key_actions_last_week: int | None,
+) -> dict[str, JsonValue]:
+    """What a purpose step's template sees (plus `recipient`, added per email)."""
+    return {
+        "customer_name": customer_name,
+        "purpose_id": purpose.id,
+        "purpose_title": purpose.title,
+        "purpose_outcome": purpose.outcome,
+        "key_action": purpose.key_action,
+        "key_actions_last_week": key_actions_last_week or 0,
+        "goal_key_actions": purpose.goal_key_actions,
+        "note": step.note.get(locale, ""),
+    }
+
+
+def choose_purpose_context(customer_name: str, purposes: Sequence[Purpose]) -> dict[str, JsonValue]:
+    offered: list[JsonValue] = [{"id": p.id, "title": p.title} for p in purposes]
+    return {"customer_name": customer_name, "purposes_offered": offered}
