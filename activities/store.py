@@ -35,6 +35,8 @@ from records.email_events import EventType
 from records.usage.unmatched import adopt_unmatched
 
 TRANSITION = "transition"
+# The tasks.title column.
+TASK_TITLE_CHARS = 500
 
 
 def _insert_contact(session: Session, customer_id: str, contact: Contact) -> None:
@@ -50,6 +52,15 @@ def _insert_contact(session: Session, customer_id: str, contact: Contact) -> Non
         },
         ["customer_id", "email"],
     )
+
+
+def _fit_title(title: str, detail: str) -> tuple[str, str]:
+    """A title longer than its column is cut, and kept whole in the detail: PostgreSQL
+    refuses what does not fit, and a write no retry can mend would freeze the customer."""
+    if len(title) <= TASK_TITLE_CHARS:
+        return title, detail
+    whole = f"{detail}\n\n{title}" if detail else title
+    return title[: TASK_TITLE_CHARS - 1] + "…", whole
 
 
 class StoreActivities:
@@ -132,6 +143,7 @@ class StoreActivities:
 
     @activity.defn
     def open_task(self, input: OpenTaskInput) -> None:
+        title, detail = _fit_title(input.title, input.detail)
         with self._database.session() as session:
             insert_ignore(
                 session,
@@ -141,8 +153,8 @@ class StoreActivities:
                     "customer_id": input.customer_id,
                     "kind": input.kind.value,
                     "assignee": input.assignee,
-                    "title": input.title,
-                    "detail": input.detail,
+                    "title": title,
+                    "detail": detail,
                     "state": "open",
                     "opened_at": input.opened_at,
                     "due_at": input.due_at,

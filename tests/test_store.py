@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.store import StoreActivities
+from activities.store import TASK_TITLE_CHARS, StoreActivities
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -208,6 +208,28 @@ def test_open_task_retry_opens_one_task_and_close_keeps_the_first_resolution(
     assert tasks[0].resolution == "kickoff held"
     assert tasks[0].closed_at == opened_at + timedelta(days=3)
     assert tasks[0].due_at == opened_at + timedelta(days=14)
+
+
+def test_open_task_with_a_title_longer_than_its_column_keeps_the_whole_text_in_the_detail(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    # A CSM's 600-character note became a task title; PostgreSQL refused it forever.
+    title = "Hold an on-demand meeting (customer request): " + "長い説明" * 150
+    task = OpenTaskInput(
+        task_id="cust-1-1",
+        customer_id="cust-1",
+        kind=TaskKind.MEETING,
+        assignee="csm@liftoff.example",
+        title=title,
+        opened_at=datetime(2025, 3, 1, tzinfo=UTC),
+    )
+    activity_env.run(store.open_task, task)
+
+    with database.session() as session:
+        row = session.exec(select(Task).where(col(Task.task_id) == "cust-1-1")).one()
+    assert len(row.title) == TASK_TITLE_CHARS
+    assert row.title.endswith("…") and title.startswith(row.title[:-1])
+    assert row.detail == title
 
 
 def test_close_tasks_leaves_other_customers_tasks_open(
