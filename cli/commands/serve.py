@@ -1,4 +1,4 @@
-"""`liftoff serve`: the HTTP API, usage intake and dashboard."""
+"""`liftoff serve`: the HTTP API, usage intake and dashboard, with the process's logging."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 
 from cli.errors import EXIT_OK
 from cli.inputs import read_playbook
+from logs import configure_logging
 from settings import Settings
 
 
@@ -13,6 +14,9 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.server import base_url, serve_api
 
     settings = serve_settings(args, settings)
+    # This command is the process's entry point, so it sets up logging: uvicorn's and
+    # the API's INFO lines (startup, "serving the API and dashboard") reach stderr.
+    configure_logging(settings)
     # The playbook is read before anything is served: a broken one stops here, said plainly.
     read_playbook(settings.playbook)
     print(f"Liftoff API and dashboard on {base_url(settings)} (OpenAPI at /docs); Ctrl-C stops")
