@@ -8,13 +8,10 @@ onboarding workflow and its activities on one task queue until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,44 +24,12 @@ from activities.store import StoreActivities
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.render import build_template_environment
+from logs import configure_logging
 from records.database import Database
 from settings import Settings
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 log = logging.getLogger("liftoff.worker")
-
-# Attributes every LogRecord has; anything else was passed as `extra=`.
-_STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with `extra=` fields kept as keys for log pipelines."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_RECORD_KEYS and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def configure_logging(settings: Settings) -> None:
-    """Called by entry points only, never at import."""
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
 
 
 def build_mailer(settings: Settings) -> Mailer:

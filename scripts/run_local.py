@@ -32,6 +32,7 @@ from api.server import base_url, serve_api  # noqa: E402
 from client.connection import connect_client  # noqa: E402
 from client.errors import LiftoffClientError  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
+from logs import configure_logging  # noqa: E402
 from models import visibility  # noqa: E402
 from models.events import CompletionReviewHeld, KickoffHeld, NpsAnswer, TrainingHeld  # noqa: E402
 from models.handoff import Contact, CustomerHandoff, Role  # noqa: E402
@@ -41,7 +42,7 @@ from records.playbooks import load_playbook  # noqa: E402
 from records.tokens import TokenRole, create_token  # noqa: E402
 from records.usage.events import record_usage_event  # noqa: E402
 from settings import Settings  # noqa: E402
-from worker import JsonFormatter, run_worker  # noqa: E402
+from worker import run_worker  # noqa: E402
 
 STATE_DIR = REPO / ".liftoff"
 HOST = "127.0.0.1"
@@ -425,19 +426,6 @@ Ctrl-C stops the API, the worker and the Temporal server.
     )
 
 
-def configure_demo_logging(settings: Settings) -> None:
-    """The worker logs to a file so the terminal shows the story."""
-    handler = logging.FileHandler(STATE_DIR / "demo.log", encoding="utf-8")
-    handler.setFormatter(
-        JsonFormatter()
-        if settings.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-
-
 def demo_settings() -> Settings:
     # Pinned to the local server whatever the environment says: the demo never
     # reaches a production cluster by accident.
@@ -464,7 +452,8 @@ def demo_settings() -> Settings:
 async def run_demo(duration: float | None) -> None:
     STATE_DIR.mkdir(exist_ok=True)
     settings = demo_settings()
-    configure_demo_logging(settings)
+    # The worker and the API log to a file so the terminal shows the story.
+    configure_logging(settings, path=STATE_DIR / "demo.log", level="INFO")
     playbook = load_playbook(settings.playbook)
     quota_event = playbook.quota_event or "document_processed"
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-import starter
+from cli import connections, inputs
+from cli.main import main
+from cli.parser import build_parser
 from models.handoff import Role
 from models.onboarding import OnboardingState, OnboardingStatus
 from models.tables import EmailEvent, EmailLedgerEntry
@@ -58,13 +60,13 @@ def no_temporal(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         connects.append(settings.temporal_address)
         raise AssertionError("the CLI tried to reach Temporal with input it should refuse")
 
-    monkeypatch.setattr(starter, "connect_client", refuse)
+    monkeypatch.setattr(connections, "connect_client", refuse)
     return connects
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     try:
-        code = starter.main(list(argv))
+        code = main(list(argv))
     except SystemExit as exit:  # argparse refusals
         code = int(exit.code or 0)
     out, err = capsys.readouterr()
@@ -172,9 +174,9 @@ def test_csv_missing_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 def test_csv_rows_parse_into_handoffs(tmp_path: Path) -> None:
     csv_file = tmp_path / "handoffs.csv"
     csv_file.write_text(CSV_HEADER + GOOD_ROW, encoding="utf-8")
-    playbook = starter.read_playbook(Path(DEMO_PLAYBOOK))
+    playbook = inputs.read_playbook(Path(DEMO_PLAYBOOK))
 
-    [handoff] = starter.read_handoff_csv(csv_file, playbook)
+    [handoff] = inputs.read_handoff_csv(csv_file, playbook)
 
     assert handoff.customer_id == "acme"
     assert [c.role for c in handoff.contacts] == [Role.ADMINISTRATOR, Role.END_USER]
@@ -197,7 +199,7 @@ def test_playbook_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_events_built_from_arguments() -> None:
-    args = starter.build_parser().parse_args(
+    args = build_parser().parse_args(
         [
             "review",
             "acme",
@@ -210,7 +212,7 @@ def test_events_built_from_arguments() -> None:
             "Dana@Acme.example=7",
         ]
     )
-    event = starter.event_from_args(args)
+    event = inputs.event_from_args(args)
     assert event.kind == "completion_review_held"
     assert event.success_confirmed is False
     assert event.feature_requests == ["CSV export"]
@@ -527,7 +529,7 @@ def status_from_temporal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
         return FakeClient()
 
     url = f"sqlite:///{tmp_path / 'liftoff.db'}"
-    monkeypatch.setattr(starter, "_client", fake_client)
+    monkeypatch.setattr(connections, "onboarding_client", fake_client)
     monkeypatch.setenv("DATABASE_URL", url)
     database = Database(url)
     database.migrate()

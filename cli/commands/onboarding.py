@@ -1,0 +1,96 @@
+"""Commands on customers' onboarding in Temporal: start, record an event, status, list."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from cli import connections
+from cli.errors import EXIT_OK, BadInput
+from cli.inputs import (
+    check_purposes,
+    event_from_args,
+    handoff_from_args,
+    read_handoff_csv,
+    read_playbook,
+)
+from cli.output import emails_text, event_line, list_text, start_line, status_text, to_json
+from settings import Settings
+
+if TYPE_CHECKING:
+    from records.reports import EmailRow
+
+
+async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    playbook = read_playbook(args.playbook or settings.playbook)
+    if args.csv is not None:
+        if args.customer_id is not None:
+            raise BadInput("start takes either --csv FILE or one customer's options, not both")
+        handoffs = read_handoff_csv(args.csv, playbook)
+    else:
+        handoffs = [handoff_from_args(args)]
+        check_purposes(handoffs[0], playbook)
+    client = await connections.onboarding_client(settings)
+    results = []
+    for handoff in handoffs:
+        result = await client.start(handoff, playbook)
+        results.append(result)
+        if not args.json:
+            print(start_line(result))
+    if args.json:
+        print(to_json(results if args.csv is not None else results[0]))
+    elif len(results) > 1:
+        started = sum(not r.already_running for r in results)
+        print(f"{started} started, {len(results) - started} already running")
+    return EXIT_OK
+
+
+async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    event = event_from_args(args)
+    client = await connections.onboarding_client(settings)
+    result = await client.record(args.customer, event)
+    print(to_json(result) if args.json else event_line(args.customer, result))
+    return EXIT_OK
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from records.reports import customer_emails
+
+    client = await connections.onboarding_client(settings)
+    status = await client.status(args.customer)
+    emails: list[EmailRow] | None = None
+    unavailable = ""
+    try:
+        with connections.database(settings) as database:
+            emails = customer_emails(database, customer_id=args.customer)
+    except SQLAlchemyError as err:
+        # The state comes from Temporal; a database out of reach only costs the emails.
+        unavailable = str(err).splitlines()[0][:200]
+    if args.json:
+        report = status.model_dump(mode="json")
+        report["emails"] = None if emails is None else [e.model_dump(mode="json") for e in emails]
+        if emails is None:
+            report["emails_unavailable"] = unavailable
+        print(to_json(report))
+    else:
+        print(status_text(status))
+        print(
+            emails_text(emails)
+            if emails is not None
+            else f"  emails: cannot read the database: {unavailable}"
+        )
+    return EXIT_OK
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    client = await connections.onboarding_client(settings)
+    summaries = await client.list(
+        stage=args.stage,
+        csm=args.csm,
+        stalled=True if args.stalled else None,
+        setup_stuck=True if args.stuck else None,
+    )
+    print(to_json(summaries) if args.json else list_text(summaries))
+    return EXIT_OK

@@ -1,0 +1,33 @@
+"""`liftoff serve`: the HTTP API, usage intake and dashboard, with the process's logging."""
+
+from __future__ import annotations
+
+import argparse
+
+from cli.errors import EXIT_OK
+from cli.inputs import read_playbook
+from logs import configure_logging
+from settings import Settings
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from api.server import base_url, serve_api
+
+    settings = serve_settings(args, settings)
+    # This command is the process's entry point, so it sets up logging: uvicorn's and
+    # the API's INFO lines (startup, "serving the API and dashboard") reach stderr.
+    configure_logging(settings)
+    # The playbook is read before anything is served: a broken one stops here, said plainly.
+    read_playbook(settings.playbook)
+    print(f"Liftoff API and dashboard on {base_url(settings)} (OpenAPI at /docs); Ctrl-C stops")
+    await serve_api(settings)
+    return EXIT_OK
+
+
+def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The configured settings with --host and --port, when given, in their place."""
+    if args.host:
+        settings = settings.model_copy(update={"api_host": args.host})
+    if args.port:
+        settings = settings.model_copy(update={"api_port": args.port})
+    return settings

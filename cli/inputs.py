@@ -1,0 +1,296 @@
+"""What the user typed, parsed and checked before anything is sent.
+
+Handoffs (options or a CSV file), playbook files and the events a recording
+command sends. Every refusal is a `BadInput` whose message is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from cli.errors import BadInput
+from client.handoffs import UnknownPurposeError
+from client.handoffs import check_purposes as check_playbook_purposes
+from models.events import NpsAnswer, OnboardingEvent
+from models.handoff import Contact, CustomerHandoff, Role
+from models.playbook import Playbook, PlaybookError
+from records.playbooks import load_playbook
+
+CSV_COLUMNS = (
+    "customer_id",
+    "name",
+    "csm",
+    "cs_leader",
+    "contacts",
+    "seats",
+    "quota",
+    "time_zone",
+    "locale",
+    "purposes",
+    "trial_used",
+    "already_using",
+    "notes",
+)
+_REQUIRED_CSV_COLUMNS = ("customer_id", "name", "csm", "cs_leader", "seats")
+_CONTACT = re.compile(r"^\s*(?P<role>[^:]+?)\s*:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>]*)>\s*$")
+_EVENT = TypeAdapter[OnboardingEvent](OnboardingEvent)
+
+
+def describe(err: ValidationError, *, tagged: bool = False) -> str:
+    """A pydantic error as one readable line: `field: problem; field: problem`.
+
+    `tagged`: the error comes from a discriminated union, whose first location
+    part is the event kind, which the user did not type.
+    """
+    problems = []
+    for error in err.errors():
+        loc = error["loc"][1:] if tagged else error["loc"]
+        where = ".".join(str(part) for part in loc if not isinstance(part, int))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "literal_error" or error["type"] == "enum":
+            message = f"{message}, got {error['input']!r}"
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def parse_contact(spec: str) -> Contact:
+    """`role:Name <email>`, e.g. `administrator:Hanako Sato <hanako@example.co.jp>`."""
+    match = _CONTACT.match(spec)
+    if match is None:
+        raise BadInput(f"bad contact {spec!r}: expected 'role:Name <email>'")
+    role = match["role"].strip().lower().replace("-", "_").replace(" ", "_")
+    if role not in Role.__members__.values():
+        roles = ", ".join(r.value for r in Role)
+        raise BadInput(f"bad role {match['role']!r} in contact {spec!r}: expected one of {roles}")
+    try:
+        return Contact(role=Role(role), name=match["name"], email=match["email"])
+    except ValidationError as err:
+        raise BadInput(f"bad contact {spec!r}: {describe(err)}") from None
+
+
+def parse_bool(value: str, column: str) -> bool:
+    text = value.strip().lower()
+    if text in ("", "0", "false", "no", "n"):
+        return False
+    if text in ("1", "true", "yes", "y"):
+        return True
+    raise BadInput(f"{column}: expected true or false, got {value!r}")
+
+
+def parse_instant(value: str) -> datetime:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(
+            f"bad time {value!r}: expected ISO 8601, e.g. 2026-01-15T09:30:00+09:00"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def build_handoff(fields: dict[str, Any]) -> CustomerHandoff:
+    try:
+        return CustomerHandoff.model_validate(fields)
+    except ValidationError as err:
+        raise BadInput(describe(err)) from None
+
+
+def build_event(fields: dict[str, Any]) -> OnboardingEvent:
+    try:
+        return _EVENT.validate_python(fields)
+    except ValidationError as err:
+        raise BadInput(describe(err, tagged=True)) from None
+
+
+def handoff_from_args(args: argparse.Namespace) -> CustomerHandoff:
+    missing = [
+        option
+        for option, value in (
+            ("--customer-id", args.customer_id),
+            ("--name", args.name),
+            ("--csm", args.csm),
+            ("--leader", args.leader),
+            ("--seats", args.seats),
+        )
+        if value is None
+    ]
+    if missing:
+        raise BadInput(f"start needs {', '.join(missing)} (or --csv FILE)")
+    return build_handoff(
+        {
+            "customer_id": args.customer_id,
+            "name": args.name,
+            "csm": args.csm,
+            "cs_leader": args.leader,
+            "contacts": [parse_contact(spec) for spec in args.contact],
+            "seats_contracted": args.seats,
+            "quota_contracted": args.quota,
+            "time_zone": args.time_zone,
+            "locale": args.locale,
+            "purposes": args.purpose,
+            "trial_used": args.trial,
+            "already_using": args.already_using,
+            "handoff_notes": args.notes,
+        }
+    )
+
+
+def _handoff_from_row(row: dict[str, str]) -> CustomerHandoff:
+    def cell(column: str) -> str:
+        return (row.get(column) or "").strip()
+
+    contacts = [parse_contact(spec) for spec in cell("contacts").split(";") if spec.strip()]
+    fields: dict[str, Any] = {
+        "customer_id": cell("customer_id"),
+        "name": cell("name"),
+        "csm": cell("csm"),
+        "cs_leader": cell("cs_leader"),
+        "contacts": contacts,
+        "seats_contracted": cell("seats"),
+        "purposes": [p.strip() for p in cell("purposes").split(";") if p.strip()],
+        "trial_used": parse_bool(cell("trial_used"), "trial_used"),
+        "already_using": parse_bool(cell("already_using"), "already_using"),
+        "handoff_notes": cell("notes"),
+    }
+    for column, field in (("quota", "quota_contracted"), ("time_zone", "time_zone")):
+        if cell(column):
+            fields[field] = cell(column)
+    if cell("locale"):
+        fields["locale"] = cell("locale").lower()
+    return build_handoff(fields)
+
+
+def read_handoff_csv(path: Path, playbook: Playbook) -> list[CustomerHandoff]:
+    """Every row checked first; one bad row and nothing is started (all problems reported)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise BadInput(f"{path}: {err.strerror or err}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [column for column in _REQUIRED_CSV_COLUMNS if column not in header]
+    if missing:
+        raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")
+    reader.fieldnames = header
+    known_purposes = {purpose.id for purpose in playbook.purposes}
+    handoffs: list[CustomerHandoff] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        try:
+            handoff = _handoff_from_row(row)
+        except BadInput as err:
+            problems.append(f"line {line}: {err}")
+            continue
+        unknown = [p for p in handoff.purposes if p not in known_purposes]
+        if unknown:
+            problems.append(f"line {line}: unknown purpose(s) {', '.join(unknown)}")
+        elif handoff.customer_id in first_line:
+            problems.append(
+                f"line {line}: customer {handoff.customer_id!r} "
+                f"repeats line {first_line[handoff.customer_id]}"
+            )
+        else:
+            first_line[handoff.customer_id] = line
+            handoffs.append(handoff)
+    if problems:
+        raise BadInput(f"{path}: nothing started; " + "; ".join(problems))
+    if not handoffs:
+        raise BadInput(f"{path}: no customers in the file")
+    return handoffs
+
+
+def check_purposes(handoff: CustomerHandoff, playbook: Playbook) -> None:
+    try:
+        check_playbook_purposes(handoff, playbook)
+    except UnknownPurposeError as err:
+        raise BadInput(str(err)) from None
+
+
+def read_playbook(path: Path) -> Playbook:
+    try:
+        return load_playbook(path)
+    except PlaybookError as err:
+        raise BadInput(str(err)) from None
+
+
+def parse_nps(spec: str) -> NpsAnswer:
+    email, sep, score = spec.rpartition("=")
+    if not sep:
+        raise BadInput(f"bad --nps {spec!r}: expected email=score, e.g. taro@example.com=8")
+    try:
+        return NpsAnswer(email=email, score=int(score))
+    except (ValueError, ValidationError) as err:
+        reason = describe(err) if isinstance(err, ValidationError) else "score must be 0 to 10"
+        raise BadInput(f"bad --nps {spec!r}: {reason}") from None
+
+
+def event_from_args(args: argparse.Namespace) -> OnboardingEvent:
+    """The event a recording command sends; validated here, judged by the workflow."""
+    return build_event(event_fields(args))
+
+
+def event_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Each recording command's arguments as the fields of its event kind.
+
+    TODO(registry): the kinds are spelt out here and in `cli.parser.add_recording_commands`;
+    read them from the per-kind registry in workflows/events.py once it exists.
+    """
+    command = args.command
+    fields: dict[str, Any]
+    if command == "kickoff":
+        fields = {
+            "kind": "kickoff_held",
+            "held_on": args.held_on,
+            "attendees": args.attendee,
+            "goals": args.goal,
+        }
+    elif command == "goal":
+        fields = {"kind": "goal_agreed", "goal": args.text}
+    elif command == "training":
+        if args.skip:
+            if not args.reason:
+                raise BadInput("training --skip needs --reason")
+            fields = {"kind": "training_skipped", "reason": args.reason}
+        else:
+            if args.held_on is None:
+                raise BadInput("training needs --held-on DATE or --skip --reason TEXT")
+            fields = {"kind": "training_held", "held_on": args.held_on, "attendees": args.attendee}
+    elif command == "meeting":
+        if args.request:
+            fields = {"kind": "meeting_requested", "meeting": args.kind, "notes": args.notes}
+        else:
+            fields = {
+                "kind": "meeting_held",
+                "meeting": args.kind,
+                "held_on": args.held_on,
+                "notes": args.notes,
+            }
+    elif command == "purpose":
+        fields = {"kind": "purpose_added", "purpose": args.purpose_id}
+    elif command == "contact":
+        fields = {"kind": "contact_added", "contact": parse_contact(args.contact)}
+    elif command == "review":
+        fields = {
+            "kind": "completion_review_held",
+            "held_on": args.held_on,
+            "success_confirmed": args.confirmed,
+            "feedback": args.feedback,
+            "feature_requests": args.feature_request,
+            "nps": [parse_nps(spec) for spec in args.nps],
+        }
+    elif command == "task":
+        fields = {"kind": "task_completed", "task_id": args.task_id, "note": args.note}
+    elif command == "cancel":
+        fields = {"kind": "cancelled", "reason": args.reason}
+    else:  # pragma: no cover - argparse only dispatches known commands
+        raise BadInput(f"unknown command {command!r}")
+    return fields

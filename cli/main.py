@@ -1,0 +1,53 @@
+"""The CLI's entry: parse, read settings, run the command, and turn failures into exit codes.
+
+Every command checks its input before it talks to Temporal, so bad input
+changes nothing: it gets one line on stderr and exit code 2. Temporal or the
+database out of reach is exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from cli.commands import Command
+from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
+from cli.inputs import describe
+from cli.parser import build_parser
+from client.errors import LiftoffClientError
+from settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        print(f"liftoff: error: bad configuration: {describe(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    handler: Command = args.handler
+    try:
+        return asyncio.run(handler(args, settings))
+    except (BadInput, LiftoffClientError) as err:
+        print(f"liftoff: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RPCError as err:
+        print(
+            f"liftoff: error: Temporal at {settings.temporal_address} answered: {err.message}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except RuntimeError as err:
+        # temporalio reports an unreachable server as a RuntimeError.
+        if "connect" not in str(err).lower():
+            raise
+        print(
+            f"liftoff: error: cannot reach Temporal at {settings.temporal_address} "
+            f"(is it running? `make run` starts a local one): {str(err)[:200]}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED

@@ -1,0 +1,96 @@
+"""Each entry point sets up the same logging: `liftoff serve`'s INFO lines are no longer lost."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import api.server
+from cli.main import main
+from logs import configure_logging
+from settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def root_logger_restored() -> Iterator[None]:
+    """configure_logging replaces the root handlers; other tests keep pytest's own."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def serve_without_a_server(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """`liftoff serve` up to serving; the stand-in logs at INFO as uvicorn and the API do."""
+    served: list[Settings] = []
+
+    async def serve_api(settings: Settings, **_: Any) -> None:
+        served.append(settings)
+        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        logging.getLogger("liftoff.api").info(
+            "serving the API and dashboard", extra={"url": api.server.base_url(settings)}
+        )
+
+    monkeypatch.setattr(api.server, "serve_api", serve_api)
+    return served
+
+
+def test_liftoff_serve_logs_its_info_startup_lines_to_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    serve_without_a_server: list[Settings],
+) -> None:
+    monkeypatch.setenv("LIFTOFF_LOG_FORMAT", "text")
+    monkeypatch.setenv("LIFTOFF_LOG_LEVEL", "INFO")
+
+    code = main(["serve", "--port", "8765"])
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert [s.api_port for s in serve_without_a_server] == [8765]
+    assert "Liftoff API and dashboard on http://127.0.0.1:8765" in out
+    assert "INFO    uvicorn.error: Application startup complete." in err
+    assert "INFO    liftoff.api: serving the API and dashboard" in err
+
+
+def test_liftoff_serve_logs_json_lines_with_their_extra_fields(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    serve_without_a_server: list[Settings],
+) -> None:
+    monkeypatch.setenv("LIFTOFF_LOG_FORMAT", "json")
+    monkeypatch.setenv("LIFTOFF_LOG_LEVEL", "INFO")
+
+    assert main(["serve", "--host", "127.0.0.2", "--port", "8766"]) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    [serving] = [line for line in lines if line["logger"] == "liftoff.api"]
+    assert (serving["level"], serving["message"]) == ("info", "serving the API and dashboard")
+    assert serving["url"] == "http://127.0.0.2:8766"
+
+
+def test_the_demo_logs_to_its_file_at_info_whatever_the_configured_level(
+    tmp_path: Path,
+) -> None:
+    settings = Settings().model_copy(update={"log_format": "json", "log_level": "ERROR"})
+
+    configure_logging(settings, path=tmp_path / "demo.log", level="INFO")
+    logging.getLogger("liftoff.demo").info("cohort started", extra={"customers": 3})
+    logging.getLogger().handlers[0].flush()
+
+    [entry] = [json.loads(line) for line in (tmp_path / "demo.log").read_text().splitlines()]
+    assert (entry["logger"], entry["message"], entry["customers"]) == (
+        "liftoff.demo",
+        "cohort started",
+        3,
+    )
