@@ -10,8 +10,8 @@ the workflow's notices (tasks, failure, stall proposal) copy what
 workflows/onboarding.py sends.
 
 Sending: `MailActivities.send_email`, run in an activity context, with the real
-`sendgrid` client against the loopback SendGrid of the tests
-(tests/sendgrid_server.py) and the exactly-once ledger on a SQLite database in a
+`sendgrid` client against the loopback SendGrid the tests use too
+(testkit/sendgrid.py) and the exactly-once ledger on a SQLite database in a
 temporary directory: one task email to one recipient per call, each under a
 distinct ledger key, one after the other. The loopback server runs in this
 process and checks each body against SendGrid's schema, so its work is in the
@@ -32,7 +32,6 @@ from temporalio.testing import ActivityEnvironment
 from activities.database import Database
 from activities.mail import (
     WORKFLOW_EMAILS,
-    MailActivities,
     build_template_environment,
     render_email,
     workflow_sample,
@@ -40,13 +39,11 @@ from activities.mail import (
 from activities.mailers import SendGridMailer
 from models.activity_io import SendEmailInput
 from models.playbook import CampaignStep, Playbook, Purpose, load_playbook
-from tests.sendgrid_server import serve
+from testkit.factories import REPO, TEMPLATES, make_mail_activities
+from testkit.sendgrid import serve
 from workflows.campaign import choose_purpose_context, step_context
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATES = REPO / "templates" / "email"
 PLAYBOOK = REPO / "playbooks" / "default.toml"
-SENDER = "Liftoff <onboarding@liftoff.example>"
 CUSTOMER_NAME = "Acme Logistics"
 RECIPIENT = "someone@acme.example"
 # Below the nudge's threshold, so the sample reads like an email that goes out.
@@ -170,7 +167,7 @@ def measure_sending(sends: int = DEFAULT_SENDS) -> tuple[int, float, int]:
         database.migrate()
         try:
             mailer = SendGridMailer(SecretStr(server.api_key), host=server.url)
-            mail = MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+            mail = make_mail_activities(database, mailer)
 
             def send(key: str) -> None:
                 email = SendEmailInput(

@@ -3,13 +3,11 @@ call it, what bad input gets back, and a small journey from handoff to adoption.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -20,15 +18,10 @@ from api.app import create_app
 from api.tokens import TokenRole
 from client.onboarding import OnboardingClient
 from models.onboarding import OnboardingStatus
-from tests.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
-from tests.factories import make_handoff
-from tests.test_email_events import Signer, sg_event
-
-T = TypeVar("T")
-
-# Visibility on the dev server is eventually consistent; the worker writes records
-# a moment after the workflow changes state.
-EVENTUALLY_SECONDS = 15.0
+from testkit.factories import make_handoff
+from tests.support.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
+from tests.support.eventually import eventually
+from tests.support.sendgrid import Signer, sg_event
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 UNKNOWN_ID = "never-started"
@@ -43,24 +36,6 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/api/tasks", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/tasks/{UNKNOWN_ID}-1/done", {"note": "done"}),
 ]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    what: str,
-    seconds: float = EVENTUALLY_SECONDS,
-) -> T:
-    """Poll `probe` until `accept` holds; fail with the last value seen."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not reached in {seconds}s; last: {value!r}")
-        await asyncio.sleep(0.1)
 
 
 def handoff_json(**overrides: Any) -> dict[str, Any]:

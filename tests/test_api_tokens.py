@@ -18,7 +18,7 @@ from api.tokens import (
     revoke_token,
 )
 from models.tables import ApiToken
-from tests.api_harness import ApiHarness
+from tests.support.api_harness import ApiHarness
 
 
 def test_a_token_is_stored_only_as_its_hash_and_authenticates_until_revoked(

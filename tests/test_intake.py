@@ -43,8 +43,8 @@ from api.tokens import TokenRole, create_token, revoke_token
 from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
 from models.tables import UnmatchedUsage, UsageEvent, UsageUser
-from tests.api_harness import ApiHarness
-from tests.factories import make_handoff, store_customer
+from testkit.factories import make_handoff, store_customer
+from tests.support.api_harness import ApiHarness
 
 TRAIT = "company_id"
 AT = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)

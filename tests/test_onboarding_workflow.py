@@ -33,8 +33,8 @@ from models.events import (
 )
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import load_playbook
-from tests.factories import REPO, make_handoff, make_playbook
-from tests.workflow_harness import (
+from testkit.factories import REPO, make_handoff, make_playbook
+from tests.support.workflow_harness import (
     WEEK,
     Harness,
     body_text,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.playbook import PlaybookError, load_playbook, parse_duration
-from tests.factories import REPO
+from testkit.factories import REPO
 
 
 @pytest.mark.parametrize("name", ["default.toml", "demo.toml"])

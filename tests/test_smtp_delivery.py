@@ -29,11 +29,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
-from activities.mail import MAIL_REFUSED, MailActivities, build_template_environment
+from activities.mail import MAIL_REFUSED, MailActivities
 from activities.mailers import MAIL_UNAVAILABLE, SmtpMailer
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
-from tests.test_mail import SENDER, TEMPLATES, WORKFLOW_CONTEXTS, part
+from testkit.factories import SENDER, make_mail_activities
+from tests.support.mail import WORKFLOW_CONTEXTS, part
 
 USERNAME = "liftoff"
 PASSWORD = "smtp-test-password"
@@ -114,7 +115,7 @@ def smtp_port(mailbox: Mailbox) -> Iterator[int]:
 
 
 def smtp_mail(database: Database, mailer: SmtpMailer) -> MailActivities:
-    return MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+    return make_mail_activities(database, mailer)
 
 
 def plain_mailer(port: int, **options: Any) -> SmtpMailer:

@@ -17,7 +17,7 @@ from activities.mail import (
 )
 from models.handoff import Role
 from models.playbook import CampaignStep, Playbook, Purpose, load_playbook
-from tests.factories import REPO
+from testkit.factories import REPO
 
 SHIPPED_TEMPLATES = REPO / "templates" / "email"
 SHIPPED_PLAYBOOKS = sorted((REPO / "playbooks").glob("*.toml"))

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from activities.database import Database
 from activities.usage import import_usage_csv, record_usage_event
 from models.tables import UsageEvent
-from tests.factories import make_handoff, store_customer
+from testkit.factories import make_handoff, store_customer
 
 
 def add_customer(database: Database, customer_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Test data in one place: handoffs, playbooks and usage."""
+"""Test data in one place: handoffs, playbooks, usage, stored customers, and the
+mail activities tests send through."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database
+from activities.mail import MailActivities, Mailer, build_template_environment
 from activities.store import StoreActivities
 from activities.usage import record_usage_event
 from models.activity_io import UpsertCustomerInput
@@ -17,6 +19,8 @@ from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, SetupPolicy, load_playbook
 
 REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "templates" / "email"
+SENDER = "Liftoff <onboarding@liftoff.example>"
 
 
 def make_handoff(**overrides: Any) -> CustomerHandoff:
@@ -125,3 +129,10 @@ def store_customer(database: Database, handoff: CustomerHandoff) -> None:
             workflow_id=f"onboarding-{handoff.customer_id}",
         ),
     )
+
+
+def make_mail_activities(
+    database: Database, mailer: Mailer, *, templates: Path = TEMPLATES
+) -> MailActivities:
+    """send_email over the shipped templates (or `templates`), from SENDER."""
+    return MailActivities(database, mailer, build_template_environment(templates), SENDER)
