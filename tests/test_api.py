@@ -476,10 +476,27 @@ async def test_the_timeline_of_a_customer_just_started_is_empty_or_growing(
 ) -> None:
     async with api.as_lead() as lead:
         customer_id = await start(lead)
-        response = await lead.get(f"/api/customers/{customer_id}/timeline")
-    # Either the worker has written the first entries already or not yet: never a 404.
-    assert response.status_code == 200
-    assert isinstance(response.json(), list)
+        early = await lead.get(f"/api/customers/{customer_id}/timeline")
+        # Either the worker has written the first entries already or not yet: never a 404.
+        assert early.status_code == 200, early.text
+
+        async def timeline() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = (
+                await lead.get(f"/api/customers/{customer_id}/timeline")
+            ).json()
+            return rows
+
+        def stages_entered(rows: list[dict[str, Any]]) -> list[str]:
+            return [row["details"]["to"] for row in rows if row["kind"] == "transition"]
+
+        later = await eventually(
+            timeline,
+            lambda rows: stages_entered(rows)[:2] == ["handoff", "kickoff"],
+            what="the handoff and the kickoff on the timeline",
+        )
+    # What the CSM saw at first is where the timeline starts: it only grows, oldest first.
+    assert later[: len(early.json())] == early.json()
+    assert [row["seq"] for row in later] == sorted(row["seq"] for row in later)
 
 
 # SendGrid's event webhook
