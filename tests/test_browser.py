@@ -236,8 +236,12 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
             await expect(rows.nth(1)).to_contain_text("Ember Energy")
             await _shot(page, "09-lead-flags")
 
-            # Let a few weeks go by so the chart has a line to draw.
-            await asyncio.sleep(3)
+            # Two weeks measured, so the chart has a line to draw.
+            await eventually(
+                lambda: api.services.onboarding.status(stalled.customer_id),
+                lambda status: len(status.state.recent_weeks) >= 2,
+                what="Ember's second weekly measurement",
+            )
             await page.get_by_role("link", name="Ember Energy").click()
             chart = page.locator("#measurement svg").first
             await expect(chart).to_be_visible()
