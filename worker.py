@@ -11,9 +11,10 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from jinja2 import Environment
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -69,20 +70,8 @@ def build_mailer(settings: Settings) -> Mailer:
     return OutboxMailer(settings.outbox_dir)
 
 
-def build_activities(settings: Settings, database: Database) -> list[Callable[..., Any]]:
-    """The activity methods, bound to their dependencies."""
-    store = StoreActivities(database)
-    mail = MailActivities(
-        database,
-        build_mailer(settings),
-        build_template_environment(settings.templates_dir),
-        settings.mail_from,
-    )
-    return onboarding_activities(store, mail)
-
-
 def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[Callable[..., Any]]:
-    """Every activity CustomerOnboardingWorkflow calls; tests and the bench register the same."""
+    """Every activity CustomerOnboardingWorkflow calls, as build_worker registers them."""
     return [
         store.upsert_customer,
         store.add_contact,
@@ -93,6 +82,34 @@ def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[
         mail.send_email,
         public_holidays,
     ]
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    database: Database,
+    mailer: Mailer,
+    templates: Environment,
+    sender: str,
+    activity_executor: Executor,
+    max_concurrent_activities: int | None = None,
+    max_cached_workflows: int = 1000,
+) -> Worker:
+    """The onboarding workflow and its activities, bound to their dependencies.
+
+    The worker service, the tests and the bench all serve through this one wiring.
+    """
+    mail = MailActivities(database, mailer, templates, sender)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[CustomerOnboardingWorkflow],
+        activities=onboarding_activities(StoreActivities(database), mail),
+        activity_executor=activity_executor,
+        max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=max_cached_workflows,
+    )
 
 
 async def run_worker(
@@ -114,11 +131,13 @@ async def run_worker(
             max_workers=settings.max_concurrent_activities,
             thread_name_prefix="liftoff-activity",
         ) as executor:
-            worker = Worker(
+            worker = build_worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[CustomerOnboardingWorkflow],
-                activities=build_activities(settings, database),
+                database=database,
+                mailer=build_mailer(settings),
+                templates=build_template_environment(settings.templates_dir),
+                sender=settings.mail_from,
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_cached_workflows=settings.max_cached_workflows,

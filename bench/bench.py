@@ -51,15 +51,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from temporalio.api.enums.v1 import EventType, IndexedValueType  # noqa: E402
+from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.api.history.v1 import History  # noqa: E402
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
 from temporalio.api.testservice.v1 import (  # noqa: E402
     LockTimeSkippingRequest,
     UnlockTimeSkippingRequest,
 )
 from temporalio.client import WorkflowHandle, WorkflowHistory  # noqa: E402
-from temporalio.common import SearchAttributeIndexedValueType  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.runtime import (  # noqa: E402
     LogForwardingConfig,
@@ -71,8 +69,6 @@ from temporalio.runtime import (  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.mail import MailActivities  # noqa: E402
-from activities.store import StoreActivities  # noqa: E402
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
 from bench.intake_bench import DEFAULT_EVENTS as DEFAULT_INTAKE_EVENTS  # noqa: E402
 from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E402
@@ -90,8 +86,9 @@ from models.events import (  # noqa: E402
 from models.onboarding import OnboardingInput, OnboardingStatus, Stage  # noqa: E402
 from models.playbook import Playbook  # noqa: E402
 from records.database import Database  # noqa: E402
-from tests.factories import add_usage, make_handoff, make_playbook  # noqa: E402
-from worker import onboarding_activities  # noqa: E402
+from testkit.factories import SENDER, TEMPLATES, add_usage, make_handoff, make_playbook  # noqa: E402
+from testkit.temporal import add_search_attributes, venv_binary  # noqa: E402
+from worker import build_worker  # noqa: E402
 from workflows.onboarding import CustomerOnboardingWorkflow  # noqa: E402
 
 DEFAULT_JOURNEYS = 50
@@ -109,11 +106,6 @@ POLL_SECONDS = 0.1
 ACTIVITY_THREADS = 8
 ACTIVITY_THREAD_PREFIX = "bench-activity"
 WARM_UP_WORKFLOWS = 1
-
-_INDEXED = {
-    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-}
 
 AnyHandle = WorkflowHandle[Any, Any]
 
@@ -365,13 +357,6 @@ async def measured(
 # The environment
 
 
-def venv_binary(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    if not candidate.exists():
-        raise SystemExit(f"{candidate} not found: run `make bench` (installs the dev tools)")
-    return str(candidate)
-
-
 async def start_environment() -> WorkflowEnvironment:
     # The SDK core logs to stdout by default; send its errors to a Python logger
     # (stderr), so `--json` output stays clean. Its warning that the test server is
@@ -389,14 +374,7 @@ async def start_environment() -> WorkflowEnvironment:
         test_server_existing_path=venv_binary("temporal-test-server"),
         runtime=runtime,
     )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: _INDEXED[key.indexed_value_type] for key in visibility.ALL
-            },
-        )
-    )
+    await add_search_attributes(env.client)
     return env
 
 
@@ -621,21 +599,16 @@ async def run_bench(
     ):
         database = Database(f"sqlite:///{Path(scratch) / 'bench.db'}")
         database.migrate()
-        store = StoreActivities(database)
-        mail = MailActivities(
-            database,
-            OutboxMailer(Path(scratch) / "outbox"),
-            build_template_environment(REPO / "templates" / "email"),
-            sender="onboarding@liftoff.example",
-        )
         try:
             async with fresh_environment() as (env, server_pids):
                 journey_queue = f"bench-journey-{uuid.uuid4()}"
-                async with Worker(
+                async with build_worker(
                     env.client,
                     task_queue=journey_queue,
-                    workflows=[CustomerOnboardingWorkflow],
-                    activities=onboarding_activities(store, mail),
+                    database=database,
+                    mailer=OutboxMailer(Path(scratch) / "outbox"),
+                    templates=build_template_environment(TEMPLATES),
+                    sender=SENDER,
                     activity_executor=pool,
                 ):
                     driver = JourneyDriver(env, journey_queue, database, playbook)

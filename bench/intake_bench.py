@@ -10,9 +10,9 @@ library rarely carry a group id, so this is the common path. The bodies are
 encoded before the clock starts; encoding them is the sender's work.
 
 SQLite: a file in a temporary directory. PostgreSQL: the server the tests use
-(127.0.0.1:5432, database test, or LIFTOFF_TEST_POSTGRES_URL), in a schema of
-its own that is dropped afterwards; skipped, with the reason, when it does not
-answer.
+(testkit/postgres.py: 127.0.0.1:5432, database test, or LIFTOFF_TEST_POSTGRES_URL),
+in a schema of its own that is dropped afterwards; skipped, with the reason, when
+it does not answer.
 """
 
 from __future__ import annotations
@@ -22,32 +22,25 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import func
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 from temporalio.client import Client
-from temporalio.testing import ActivityEnvironment
 
-from activities.store import StoreActivities
 from api.app import create_app
 from api.services import Services
 from client.onboarding import OnboardingClient
-from models.activity_io import UpsertCustomerInput
 from models.tables import UsageEvent, utc_now
 from records.database import Database
 from records.playbooks import load_playbook
 from records.tokens import TokenRole, create_token
-from tests.factories import make_handoff
-from tests.fixtures_db import CONNECT_TIMEOUT_SECONDS, POSTGRES_URL
+from testkit import postgres
+from testkit.factories import make_handoff, store_customer
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = REPO / "playbooks" / "default.toml"
@@ -118,19 +111,10 @@ def _bodies(users: list[str], events: int) -> list[bytes]:
 
 def _add_customers(database: Database) -> dict[str, list[str]]:
     """Customers, and the product users of each."""
-    store = StoreActivities(database)
     users: dict[str, list[str]] = {}
     for n in range(CUSTOMERS):
         handoff = make_handoff(customer_id=f"bench-{n}")
-        ActivityEnvironment().run(
-            store.upsert_customer,
-            UpsertCustomerInput(
-                handoff=handoff,
-                playbook_name="default",
-                playbook_version="1",
-                workflow_id=f"onboarding-{handoff.customer_id}",
-            ),
-        )
+        store_customer(database, handoff)
         users[handoff.customer_id] = [
             f"{handoff.customer_id}-u{k}" for k in range(USERS_PER_CUSTOMER)
         ]
@@ -181,33 +165,6 @@ async def measure_intake(database: Database, name: str, events: int) -> IntakeFi
     return IntakeFigures(name, events, len(bodies), seconds, int(stored))
 
 
-@contextmanager
-def _postgres() -> Iterator[Database | str]:
-    """A database in a fresh schema, dropped afterwards; or why there is none."""
-    admin = (
-        make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
-    try:
-        with psycopg.connect(admin, connect_timeout=CONNECT_TIMEOUT_SECONDS):
-            pass
-    except psycopg.Error as err:
-        shown = make_url(POSTGRES_URL).render_as_string()
-        reason = " ".join(str(err).split())  # libpq's message spans lines
-        yield f"PostgreSQL at {shown} not reachable: {reason}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    database = Database(url.render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def run_intake_bench(events: int = DEFAULT_EVENTS) -> IntakeReport:
     if events < 1:
         raise ValueError(f"events must be at least 1, not {events}")
@@ -217,11 +174,12 @@ def run_intake_bench(events: int = DEFAULT_EVENTS) -> IntakeReport:
             on_sqlite = asyncio.run(measure_intake(database, "SQLite", events))
         finally:
             database.dispose()
-    with _postgres() as found:
-        if isinstance(found, str):
-            on_postgres = IntakeFigures("PostgreSQL", skipped=found)
-        else:
-            on_postgres = asyncio.run(measure_intake(found, "PostgreSQL", events))
+    reason = postgres.unreachable()
+    if reason is not None:
+        on_postgres = IntakeFigures("PostgreSQL", skipped=reason)
+    else:
+        with postgres.fresh_schema("bench") as database:
+            on_postgres = asyncio.run(measure_intake(database, "PostgreSQL", events))
     return IntakeReport(on_sqlite, on_postgres)
 
 

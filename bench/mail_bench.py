@@ -10,8 +10,8 @@ the workflow's notices (tasks, failure, stall proposal) copy what
 workflows/onboarding.py sends.
 
 Sending: `MailActivities.send_email`, run in an activity context, with the real
-`sendgrid` client against the loopback SendGrid of the tests
-(tests/sendgrid_server.py) and the exactly-once ledger on a SQLite database in a
+`sendgrid` client against the loopback SendGrid the tests use too
+(testkit/sendgrid.py) and the exactly-once ledger on a SQLite database in a
 temporary directory: one task email to one recipient per call, each under a
 distinct ledger key, one after the other. The loopback server runs in this
 process and checks each body against SendGrid's schema, so its work is in the
@@ -29,7 +29,6 @@ from typing import Any
 from pydantic import JsonValue, SecretStr
 from temporalio.testing import ActivityEnvironment
 
-from activities.mail import MailActivities
 from emails.catalogue import WORKFLOW_EMAILS, workflow_sample
 from emails.contexts import choose_purpose_context, step_context
 from emails.mailers import SendGridMailer
@@ -38,12 +37,10 @@ from models.activity_io import SendEmailInput
 from models.playbook import CampaignStep, Playbook, Purpose
 from records.database import Database
 from records.playbooks import load_playbook
-from tests.sendgrid_server import serve
+from testkit.factories import REPO, TEMPLATES, make_mail_activities
+from testkit.sendgrid import serve
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATES = REPO / "templates" / "email"
 PLAYBOOK = REPO / "playbooks" / "default.toml"
-SENDER = "Liftoff <onboarding@liftoff.example>"
 CUSTOMER_NAME = "Acme Logistics"
 RECIPIENT = "someone@acme.example"
 # Below the nudge's threshold, so the sample reads like an email that goes out.
@@ -167,7 +164,7 @@ def measure_sending(sends: int = DEFAULT_SENDS) -> tuple[int, float, int]:
         database.migrate()
         try:
             mailer = SendGridMailer(SecretStr(server.api_key), host=server.url)
-            mail = MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+            mail = make_mail_activities(database, mailer)
 
             def send(key: str) -> None:
                 email = SendEmailInput(

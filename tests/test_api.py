@@ -3,13 +3,11 @@ call it, what bad input gets back, and a small journey from handoff to adoption.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -20,15 +18,10 @@ from client.onboarding import OnboardingClient
 from models.onboarding import OnboardingStatus
 from records.email_events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from records.tokens import TokenRole
-from tests.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
-from tests.factories import make_handoff
-from tests.test_email_events import Signer, sg_event
-
-T = TypeVar("T")
-
-# Visibility on the dev server is eventually consistent; the worker writes records
-# a moment after the workflow changes state.
-EVENTUALLY_SECONDS = 15.0
+from testkit.factories import make_handoff
+from tests.support.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
+from tests.support.eventually import eventually
+from tests.support.sendgrid import Signer, sg_event
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 UNKNOWN_ID = "never-started"
@@ -43,24 +36,6 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/api/tasks", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/tasks/{UNKNOWN_ID}-1/done", {"note": "done"}),
 ]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    what: str,
-    seconds: float = EVENTUALLY_SECONDS,
-) -> T:
-    """Poll `probe` until `accept` holds; fail with the last value seen."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not reached in {seconds}s; last: {value!r}")
-        await asyncio.sleep(0.1)
 
 
 def handoff_json(**overrides: Any) -> dict[str, Any]:
@@ -501,10 +476,27 @@ async def test_the_timeline_of_a_customer_just_started_is_empty_or_growing(
 ) -> None:
     async with api.as_lead() as lead:
         customer_id = await start(lead)
-        response = await lead.get(f"/api/customers/{customer_id}/timeline")
-    # Either the worker has written the first entries already or not yet: never a 404.
-    assert response.status_code == 200
-    assert isinstance(response.json(), list)
+        early = await lead.get(f"/api/customers/{customer_id}/timeline")
+        # Either the worker has written the first entries already or not yet: never a 404.
+        assert early.status_code == 200, early.text
+
+        async def timeline() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = (
+                await lead.get(f"/api/customers/{customer_id}/timeline")
+            ).json()
+            return rows
+
+        def stages_entered(rows: list[dict[str, Any]]) -> list[str]:
+            return [row["details"]["to"] for row in rows if row["kind"] == "transition"]
+
+        later = await eventually(
+            timeline,
+            lambda rows: stages_entered(rows)[:2] == ["handoff", "kickoff"],
+            what="the handoff and the kickoff on the timeline",
+        )
+    # What the CSM saw at first is where the timeline starts: it only grows, oldest first.
+    assert later[: len(early.json())] == early.json()
+    assert [row["seq"] for row in later] == sorted(row["seq"] for row in later)
 
 
 # SendGrid's event webhook

@@ -21,8 +21,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from records.tokens import TokenRole
-from tests.api_harness import BASE_URL, ApiHarness
-from tests.factories import make_handoff
+from testkit.factories import make_handoff
+from tests.support.api_harness import BASE_URL, ApiHarness
 
 # Schemathesis's own negative strategies use `random`; Hypothesis warns about it.
 pytestmark = pytest.mark.filterwarnings(

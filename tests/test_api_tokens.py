@@ -18,7 +18,7 @@ from records.tokens import (
     list_tokens,
     revoke_token,
 )
-from tests.api_harness import ApiHarness
+from tests.support.api_harness import ApiHarness
 
 
 def test_a_token_is_stored_only_as_its_hash_and_authenticates_until_revoked(

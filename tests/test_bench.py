@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.factories import REPO
+from testkit.factories import REPO
 
 
 def test_bench_reports_consistent_figures_for_two_journeys() -> None:

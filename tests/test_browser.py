@@ -25,10 +25,10 @@ from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
 
 from models.events import KickoffHeld
-from models.onboarding import Stage
 from records.tokens import TokenRole
-from tests.api_harness import ApiHarness
-from tests.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
+from testkit.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
+from tests.support.api_harness import ApiHarness
+from tests.support.eventually import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -51,25 +51,17 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     serve = asyncio.create_task(server.serve(sockets=[listener]))
     try:
-        async with asyncio.timeout(SERVER_START_SECONDS):
-            while not server.started:
-                await asyncio.sleep(0.02)
+        await eventually(
+            lambda: server.started,
+            what="uvicorn started",
+            timeout=SERVER_START_SECONDS,
+            interval=0.02,
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await serve
         listener.close()
-
-
-async def _past_handoff(api: ApiHarness, customer_id: str) -> None:
-    """Until the workflow's first task and its stored effects have run: an update sent
-    sooner meets the initial handoff state, and the customer's page needs its row."""
-    async with asyncio.timeout(SERVER_START_SECONDS):
-        while True:
-            status = await api.services.onboarding.status(customer_id)
-            if status.state.stage is not Stage.HANDOFF and status.pending_side_effects == 0:
-                return
-            await asyncio.sleep(0.05)
 
 
 async def _sign_in(page: Page, base: str, token: str, then: str) -> None:
@@ -207,7 +199,7 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
     stalled = make_handoff(csm=csm, name="Ember Energy", trial_used=True)
     for handoff in (stuck, stalled):
         await api.services.onboarding.start(handoff, fast)
-        await _past_handoff(api, handoff.customer_id)
+        await api.past_handoff(handoff.customer_id)
         await api.services.onboarding.record(
             handoff.customer_id, KickoffHeld(held_on=datetime.now(UTC).date(), goals=["Go live"])
         )
@@ -228,23 +220,28 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
             await expect(page).to_have_url(f"{base}/cohort?csm={quote(csm)}")
             await expect(page.locator("#funnel")).to_be_visible()
             rows = page.locator("#stage-adoption tbody tr")
+
             # The flags come with each workflow's own measurements, not at the same moment:
             # wait for both.
-            for _ in range(30):
+            async def flags_shown() -> tuple[int, int]:
                 await page.goto(f"{base}/?csm={csm}")
                 stuck_flags = await page.locator("#stage-adoption .flag-stuck").count()
                 stalled_flags = await page.locator("#stage-adoption .flag-stalled").count()
-                if stuck_flags and stalled_flags:
-                    break
-                await asyncio.sleep(0.5)
+                return stuck_flags, stalled_flags
+
+            await eventually(flags_shown, all, what="both flags", timeout=15, interval=0.5)
             await expect(rows.nth(0)).to_contain_text("Stuck in setup")
             await expect(rows.nth(0)).to_contain_text("Delta Dental")
             await expect(rows.nth(1)).to_contain_text("Stalled")
             await expect(rows.nth(1)).to_contain_text("Ember Energy")
             await _shot(page, "09-lead-flags")
 
-            # Let a few weeks go by so the chart has a line to draw.
-            await asyncio.sleep(3)
+            # Two weeks measured, so the chart has a line to draw.
+            await eventually(
+                lambda: api.services.onboarding.status(stalled.customer_id),
+                lambda status: len(status.state.recent_weeks) >= 2,
+                what="Ember's second weekly measurement",
+            )
             await page.get_by_role("link", name="Ember Energy").click()
             chart = page.locator("#measurement svg").first
             await expect(chart).to_be_visible()

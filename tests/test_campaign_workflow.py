@@ -20,8 +20,8 @@ from models.handoff import Contact, Role
 from models.playbook import Playbook
 from models.tables import TimelineEntry
 from records.email_events import process_events
-from tests.factories import make_handoff, make_playbook
-from tests.workflow_harness import Harness, body_text, save_history, through_training
+from testkit.factories import make_handoff, make_playbook
+from tests.support.workflow_harness import Harness, body_text, save_history, through_training
 
 KICKOFF_STEP = ":kickoff_prep:"
 

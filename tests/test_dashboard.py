@@ -6,12 +6,9 @@ visibility lists every customer started in it.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from api.dashboard.i18n import EN, JA, Translator
@@ -19,43 +16,26 @@ from api.dashboard.render import Formatter
 from api.deps import SESSION_COOKIE
 from models.events import KickoffHeld
 from models.handoff import CustomerHandoff
-from models.onboarding import OnboardingStatus, Stage
+from models.onboarding import Stage
 from models.playbook import Playbook
 from records import reports
 from records.tokens import TokenRole
-from tests.api_harness import ApiHarness
-from tests.factories import add_usage, make_fast_playbook, make_handoff, make_playbook
+from testkit.factories import add_usage, make_fast_playbook, make_handoff, make_playbook
+from tests.support.api_harness import ApiHarness
+from tests.support.eventually import eventually
 
 WAIT_SECONDS = 30.0
-T = TypeVar("T")
 
 
 def _csm() -> str:
     return f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
 
 
-async def _eventually(probe: Callable[[], Awaitable[T | None]], what: str) -> T:
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while True:
-        found = await probe()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def _start(api: ApiHarness, playbook: Playbook | None = None, **fields: object) -> str:
     handoff: CustomerHandoff = make_handoff(**fields)
     await api.services.onboarding.start(handoff, playbook or make_playbook())
 
-    async def started() -> OnboardingStatus | None:
-        status = await api.services.onboarding.status(handoff.customer_id)
-        # Past the first task and its stored effects: the customer's row exists.
-        begun = status.state.stage is not Stage.HANDOFF and status.pending_side_effects == 0
-        return status if begun else None
-
-    await _eventually(started, f"{handoff.customer_id} to start")
+    await api.past_handoff(handoff.customer_id, timeout=WAIT_SECONDS)
     return handoff.customer_id
 
 
@@ -142,7 +122,9 @@ async def test_the_lists_put_stuck_and_stalled_customers_first_with_their_flags(
         )
         return a.state.setup.stuck and b.state.stall.stalled and bool(written)
 
-    await _eventually(flagged, "the setup-stuck and stalled flags")
+    await eventually(
+        flagged, what="the setup-stuck and stalled flags", timeout=WAIT_SECONDS, interval=0.2
+    )
 
     async with api.client(api.token(TokenRole.CSM, csm)) as browser:
         page = (await browser.get("/")).text

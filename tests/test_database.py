@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
 
 from models.tables import CustomerContact, TimelineEntry, UnmatchedUsage, WeeklyMeasurementRecord
@@ -85,7 +86,12 @@ def test_instants_come_back_as_the_same_moment_in_utc(database: Database) -> Non
 
 
 def test_naive_instants_are_refused_rather_than_guessed(sqlite_database: Database) -> None:
-    with pytest.raises(Exception, match="naive datetime"), sqlite_database.session() as session:
+    with (
+        pytest.raises(
+            StatementError, match="naive datetime 2025-03-03T09:00:00: store aware datetimes only"
+        ),
+        sqlite_database.session() as session,
+    ):
         session.add(
             TimelineEntry(
                 customer_id="acme",
@@ -110,8 +116,13 @@ def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> 
     finally:
         for worker in workers:
             worker.dispose()
+    # Every worker came up (a failed migration would have raised), the schema is
+    # exactly the models' once, and it takes writes.
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
     with database.session() as session:
-        insert_ignore(
+        inserted = insert_ignore(
             session,
             TimelineEntry,
             {
@@ -125,6 +136,7 @@ def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> 
             },
             ["customer_id", "seq"],
         )
+    assert inserted == 1
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """A worker killed while SendGrid holds its requests: every email still arrives exactly once.
 
 The real `worker.py` sends through the real `sendgrid` client to the loopback
-SendGrid (tests/sendgrid_server.py), against a real dev server. Three customers
+SendGrid (testkit/sendgrid.py), against a real dev server. Three customers
 start on a copy of the demo playbook whose timers are all due within seconds.
 The server holds every request unanswered until each customer has an email in
 flight (the "schedule the kickoff" task to its CSM). The worker is then killed
@@ -40,7 +40,6 @@ import json
 import re
 import signal
 import subprocess
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -51,9 +50,10 @@ from sqlmodel import select
 
 from models.tables import EmailLedgerEntry
 from records.database import Database
-from tests.conftest import REPO
-from tests.processes import cli_runner, liftoff_environment, start_worker, stop
-from tests.sendgrid_server import SendGridServer
+from testkit.factories import REPO
+from testkit.sendgrid import SendGridServer
+from tests.support.eventually import eventually_blocking
+from tests.support.processes import cli_runner, liftoff_environment, start_worker, stop
 from workflows.activity_options import MAIL_RETRY, MAIL_TIMEOUT
 
 pytestmark = pytest.mark.e2e
@@ -179,12 +179,13 @@ def test_a_worker_killed_mid_send_delivers_every_email_exactly_once(
                 if row["customer_id"] in CUSTOMERS and row["workflow_status"] == "completed"
             }
 
-        deadline = time.monotonic() + DELIVERY_TIMEOUT
-        while len(stages := ended()) < len(CUSTOMERS):
-            assert time.monotonic() < deadline, (
-                f"journeys not over within {DELIVERY_TIMEOUT:.0f}s of the kill: {stages}"
-            )
-            time.sleep(1)
+        stages = eventually_blocking(
+            ended,
+            lambda stages: len(stages) == len(CUSTOMERS),
+            what="every journey over after the kill",
+            timeout=DELIVERY_TIMEOUT,
+            interval=1,
+        )
         rows = ledger(database)
     finally:
         stop(first)

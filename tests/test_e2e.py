@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 import pytest
 
 from models import visibility
-from tests.processes import Cli, cli_runner, liftoff_environment, start_worker, stop
+from tests.support.eventually import eventually_blocking
+from tests.support.processes import Cli, cli_runner, liftoff_environment, start_worker, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -103,13 +103,13 @@ def test_a_csm_runs_one_customer_through_the_cli(cli: Cli, worker: subprocess.Po
         rows = json.loads(_ok(cli("task", "list", "--customer", customer, "--json")))
         return [row["kind"] for row in rows]
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (
-        transitions() != ["handoff", "kickoff", "training"] or open_tasks() != ["schedule_training"]
-    ):
-        time.sleep(0.2)
-    assert transitions() == ["handoff", "kickoff", "training"]
-    assert open_tasks() == ["schedule_training"]
+    eventually_blocking(
+        lambda: (transitions(), open_tasks()),
+        lambda seen: seen == (["handoff", "kickoff", "training"], ["schedule_training"]),
+        what="the timeline and task list written",
+        timeout=10,
+        interval=0.2,
+    )
     assert "unknown customer" in _refused(cli("timeline", f"nobody-{uuid.uuid4().hex[:8]}"))
 
     early = cli("review", customer, "--held-on", "2026-01-06", "--confirmed")
@@ -119,13 +119,13 @@ def test_a_csm_runs_one_customer_through_the_cli(cli: Cli, worker: subprocess.Po
     assert "unknown customer" in _refused(cli("goal", f"nobody-{uuid.uuid4().hex[:8]}", "x"))
 
     # Visibility is eventually consistent: give the index a moment.
-    deadline = time.monotonic() + 20
-    listed: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        listed = json.loads(_ok(cli("list", "--json")))
-        if any(row["customer_id"] == customer for row in listed):
-            break
-        time.sleep(0.5)
+    listed: list[dict[str, Any]] = eventually_blocking(
+        lambda: json.loads(_ok(cli("list", "--json"))),
+        lambda rows: any(row["customer_id"] == customer for row in rows),
+        what="the customer listed",
+        timeout=20,
+        interval=0.5,
+    )
     [row] = [row for row in listed if row["customer_id"] == customer]
     assert row["csm"] == "csm@liftoff.example"
     assert row["workflow_status"] == "running"

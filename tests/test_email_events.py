@@ -6,59 +6,33 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from emails.mailers import OutboxMailer
-from emails.render import build_template_environment
 from models.activity_io import MeasureWeeklyUsageInput, SendEmailInput
 from models.handoff import CustomerHandoff, Role
 from models.tables import CustomerContact, EmailEvent, EmailLedgerEntry
 from records.database import Database
 from records.email_events import EventBatchReport, WebhookRejected, process_events, verify_signature
-from tests.factories import REPO, make_handoff, store_customer
+from testkit.factories import make_handoff, make_mail_activities, store_customer
+from tests.support.sendgrid import ADMIN, LEDGER_KEY, Signer, sg_event
 
-TEMPLATES = REPO / "templates" / "email"
-SENDER = "Liftoff <onboarding@liftoff.example>"
-LEDGER_KEY = "stall:1:proposal"
-ADMIN = "admin@acme.example"
 PROPOSAL_CONTEXT: dict[str, str | int | float | bool | None] = {
     "customer_name": "Acme Logistics",
     "purposes": "Expense reports",
     "detail": "",
 }
 WEEK_START = datetime(2025, 3, 3, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Signer:
-    """Plays SendGrid: a P-256 key pair, the public half as the dashboard shows it."""
-
-    private_key: ec.EllipticCurvePrivateKey
-    public_key: str
-
-    @classmethod
-    def generate(cls) -> Signer:
-        private_key = ec.generate_private_key(ec.SECP256R1())
-        der = private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return cls(private_key, base64.b64encode(der).decode())
-
-    def sign(self, timestamp: str, body: bytes) -> str:
-        signature = self.private_key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return base64.b64encode(signature).decode()
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +47,7 @@ def activity_env() -> ActivityEnvironment:
 
 @pytest.fixture
 def mail(database: Database, tmp_path: Path) -> MailActivities:
-    return MailActivities(
-        database,
-        OutboxMailer(tmp_path / "outbox"),
-        build_template_environment(TEMPLATES),
-        SENDER,
-    )
+    return make_mail_activities(database, OutboxMailer(tmp_path / "outbox"))
 
 
 @pytest.fixture
@@ -86,32 +55,6 @@ def customer(database: Database) -> CustomerHandoff:
     handoff = make_handoff()
     store_customer(database, handoff)
     return handoff
-
-
-def sg_event(
-    event: str,
-    customer_id: str | None,
-    *,
-    email: str = ADMIN,
-    at: datetime | None = None,
-    ledger_key: str | None = LEDGER_KEY,
-    **fields: Any,
-) -> dict[str, Any]:
-    """One event as SendGrid posts it: custom_args come back as top-level fields."""
-    occurred = at or datetime.now(UTC)
-    body: dict[str, Any] = {
-        "email": email,
-        "event": event,
-        "timestamp": int(occurred.timestamp()),
-        "sg_event_id": uuid.uuid4().hex,
-        "sg_message_id": f"{uuid.uuid4().hex}.filter0001",
-        **fields,
-    }
-    if customer_id is not None:
-        body["customer_id"] = customer_id
-    if ledger_key is not None:
-        body["ledger_key"] = ledger_key
-    return body
 
 
 def deliver(

@@ -7,27 +7,21 @@ need the dev server (the time-skipping server does not offer update-with-start).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.mail import MailActivities
-from activities.store import StoreActivities
-from emails.mailers import OutboxMailer
-from emails.render import build_template_environment
 from models import visibility
 from models.events import KickoffHeld
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
 from records.database import Database
-from tests.factories import REPO, make_handoff, make_playbook
-from worker import onboarding_activities
+from testkit.factories import make_handoff, make_playbook
+from tests.support.eventually import eventually
+from tests.support.temporal import onboarding_worker
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 
@@ -35,62 +29,49 @@ async def test_a_kickoff_sent_with_the_start_is_applied_not_refused(
     local_env: WorkflowEnvironment, sqlite_database: Database, tmp_path: Path
 ) -> None:
     task_queue = f"first-task-{uuid.uuid4()}"
-    mail = MailActivities(
-        sqlite_database,
-        OutboxMailer(tmp_path / "outbox"),
-        build_template_environment(REPO / "templates" / "email"),
-        sender="onboarding@liftoff.example",
-    )
     client = local_env.client
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            client,
+    async with onboarding_worker(client, task_queue, sqlite_database, tmp_path / "outbox"):
+        handoff = make_handoff(trial_used=True)
+        start = WithStartWorkflowOperation(
+            CustomerOnboardingWorkflow.run,
+            OnboardingInput(handoff=handoff, playbook=make_playbook()),
+            id=visibility.workflow_id_for(handoff.customer_id),
             task_queue=task_queue,
-            workflows=[CustomerOnboardingWorkflow],
-            activities=onboarding_activities(StoreActivities(sqlite_database), mail),
-            activity_executor=executor,
-        ):
-            handoff = make_handoff(trial_used=True)
-            start = WithStartWorkflowOperation(
-                CustomerOnboardingWorkflow.run,
-                OnboardingInput(handoff=handoff, playbook=make_playbook()),
-                id=visibility.workflow_id_for(handoff.customer_id),
-                task_queue=task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            )
-            result: EventResult = await client.execute_update_with_start_workflow(
-                CustomerOnboardingWorkflow.record_event,
-                KickoffHeld(held_on=date.today(), goals=["Go live"]),
-                start_workflow_operation=start,
-            )
-            # A trial customer skips training: the kickoff took it straight to adoption.
-            assert result.stage is Stage.ADOPTION
-            handle = await start.workflow_handle()
-            status: OnboardingStatus = await handle.query(CustomerOnboardingWorkflow.status)
-            assert [t.stage_to for t in status.state.transitions] == [
-                Stage.HANDOFF,
-                Stage.KICKOFF,
-                Stage.TRAINING,
-                Stage.ADOPTION,
-            ]
-            assert status.state.kickoff_held_on == date.today()
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+        result: EventResult = await client.execute_update_with_start_workflow(
+            CustomerOnboardingWorkflow.record_event,
+            KickoffHeld(held_on=date.today(), goals=["Go live"]),
+            start_workflow_operation=start,
+        )
+        # A trial customer skips training: the kickoff took it straight to adoption.
+        assert result.stage is Stage.ADOPTION
+        handle = await start.workflow_handle()
+        status: OnboardingStatus = await handle.query(CustomerOnboardingWorkflow.status)
+        assert [t.stage_to for t in status.state.transitions] == [
+            Stage.HANDOFF,
+            Stage.KICKOFF,
+            Stage.TRAINING,
+            Stage.ADOPTION,
+        ]
+        assert status.state.kickoff_held_on == date.today()
 
-            # The same through signal-with-start: applied, nothing recorded as rejected.
-            other = make_handoff(trial_used=True)
-            signalled = await client.start_workflow(
-                CustomerOnboardingWorkflow.run,
-                OnboardingInput(handoff=other, playbook=make_playbook()),
-                id=visibility.workflow_id_for(other.customer_id),
-                task_queue=task_queue,
-                start_signal="submit_event",
-                start_signal_args=[KickoffHeld(held_on=date.today())],
-            )
-            for _ in range(100):
-                status = await signalled.query(CustomerOnboardingWorkflow.status)
-                if status.state.stage is Stage.ADOPTION:
-                    break
-                await asyncio.sleep(0.05)
-            assert status.state.stage is Stage.ADOPTION
-            assert status.state.rejected == []
-            for started in (handle, signalled):
-                await started.terminate("test over")
+        # The same through signal-with-start: applied, nothing recorded as rejected.
+        other = make_handoff(trial_used=True)
+        signalled = await client.start_workflow(
+            CustomerOnboardingWorkflow.run,
+            OnboardingInput(handoff=other, playbook=make_playbook()),
+            id=visibility.workflow_id_for(other.customer_id),
+            task_queue=task_queue,
+            start_signal="submit_event",
+            start_signal_args=[KickoffHeld(held_on=date.today())],
+        )
+        status = await eventually(
+            lambda: signalled.query(CustomerOnboardingWorkflow.status),
+            lambda s: s.state.stage is Stage.ADOPTION,
+            what="the signalled kickoff applied",
+            interval=0.05,
+        )
+        assert status.state.rejected == []
+        for started in (handle, signalled):
+            await started.terminate("test over")

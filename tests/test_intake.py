@@ -38,8 +38,8 @@ from records.usage.csv_import import ingest_usage_csv
 from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, ingest_calls
 from records.usage.store import IntakeError, IntakeReport
 from records.usage.unmatched import unmatched_summary
-from tests.api_harness import ApiHarness
-from tests.factories import make_handoff, store_customer
+from testkit.factories import make_handoff, store_customer
+from tests.support.api_harness import ApiHarness
 
 TRAIT = "company_id"
 AT = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)

@@ -21,56 +21,8 @@ from models.activity_io import SendEmailInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.tables import CustomerContact, EmailLedgerEntry
 from records.database import Database
-from tests.factories import REPO, make_handoff, store_customer
-
-TEMPLATES = REPO / "templates" / "email"
-SENDER = "Liftoff <onboarding@liftoff.example>"
-
-# A purpose as choose_purpose lists it: {"id": ..., "title": ...}.
-ContextValue = str | int | float | bool | None | list[dict[str, str]]
-
-PURPOSE_CONTEXT: dict[str, ContextValue] = {
-    "customer_name": "Acme Logistics",
-    "purpose_id": "A",
-    "purpose_title": "Digitise incoming documents",
-    "purpose_outcome": "Share of incoming documents digitised",
-    "key_action": "document_scanned",
-    "recipient": "someone@acme.example",
-}
-
-# The contexts the workflow sends with each template; a role-specific template
-# is keyed "<template>.<role>", like its file name.
-WORKFLOW_CONTEXTS: dict[str, dict[str, ContextValue]] = {
-    "task_assigned": {
-        "customer_name": "Acme Logistics",
-        "customer_id": "acme",
-        "title": "Schedule the kickoff meeting",
-        "detail": "Task acme-1 (schedule_kickoff)",
-        "due_at": "2025-03-17T09:00:00+00:00",
-        "assignee": "csm@liftoff.example",
-    },
-    "stall_proposal": {
-        "customer_name": "Acme Logistics",
-        "purposes": "Expense reports, Invoices",
-        "detail": "",
-    },
-    "onboarding_failed": {
-        "customer_name": "Acme Logistics",
-        "customer_id": "acme",
-        "detail": "Deadline of 120 days passed in stage adoption.",
-    },
-    "choose_purpose": {
-        "customer_name": "Acme Logistics",
-        "purposes_offered": [
-            {"id": "A", "title": "Digitise incoming documents"},
-            {"id": "B", "title": "Approve expenses online"},
-        ],
-        "recipient": "someone@acme.example",
-    },
-    "purpose_welcome.administrator": PURPOSE_CONTEXT,
-    "purpose_welcome.end_user": PURPOSE_CONTEXT,
-    "purpose_nudge": {**PURPOSE_CONTEXT, "key_actions_last_week": 3},
-}
+from testkit.factories import SENDER, TEMPLATES, make_handoff, make_mail_activities, store_customer
+from tests.support.mail import WORKFLOW_CONTEXTS, part
 
 
 class FlakyMailer:
@@ -94,9 +46,7 @@ def outbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def mail(database: Database, outbox: Path) -> MailActivities:
-    return MailActivities(
-        database, OutboxMailer(outbox), build_template_environment(TEMPLATES), SENDER
-    )
+    return make_mail_activities(database, OutboxMailer(outbox))
 
 
 @pytest.fixture
@@ -113,13 +63,6 @@ def read_outbox(outbox: Path) -> list[Message]:
         email.message_from_bytes(path.read_bytes(), policy=default_policy)
         for path in sorted(outbox.glob("*.eml"))
     ]
-
-
-def part(message: Message, content_type: str) -> str:
-    for piece in message.walk():
-        if piece.get_content_type() == content_type:
-            return str(piece.get_content())  # type: ignore[attr-defined]
-    raise AssertionError(f"no {content_type} part")
 
 
 def test_one_eml_per_recipient_and_a_retry_sends_nothing_more(
@@ -245,9 +188,7 @@ def test_missing_locale_falls_back_to_english(
     templates.mkdir()
     (templates / "welcome.en.txt").write_text("Subject: Welcome {{ recipient }}\nHi.\n")
     (templates / "welcome.en.html").write_text("<p>Hi.</p>\n")
-    mail = MailActivities(
-        database, OutboxMailer(outbox), build_template_environment(templates), SENDER
-    )
+    mail = make_mail_activities(database, OutboxMailer(outbox), templates=templates)
 
     activity_env.run(
         mail.send_email,
@@ -289,7 +230,7 @@ def test_failed_send_is_retried_and_delivered_once(
     database: Database, outbox: Path, activity_env: ActivityEnvironment
 ) -> None:
     mailer = FlakyMailer(OutboxMailer(outbox))
-    mail = MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+    mail = make_mail_activities(database, mailer)
     request = SendEmailInput(
         ledger_key="task:acme-1",
         customer_id="acme",

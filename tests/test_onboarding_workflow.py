@@ -11,10 +11,12 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
 
+from client.errors import OnboardingClosedError
 from models import visibility
 from models.events import (
     Cancelled,
@@ -28,10 +30,10 @@ from models.events import (
     TrainingHeld,
     TrainingSkipped,
 )
-from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
+from models.onboarding import OnboardingStatus, Stage, TaskKind
 from records.playbooks import load_playbook
-from tests.factories import REPO, make_handoff, make_playbook
-from tests.workflow_harness import (
+from testkit.factories import REPO, make_handoff, make_playbook
+from tests.support.workflow_harness import (
     WEEK,
     Harness,
     body_text,
@@ -239,8 +241,9 @@ async def test_cancellation_ends_the_onboarding_and_closes_its_tasks(h: Harness)
     result: OnboardingStatus = await handle.result()
     assert result.state.stage is Stage.CANCELLED
     assert result.state.open_tasks == []
-    with pytest.raises(Exception):  # noqa: B017 - a closed workflow takes no update
-        await h.record(handle, GoalAgreed(goal="too late"))
+    # A closed workflow takes no command, and the CSM is told it ended and how.
+    with pytest.raises(OnboardingClosedError, match=r"has already ended \(cancelled\)"):
+        await h.onboarding.record(handoff.customer_id, GoalAgreed(goal="too late"))
 
 
 async def test_purpose_added_later_counts_its_key_action(h: Harness) -> None:
@@ -318,19 +321,26 @@ async def test_out_of_order_and_invalid_commands_are_rejected_with_the_reason(h:
     save_history("rejections", (await handle.fetch_history()).to_json())
 
 
-async def test_second_start_of_the_same_customer_is_refused(h: Harness) -> None:
+async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_is_refused(
+    h: Harness,
+) -> None:
     handoff = make_handoff()
-    handle = await h.start(handoff)
-    with pytest.raises(WorkflowAlreadyStartedError):
-        await h.client.start_workflow(
-            CustomerOnboardingWorkflow.run,
-            OnboardingInput(handoff=handoff, playbook=make_playbook()),
-            id=visibility.workflow_id_for(handoff.customer_id),
-            task_queue=h.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
+    first = await h.onboarding.start(handoff, make_playbook())
+    handle = h.client.get_workflow_handle(first.workflow_id)
+    h.started.append(handle)
+    assert first.workflow_id == visibility.workflow_id_for(handoff.customer_id)
+    assert not first.already_running
+
+    # A retried start (the CLI or the API called twice) is the same journey, not a second.
+    again = await h.onboarding.start(handoff, make_playbook())
+    assert again == first.model_copy(update={"already_running": True})
+
+    await h.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
+    # A customer's journey happens once: its id is never reused after it ended.
+    with pytest.raises(OnboardingClosedError, match=r"has already ended \(cancelled\)"):
+        await h.onboarding.start(handoff, make_playbook())
 
 
 async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harness) -> None:

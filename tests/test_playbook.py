@@ -9,7 +9,7 @@ import pytest
 
 from models.playbook import PlaybookError, parse_duration
 from records.playbooks import load_playbook
-from tests.factories import REPO
+from testkit.factories import REPO
 
 
 @pytest.mark.parametrize("name", ["default.toml", "demo.toml"])

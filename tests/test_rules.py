@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from models.onboarding import WeeklyMeasurement, WeekVerdict
 from models.playbook import Criterion, MeasurementPolicy, Metric
-from tests.factories import make_playbook
+from testkit.factories import make_playbook
 from workflows.rules import evaluate_week, next_measurement_at, observe
 
 START = datetime(2026, 11, 2, tzinfo=UTC)

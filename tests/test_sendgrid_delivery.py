@@ -18,12 +18,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from emails.mailers import MAIL_REFUSED, MAIL_UNAVAILABLE, MAX_RETRY_AFTER, SendGridMailer
-from emails.render import build_template_environment
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
 from records.database import Database
-from tests.sendgrid_server import TEST_API_KEY, SendGridServer
-from tests.test_mail import SENDER, TEMPLATES, WORKFLOW_CONTEXTS
+from testkit.factories import SENDER, make_mail_activities
+from testkit.sendgrid import TEST_API_KEY, SendGridServer
+from tests.support.mail import WORKFLOW_CONTEXTS
 
 UNSUBSCRIBE_URL = "https://liftoff.example/unsubscribe?customer={customer_id}&email={recipient}"
 UNSUBSCRIBE_MAILTO = "unsubscribe@liftoff.example"
@@ -45,7 +45,7 @@ def sendgrid_mail(database: Database, server: SendGridServer, **options: Any) ->
         unsubscribe_mailto=UNSUBSCRIBE_MAILTO,
         **options,
     )
-    return MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+    return make_mail_activities(database, mailer)
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_an_unreachable_api_is_retryable(
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     mailer = SendGridMailer(SecretStr(TEST_API_KEY), host=f"http://127.0.0.1:{port}")
-    mail = MailActivities(sqlite_database, mailer, build_template_environment(TEMPLATES), SENDER)
+    mail = make_mail_activities(sqlite_database, mailer)
 
     with pytest.raises(ApplicationError) as failure:
         activity_env.run(mail.send_email, REQUEST)

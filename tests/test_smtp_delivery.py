@@ -30,11 +30,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from emails.mailers import MAIL_REFUSED, MAIL_UNAVAILABLE, SmtpMailer
-from emails.render import build_template_environment
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
 from records.database import Database
-from tests.test_mail import SENDER, TEMPLATES, WORKFLOW_CONTEXTS, part
+from testkit.factories import SENDER, make_mail_activities
+from tests.support.mail import WORKFLOW_CONTEXTS, part
 
 USERNAME = "liftoff"
 PASSWORD = "smtp-test-password"
@@ -115,7 +115,7 @@ def smtp_port(mailbox: Mailbox) -> Iterator[int]:
 
 
 def smtp_mail(database: Database, mailer: SmtpMailer) -> MailActivities:
-    return MailActivities(database, mailer, build_template_environment(TEMPLATES), SENDER)
+    return make_mail_activities(database, mailer)
 
 
 def plain_mailer(port: int, **options: Any) -> SmtpMailer:

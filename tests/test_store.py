@@ -22,7 +22,7 @@ from models.onboarding import Stage, TaskKind
 from models.tables import Customer, CustomerContact, Task, TimelineEntry
 from records.database import Database
 from records.usage.events import record_usage_event
-from tests.factories import make_handoff
+from testkit.factories import make_handoff
 
 WEEK_START = datetime(2025, 3, 3, tzinfo=UTC)
 WEEK_END = WEEK_START + timedelta(days=7)

@@ -13,7 +13,7 @@ from emails.render import build_template_environment
 from models.handoff import Role
 from models.playbook import CampaignStep, Playbook, Purpose
 from records.playbooks import load_playbook
-from tests.factories import REPO
+from testkit.factories import REPO
 
 SHIPPED_TEMPLATES = REPO / "templates" / "email"
 SHIPPED_PLAYBOOKS = sorted((REPO / "playbooks").glob("*.toml"))

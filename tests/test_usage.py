@@ -11,7 +11,7 @@ from models.tables import UsageEvent
 from records.database import Database
 from records.usage.csv_import import import_usage_csv
 from records.usage.events import record_usage_event
-from tests.factories import make_handoff, store_customer
+from testkit.factories import make_handoff, store_customer
 
 
 def add_customer(database: Database, customer_id: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,24 +15,18 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.mail import MailActivities
-from activities.store import StoreActivities
 from api.app import create_app
 from api.services import Services
 from client.onboarding import OnboardingClient
-from emails.mailers import OutboxMailer
-from emails.render import build_template_environment
-from models import visibility
+from models.onboarding import OnboardingStatus, Stage
 from records.database import Database
 from records.playbooks import load_playbook
 from records.tokens import TokenRole, create_token
-from tests.conftest import REPO, venv_binary
-from worker import onboarding_activities
-from workflows.onboarding import CustomerOnboardingWorkflow
+from testkit.factories import REPO
+from tests.support.eventually import eventually
+from tests.support.temporal import onboarding_worker
 
 CSM = "csm@liftoff.example"
 OTHER_CSM = "other-csm@liftoff.example"
@@ -65,19 +58,18 @@ class ApiHarness:
     def as_lead(self) -> httpx.AsyncClient:
         return self.client(self.token(TokenRole.LEAD))
 
-
-@pytest.fixture(scope="session")
-async def local_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One dev server for the session, with Liftoff's search attributes registered."""
-    environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=list(visibility.ALL),
-        dev_server_log_level="error",
-        ui=False,
-    )
-    async with environment:
-        yield environment
+    async def past_handoff(self, customer_id: str, *, timeout: float = 30.0) -> OnboardingStatus:
+        """Once the workflow's first task and its stored effects have run: an update sent
+        sooner meets the initial handoff state, and the customer's pages need its row."""
+        return await eventually(
+            lambda: self.services.onboarding.status(customer_id),
+            lambda status: (
+                status.state.stage is not Stage.HANDOFF and status.pending_side_effects == 0
+            ),
+            what=f"{customer_id} past its handoff",
+            timeout=timeout,
+            interval=0.05,
+        )
 
 
 @pytest.fixture
@@ -86,29 +78,16 @@ async def api(
 ) -> AsyncIterator[ApiHarness]:
     task_queue = f"api-{uuid.uuid4()}"
     outbox = tmp_path / "outbox"
-    mail = MailActivities(
-        sqlite_database,
-        OutboxMailer(outbox),
-        build_template_environment(REPO / "templates" / "email"),
-        sender="onboarding@liftoff.example",
-    )
     services = Services(
         onboarding=OnboardingClient(local_env.client, task_queue),
         database=sqlite_database,
         playbook=load_playbook(REPO / "playbooks" / "default.toml"),
     )
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            local_env.client,
-            task_queue=task_queue,
-            workflows=[CustomerOnboardingWorkflow],
-            activities=onboarding_activities(StoreActivities(sqlite_database), mail),
-            activity_executor=executor,
-        ):
-            yield ApiHarness(
-                app=create_app(services),
-                services=services,
-                database=sqlite_database,
-                temporal=local_env.client,
-                outbox=outbox,
-            )
+    async with onboarding_worker(local_env.client, task_queue, sqlite_database, outbox):
+        yield ApiHarness(
+            app=create_app(services),
+            services=services,
+            database=sqlite_database,
+            temporal=local_env.client,
+            outbox=outbox,
+        )

@@ -1,4 +1,5 @@
-"""Test data in one place: handoffs, playbooks and usage."""
+"""Test data in one place: handoffs, playbooks, usage, stored customers, and the
+mail activities tests send through."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
+from activities.mail import MailActivities
 from activities.store import StoreActivities
+from emails.mailers import Mailer
+from emails.render import build_template_environment
 from models.activity_io import UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, SetupPolicy
@@ -18,6 +22,8 @@ from records.playbooks import load_playbook
 from records.usage.events import record_usage_event
 
 REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "templates" / "email"
+SENDER = "Liftoff <onboarding@liftoff.example>"
 
 
 def make_handoff(**overrides: Any) -> CustomerHandoff:
@@ -126,3 +132,10 @@ def store_customer(database: Database, handoff: CustomerHandoff) -> None:
             workflow_id=f"onboarding-{handoff.customer_id}",
         ),
     )
+
+
+def make_mail_activities(
+    database: Database, mailer: Mailer, *, templates: Path = TEMPLATES
+) -> MailActivities:
+    """send_email over the shipped templates (or `templates`), from SENDER."""
+    return MailActivities(database, mailer, build_template_environment(templates), SENDER)

@@ -1,6 +1,6 @@
 """Real processes for end-to-end tests: a Temporal dev server, worker.py, the CLI.
 
-The dev server is one per session (registered in conftest.py); each test module
+The dev server is one per session (a fixture registered in tests/conftest.py); each test module
 gives its worker a task queue and a database of its own.
 """
 
@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 import pytest
 
 from models import visibility
-from tests.conftest import REPO, venv_binary
+from testkit.factories import REPO
+from testkit.temporal import venv_binary
+from tests.support.eventually import eventually_blocking
 
 READY_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 60.0
@@ -37,13 +38,12 @@ def free_port() -> int:
 
 
 def wait_for(what: str, check: Callable[[], bool], process: subprocess.Popen[Any]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not check():
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready within {READY_TIMEOUT:.0f}s")
-        time.sleep(0.3)
+        return check()
+
+    eventually_blocking(ready, what=f"{what} ready", timeout=READY_TIMEOUT, interval=0.3)
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

@@ -7,25 +7,13 @@ use another server; when none answers, those tests are skipped with the reason.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from records.database import Database
-
-POSTGRES_URL = os.environ.get(
-    "LIFTOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-CONNECT_TIMEOUT_SECONDS = 2
-
-
-def _libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+from testkit import postgres
 
 
 @pytest.fixture
@@ -41,31 +29,17 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """The server's URL once it answered; skips the PostgreSQL tests otherwise."""
-    try:
-        with psycopg.connect(_libpq_url(POSTGRES_URL), connect_timeout=CONNECT_TIMEOUT_SECONDS):
-            pass
-    except psycopg.Error as err:
-        pytest.skip(
-            f"PostgreSQL at {make_url(POSTGRES_URL).render_as_string()} not reachable: {err}"
-        )
-    return POSTGRES_URL
+    reason = postgres.unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    return postgres.POSTGRES_URL
 
 
 @pytest.fixture
 def postgres_database(postgres_admin_url: str) -> Iterator[Database]:
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = _libpq_url(postgres_admin_url)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(postgres_admin_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    database = Database(url.render_as_string(hide_password=False))
-    try:
+    with postgres.fresh_schema("test", postgres_admin_url) as database:
         database.migrate()
         yield database
-    finally:
-        database.dispose()
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

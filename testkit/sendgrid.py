@@ -1,7 +1,7 @@
 """A loopback SendGrid: speaks the v3 mail-send API to the real `sendgrid` client.
 
 Every request body is validated against SendGrid's official schema
-(tests/data/sendgrid_mail_v3.json), so a body the real API would reject is
+(testkit/data/sendgrid_mail_v3.json), so a body the real API would reject is
 rejected here too. Answers are scripted per test: 202 by default, or a queued
 400 / 429 / 500 (or a stall past the client's timeout) for the next requests.
 
@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 
 SPEC = Path(__file__).resolve().parent / "data" / "sendgrid_mail_v3.json"
 MAIL_SEND_PATH = "/v3/mail/send"
@@ -278,9 +277,3 @@ def serve() -> Iterator[SendGridServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
-
-
-@pytest.fixture
-def sendgrid_server() -> Iterator[SendGridServer]:
-    with serve() as state:
-        yield state

@@ -3,12 +3,10 @@ to drive one customer the way a CSM and the product's usage would."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email
 import os
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,12 +17,8 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.mail import MailActivities
-from activities.store import StoreActivities
-from emails.mailers import OutboxMailer
-from emails.render import build_template_environment
+from client.onboarding import OnboardingClient
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
@@ -32,11 +26,12 @@ from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import Playbook
 from models.tables import TimelineEntry
 from records.database import Database
-from tests.factories import REPO, add_usage, make_playbook
-from worker import onboarding_activities
+from testkit.factories import add_usage, make_playbook
+from tests.support.eventually import eventually
+from tests.support.temporal import onboarding_worker
 from workflows.onboarding import CustomerOnboardingWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 WEEK = timedelta(days=7)
 
 
@@ -72,6 +67,11 @@ class Harness:
         await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
         return handle
 
+    @property
+    def onboarding(self) -> OnboardingClient:
+        """Liftoff's own client layer (what the CLI and the API use), on this worker's queue."""
+        return OnboardingClient(self.client, self.task_queue)
+
     async def record(self, handle: WorkflowHandle[Any, Any], event: OnboardingEvent) -> Any:
         return await handle.execute_update(CustomerOnboardingWorkflow.record_event, event)
 
@@ -86,14 +86,13 @@ class Harness:
         seconds: float = 15,
     ) -> OnboardingStatus:
         """Poll the query until the workflow has caught up and written its side effects."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while True:
-            status = await self.status(handle)
-            if predicate(status) and status.pending_side_effects == 0:
-                return status
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"condition not reached; state: {status.state}")
-            await asyncio.sleep(0.05)
+        return await eventually(
+            lambda: self.status(handle),
+            lambda status: predicate(status) and status.pending_side_effects == 0,
+            what="workflow condition",
+            timeout=seconds,
+            interval=0.05,
+        )
 
     async def today(self) -> date:
         return (await self.env.get_current_time()).date()
@@ -130,27 +129,13 @@ async def harness(
     env: WorkflowEnvironment, task_queue: str, sqlite_database: Database, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     outbox = tmp_path / "outbox"
-    store = StoreActivities(sqlite_database)
-    mail = MailActivities(
-        sqlite_database,
-        OutboxMailer(outbox),
-        build_template_environment(REPO / "templates" / "email"),
-        sender="onboarding@liftoff.example",
-    )
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[CustomerOnboardingWorkflow],
-            activities=onboarding_activities(store, mail),
-            activity_executor=executor,
-        ):
-            harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
-            yield harness
-            # A failed test must not leave timers behind that hold the shared clock.
-            for handle in harness.started:
-                with contextlib.suppress(RPCError):
-                    await handle.terminate("test finished")
+    async with onboarding_worker(env.client, task_queue, sqlite_database, outbox):
+        harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
+        yield harness
+        # A failed test must not leave timers behind that hold the shared clock.
+        for handle in harness.started:
+            with contextlib.suppress(RPCError):
+                await handle.terminate("test finished")
 
 
 def body_text(message: email.message.Message) -> str:

@@ -1,0 +1,81 @@
+"""Temporal for the tests: one server of each kind per session, fresh queues per test,
+and the real worker (worker.build_worker) with its emails kept in an outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
+from models import visibility
+from records.database import Database
+from testkit.factories import SENDER, TEMPLATES
+from testkit.temporal import add_search_attributes, venv_binary
+from worker import build_worker
+
+ACTIVITY_THREADS = 8
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping server, for anything measured in days."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=venv_binary("temporal-test-server"),
+    )
+    await add_search_attributes(environment.client)
+    async with environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def local_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server for the session, with Liftoff's search attributes registered
+    (visibility queries and update-with-start need it)."""
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=venv_binary("temporal"),
+        search_attributes=list(visibility.ALL),
+        dev_server_log_level="error",
+        ui=False,
+    )
+    async with environment:
+        yield environment
+
+
+@pytest.fixture
+def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@asynccontextmanager
+async def onboarding_worker(
+    client: Client, task_queue: str, database: Database, outbox: Path
+) -> AsyncIterator[Worker]:
+    """The worker as `python worker.py` wires it, sending its emails to `outbox`."""
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        async with build_worker(
+            client,
+            task_queue=task_queue,
+            database=database,
+            mailer=OutboxMailer(outbox),
+            templates=build_template_environment(TEMPLATES),
+            sender=SENDER,
+            activity_executor=executor,
+        ) as worker:
+            yield worker
