@@ -8,13 +8,11 @@ the next due item is visible in the status query.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue
@@ -24,11 +22,12 @@ with workflow.unsafe.imports_passed_through():
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
     import workflows.activity_options as options
     import workflows.campaign as campaign
+    import workflows.effects as effects
+    import workflows.events as events
     import workflows.notices as notices
     import workflows.rules as rules
     import workflows.send_window as send_window
     from activities.calendar import public_holidays
-    from activities.mail import MailActivities
     from activities.store import StoreActivities
     from models import visibility
     from models.activity_io import (
@@ -37,33 +36,15 @@ with workflow.unsafe.imports_passed_through():
         MeasureWeeklyUsageInput,
         OpenTaskInput,
         PublicHolidaysInput,
-        RecordTimelineInput,
         SendEmailInput,
         UpsertCustomerInput,
     )
-    from models.events import (
-        Cancelled,
-        CompletionReviewHeld,
-        ContactAdded,
-        GoalAgreed,
-        KickoffHeld,
-        MeetingHeld,
-        MeetingKind,
-        MeetingRequested,
-        OnboardingEvent,
-        PurposeAdded,
-        TaskCompleted,
-        TrainingHeld,
-        TrainingSkipped,
-    )
-    from models.handoff import Role
+    from models.events import MeetingKind, OnboardingEvent
+    from models.handoff import Contact, Role
     from models.onboarding import (
-        STAGE_PATH,
-        CompletionReview,
         Due,
         DueKind,
         EventResult,
-        Goal,
         Meeting,
         OnboardingInput,
         OnboardingState,
@@ -72,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         RejectedEvent,
         Stage,
         TaskKind,
-        TimelineDetails,
         Transition,
         WeekVerdict,
     )
@@ -89,8 +69,6 @@ _SCHEDULE_TASK = {
     ),
 }
 
-Effect = Callable[[], Awaitable[Any]]
-
 
 @workflow.defn
 class CustomerOnboardingWorkflow:
@@ -101,20 +79,19 @@ class CustomerOnboardingWorkflow:
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
-        self._effects: list[Effect] = []
-        self._effects_running = 0
+        self._effects = effects.Effects(input.handoff.customer_id, self._state)
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
         self._ensure_begun()
         self._index()
         while True:
-            await self._drain_effects()
+            await self._effects.drain()
             if self._state.stage.terminal:
                 break
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._drain_effects()
+                await self._effects.drain()
                 self._state.runs += 1
                 workflow.continue_as_new(
                     OnboardingInput(
@@ -128,7 +105,7 @@ class CustomerOnboardingWorkflow:
             await self._wait_for_something_due()
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain_effects()
+        await self._effects.drain()
         return self.status()
 
     # CSM commands and integration events
@@ -164,7 +141,9 @@ class CustomerOnboardingWorkflow:
             *self._state.rejected,
             RejectedEvent(at=now, kind=event.kind, reason=reason),
         ][-options.REJECTIONS_KEPT :]
-        self._timeline("event_rejected", f"{event.kind} rejected: {reason}", event_json(event))
+        self._effects.timeline(
+            "event_rejected", f"{event.kind} rejected: {reason}", events.event_json(event)
+        )
 
     @workflow.query
     def status(self) -> OnboardingStatus:
@@ -179,145 +158,44 @@ class CustomerOnboardingWorkflow:
             playbook_version=self._playbook.version,
             state=self._state,
             next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
-            pending_side_effects=len(self._effects) + self._effects_running,
+            pending_side_effects=self._effects.pending,
         )
 
-    # Validation: every reason is a sentence a CSM can act on.
+    # CSM events: each kind's rules live in workflows/events.py.
 
     def _rejection(self, event: OnboardingEvent) -> str | None:
         # An event can arrive in the very first workflow task, before run() has begun
         # the onboarding; judge it as the kickoff stage that beginning leads to.
         stage = self._state.stage if self._state.started_at is not None else Stage.KICKOFF
-        if stage.terminal:
-            return f"the onboarding is {stage.value}; it accepts no more events"
-        today = workflow.now().date()
-        if isinstance(event, KickoffHeld):
-            if stage is not Stage.KICKOFF:
-                return f"the kickoff was already recorded on {self._state.kickoff_held_on}"
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, GoalAgreed):
-            if self._before(Stage.TRAINING):
-                return "goals are agreed at the kickoff: record the kickoff first"
-            if any(goal.text == event.goal for goal in self._state.goals):
-                return f"the goal {event.goal!r} is already agreed"
-            return None
-        if isinstance(event, TrainingHeld | TrainingSkipped):
-            if stage is Stage.KICKOFF:
-                return "the training comes after the kickoff: record the kickoff first"
-            if stage is not Stage.TRAINING:
-                return "the training stage is over" + self._training_outcome()
-            return _not_in_future(event.held_on, today) if isinstance(event, TrainingHeld) else None
-        if isinstance(event, MeetingRequested):
-            return None
-        if isinstance(event, MeetingHeld):
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, PurposeAdded):
-            if self._playbook.purpose(event.purpose) is None:
-                offered = ", ".join(p.id for p in self._playbook.purposes)
-                return f"unknown purpose {event.purpose!r}: the playbook offers {offered}"
-            if event.purpose in self._state.purposes:
-                return f"the customer already holds purpose {event.purpose}"
-            return None
-        if isinstance(event, ContactAdded):
-            known = {c.email for c in [*self._handoff.contacts, *self._state.added_contacts]}
-            if event.contact.email in known:
-                return f"{event.contact.email} is already a contact of this customer"
-            return None
-        if isinstance(event, CompletionReviewHeld):
-            if stage is not Stage.COMPLETION_REVIEW:
-                return (
-                    "the completion review comes once the completion criteria are met; "
-                    f"the customer is in {stage.value}"
-                )
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, TaskCompleted):
-            if not any(task.task_id == event.task_id for task in self._state.open_tasks):
-                return f"no open task {event.task_id!r} for this customer"
-            return None
-        return None  # Cancelled: allowed in any stage that is not terminal
+        return events.refusal(
+            event,
+            stage=stage,
+            state=self._state,
+            handoff=self._handoff,
+            playbook=self._playbook,
+            today=workflow.now().date(),
+        )
 
     def _is_duplicate(self, event: OnboardingEvent) -> bool:
         return event.event_id is not None and event.event_id in self._state.seen_event_ids
 
-    def _training_outcome(self) -> str:
-        if self._state.training_held_on is not None:
-            return f" (held on {self._state.training_held_on})"
-        if self._state.training_skipped_reason is not None:
-            return f" (skipped: {self._state.training_skipped_reason})"
-        return ""
-
-    # Applying events: state changes now, activities queued for the main loop.
-
     def _apply(self, event: OnboardingEvent) -> str:
+        """State changes now, activities queued for the main loop."""
         state = self._state
-        now = workflow.now()
         if event.event_id is not None:
             state.seen_event_ids = [*state.seen_event_ids, event.event_id][
                 -options.SEEN_EVENT_IDS_KEPT :
             ]
-        self._timeline(event.kind, _summary(event), event_json(event))
-        if isinstance(event, KickoffHeld):
-            state.kickoff_held_on = event.held_on
-            state.goals += [Goal(text=text, agreed_at=now) for text in event.goals]
-            self._move_to(Stage.TRAINING, f"kickoff held on {event.held_on}")
-            skip = self._training_skip_reason()
-            if skip is not None:
-                state.training_skipped_reason = skip
-                self._move_to(Stage.ADOPTION, f"training skipped: {skip}")
-        elif isinstance(event, GoalAgreed):
-            state.goals.append(Goal(text=event.goal, agreed_at=now))
-        elif isinstance(event, TrainingHeld):
-            state.training_held_on = event.held_on
-            self._move_to(Stage.ADOPTION, f"training held on {event.held_on}")
-        elif isinstance(event, TrainingSkipped):
-            state.training_skipped_reason = event.reason
-            self._move_to(Stage.ADOPTION, f"training skipped: {event.reason}")
-        elif isinstance(event, MeetingRequested):
-            self._request_meeting(event.meeting, event.notes or "requested by the CSM")
-        elif isinstance(event, MeetingHeld):
-            state.meetings.append(
-                Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
-            )
-            self._close_tasks(
-                lambda task: task.kind is TaskKind.MEETING and task.ref == event.meeting.value,
-                f"meeting held on {event.held_on}",
-            )
-        elif isinstance(event, PurposeAdded):
-            state.purposes.append(event.purpose)
-        elif isinstance(event, ContactAdded):
-            state.added_contacts.append(event.contact)
-            contact_input = AddContactInput(
-                customer_id=self._handoff.customer_id, contact=event.contact
-            )
-            self._effects.append(lambda: self._store(StoreActivities.add_contact, contact_input))
-        elif isinstance(event, CompletionReviewHeld):
-            state.review = CompletionReview(
-                held_on=event.held_on,
-                success_confirmed=event.success_confirmed,
-                feedback=event.feedback,
-                feature_requests=event.feature_requests,
-                nps=event.nps,
-            )
-            confirmed = "confirmed" if event.success_confirmed else "not confirmed"
-            self._move_to(
-                Stage.ONBOARDED,
-                f"completion review held on {event.held_on}; short-term success {confirmed}",
-            )
-        elif isinstance(event, TaskCompleted):
-            self._close_tasks(
-                lambda task: task.task_id == event.task_id, event.note or "done by the CSM"
-            )
-        elif isinstance(event, Cancelled):
-            self._move_to(Stage.CANCELLED, f"cancelled: {event.reason}")
-        return self._state.stage.value
-
-    def _training_skip_reason(self) -> str | None:
-        policy = self._playbook.training
-        if policy.skip_if_trial_used and self._handoff.trial_used:
-            return "the customer used a trial"
-        if policy.skip_if_already_using and self._handoff.already_using:
-            return "the customer already uses the product"
-        return None
+        self._effects.timeline(event.kind, events.summary(event), events.event_json(event))
+        events.apply(
+            event,
+            self,
+            state=state,
+            handoff=self._handoff,
+            playbook=self._playbook,
+            now=workflow.now(),
+        )
+        return state.stage.value
 
     # Lifecycle
 
@@ -336,15 +214,15 @@ class CustomerOnboardingWorkflow:
             playbook_version=self._playbook.version,
             workflow_id=workflow.info().workflow_id,
         )
-        self._effects.append(lambda: self._store(StoreActivities.upsert_customer, customer))
-        self._move_to(Stage.HANDOFF, "handoff received from sales")
+        self._effects.store(StoreActivities.upsert_customer, customer)
+        self.move_to(Stage.HANDOFF, "handoff received from sales")
         self._state.agenda += [
             Due(kind=DueKind.MOMENTUM, at=now + self._playbook.momentum_after),
             Due(kind=DueKind.DEADLINE, at=now + self._playbook.deadline),
         ]
-        self._move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
+        self.move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
 
-    def _move_to(self, stage: Stage, cause: str) -> None:
+    def move_to(self, stage: Stage, cause: str) -> None:
         state = self._state
         now = workflow.now()
         previous = state.stage if state.stage_since is not None else None
@@ -357,12 +235,12 @@ class CustomerOnboardingWorkflow:
         # Service-level timers and tasks of the stage left behind lapse.
         state.agenda = [due for due in state.agenda if due.stage is None or due.stage is stage]
         if previous is not None and previous is not stage:
-            self._close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
+            self.close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
         if stage.terminal:
             self._end(stage)
         else:
             self._enter(stage, now)
-        self._timeline(
+        self._effects.timeline(
             "transition",
             f"{previous.value if previous else 'start'} -> {stage.value}: {cause}",
             {"from": previous.value if previous else None, "to": stage.value, "cause": cause},
@@ -394,7 +272,7 @@ class CustomerOnboardingWorkflow:
 
     def _end(self, stage: Stage) -> None:
         self._state.agenda = []
-        self._close_tasks(lambda task: True, f"onboarding {stage.value}")
+        self.close_tasks(lambda task: True, f"onboarding {stage.value}")
         if self._state.stall.stalled:
             self._state.stall.stalled = False
 
@@ -425,7 +303,7 @@ class CustomerOnboardingWorkflow:
                 return
         try:
             await workflow.wait_condition(
-                lambda: bool(self._effects or self._campaign_unplanned()), timeout=timeout
+                lambda: bool(self._effects.queued or self._campaign_unplanned()), timeout=timeout
             )
         except TimeoutError:
             pass
@@ -460,7 +338,7 @@ class CustomerOnboardingWorkflow:
                 await self._measure_week()
             elif due.kind is DueKind.MOMENTUM:
                 self._state.momentum_requested = True
-                self._request_meeting(
+                self.request_meeting(
                     MeetingKind.MOMENTUM, "onboarding is running long: keep the momentum"
                 )
             elif due.kind is DueKind.DEADLINE and self._state.stage in _BEFORE_CRITERIA:
@@ -485,9 +363,9 @@ class CustomerOnboardingWorkflow:
             deadline_days=self._playbook.deadline.days,
             stage=self._state.stage.value,
         )
-        self._move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
+        self.move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
         self._open_task(TaskKind.DEADLINE_MISSED, handoff.cs_leader, "Onboarding failed: review")
-        self._send(
+        self._effects.send(
             SendEmailInput(
                 ledger_key=f"failed:{handoff.customer_id}",
                 customer_id=handoff.customer_id,
@@ -528,7 +406,7 @@ class CustomerOnboardingWorkflow:
         state.week_index = measurement.week_index
         state.recent_weeks = [*state.recent_weeks, verdict][-options.RECENT_WEEKS_KEPT :]
         state.last_measured_at = now
-        self._timeline(
+        self._effects.timeline(
             "weekly_measurement",
             _verdict_summary(verdict),
             verdict.model_dump(mode="json"),
@@ -537,7 +415,7 @@ class CustomerOnboardingWorkflow:
         if verdict.criteria_met:
             self._clear_stall("completion criteria met")
             met = ", ".join(_criterion_text(c) for c in verdict.criteria)
-            self._move_to(Stage.COMPLETION_REVIEW, f"completion criteria met: {met}")
+            self.move_to(Stage.COMPLETION_REVIEW, f"completion criteria met: {met}")
             return
         if verdict.stalled:
             self._continue_stall(verdict, now)
@@ -551,13 +429,13 @@ class CustomerOnboardingWorkflow:
             setup.data_arrived = True
             if setup.stuck:
                 setup.stuck = False
-                self._close_tasks(
+                self.close_tasks(
                     lambda task: (
                         task.kind in (TaskKind.SETUP_STUCK, TaskKind.SETUP_STUCK_ESCALATION)
                     ),
                     "usage data arrived",
                 )
-                self._timeline("setup_unstuck", "usage data arrived: setup is done", {})
+                self._effects.timeline("setup_unstuck", "usage data arrived: setup is done", {})
                 self._index()
             return
         waited = now - (self._state.adoption_started_at or now)
@@ -565,7 +443,7 @@ class CustomerOnboardingWorkflow:
         if waited >= policy.no_data_after and not setup.stuck:
             setup.stuck = True
             setup.stuck_since = now
-            self._timeline(
+            self._effects.timeline(
                 "setup_stuck",
                 f"no usage data for {_days(waited)}: stuck in setup",
                 {"waited_seconds": waited.total_seconds()},
@@ -593,10 +471,12 @@ class CustomerOnboardingWorkflow:
             stall.weeks = 0
             stall.steps_done = []
             reasons = ", ".join(_criterion_text(c) for c in verdict.stall_checks if c.met)
-            self._timeline("stall_started", f"usage stalled: {reasons}", {"episode": stall.episode})
+            self._effects.timeline(
+                "stall_started", f"usage stalled: {reasons}", {"episode": stall.episode}
+            )
             self._index()
             if self._playbook.stall.open_meeting_request:
-                self._request_meeting(MeetingKind.POOR_PROGRESS, f"usage stalled: {reasons}")
+                self.request_meeting(MeetingKind.POOR_PROGRESS, f"usage stalled: {reasons}")
         else:
             stall.weeks += 1
         for index, step in enumerate(self._playbook.stall.ladder):
@@ -615,7 +495,7 @@ class CustomerOnboardingWorkflow:
                 for purpose in self._playbook.purposes
                 if purpose.id in self._state.purposes
             ]
-            self._send(
+            self._effects.send(
                 SendEmailInput(
                     ledger_key=f"stall:{episode}:proposal",
                     customer_id=handoff.customer_id,
@@ -627,7 +507,7 @@ class CustomerOnboardingWorkflow:
                     ),
                 )
             )
-            self._timeline(
+            self._effects.timeline(
                 "stall_proposal", "proposal email to the administrators", {"episode": episode}
             )
         elif action == "csm_task":
@@ -649,11 +529,13 @@ class CustomerOnboardingWorkflow:
             return
         stall.stalled = False
         stall.since = None
-        self._close_tasks(
+        self.close_tasks(
             lambda task: task.kind in (TaskKind.STALL_FOLLOW_UP, TaskKind.STALL_ESCALATION),
             cause,
         )
-        self._timeline("stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode})
+        self._effects.timeline(
+            "stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode}
+        )
         self._index()
 
     # Purpose step emails (the campaign)
@@ -753,7 +635,7 @@ class CustomerOnboardingWorkflow:
         purpose, step = found
         if step.starts_at != "adoption" and state.stage.value != step.starts_at:
             state.campaign_done.append(ref)
-            self._timeline(
+            self._effects.timeline(
                 "campaign_step_skipped",
                 f"{ref} skipped: the {step.starts_at} stage is over",
                 {"ref": ref},
@@ -776,7 +658,7 @@ class CustomerOnboardingWorkflow:
             return
         state.campaign_done.append(ref)
         if decision.action == "skip":
-            self._timeline(
+            self._effects.timeline(
                 "campaign_step_skipped", f"{ref} skipped: {decision.reason}", {"ref": ref}
             )
             return
@@ -790,7 +672,7 @@ class CustomerOnboardingWorkflow:
                 f"{campaign.ledger_base(purpose, step)}:{role.value}", step.template, role, context
             )
         roles: list[JsonValue] = [role.value for role in step.roles]
-        self._timeline(
+        self._effects.timeline(
             "campaign_step_sent",
             f"{ref} sent to the {', '.join(role.value for role in step.roles)} contacts",
             {"ref": ref, "roles": roles},
@@ -824,7 +706,7 @@ class CustomerOnboardingWorkflow:
                     counted=False,
                 )
         refs = [campaign.step_ref(purpose, step) for purpose, step in proposals]
-        self._timeline(
+        self._effects.timeline(
             "stall_proposal",
             f"proposals for stuck purposes: {', '.join(refs)}",
             {"episode": episode, "steps": list(refs)},
@@ -842,7 +724,7 @@ class CustomerOnboardingWorkflow:
                 f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
             )
         roles: list[JsonValue] = [role.value for role in step.roles]
-        self._timeline(
+        self._effects.timeline(
             "campaign_step_sent",
             "asked the customer to choose its purposes",
             {"ref": campaign.CHOOSE_PURPOSE, "roles": roles},
@@ -860,7 +742,7 @@ class CustomerOnboardingWorkflow:
         if counted:
             counts = self._state.campaign_sends_today
             counts[role.value] = counts.get(role.value, 0) + 1
-        self._send(
+        self._effects.send(
             SendEmailInput(
                 ledger_key=ledger_key,
                 customer_id=self._handoff.customer_id,
@@ -871,9 +753,13 @@ class CustomerOnboardingWorkflow:
             )
         )
 
-    # Tasks, meetings, email and the timeline: state now, activities queued.
+    # Tasks, meetings and contacts: state now, activities queued (events.Operations).
 
-    def _request_meeting(self, kind: MeetingKind, reason: str) -> None:
+    def add_contact(self, contact: Contact) -> None:
+        contact_input = AddContactInput(customer_id=self._handoff.customer_id, contact=contact)
+        self._effects.store(StoreActivities.add_contact, contact_input)
+
+    def request_meeting(self, kind: MeetingKind, reason: str) -> None:
         self._state.meetings.append(Meeting(kind=kind, requested_at=workflow.now(), notes=reason))
         already_open = any(
             task.kind is TaskKind.MEETING and task.ref == kind.value
@@ -916,8 +802,8 @@ class CustomerOnboardingWorkflow:
             opened_at=now,
             due_at=due_at,
         )
-        self._effects.append(lambda: self._store(StoreActivities.open_task, task_input))
-        self._send(
+        self._effects.store(StoreActivities.open_task, task_input)
+        self._effects.send(
             SendEmailInput(
                 ledger_key=f"task:{task.task_id}",
                 customer_id=handoff.customer_id,
@@ -934,9 +820,11 @@ class CustomerOnboardingWorkflow:
                 ),
             )
         )
-        self._timeline("task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id})
+        self._effects.timeline(
+            "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
+        )
 
-    def _close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
+    def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
         closing = [task for task in self._state.open_tasks if matches(task)]
         if not closing:
             return
@@ -947,58 +835,7 @@ class CustomerOnboardingWorkflow:
             closed_at=workflow.now(),
             resolution=resolution,
         )
-        self._effects.append(lambda: self._store(StoreActivities.close_tasks, close_input))
-
-    def _send(self, email: SendEmailInput) -> None:
-        async def send() -> None:
-            try:
-                await workflow.execute_activity_method(
-                    MailActivities.send_email,
-                    email,
-                    start_to_close_timeout=options.MAIL_TIMEOUT,
-                    retry_policy=options.MAIL_RETRY,
-                )
-            except ActivityError as err:
-                # A send that failed for good is visible state, not a stuck journey.
-                reason = str(err.cause or err)
-                self._state.failures.append(f"email {email.ledger_key}: {reason}")
-                self._timeline("email_failed", f"email {email.template} failed: {reason}", {})
-
-        self._effects.append(send)
-
-    def _timeline(self, kind: str, summary: str, details: TimelineDetails) -> None:
-        self._state.timeline_seq += 1
-        entry = RecordTimelineInput(
-            customer_id=self._handoff.customer_id,
-            seq=self._state.timeline_seq,
-            at=workflow.now(),
-            kind=kind,
-            stage=self._state.stage,
-            summary=summary,
-            details=details,
-        )
-        self._effects.append(lambda: self._store(StoreActivities.record_timeline, entry))
-
-    async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
-        await workflow.execute_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=options.STORE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
-        )
-
-    async def _drain_effects(self) -> None:
-        while self._effects:
-            batch, self._effects = self._effects, []
-            self._effects_running += len(batch)
-            try:
-                await asyncio.gather(*(effect() for effect in batch))
-            finally:
-                self._effects_running -= len(batch)
-
-    def _before(self, stage: Stage) -> bool:
-        current = self._state.stage
-        return current in STAGE_PATH and STAGE_PATH.index(current) < STAGE_PATH.index(stage)
+        self._effects.store(StoreActivities.close_tasks, close_input)
 
     def _index(self) -> None:
         """Keep Temporal visibility in step, so customers can be listed by stage."""
@@ -1011,41 +848,6 @@ class CustomerOnboardingWorkflow:
                 visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
             ]
         )
-
-
-def event_json(event: OnboardingEvent) -> TimelineDetails:
-    return event.model_dump(mode="json", exclude_none=True)
-
-
-def _not_in_future(held_on: Any, today: Any) -> str | None:
-    # One day of slack: the CSM's local date can be ahead of UTC.
-    if held_on > today + timedelta(days=1):
-        return f"the date {held_on} is in the future"
-    return None
-
-
-def _summary(event: OnboardingEvent) -> str:
-    if isinstance(event, KickoffHeld):
-        return f"kickoff held on {event.held_on} with {len(event.goals)} goal(s) agreed"
-    if isinstance(event, GoalAgreed):
-        return f"goal agreed: {event.goal}"
-    if isinstance(event, TrainingHeld):
-        return f"training held on {event.held_on}"
-    if isinstance(event, TrainingSkipped):
-        return f"training skipped: {event.reason}"
-    if isinstance(event, MeetingRequested):
-        return f"{event.meeting.value} meeting requested"
-    if isinstance(event, MeetingHeld):
-        return f"{event.meeting.value} meeting held on {event.held_on}"
-    if isinstance(event, PurposeAdded):
-        return f"purpose {event.purpose} added"
-    if isinstance(event, ContactAdded):
-        return f"{event.contact.role.value} contact added"
-    if isinstance(event, CompletionReviewHeld):
-        return f"completion review held on {event.held_on}"
-    if isinstance(event, TaskCompleted):
-        return f"task {event.task_id} done"
-    return f"cancelled: {event.reason}"
 
 
 def _criterion_text(verdict: Any) -> str:
