@@ -3,7 +3,8 @@ main loop in the order they were queued.
 
 Handlers change state synchronously and queue their effects here; only the main loop
 awaits them (`drain`), so ordering and continue-as-new stay simple. Every timeline
-entry goes through `timeline`, which numbers it (the idempotency key of its write).
+entry goes through `timeline`, which numbers it (the idempotency key of its write)
+and keeps it as unwritten until the activity storing it has returned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.mail import MailActivities
     from activities.store import StoreActivities
     from models.activity_io import RecordTimelineInput, SendEmailInput
-    from models.onboarding import OnboardingState, TimelineDetails
+    from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
 
 Effect = Callable[[], Awaitable[Any]]
 
@@ -32,6 +33,7 @@ class Effects:
         self._state = state
         self._queue: list[Effect] = []
         self._running = 0
+        self._unwritten: dict[int, TimelineRecord] = {}
 
     @property
     def queued(self) -> bool:
@@ -43,10 +45,13 @@ class Effects:
         """Effects queued or running: 0 once all is written."""
         return len(self._queue) + self._running
 
+    def unwritten(self) -> list[TimelineRecord]:
+        """Timeline entries queued and not yet stored, oldest first."""
+        return [entry for _, entry in sorted(self._unwritten.items())]
+
     def timeline(self, kind: str, summary: str, details: TimelineDetails) -> None:
         self._state.timeline_seq += 1
-        entry = RecordTimelineInput(
-            customer_id=self._customer_id,
+        entry = TimelineRecord(
             seq=self._state.timeline_seq,
             at=workflow.now(),
             kind=kind,
@@ -54,7 +59,14 @@ class Effects:
             summary=summary,
             details=details,
         )
-        self.store(StoreActivities.record_timeline, entry)
+        self._unwritten[entry.seq] = entry
+        write = RecordTimelineInput(customer_id=self._customer_id, **entry.model_dump())
+
+        async def record() -> None:
+            await self._store(StoreActivities.record_timeline, write)
+            del self._unwritten[entry.seq]
+
+        self._queue.append(record)
 
     def store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
         """Queue one store activity (customer, task, contact)."""

@@ -159,6 +159,7 @@ class CustomerOnboardingWorkflow:
             state=self._state,
             next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
             pending_side_effects=self._effects.pending,
+            unwritten_timeline=self._effects.unwritten(),
         )
 
     # CSM events: each kind's rules live in workflows/events.py.
