@@ -40,6 +40,7 @@ from api.dashboard.i18n import Translator
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
+from api.routes.customers import customer_csm
 from api.services import Services
 from api.tokens import Principal, TokenRole, authenticate
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
@@ -558,39 +559,63 @@ async def customer_page(
     )
 
 
+async def _may_record(
+    ctx: PageContext, services: Services, who: Principal, customer_id: str
+) -> Response | None:
+    """The page that refuses a post (404, 403, Temporal unavailable), or None to go on.
+    The customer's stored row names its CSM; only a customer without one (just
+    started, or unknown) costs a status query."""
+    csm = None
+    if _CUSTOMER_ID.match(customer_id):
+        csm = await asyncio.to_thread(customer_csm, services.database, customer_id)
+    if csm is None:
+        found = await _visible_status(ctx, services, who, customer_id)
+        return found if isinstance(found, Response) else None
+    if not who.sees(csm):
+        return _error(
+            ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body")
+        )
+    return None
+
+
 @router.post("/customers/{customer_id}")
 async def record_action(
     request: Request, customer_id: str, who: Who, services: AppServices
 ) -> Response:
-    opened = await _visible_customer(request, who, services, customer_id)
-    if isinstance(opened, Response):
-        return opened
-    ctx, signed_in, found = opened
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    refused = await _may_record(ctx, services, gate, customer_id)
+    if refused is not None:
+        return refused
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     kind = values.get("kind", "")
     if kind not in EVENT_TYPES:
         return _error(ctx, status.HTTP_400_BAD_REQUEST, ctx.t("error_bad_action", kind=kind), "")
-    built = build_event(kind, values, signed_in.csm or signed_in.name)
+
+    async def form_again(attempt: Attempt, code: int) -> Response:
+        """The customer's page as it is now, with the form as it was typed."""
+        found = await _visible_status(ctx, services, gate, customer_id)
+        if isinstance(found, Response):
+            return found
+        return await _customer_page(ctx, services, found, attempt=attempt, status_code=code)
+
+    built = build_event(kind, values, gate.csm or gate.name)
     if isinstance(built, list):
         attempt = Attempt(kind, values, errors=built)
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-        )
+        return await form_again(attempt, status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
             result = await services.onboarding.record(customer_id, built)
     except (CommandRejectedError, OnboardingClosedError) as err:
         attempt = Attempt(kind, values, refusal=str(err))
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_409_CONFLICT
-        )
+        return await form_again(attempt, status.HTTP_409_CONFLICT)
     except (RPCError, TimeoutError) as err:
         # Not known to be recorded: the form comes back as typed, to send again.
         attempt = Attempt(kind, values, refusal=str(err) or ctx.t("no_answer"))
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
+        return await form_again(attempt, status.HTTP_503_SERVICE_UNAVAILABLE)
     # Back to the form, or to the actions panel when the new stage no longer offers it.
     anchor = f"action-{kind}" if kind in OFFERED.get(result.stage, ()) else "actions"
     if kind == "task_completed":
