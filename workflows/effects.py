@@ -16,12 +16,11 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    import workflows.activity_options as options
-    from activities.mail import MailActivities
-    from activities.store import StoreActivities
-    from models.activity_io import RecordTimelineInput, SendEmailInput
-    from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
+import workflows.activity_options as options
+from activities.mail import MailActivities
+from activities.store import StoreActivities
+from models.activity_io import RecordTimelineInput, SendEmailInput
+from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
 
 Effect = Callable[[], Awaitable[Any]]
 

@@ -15,8 +15,6 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import JsonValue
-
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
     # package itself, and only this form passes the submodule through; rules.py
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
@@ -26,8 +24,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.events as events
     import workflows.notices as notices
     import workflows.rules as rules
-    import workflows.send_window as send_window
-    from activities.calendar import public_holidays
+    import workflows.step_emails as step_emails
     from activities.store import StoreActivities
     from models import visibility
     from models.activity_io import (
@@ -35,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         CloseTasksInput,
         MeasureWeeklyUsageInput,
         OpenTaskInput,
-        PublicHolidaysInput,
         SendEmailInput,
         UpsertCustomerInput,
     )
@@ -56,7 +52,6 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         WeekVerdict,
     )
-    from models.playbook import CampaignPolicy
 
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
@@ -80,6 +75,9 @@ class CustomerOnboardingWorkflow:
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
         self._effects = effects.Effects(input.handoff.customer_id, self._state)
+        self._step_emails = step_emails.StepEmails(
+            input.handoff, input.playbook, self._state, self._effects
+        )
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
@@ -101,7 +99,7 @@ class CustomerOnboardingWorkflow:
                         max_history_events=self._max_history_events,
                     )
                 )
-            await self._plan_campaign()
+            await self._step_emails.plan()
             await self._wait_for_something_due()
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -304,7 +302,7 @@ class CustomerOnboardingWorkflow:
                 return
         try:
             await workflow.wait_condition(
-                lambda: bool(self._effects.queued or self._campaign_unplanned()), timeout=timeout
+                lambda: bool(self._effects.queued or self._step_emails.unplanned()), timeout=timeout
             )
         except TimeoutError:
             pass
@@ -345,8 +343,8 @@ class CustomerOnboardingWorkflow:
             elif due.kind is DueKind.DEADLINE and self._state.stage in _BEFORE_CRITERIA:
                 self._fail()
             elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
-                await self._ensure_holidays(now)
-                self._campaign_step_due(due.ref, now)
+                await self._step_emails.ensure_holidays(now)
+                self._step_emails.step_due(due.ref, now)
 
     def _rank(self, due: Due) -> int:
         """Among items due at the same instant, campaign steps go in their sequence's
@@ -488,7 +486,7 @@ class CustomerOnboardingWorkflow:
 
     def _climb_ladder(self, action: str, episode: int) -> None:
         handoff = self._handoff
-        if action == "proposal_email" and self._send_purpose_proposals(episode):
+        if action == "proposal_email" and self._step_emails.send_purpose_proposals(episode):
             return
         if action == "proposal_email":
             titles = [
@@ -538,221 +536,6 @@ class CustomerOnboardingWorkflow:
             "stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode}
         )
         self._index()
-
-    # Purpose step emails (the campaign)
-
-    def _campaign_unplanned(self) -> list[tuple[str, str]]:
-        """(plan key, stage) of the purposes' steps the customer's stage has reached but
-        that are not planned yet; the choose-purpose step once adoption has begun."""
-        state = self._state
-        policy = self._playbook.campaign
-        if policy is None or state.stage.terminal:
-            return []
-        wanted: list[tuple[str, str]] = []
-        for stage in campaign.ANCHOR_STAGES:
-            if stage != "adoption":
-                # Kickoff and training steps are planned while their stage lasts.
-                if state.stage.value != stage:
-                    continue
-                for purpose_id in state.purposes:
-                    purpose = self._playbook.purpose(purpose_id)
-                    if purpose is not None and campaign.steps_starting_at(purpose, stage):
-                        wanted.append((campaign.plan_key(purpose_id, stage), stage))
-            elif state.adoption_started_at is not None:
-                wanted += [(purpose_id, stage) for purpose_id in state.purposes]
-                if not state.purposes and policy.choose_purpose is not None:
-                    wanted.append((campaign.CHOOSE_PURPOSE, stage))
-        return [(key, stage) for key, stage in wanted if key not in state.campaign_planned]
-
-    async def _plan_campaign(self) -> None:
-        """Puts new purposes' steps on the agenda. Run by the main loop, not by handlers,
-        because the holiday table it counts business days with comes from an activity."""
-        unplanned = self._campaign_unplanned()
-        # Playbooks before campaigns existed have none; the marker keeps histories
-        # of workflows that reached adoption before this change replaying.
-        if not unplanned:
-            return
-        if not workflow.patched("purpose-campaigns"):
-            # Marked planned all the same, so the main loop does not wake for them again.
-            self._state.campaign_planned += [key for key, _ in unplanned]
-            return
-        now = workflow.now()
-        await self._ensure_holidays(now)
-        window = self._send_window()
-        for key, stage in unplanned:
-            self._state.campaign_planned.append(key)
-            if key == campaign.CHOOSE_PURPOSE:
-                self._state.agenda += campaign.plan_choose_purpose(self._policy(), now, window)
-                continue
-            purpose = self._playbook.purpose(key.partition("@")[0])
-            if purpose is not None:
-                self._state.agenda += campaign.plan_purpose(
-                    purpose,
-                    anchor=now,
-                    window=window,
-                    done=self._state.campaign_done,
-                    stage=stage,
-                )
-
-    async def _ensure_holidays(self, now: datetime) -> None:
-        """Fetches the customer's public holidays for this year and next, once."""
-        country = self._policy().holiday_calendars.get(self._handoff.locale)
-        years = [year for year in (now.year, now.year + 1) if year not in self._state.holiday_years]
-        if country is None or not years:
-            return
-        fetched = await workflow.execute_activity(
-            public_holidays,
-            PublicHolidaysInput(country=country, years=years),
-            start_to_close_timeout=options.CALENDAR_TIMEOUT,
-        )
-        self._state.holidays = sorted({*self._state.holidays, *fetched})
-        self._state.holiday_years = sorted({*self._state.holiday_years, *years})
-
-    def _policy(self) -> CampaignPolicy:
-        policy = self._playbook.campaign
-        if policy is None:  # callers run only for playbooks with a campaign
-            raise RuntimeError("the playbook has no campaign")
-        return policy
-
-    def _send_window(self) -> send_window.SendWindow:
-        return campaign.window_for(self._policy(), self._handoff, self._state.holidays)
-
-    def _campaign_step_due(self, ref: str, now: datetime) -> None:
-        policy = self._policy()
-        state = self._state
-        if ref in state.campaign_done:
-            return
-        window = self._send_window()
-        today = campaign.local_day(now, window)
-        if state.campaign_day != today:
-            state.campaign_day = today
-            state.campaign_sends_today = {}
-        if ref == campaign.CHOOSE_PURPOSE:
-            self._send_choose_purpose(policy)
-            return
-        found = campaign.find_step(self._playbook.purposes, ref)
-        if found is None:
-            return
-        purpose, step = found
-        if step.starts_at != "adoption" and state.stage.value != step.starts_at:
-            state.campaign_done.append(ref)
-            self._effects.timeline(
-                "campaign_step_skipped",
-                f"{ref} skipped: the {step.starts_at} stage is over",
-                {"ref": ref},
-            )
-            return
-        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
-        actions = last_week.key_actions.get(purpose.id, 0) if last_week else None
-        decision = campaign.decide(
-            purpose,
-            step,
-            now=now,
-            window=window,
-            key_actions_last_week=actions,
-            shared_sent=state.shared_steps_sent,
-            sends_today=state.campaign_sends_today,
-            daily_cap=policy.daily_cap,
-        )
-        if decision.action == "defer" and decision.at is not None:
-            state.agenda.append(Due(kind=DueKind.CAMPAIGN_STEP, at=decision.at, ref=ref))
-            return
-        state.campaign_done.append(ref)
-        if decision.action == "skip":
-            self._effects.timeline(
-                "campaign_step_skipped", f"{ref} skipped: {decision.reason}", {"ref": ref}
-            )
-            return
-        if step.shared:
-            state.shared_steps_sent.append(step.id)
-        context = campaign.step_context(
-            self._handoff.name, purpose, step, self._handoff.locale, actions
-        )
-        for role in step.roles:
-            self._send_campaign_email(
-                f"{campaign.ledger_base(purpose, step)}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._effects.timeline(
-            "campaign_step_sent",
-            f"{ref} sent to the {', '.join(role.value for role in step.roles)} contacts",
-            {"ref": ref, "roles": roles},
-        )
-
-    def _send_purpose_proposals(self, episode: int) -> bool:
-        """The proposal steps written for each stuck purpose; False if there are none,
-        and the generic proposal goes out instead. Escalations are outside the cap."""
-        state = self._state
-        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
-        key_actions = last_week.key_actions if last_week else {}
-        proposals = campaign.stall_proposals(self._playbook.purposes, state.purposes, key_actions)
-        if not proposals or self._playbook.campaign is None:
-            return False
-        if not workflow.patched("purpose-proposals"):
-            return False
-        for purpose, step in proposals:
-            context = campaign.step_context(
-                self._handoff.name,
-                purpose,
-                step,
-                self._handoff.locale,
-                key_actions.get(purpose.id, 0),
-            )
-            for role in step.roles:
-                self._send_campaign_email(
-                    f"stall:{episode}:{purpose.id}:{step.id}:{role.value}",
-                    step.template,
-                    role,
-                    context,
-                    counted=False,
-                )
-        refs = [campaign.step_ref(purpose, step) for purpose, step in proposals]
-        self._effects.timeline(
-            "stall_proposal",
-            f"proposals for stuck purposes: {', '.join(refs)}",
-            {"episode": episode, "steps": list(refs)},
-        )
-        return True
-
-    def _send_choose_purpose(self, policy: CampaignPolicy) -> None:
-        self._state.campaign_done.append(campaign.CHOOSE_PURPOSE)
-        step = policy.choose_purpose
-        if step is None or self._state.purposes:
-            return
-        context = campaign.choose_purpose_context(self._handoff.name, self._playbook.purposes)
-        for role in step.roles:
-            self._send_campaign_email(
-                f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._effects.timeline(
-            "campaign_step_sent",
-            "asked the customer to choose its purposes",
-            {"ref": campaign.CHOOSE_PURPOSE, "roles": roles},
-        )
-
-    def _send_campaign_email(
-        self,
-        ledger_key: str,
-        template: str,
-        role: Role,
-        context: dict[str, JsonValue],
-        *,
-        counted: bool = True,
-    ) -> None:
-        if counted:
-            counts = self._state.campaign_sends_today
-            counts[role.value] = counts.get(role.value, 0) + 1
-        self._effects.send(
-            SendEmailInput(
-                ledger_key=ledger_key,
-                customer_id=self._handoff.customer_id,
-                template=template,
-                locale=self._handoff.locale,
-                to_role=role,
-                context=context,
-            )
-        )
 
     # Tasks, meetings and contacts: state now, activities queued (events.Operations).
 
