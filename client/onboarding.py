@@ -1,7 +1,7 @@
 """The one client layer over customers' onboarding workflows.
 
-The CLI uses it today and an HTTP API will later; both get the same
-idempotent start, the same refusals and the same listing.
+The CLI and the HTTP app (REST API and dashboard) both use it, so they get the
+same idempotent start, the same refusals and the same listing.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
@@ -121,3 +121,9 @@ OnboardingEvent = Annotated[
 
 # Reads any event from its JSON form (a form post, a timeline entry's details).
 ONBOARDING_EVENT: TypeAdapter[OnboardingEvent] = TypeAdapter(OnboardingEvent)
+
+# Every kind with its model, in the order of the journey (the union's order). The
+# rules of each kind live in workflows/events.py; its words in api/dashboard/i18n.py.
+EVENT_MODELS: dict[str, type[_Event]] = {
+    model.model_fields["kind"].default: model for model in get_args(get_args(OnboardingEvent)[0])
+}

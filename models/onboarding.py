@@ -219,6 +219,17 @@ class OnboardingState(BaseModel):
     runs: int = 1
 
 
+class TimelineRecord(BaseModel):
+    """One timeline entry as the workflow writes it; `seq` is its idempotency key."""
+
+    seq: int
+    at: datetime
+    kind: str
+    stage: Stage
+    summary: str
+    details: dict[str, Any]
+
+
 class OnboardingInput(BaseModel):
     handoff: CustomerHandoff
     playbook: Playbook
@@ -243,6 +254,9 @@ class OnboardingStatus(BaseModel):
     next_due: Due | None
     # Activities queued or running (timeline, tasks, email): 0 once all is written.
     pending_side_effects: int = 0
+    # Timeline entries queued and not yet stored: a page merges them with the stored
+    # rows by seq, so it shows a change the moment the workflow has made it.
+    unwritten_timeline: list[TimelineRecord] = Field(default_factory=list)
 
 
 class EventResult(BaseModel):

@@ -21,7 +21,7 @@ from models.events import (
 from models.handoff import Contact, Role
 from models.onboarding import WeeklyMeasurement, WeekVerdict
 from records.reports import TimelineRow
-from workflows.onboarding import event_json
+from workflows.events import event_json
 
 AT = datetime(2026, 11, 25, 9, tzinfo=UTC)
 HELD = date(2026, 11, 24)

@@ -8,28 +8,23 @@ the next due item is visible in the status query.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import JsonValue
-
-    import emails.contexts as contexts
-
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
     # package itself, and only this form passes the submodule through; rules.py
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
+    import emails.contexts as contexts
     import workflows.activity_options as options
     import workflows.campaign as campaign
+    import workflows.effects as effects
+    import workflows.events as events
     import workflows.rules as rules
-    import workflows.send_window as send_window
-    from activities.calendar import public_holidays
-    from activities.mail import MailActivities
+    import workflows.step_emails as step_emails
     from activities.store import StoreActivities
     from models import visibility
     from models.activity_io import (
@@ -37,34 +32,15 @@ with workflow.unsafe.imports_passed_through():
         CloseTasksInput,
         MeasureWeeklyUsageInput,
         OpenTaskInput,
-        PublicHolidaysInput,
-        RecordTimelineInput,
         SendEmailInput,
         UpsertCustomerInput,
     )
-    from models.events import (
-        Cancelled,
-        CompletionReviewHeld,
-        ContactAdded,
-        GoalAgreed,
-        KickoffHeld,
-        MeetingHeld,
-        MeetingKind,
-        MeetingRequested,
-        OnboardingEvent,
-        PurposeAdded,
-        TaskCompleted,
-        TrainingHeld,
-        TrainingSkipped,
-    )
-    from models.handoff import Role
+    from models.events import MeetingKind, OnboardingEvent
+    from models.handoff import Contact, Role
     from models.onboarding import (
-        STAGE_PATH,
-        CompletionReview,
         Due,
         DueKind,
         EventResult,
-        Goal,
         Meeting,
         OnboardingInput,
         OnboardingState,
@@ -73,11 +49,9 @@ with workflow.unsafe.imports_passed_through():
         RejectedEvent,
         Stage,
         TaskKind,
-        TimelineDetails,
         Transition,
         WeekVerdict,
     )
-    from models.playbook import CampaignPolicy
 
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
@@ -90,8 +64,6 @@ _SCHEDULE_TASK = {
     ),
 }
 
-Effect = Callable[[], Awaitable[Any]]
-
 
 @workflow.defn
 class CustomerOnboardingWorkflow:
@@ -102,20 +74,22 @@ class CustomerOnboardingWorkflow:
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
-        self._effects: list[Effect] = []
-        self._effects_running = 0
+        self._effects = effects.Effects(input.handoff.customer_id, self._state)
+        self._step_emails = step_emails.StepEmails(
+            input.handoff, input.playbook, self._state, self._effects
+        )
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
         self._ensure_begun()
         self._index()
         while True:
-            await self._drain_effects()
+            await self._effects.drain()
             if self._state.stage.terminal:
                 break
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._drain_effects()
+                await self._effects.drain()
                 self._state.runs += 1
                 workflow.continue_as_new(
                     OnboardingInput(
@@ -125,11 +99,11 @@ class CustomerOnboardingWorkflow:
                         max_history_events=self._max_history_events,
                     )
                 )
-            await self._plan_campaign()
+            await self._step_emails.plan()
             await self._wait_for_something_due()
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._drain_effects()
+        await self._effects.drain()
         return self.status()
 
     # CSM commands and integration events
@@ -165,7 +139,9 @@ class CustomerOnboardingWorkflow:
             *self._state.rejected,
             RejectedEvent(at=now, kind=event.kind, reason=reason),
         ][-options.REJECTIONS_KEPT :]
-        self._timeline("event_rejected", f"{event.kind} rejected: {reason}", event_json(event))
+        self._effects.timeline(
+            "event_rejected", f"{event.kind} rejected: {reason}", events.event_json(event)
+        )
 
     @workflow.query
     def status(self) -> OnboardingStatus:
@@ -180,145 +156,45 @@ class CustomerOnboardingWorkflow:
             playbook_version=self._playbook.version,
             state=self._state,
             next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
-            pending_side_effects=len(self._effects) + self._effects_running,
+            pending_side_effects=self._effects.pending,
+            unwritten_timeline=self._effects.unwritten(),
         )
 
-    # Validation: every reason is a sentence a CSM can act on.
+    # CSM events: each kind's rules live in workflows/events.py.
 
     def _rejection(self, event: OnboardingEvent) -> str | None:
         # An event can arrive in the very first workflow task, before run() has begun
         # the onboarding; judge it as the kickoff stage that beginning leads to.
         stage = self._state.stage if self._state.started_at is not None else Stage.KICKOFF
-        if stage.terminal:
-            return f"the onboarding is {stage.value}; it accepts no more events"
-        today = workflow.now().date()
-        if isinstance(event, KickoffHeld):
-            if stage is not Stage.KICKOFF:
-                return f"the kickoff was already recorded on {self._state.kickoff_held_on}"
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, GoalAgreed):
-            if self._before(Stage.TRAINING):
-                return "goals are agreed at the kickoff: record the kickoff first"
-            if any(goal.text == event.goal for goal in self._state.goals):
-                return f"the goal {event.goal!r} is already agreed"
-            return None
-        if isinstance(event, TrainingHeld | TrainingSkipped):
-            if stage is Stage.KICKOFF:
-                return "the training comes after the kickoff: record the kickoff first"
-            if stage is not Stage.TRAINING:
-                return "the training stage is over" + self._training_outcome()
-            return _not_in_future(event.held_on, today) if isinstance(event, TrainingHeld) else None
-        if isinstance(event, MeetingRequested):
-            return None
-        if isinstance(event, MeetingHeld):
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, PurposeAdded):
-            if self._playbook.purpose(event.purpose) is None:
-                offered = ", ".join(p.id for p in self._playbook.purposes)
-                return f"unknown purpose {event.purpose!r}: the playbook offers {offered}"
-            if event.purpose in self._state.purposes:
-                return f"the customer already holds purpose {event.purpose}"
-            return None
-        if isinstance(event, ContactAdded):
-            known = {c.email for c in [*self._handoff.contacts, *self._state.added_contacts]}
-            if event.contact.email in known:
-                return f"{event.contact.email} is already a contact of this customer"
-            return None
-        if isinstance(event, CompletionReviewHeld):
-            if stage is not Stage.COMPLETION_REVIEW:
-                return (
-                    "the completion review comes once the completion criteria are met; "
-                    f"the customer is in {stage.value}"
-                )
-            return _not_in_future(event.held_on, today)
-        if isinstance(event, TaskCompleted):
-            if not any(task.task_id == event.task_id for task in self._state.open_tasks):
-                return f"no open task {event.task_id!r} for this customer"
-            return None
-        return None  # Cancelled: allowed in any stage that is not terminal
+        return events.refusal(
+            event,
+            stage=stage,
+            state=self._state,
+            handoff=self._handoff,
+            playbook=self._playbook,
+            today=workflow.now().date(),
+        )
 
     def _is_duplicate(self, event: OnboardingEvent) -> bool:
         return event.event_id is not None and event.event_id in self._state.seen_event_ids
 
-    def _training_outcome(self) -> str:
-        if self._state.training_held_on is not None:
-            return f" (held on {self._state.training_held_on})"
-        if self._state.training_skipped_reason is not None:
-            return f" (skipped: {self._state.training_skipped_reason})"
-        return ""
-
-    # Applying events: state changes now, activities queued for the main loop.
-
     def _apply(self, event: OnboardingEvent) -> str:
+        """State changes now, activities queued for the main loop."""
         state = self._state
-        now = workflow.now()
         if event.event_id is not None:
             state.seen_event_ids = [*state.seen_event_ids, event.event_id][
                 -options.SEEN_EVENT_IDS_KEPT :
             ]
-        self._timeline(event.kind, _summary(event), event_json(event))
-        if isinstance(event, KickoffHeld):
-            state.kickoff_held_on = event.held_on
-            state.goals += [Goal(text=text, agreed_at=now) for text in event.goals]
-            self._move_to(Stage.TRAINING, f"kickoff held on {event.held_on}")
-            skip = self._training_skip_reason()
-            if skip is not None:
-                state.training_skipped_reason = skip
-                self._move_to(Stage.ADOPTION, f"training skipped: {skip}")
-        elif isinstance(event, GoalAgreed):
-            state.goals.append(Goal(text=event.goal, agreed_at=now))
-        elif isinstance(event, TrainingHeld):
-            state.training_held_on = event.held_on
-            self._move_to(Stage.ADOPTION, f"training held on {event.held_on}")
-        elif isinstance(event, TrainingSkipped):
-            state.training_skipped_reason = event.reason
-            self._move_to(Stage.ADOPTION, f"training skipped: {event.reason}")
-        elif isinstance(event, MeetingRequested):
-            self._request_meeting(event.meeting, event.notes or "requested by the CSM")
-        elif isinstance(event, MeetingHeld):
-            state.meetings.append(
-                Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
-            )
-            self._close_tasks(
-                lambda task: task.kind is TaskKind.MEETING and task.ref == event.meeting.value,
-                f"meeting held on {event.held_on}",
-            )
-        elif isinstance(event, PurposeAdded):
-            state.purposes.append(event.purpose)
-        elif isinstance(event, ContactAdded):
-            state.added_contacts.append(event.contact)
-            contact_input = AddContactInput(
-                customer_id=self._handoff.customer_id, contact=event.contact
-            )
-            self._effects.append(lambda: self._store(StoreActivities.add_contact, contact_input))
-        elif isinstance(event, CompletionReviewHeld):
-            state.review = CompletionReview(
-                held_on=event.held_on,
-                success_confirmed=event.success_confirmed,
-                feedback=event.feedback,
-                feature_requests=event.feature_requests,
-                nps=event.nps,
-            )
-            confirmed = "confirmed" if event.success_confirmed else "not confirmed"
-            self._move_to(
-                Stage.ONBOARDED,
-                f"completion review held on {event.held_on}; short-term success {confirmed}",
-            )
-        elif isinstance(event, TaskCompleted):
-            self._close_tasks(
-                lambda task: task.task_id == event.task_id, event.note or "done by the CSM"
-            )
-        elif isinstance(event, Cancelled):
-            self._move_to(Stage.CANCELLED, f"cancelled: {event.reason}")
-        return self._state.stage.value
-
-    def _training_skip_reason(self) -> str | None:
-        policy = self._playbook.training
-        if policy.skip_if_trial_used and self._handoff.trial_used:
-            return "the customer used a trial"
-        if policy.skip_if_already_using and self._handoff.already_using:
-            return "the customer already uses the product"
-        return None
+        self._effects.timeline(event.kind, events.summary(event), events.event_json(event))
+        events.apply(
+            event,
+            self,
+            state=state,
+            handoff=self._handoff,
+            playbook=self._playbook,
+            now=workflow.now(),
+        )
+        return state.stage.value
 
     # Lifecycle
 
@@ -337,15 +213,15 @@ class CustomerOnboardingWorkflow:
             playbook_version=self._playbook.version,
             workflow_id=workflow.info().workflow_id,
         )
-        self._effects.append(lambda: self._store(StoreActivities.upsert_customer, customer))
-        self._move_to(Stage.HANDOFF, "handoff received from sales")
+        self._effects.store(StoreActivities.upsert_customer, customer)
+        self.move_to(Stage.HANDOFF, "handoff received from sales")
         self._state.agenda += [
             Due(kind=DueKind.MOMENTUM, at=now + self._playbook.momentum_after),
             Due(kind=DueKind.DEADLINE, at=now + self._playbook.deadline),
         ]
-        self._move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
+        self.move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
 
-    def _move_to(self, stage: Stage, cause: str) -> None:
+    def move_to(self, stage: Stage, cause: str) -> None:
         state = self._state
         now = workflow.now()
         previous = state.stage if state.stage_since is not None else None
@@ -358,12 +234,12 @@ class CustomerOnboardingWorkflow:
         # Service-level timers and tasks of the stage left behind lapse.
         state.agenda = [due for due in state.agenda if due.stage is None or due.stage is stage]
         if previous is not None and previous is not stage:
-            self._close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
+            self.close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
         if stage.terminal:
             self._end(stage)
         else:
             self._enter(stage, now)
-        self._timeline(
+        self._effects.timeline(
             "transition",
             f"{previous.value if previous else 'start'} -> {stage.value}: {cause}",
             {"from": previous.value if previous else None, "to": stage.value, "cause": cause},
@@ -395,7 +271,7 @@ class CustomerOnboardingWorkflow:
 
     def _end(self, stage: Stage) -> None:
         self._state.agenda = []
-        self._close_tasks(lambda task: True, f"onboarding {stage.value}")
+        self.close_tasks(lambda task: True, f"onboarding {stage.value}")
         if self._state.stall.stalled:
             self._state.stall.stalled = False
 
@@ -426,7 +302,7 @@ class CustomerOnboardingWorkflow:
                 return
         try:
             await workflow.wait_condition(
-                lambda: bool(self._effects or self._campaign_unplanned()), timeout=timeout
+                lambda: bool(self._effects.queued or self._step_emails.unplanned()), timeout=timeout
             )
         except TimeoutError:
             pass
@@ -461,14 +337,14 @@ class CustomerOnboardingWorkflow:
                 await self._measure_week()
             elif due.kind is DueKind.MOMENTUM:
                 self._state.momentum_requested = True
-                self._request_meeting(
+                self.request_meeting(
                     MeetingKind.MOMENTUM, "onboarding is running long: keep the momentum"
                 )
             elif due.kind is DueKind.DEADLINE and self._state.stage in _BEFORE_CRITERIA:
                 self._fail()
             elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
-                await self._ensure_holidays(now)
-                self._campaign_step_due(due.ref, now)
+                await self._step_emails.ensure_holidays(now)
+                self._step_emails.step_due(due.ref, now)
 
     def _rank(self, due: Due) -> int:
         """Among items due at the same instant, campaign steps go in their sequence's
@@ -486,9 +362,9 @@ class CustomerOnboardingWorkflow:
             deadline_days=self._playbook.deadline.days,
             stage=self._state.stage.value,
         )
-        self._move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
+        self.move_to(Stage.FAILED, "deadline passed without meeting the completion criteria")
         self._open_task(TaskKind.DEADLINE_MISSED, handoff.cs_leader, "Onboarding failed: review")
-        self._send(
+        self._effects.send(
             SendEmailInput(
                 ledger_key=f"failed:{handoff.customer_id}",
                 customer_id=handoff.customer_id,
@@ -529,7 +405,7 @@ class CustomerOnboardingWorkflow:
         state.week_index = measurement.week_index
         state.recent_weeks = [*state.recent_weeks, verdict][-options.RECENT_WEEKS_KEPT :]
         state.last_measured_at = now
-        self._timeline(
+        self._effects.timeline(
             "weekly_measurement",
             _verdict_summary(verdict),
             verdict.model_dump(mode="json"),
@@ -538,7 +414,7 @@ class CustomerOnboardingWorkflow:
         if verdict.criteria_met:
             self._clear_stall("completion criteria met")
             met = ", ".join(_criterion_text(c) for c in verdict.criteria)
-            self._move_to(Stage.COMPLETION_REVIEW, f"completion criteria met: {met}")
+            self.move_to(Stage.COMPLETION_REVIEW, f"completion criteria met: {met}")
             return
         if verdict.stalled:
             self._continue_stall(verdict, now)
@@ -552,13 +428,13 @@ class CustomerOnboardingWorkflow:
             setup.data_arrived = True
             if setup.stuck:
                 setup.stuck = False
-                self._close_tasks(
+                self.close_tasks(
                     lambda task: (
                         task.kind in (TaskKind.SETUP_STUCK, TaskKind.SETUP_STUCK_ESCALATION)
                     ),
                     "usage data arrived",
                 )
-                self._timeline("setup_unstuck", "usage data arrived: setup is done", {})
+                self._effects.timeline("setup_unstuck", "usage data arrived: setup is done", {})
                 self._index()
             return
         waited = now - (self._state.adoption_started_at or now)
@@ -566,7 +442,7 @@ class CustomerOnboardingWorkflow:
         if waited >= policy.no_data_after and not setup.stuck:
             setup.stuck = True
             setup.stuck_since = now
-            self._timeline(
+            self._effects.timeline(
                 "setup_stuck",
                 f"no usage data for {_days(waited)}: stuck in setup",
                 {"waited_seconds": waited.total_seconds()},
@@ -594,10 +470,12 @@ class CustomerOnboardingWorkflow:
             stall.weeks = 0
             stall.steps_done = []
             reasons = ", ".join(_criterion_text(c) for c in verdict.stall_checks if c.met)
-            self._timeline("stall_started", f"usage stalled: {reasons}", {"episode": stall.episode})
+            self._effects.timeline(
+                "stall_started", f"usage stalled: {reasons}", {"episode": stall.episode}
+            )
             self._index()
             if self._playbook.stall.open_meeting_request:
-                self._request_meeting(MeetingKind.POOR_PROGRESS, f"usage stalled: {reasons}")
+                self.request_meeting(MeetingKind.POOR_PROGRESS, f"usage stalled: {reasons}")
         else:
             stall.weeks += 1
         for index, step in enumerate(self._playbook.stall.ladder):
@@ -608,7 +486,7 @@ class CustomerOnboardingWorkflow:
 
     def _climb_ladder(self, action: str, episode: int) -> None:
         handoff = self._handoff
-        if action == "proposal_email" and self._send_purpose_proposals(episode):
+        if action == "proposal_email" and self._step_emails.send_purpose_proposals(episode):
             return
         if action == "proposal_email":
             titles = [
@@ -616,7 +494,7 @@ class CustomerOnboardingWorkflow:
                 for purpose in self._playbook.purposes
                 if purpose.id in self._state.purposes
             ]
-            self._send(
+            self._effects.send(
                 SendEmailInput(
                     ledger_key=f"stall:{episode}:proposal",
                     customer_id=handoff.customer_id,
@@ -628,7 +506,7 @@ class CustomerOnboardingWorkflow:
                     ),
                 )
             )
-            self._timeline(
+            self._effects.timeline(
                 "stall_proposal", "proposal email to the administrators", {"episode": episode}
             )
         elif action == "csm_task":
@@ -650,231 +528,22 @@ class CustomerOnboardingWorkflow:
             return
         stall.stalled = False
         stall.since = None
-        self._close_tasks(
+        self.close_tasks(
             lambda task: task.kind in (TaskKind.STALL_FOLLOW_UP, TaskKind.STALL_ESCALATION),
             cause,
         )
-        self._timeline("stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode})
+        self._effects.timeline(
+            "stall_cleared", f"stall cleared: {cause}", {"episode": stall.episode}
+        )
         self._index()
 
-    # Purpose step emails (the campaign)
+    # Tasks, meetings and contacts: state now, activities queued (events.Operations).
 
-    def _campaign_unplanned(self) -> list[tuple[str, str]]:
-        """(plan key, stage) of the purposes' steps the customer's stage has reached but
-        that are not planned yet; the choose-purpose step once adoption has begun."""
-        state = self._state
-        policy = self._playbook.campaign
-        if policy is None or state.stage.terminal:
-            return []
-        wanted: list[tuple[str, str]] = []
-        for stage in campaign.ANCHOR_STAGES:
-            if stage != "adoption":
-                # Kickoff and training steps are planned while their stage lasts.
-                if state.stage.value != stage:
-                    continue
-                for purpose_id in state.purposes:
-                    purpose = self._playbook.purpose(purpose_id)
-                    if purpose is not None and campaign.steps_starting_at(purpose, stage):
-                        wanted.append((campaign.plan_key(purpose_id, stage), stage))
-            elif state.adoption_started_at is not None:
-                wanted += [(purpose_id, stage) for purpose_id in state.purposes]
-                if not state.purposes and policy.choose_purpose is not None:
-                    wanted.append((campaign.CHOOSE_PURPOSE, stage))
-        return [(key, stage) for key, stage in wanted if key not in state.campaign_planned]
+    def add_contact(self, contact: Contact) -> None:
+        contact_input = AddContactInput(customer_id=self._handoff.customer_id, contact=contact)
+        self._effects.store(StoreActivities.add_contact, contact_input)
 
-    async def _plan_campaign(self) -> None:
-        """Puts new purposes' steps on the agenda. Run by the main loop, not by handlers,
-        because the holiday table it counts business days with comes from an activity."""
-        unplanned = self._campaign_unplanned()
-        # Playbooks before campaigns existed have none; the marker keeps histories
-        # of workflows that reached adoption before this change replaying.
-        if not unplanned:
-            return
-        if not workflow.patched("purpose-campaigns"):
-            # Marked planned all the same, so the main loop does not wake for them again.
-            self._state.campaign_planned += [key for key, _ in unplanned]
-            return
-        now = workflow.now()
-        await self._ensure_holidays(now)
-        window = self._send_window()
-        for key, stage in unplanned:
-            self._state.campaign_planned.append(key)
-            if key == campaign.CHOOSE_PURPOSE:
-                self._state.agenda += campaign.plan_choose_purpose(self._policy(), now, window)
-                continue
-            purpose = self._playbook.purpose(key.partition("@")[0])
-            if purpose is not None:
-                self._state.agenda += campaign.plan_purpose(
-                    purpose,
-                    anchor=now,
-                    window=window,
-                    done=self._state.campaign_done,
-                    stage=stage,
-                )
-
-    async def _ensure_holidays(self, now: datetime) -> None:
-        """Fetches the customer's public holidays for this year and next, once."""
-        country = self._policy().holiday_calendars.get(self._handoff.locale)
-        years = [year for year in (now.year, now.year + 1) if year not in self._state.holiday_years]
-        if country is None or not years:
-            return
-        fetched = await workflow.execute_activity(
-            public_holidays,
-            PublicHolidaysInput(country=country, years=years),
-            start_to_close_timeout=options.CALENDAR_TIMEOUT,
-        )
-        self._state.holidays = sorted({*self._state.holidays, *fetched})
-        self._state.holiday_years = sorted({*self._state.holiday_years, *years})
-
-    def _policy(self) -> CampaignPolicy:
-        policy = self._playbook.campaign
-        if policy is None:  # callers run only for playbooks with a campaign
-            raise RuntimeError("the playbook has no campaign")
-        return policy
-
-    def _send_window(self) -> send_window.SendWindow:
-        return campaign.window_for(self._policy(), self._handoff, self._state.holidays)
-
-    def _campaign_step_due(self, ref: str, now: datetime) -> None:
-        policy = self._policy()
-        state = self._state
-        if ref in state.campaign_done:
-            return
-        window = self._send_window()
-        today = campaign.local_day(now, window)
-        if state.campaign_day != today:
-            state.campaign_day = today
-            state.campaign_sends_today = {}
-        if ref == campaign.CHOOSE_PURPOSE:
-            self._send_choose_purpose(policy)
-            return
-        found = campaign.find_step(self._playbook.purposes, ref)
-        if found is None:
-            return
-        purpose, step = found
-        if step.starts_at != "adoption" and state.stage.value != step.starts_at:
-            state.campaign_done.append(ref)
-            self._timeline(
-                "campaign_step_skipped",
-                f"{ref} skipped: the {step.starts_at} stage is over",
-                {"ref": ref},
-            )
-            return
-        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
-        actions = last_week.key_actions.get(purpose.id, 0) if last_week else None
-        decision = campaign.decide(
-            purpose,
-            step,
-            now=now,
-            window=window,
-            key_actions_last_week=actions,
-            shared_sent=state.shared_steps_sent,
-            sends_today=state.campaign_sends_today,
-            daily_cap=policy.daily_cap,
-        )
-        if decision.action == "defer" and decision.at is not None:
-            state.agenda.append(Due(kind=DueKind.CAMPAIGN_STEP, at=decision.at, ref=ref))
-            return
-        state.campaign_done.append(ref)
-        if decision.action == "skip":
-            self._timeline(
-                "campaign_step_skipped", f"{ref} skipped: {decision.reason}", {"ref": ref}
-            )
-            return
-        if step.shared:
-            state.shared_steps_sent.append(step.id)
-        context = contexts.step_context(
-            self._handoff.name, purpose, step, self._handoff.locale, actions
-        )
-        for role in step.roles:
-            self._send_campaign_email(
-                f"{campaign.ledger_base(purpose, step)}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._timeline(
-            "campaign_step_sent",
-            f"{ref} sent to the {', '.join(role.value for role in step.roles)} contacts",
-            {"ref": ref, "roles": roles},
-        )
-
-    def _send_purpose_proposals(self, episode: int) -> bool:
-        """The proposal steps written for each stuck purpose; False if there are none,
-        and the generic proposal goes out instead. Escalations are outside the cap."""
-        state = self._state
-        last_week = state.recent_weeks[-1].measurement if state.recent_weeks else None
-        key_actions = last_week.key_actions if last_week else {}
-        proposals = campaign.stall_proposals(self._playbook.purposes, state.purposes, key_actions)
-        if not proposals or self._playbook.campaign is None:
-            return False
-        if not workflow.patched("purpose-proposals"):
-            return False
-        for purpose, step in proposals:
-            context = contexts.step_context(
-                self._handoff.name,
-                purpose,
-                step,
-                self._handoff.locale,
-                key_actions.get(purpose.id, 0),
-            )
-            for role in step.roles:
-                self._send_campaign_email(
-                    f"stall:{episode}:{purpose.id}:{step.id}:{role.value}",
-                    step.template,
-                    role,
-                    context,
-                    counted=False,
-                )
-        refs = [campaign.step_ref(purpose, step) for purpose, step in proposals]
-        self._timeline(
-            "stall_proposal",
-            f"proposals for stuck purposes: {', '.join(refs)}",
-            {"episode": episode, "steps": list(refs)},
-        )
-        return True
-
-    def _send_choose_purpose(self, policy: CampaignPolicy) -> None:
-        self._state.campaign_done.append(campaign.CHOOSE_PURPOSE)
-        step = policy.choose_purpose
-        if step is None or self._state.purposes:
-            return
-        context = contexts.choose_purpose_context(self._handoff.name, self._playbook.purposes)
-        for role in step.roles:
-            self._send_campaign_email(
-                f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._timeline(
-            "campaign_step_sent",
-            "asked the customer to choose its purposes",
-            {"ref": campaign.CHOOSE_PURPOSE, "roles": roles},
-        )
-
-    def _send_campaign_email(
-        self,
-        ledger_key: str,
-        template: str,
-        role: Role,
-        context: dict[str, JsonValue],
-        *,
-        counted: bool = True,
-    ) -> None:
-        if counted:
-            counts = self._state.campaign_sends_today
-            counts[role.value] = counts.get(role.value, 0) + 1
-        self._send(
-            SendEmailInput(
-                ledger_key=ledger_key,
-                customer_id=self._handoff.customer_id,
-                template=template,
-                locale=self._handoff.locale,
-                to_role=role,
-                context=context,
-            )
-        )
-
-    # Tasks, meetings, email and the timeline: state now, activities queued.
-
-    def _request_meeting(self, kind: MeetingKind, reason: str) -> None:
+    def request_meeting(self, kind: MeetingKind, reason: str) -> None:
         self._state.meetings.append(Meeting(kind=kind, requested_at=workflow.now(), notes=reason))
         already_open = any(
             task.kind is TaskKind.MEETING and task.ref == kind.value
@@ -917,8 +586,8 @@ class CustomerOnboardingWorkflow:
             opened_at=now,
             due_at=due_at,
         )
-        self._effects.append(lambda: self._store(StoreActivities.open_task, task_input))
-        self._send(
+        self._effects.store(StoreActivities.open_task, task_input)
+        self._effects.send(
             SendEmailInput(
                 ledger_key=f"task:{task.task_id}",
                 customer_id=handoff.customer_id,
@@ -935,9 +604,11 @@ class CustomerOnboardingWorkflow:
                 ),
             )
         )
-        self._timeline("task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id})
+        self._effects.timeline(
+            "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
+        )
 
-    def _close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
+    def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
         closing = [task for task in self._state.open_tasks if matches(task)]
         if not closing:
             return
@@ -948,58 +619,7 @@ class CustomerOnboardingWorkflow:
             closed_at=workflow.now(),
             resolution=resolution,
         )
-        self._effects.append(lambda: self._store(StoreActivities.close_tasks, close_input))
-
-    def _send(self, email: SendEmailInput) -> None:
-        async def send() -> None:
-            try:
-                await workflow.execute_activity_method(
-                    MailActivities.send_email,
-                    email,
-                    start_to_close_timeout=options.MAIL_TIMEOUT,
-                    retry_policy=options.MAIL_RETRY,
-                )
-            except ActivityError as err:
-                # A send that failed for good is visible state, not a stuck journey.
-                reason = str(err.cause or err)
-                self._state.failures.append(f"email {email.ledger_key}: {reason}")
-                self._timeline("email_failed", f"email {email.template} failed: {reason}", {})
-
-        self._effects.append(send)
-
-    def _timeline(self, kind: str, summary: str, details: TimelineDetails) -> None:
-        self._state.timeline_seq += 1
-        entry = RecordTimelineInput(
-            customer_id=self._handoff.customer_id,
-            seq=self._state.timeline_seq,
-            at=workflow.now(),
-            kind=kind,
-            stage=self._state.stage,
-            summary=summary,
-            details=details,
-        )
-        self._effects.append(lambda: self._store(StoreActivities.record_timeline, entry))
-
-    async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
-        await workflow.execute_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=options.STORE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
-        )
-
-    async def _drain_effects(self) -> None:
-        while self._effects:
-            batch, self._effects = self._effects, []
-            self._effects_running += len(batch)
-            try:
-                await asyncio.gather(*(effect() for effect in batch))
-            finally:
-                self._effects_running -= len(batch)
-
-    def _before(self, stage: Stage) -> bool:
-        current = self._state.stage
-        return current in STAGE_PATH and STAGE_PATH.index(current) < STAGE_PATH.index(stage)
+        self._effects.store(StoreActivities.close_tasks, close_input)
 
     def _index(self) -> None:
         """Keep Temporal visibility in step, so customers can be listed by stage."""
@@ -1012,41 +632,6 @@ class CustomerOnboardingWorkflow:
                 visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
             ]
         )
-
-
-def event_json(event: OnboardingEvent) -> TimelineDetails:
-    return event.model_dump(mode="json", exclude_none=True)
-
-
-def _not_in_future(held_on: Any, today: Any) -> str | None:
-    # One day of slack: the CSM's local date can be ahead of UTC.
-    if held_on > today + timedelta(days=1):
-        return f"the date {held_on} is in the future"
-    return None
-
-
-def _summary(event: OnboardingEvent) -> str:
-    if isinstance(event, KickoffHeld):
-        return f"kickoff held on {event.held_on} with {len(event.goals)} goal(s) agreed"
-    if isinstance(event, GoalAgreed):
-        return f"goal agreed: {event.goal}"
-    if isinstance(event, TrainingHeld):
-        return f"training held on {event.held_on}"
-    if isinstance(event, TrainingSkipped):
-        return f"training skipped: {event.reason}"
-    if isinstance(event, MeetingRequested):
-        return f"{event.meeting.value} meeting requested"
-    if isinstance(event, MeetingHeld):
-        return f"{event.meeting.value} meeting held on {event.held_on}"
-    if isinstance(event, PurposeAdded):
-        return f"purpose {event.purpose} added"
-    if isinstance(event, ContactAdded):
-        return f"{event.contact.role.value} contact added"
-    if isinstance(event, CompletionReviewHeld):
-        return f"completion review held on {event.held_on}"
-    if isinstance(event, TaskCompleted):
-        return f"task {event.task_id} done"
-    return f"cancelled: {event.reason}"
 
 
 def _criterion_text(verdict: Any) -> str:

@@ -15,59 +15,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.events import (
-    ONBOARDING_EVENT,
-    Cancelled,
-    CompletionReviewHeld,
-    ContactAdded,
-    GoalAgreed,
-    KickoffHeld,
-    MeetingHeld,
-    MeetingKind,
-    MeetingRequested,
-    OnboardingEvent,
-    PurposeAdded,
-    TaskCompleted,
-    TrainingHeld,
-    TrainingSkipped,
-)
+from models.events import EVENT_MODELS, ONBOARDING_EVENT, MeetingKind, OnboardingEvent
 from models.handoff import Role
 from models.onboarding import Stage
+from workflows.events import OPEN_STAGES, accepted_kinds, awaited_kinds
 
-EVENT_TYPES: dict[str, type[BaseModel]] = {
-    "kickoff_held": KickoffHeld,
-    "goal_agreed": GoalAgreed,
-    "training_held": TrainingHeld,
-    "training_skipped": TrainingSkipped,
-    "meeting_requested": MeetingRequested,
-    "meeting_held": MeetingHeld,
-    "purpose_added": PurposeAdded,
-    "contact_added": ContactAdded,
-    "completion_review_held": CompletionReviewHeld,
-    "cancelled": Cancelled,
-    "task_completed": TaskCompleted,
-}
+EVENT_TYPES: dict[str, type[BaseModel]] = dict(EVENT_MODELS)
 # The forms in the actions panel, in the order of the journey (task_completed sits
 # with each open task instead).
 PANEL_ACTIONS = [kind for kind in EVENT_TYPES if kind != "task_completed"]
 # The forms each stage offers: the others would only be refused (a second kickoff, a
 # training before the kickoff). The workflow stays the judge of every event.
-_ANY_STAGE = ("meeting_requested", "meeting_held", "purpose_added", "contact_added", "cancelled")
-OFFERED: dict[Stage, tuple[str, ...]] = {
-    Stage.HANDOFF: ("kickoff_held", *_ANY_STAGE),
-    Stage.KICKOFF: ("kickoff_held", *_ANY_STAGE),
-    Stage.TRAINING: ("training_held", "training_skipped", "goal_agreed", *_ANY_STAGE),
-    Stage.ADOPTION: ("goal_agreed", *_ANY_STAGE),
-    Stage.COMPLETION_REVIEW: ("completion_review_held", "goal_agreed", *_ANY_STAGE),
-}
+OFFERED: dict[Stage, tuple[str, ...]] = {stage: accepted_kinds(stage) for stage in OPEN_STAGES}
 # The actions a stage is waiting for; they are shown open, the rest folded.
-NEXT_STEP: dict[Stage, tuple[str, ...]] = {
-    Stage.HANDOFF: ("kickoff_held",),
-    Stage.KICKOFF: ("kickoff_held",),
-    Stage.TRAINING: ("training_held", "training_skipped"),
-    Stage.ADOPTION: ("meeting_held", "goal_agreed"),
-    Stage.COMPLETION_REVIEW: ("completion_review_held",),
-}
+NEXT_STEP: dict[Stage, tuple[str, ...]] = {stage: awaited_kinds(stage) for stage in OPEN_STAGES}
 # Fields entered one item per line.
 _LINES = ("attendees", "goals", "feature_requests")
 _CHECKBOXES = ("success_confirmed", "confirm")
@@ -150,9 +111,10 @@ def build_event(
             value = form.get(name, "").replace("\r\n", "\n").strip()
             if value:
                 data[name] = value
-    if kind == "cancelled" and not is_checked(form.get("confirm")):
-        # Cancelling ends the journey for good: ask for a deliberate tick.
-        errors.append(FieldError("confirm", "err_confirm"))
+    for spec in FORM_FIELDS[kind]:
+        if spec.widget == "checkbox" and spec.required and not is_checked(form.get(spec.name)):
+            # E.g. cancelling ends the journey for good: ask for a deliberate tick.
+            errors.append(FieldError(spec.name, "err_confirm"))
     try:
         event = ONBOARDING_EVENT.validate_python(data)
     except ValidationError as err:
@@ -199,6 +161,7 @@ _MEETINGS = tuple((kind.value, f"meeting_{kind.value}") for kind in MeetingKind)
 _ROLES = tuple((role.value, f"contact_role_{role.value}") for role in Role)
 _HELD_ON = Field("held_on", "date", required=True)
 
+# Every kind in models.events.EVENT_MODELS; a test checks none is missing.
 FORM_FIELDS: dict[str, tuple[Field, ...]] = {
     "kickoff_held": (_HELD_ON, Field("goals", "textarea"), Field("attendees", "textarea")),
     "goal_agreed": (Field("goal", "text", required=True, max_length=500),),

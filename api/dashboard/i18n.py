@@ -1,12 +1,15 @@
 """The dashboard's words in English and Japanese, and which of them a request gets.
 
 One flat dict per locale; a key missing from a locale falls back to English, and a
-test keeps both catalogues on the same keys. Text written by the workflow itself
+test keeps both catalogues on the same keys. The words of each CSM event kind sit
+together in `EVENT_WORDS`, both languages side by side, and enter the catalogues as
+`action_<kind>`, `kind_<kind>` and `tl_<kind>`. Text written by the workflow itself
 (timeline summaries, refusal reasons) stays as the workflow wrote it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Locale = Literal["en", "ja"]
@@ -154,17 +157,6 @@ EN: dict[str, str] = {
     "actions_next": "Next step",
     "actions_other": "Other actions",
     "actions_ended": "The onboarding has ended ({stage}): it takes no more actions.",
-    "action_kickoff_held": "Kickoff held",
-    "action_goal_agreed": "Goal agreed",
-    "action_training_held": "Training held",
-    "action_training_skipped": "Training skipped",
-    "action_meeting_requested": "Meeting requested",
-    "action_meeting_held": "Meeting held",
-    "action_purpose_added": "Purpose added",
-    "action_contact_added": "Contact added",
-    "action_completion_review_held": "Completion review held",
-    "action_cancelled": "Cancel the onboarding",
-    "action_task_completed": "Task done",
     "field_held_on": "Held on",
     "field_attendees": "Attendees (one per line)",
     "field_goals": "Goals agreed (one per line)",
@@ -214,30 +206,9 @@ EN: dict[str, str] = {
     "kind_email_failed": "Email failed",
     "kind_campaign_step_sent": "Step email sent",
     "kind_campaign_step_skipped": "Step email skipped",
-    "kind_meeting_requested": "Meeting requested",
-    "kind_kickoff_held": "Kickoff held",
-    "kind_goal_agreed": "Goal agreed",
-    "kind_training_held": "Training held",
-    "kind_training_skipped": "Training skipped",
-    "kind_meeting_held": "Meeting held",
-    "kind_purpose_added": "Purpose added",
-    "kind_contact_added": "Contact added",
-    "kind_completion_review_held": "Completion review held",
-    "kind_task_completed": "Task done",
-    "kind_cancelled": "Cancelled",
-    # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py)
+    # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py);
+    # the CSM events' own are in EVENT_WORDS.
     "tl_transition": "{source} → {target}: {cause}",
-    "tl_kickoff_held": "kickoff held on {held_on} with {n} goal(s) agreed",
-    "tl_goal_agreed": "goal agreed: {goal}",
-    "tl_training_held": "training held on {held_on}",
-    "tl_training_skipped": "training skipped: {reason}",
-    "tl_meeting_requested": "meeting requested ({meeting})",
-    "tl_meeting_held": "meeting held on {held_on} ({meeting})",
-    "tl_purpose_added": "purpose {purpose} added",
-    "tl_contact_added": "contact added: {name} ({role})",
-    "tl_completion_review_held": "completion review held on {held_on}; success: {confirmed}",
-    "tl_task_completed": "task {task_id} done",
-    "tl_cancelled": "cancelled: {reason}",
     "tl_setup_stuck": "no usage data for {waited}: stuck in setup",
     "tl_setup_unstuck": "usage data arrived: setup is done",
     "tl_weekly_measurement": "week {n}: active seats {ratio}, {actions} key actions: {outcome}",
@@ -420,17 +391,6 @@ JA: dict[str, str] = {
     "actions_next": "次のステップ",
     "actions_other": "その他の対応",
     "actions_ended": "オンボーディングは終了しました（{stage}）。これ以上の記録はできません。",
-    "action_kickoff_held": "キックオフ実施",
-    "action_goal_agreed": "ゴール合意",
-    "action_training_held": "トレーニング実施",
-    "action_training_skipped": "トレーニング省略",
-    "action_meeting_requested": "ミーティング依頼",
-    "action_meeting_held": "ミーティング実施",
-    "action_purpose_added": "利用目的の追加",
-    "action_contact_added": "担当者の追加",
-    "action_completion_review_held": "完了レビュー実施",
-    "action_cancelled": "オンボーディングを中止",
-    "action_task_completed": "タスク完了",
     "field_held_on": "実施日",
     "field_attendees": "参加者（1行に1名）",
     "field_goals": "合意したゴール（1行に1つ）",
@@ -479,29 +439,7 @@ JA: dict[str, str] = {
     "kind_email_failed": "メール送信失敗",
     "kind_campaign_step_sent": "ステップメール送信",
     "kind_campaign_step_skipped": "ステップメール省略",
-    "kind_meeting_requested": "ミーティング依頼",
-    "kind_kickoff_held": "キックオフ実施",
-    "kind_goal_agreed": "ゴール合意",
-    "kind_training_held": "トレーニング実施",
-    "kind_training_skipped": "トレーニング省略",
-    "kind_meeting_held": "ミーティング実施",
-    "kind_purpose_added": "利用目的の追加",
-    "kind_contact_added": "担当者の追加",
-    "kind_completion_review_held": "完了レビュー実施",
-    "kind_task_completed": "タスク完了",
-    "kind_cancelled": "中止",
     "tl_transition": "{source} → {target}（{cause}）",
-    "tl_kickoff_held": "{held_on} にキックオフを実施、目標 {n} 件に合意",
-    "tl_goal_agreed": "目標に合意: {goal}",
-    "tl_training_held": "{held_on} にトレーニングを実施",
-    "tl_training_skipped": "トレーニングを省略: {reason}",
-    "tl_meeting_requested": "ミーティングを依頼（{meeting}）",
-    "tl_meeting_held": "{held_on} にミーティングを実施（{meeting}）",
-    "tl_purpose_added": "利用目的 {purpose} を追加",
-    "tl_contact_added": "担当者を追加: {name}（{role}）",
-    "tl_completion_review_held": "{held_on} に完了レビューを実施、短期的成功の確認: {confirmed}",
-    "tl_task_completed": "タスク {task_id} を完了",
-    "tl_cancelled": "中止: {reason}",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",
     "tl_weekly_measurement": (
@@ -552,6 +490,104 @@ JA: dict[str, str] = {
     ),
     "back_to_list": "担当顧客に戻る",
 }
+
+
+@dataclass(frozen=True)
+class Words:
+    """What the dashboard calls one CSM event kind in one language."""
+
+    # The title of its form.
+    action: str
+    # The kind of its timeline entry.
+    label: str
+    # Its timeline entry, filled from the event's fields (api/dashboard/timeline.py):
+    # a list gives its length, a nested model its fields as `contact_name`, a choice
+    # its own words (`meeting_momentum`), a yes/no the words `yes` and `no`.
+    sentence: str
+
+
+@dataclass(frozen=True)
+class EventWords:
+    en: Words
+    ja: Words
+
+
+# Every kind in models.events.EVENT_MODELS; a test checks none is missing.
+EVENT_WORDS: dict[str, EventWords] = {
+    "kickoff_held": EventWords(
+        en=Words(
+            "Kickoff held",
+            "Kickoff held",
+            "kickoff held on {held_on} with {goals} goal(s) agreed",
+        ),
+        ja=Words(
+            "キックオフ実施",
+            "キックオフ実施",
+            "{held_on} にキックオフを実施、目標 {goals} 件に合意",
+        ),
+    ),
+    "goal_agreed": EventWords(
+        en=Words("Goal agreed", "Goal agreed", "goal agreed: {goal}"),
+        ja=Words("ゴール合意", "ゴール合意", "目標に合意: {goal}"),
+    ),
+    "training_held": EventWords(
+        en=Words("Training held", "Training held", "training held on {held_on}"),
+        ja=Words("トレーニング実施", "トレーニング実施", "{held_on} にトレーニングを実施"),
+    ),
+    "training_skipped": EventWords(
+        en=Words("Training skipped", "Training skipped", "training skipped: {reason}"),
+        ja=Words("トレーニング省略", "トレーニング省略", "トレーニングを省略: {reason}"),
+    ),
+    "meeting_requested": EventWords(
+        en=Words("Meeting requested", "Meeting requested", "meeting requested ({meeting})"),
+        ja=Words("ミーティング依頼", "ミーティング依頼", "ミーティングを依頼（{meeting}）"),
+    ),
+    "meeting_held": EventWords(
+        en=Words("Meeting held", "Meeting held", "meeting held on {held_on} ({meeting})"),
+        ja=Words(
+            "ミーティング実施", "ミーティング実施", "{held_on} にミーティングを実施（{meeting}）"
+        ),
+    ),
+    "purpose_added": EventWords(
+        en=Words("Purpose added", "Purpose added", "purpose {purpose} added"),
+        ja=Words("利用目的の追加", "利用目的の追加", "利用目的 {purpose} を追加"),
+    ),
+    "contact_added": EventWords(
+        en=Words(
+            "Contact added", "Contact added", "contact added: {contact_name} ({contact_role})"
+        ),
+        ja=Words("担当者の追加", "担当者の追加", "担当者を追加: {contact_name}（{contact_role}）"),
+    ),
+    "completion_review_held": EventWords(
+        en=Words(
+            "Completion review held",
+            "Completion review held",
+            "completion review held on {held_on}; success: {success_confirmed}",
+        ),
+        ja=Words(
+            "完了レビュー実施",
+            "完了レビュー実施",
+            "{held_on} に完了レビューを実施、短期的成功の確認: {success_confirmed}",
+        ),
+    ),
+    "task_completed": EventWords(
+        en=Words("Task done", "Task done", "task {task_id} done"),
+        ja=Words("タスク完了", "タスク完了", "タスク {task_id} を完了"),
+    ),
+    "cancelled": EventWords(
+        en=Words("Cancel the onboarding", "Cancelled", "cancelled: {reason}"),
+        ja=Words("オンボーディングを中止", "中止", "中止: {reason}"),
+    ),
+}
+
+
+def _catalogue_entries(kind: str, said: Words) -> dict[str, str]:
+    return {f"action_{kind}": said.action, f"kind_{kind}": said.label, f"tl_{kind}": said.sentence}
+
+
+for _kind, _words in EVENT_WORDS.items():
+    EN |= _catalogue_entries(_kind, _words.en)
+    JA |= _catalogue_entries(_kind, _words.ja)
 
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 

@@ -33,6 +33,7 @@ from api.dashboard.i18n import Translator
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
+from api.routes.customers import customer_csm
 from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models.handoff import CUSTOMER_ID_PATTERN
@@ -50,10 +51,6 @@ SESSION_MAX_AGE_SECONDS = 14 * 24 * 3600
 # An update waits for a worker to take it; past this the CSM is told and may resend
 # (the form's event id makes a resend count once).
 RECORD_TIMEOUT_SECONDS = 20.0
-# After an accepted action, how long to wait for its timeline entry (written by an
-# activity) so the page the CSM lands on already shows it.
-TIMELINE_WAIT_SECONDS = 5.0
-TIMELINE_POLL_SECONDS = 0.1
 _CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 # Stages in the order the "my customers" page lists them.
 _ACTIVE_STAGES = [
@@ -404,11 +401,19 @@ def _input(
     )
 
 
-def _timeline(database: Database, customer_id: str) -> list[reports.TimelineRow]:
+def _timeline(database: Database, status_now: OnboardingStatus) -> list[reports.TimelineRow]:
+    """The stored entries, and those the workflow has queued but not stored yet (the
+    status carries them): an action just recorded shows at once, without waiting."""
     try:
-        return reports.customer_timeline(database, customer_id=customer_id)
+        stored = reports.customer_timeline(database, customer_id=status_now.customer_id)
     except reports.UnknownCustomer:
-        return []  # the workflow has not stored the customer yet
+        stored = []  # the workflow has not stored the customer yet
+    by_seq = {
+        entry.seq: reports.TimelineRow.model_validate(entry.model_dump(mode="json"))
+        for entry in status_now.unwritten_timeline
+    }
+    by_seq |= {row.seq: row for row in stored}
+    return [by_seq[seq] for seq in sorted(by_seq)]
 
 
 async def _customer_page(
@@ -424,7 +429,7 @@ async def _customer_page(
     customer_id = status_now.customer_id
     state = status_now.state
     timeline, emails = await asyncio.gather(
-        asyncio.to_thread(_timeline, services.database, customer_id),
+        asyncio.to_thread(_timeline, services.database, status_now),
         asyncio.to_thread(reports.customer_emails, services.database, customer_id=customer_id),
     )
     # The page speaks the customer's clock: when their emails went out, when they met.
@@ -549,64 +554,71 @@ async def customer_page(
     )
 
 
-def _last_seq(database: Database, customer_id: str) -> int:
-    return max((row.seq for row in _timeline(database, customer_id)), default=0)
-
-
-async def _await_timeline(database: Database, customer_id: str, kind: str, after: int) -> None:
-    """Until the event's timeline entry is stored, or the wait runs out (it then shows
-    up on the next load; the event itself is recorded either way)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMELINE_WAIT_SECONDS
-    while loop.time() < deadline:
-        rows = await asyncio.to_thread(_timeline, database, customer_id)
-        if any(row.seq > after and row.kind == kind for row in rows):
-            return
-        await asyncio.sleep(TIMELINE_POLL_SECONDS)
+async def _may_record(
+    ctx: PageContext, services: Services, who: Principal, customer_id: str
+) -> Response | None:
+    """The page that refuses a post (404, 403, Temporal unavailable), or None to go on.
+    The customer's stored row names its CSM; only a customer without one (just
+    started, or unknown) costs a status query."""
+    csm = None
+    if _CUSTOMER_ID.match(customer_id):
+        csm = await asyncio.to_thread(customer_csm, services.database, customer_id)
+    if csm is None:
+        found = await _visible_status(ctx, services, who, customer_id)
+        return found if isinstance(found, Response) else None
+    if not who.sees(csm):
+        return _error(
+            ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body")
+        )
+    return None
 
 
 @router.post("/customers/{customer_id}")
 async def record_action(
     request: Request, customer_id: str, who: Who, services: AppServices
 ) -> Response:
-    opened = await _visible_customer(request, who, services, customer_id)
-    if isinstance(opened, Response):
-        return opened
-    ctx, signed_in, found = opened
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    refused = await _may_record(ctx, services, gate, customer_id)
+    if refused is not None:
+        return refused
     form = await request.form()
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     kind = values.get("kind", "")
     if kind not in EVENT_TYPES:
         return _error(ctx, status.HTTP_400_BAD_REQUEST, ctx.t("error_bad_action", kind=kind), "")
-    built = build_event(kind, values, signed_in.csm or signed_in.name)
+
+    async def form_again(attempt: Attempt, code: int) -> Response:
+        """The customer's page as it is now, with the form as it was typed."""
+        found = await _visible_status(ctx, services, gate, customer_id)
+        if isinstance(found, Response):
+            return found
+        return await _customer_page(ctx, services, found, attempt=attempt, status_code=code)
+
+    built = build_event(kind, values, gate.csm or gate.name)
     if isinstance(built, list):
         attempt = Attempt(kind, values, errors=built)
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-        )
-    before = await asyncio.to_thread(_last_seq, services.database, customer_id)
+        return await form_again(attempt, status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
             result = await services.onboarding.record(customer_id, built)
     except (CommandRejectedError, OnboardingClosedError) as err:
         attempt = Attempt(kind, values, refusal=str(err))
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_409_CONFLICT
-        )
+        return await form_again(attempt, status.HTTP_409_CONFLICT)
     except (RPCError, TimeoutError) as err:
         # Not known to be recorded: the form comes back as typed, to send again.
         attempt = Attempt(kind, values, refusal=str(err) or ctx.t("no_answer"))
-        return await _customer_page(
-            ctx, services, found, attempt=attempt, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-    if not result.duplicate:
-        await _await_timeline(services.database, customer_id, kind, before)
+        return await form_again(attempt, status.HTTP_503_SERVICE_UNAVAILABLE)
     # Back to the form, or to the actions panel when the new stage no longer offers it.
     anchor = f"action-{kind}" if kind in OFFERED.get(result.stage, ()) else "actions"
     if kind == "task_completed":
         anchor = "tasks"
     duplicate = "&duplicate=1" if result.duplicate else ""
-    # POST/redirect/GET: a reload of the page the CSM lands on sends nothing again.
+    # POST/redirect/GET: a reload of the page the CSM lands on sends nothing again. That
+    # page shows this event's timeline entries even before they are stored: the status
+    # it reads carries those the workflow has not written yet.
     return RedirectResponse(
         f"/customers/{quote(customer_id)}?done={kind}{duplicate}#{anchor}",
         status.HTTP_303_SEE_OTHER,

@@ -3,65 +3,44 @@
 The workflow writes each entry's summary in English and its facts as details. For
 the kinds a CSM reads most (their own actions, stage changes, weekly verdicts, setup,
 step and proposal emails) the page rebuilds the sentence from the details in its
-language; any other kind, or details it cannot read (a newer workflow's), keep the
-workflow's own summary (task titles and stall reasons come from the playbook).
+language; a CSM event's sentence is its `tl_<kind>` words (i18n.EVENT_WORDS) filled
+from its fields. Any other kind, or details it cannot read (a newer workflow's), keep
+the workflow's own summary (task titles and stall reasons come from the playbook).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
+
+from pydantic import BaseModel
 
 from api.dashboard.i18n import Translator
 from api.dashboard.render import Formatter
-from models.events import (
-    ONBOARDING_EVENT,
-    Cancelled,
-    CompletionReviewHeld,
-    ContactAdded,
-    GoalAgreed,
-    KickoffHeld,
-    MeetingHeld,
-    MeetingRequested,
-    OnboardingEvent,
-    PurposeAdded,
-    TaskCompleted,
-    TrainingHeld,
-    TrainingSkipped,
-)
+from models.events import ONBOARDING_EVENT
 from models.handoff import Role
 from models.onboarding import WeekVerdict
 from models.playbook import Metric
 from records.reports import TimelineRow
 
 
-def _event_sentence(event: OnboardingEvent, t: Translator) -> str:
-    match event:
-        case KickoffHeld():
-            return t("tl_kickoff_held", held_on=event.held_on, n=len(event.goals))
-        case GoalAgreed():
-            return t("tl_goal_agreed", goal=event.goal)
-        case TrainingHeld():
-            return t("tl_training_held", held_on=event.held_on)
-        case TrainingSkipped():
-            return t("tl_training_skipped", reason=event.reason)
-        case MeetingRequested():
-            return t("tl_meeting_requested", meeting=t(f"meeting_{event.meeting.value}"))
-        case MeetingHeld():
-            meeting = t(f"meeting_{event.meeting.value}")
-            return t("tl_meeting_held", held_on=event.held_on, meeting=meeting)
-        case PurposeAdded():
-            return t("tl_purpose_added", purpose=event.purpose)
-        case ContactAdded():
-            role = t(f"contact_role_{event.contact.role.value}")
-            return t("tl_contact_added", name=event.contact.name, role=role)
-        case CompletionReviewHeld():
-            confirmed = t("yes") if event.success_confirmed else t("no")
-            return t("tl_completion_review_held", held_on=event.held_on, confirmed=confirmed)
-        case TaskCompleted():
-            return t("tl_task_completed", task_id=event.task_id)
-        case Cancelled():
-            return t("tl_cancelled", reason=event.reason)
+def _sentence_values(model: BaseModel, t: Translator, prefix: str = "") -> dict[str, Any]:
+    """An event's fields as its `tl_<kind>` sentence reads them (see i18n.Words)."""
+    values: dict[str, Any] = {}
+    for name, value in model:
+        key = prefix + name
+        if isinstance(value, BaseModel):
+            values |= _sentence_values(value, t, f"{key}_")
+        elif isinstance(value, bool):
+            values[key] = t("yes") if value else t("no")
+        elif isinstance(value, Enum):
+            values[key] = t.maybe(f"{key}_{value.value}", str(value.value))
+        elif isinstance(value, list):
+            values[key] = len(value)
+        else:
+            values[key] = value
+    return values
 
 
 def _transition(details: dict[str, Any], fmt: Formatter) -> str:
@@ -120,7 +99,8 @@ def sentence(row: TimelineRow, fmt: Formatter) -> str:
         if build is not None:
             return build(row.details, fmt)
         if row.kind == row.details.get("kind"):
-            return _event_sentence(ONBOARDING_EVENT.validate_python(row.details), fmt.t)
+            event = ONBOARDING_EVENT.validate_python(row.details)
+            return fmt.t(f"tl_{event.kind}", **_sentence_values(event, fmt.t))
     except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
         pass
     return row.summary

@@ -1,0 +1,177 @@
+"""The registry of CSM event kinds: every kind has its rules, its form and its words
+in both languages, and a kind the registry does not know is refused everywhere."""
+
+from __future__ import annotations
+
+import string
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.worker import Worker
+
+from activities.mail import MailActivities
+from activities.store import StoreActivities
+from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED
+from api.dashboard.i18n import EN, EVENT_WORDS, JA
+from emails.mailers import OutboxMailer
+from emails.render import build_template_environment
+from models import visibility
+from models.events import EVENT_MODELS, OnboardingEvent
+from models.onboarding import EventResult, OnboardingInput, OnboardingState, OnboardingStatus, Stage
+from testkit.factories import REPO, make_handoff, make_playbook
+from tests.support.workflow_harness import Harness, through_training
+from worker import onboarding_activities
+from workflows import events
+from workflows.onboarding import CustomerOnboardingWorkflow
+
+KINDS = list(EVENT_MODELS)
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def _sentence_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """The names a `tl_<kind>` sentence may use (api/dashboard/timeline.py)."""
+    names = set()
+    for name, info in model.model_fields.items():
+        names.add(prefix + name)
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names |= _sentence_fields(nested, f"{prefix}{name}_")
+    return names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_has_its_stages_form_and_words_in_english_and_japanese(kind: str) -> None:
+    model = EVENT_MODELS[kind]
+    assert events.STAGES[model].accepted, "a kind no stage accepts"
+    assert kind in FORM_FIELDS
+    words = EVENT_WORDS[kind]
+    fields = _sentence_fields(model)
+    for said in (words.en, words.ja):
+        assert said.action and said.label and said.sentence
+        assert _placeholders(said.sentence) <= fields, said.sentence
+    for catalogue in (EN, JA):
+        assert {f"action_{kind}", f"kind_{kind}", f"tl_{kind}"} <= catalogue.keys()
+        for spec in FORM_FIELDS[kind]:
+            assert f"field_{spec.name}" in catalogue
+
+
+def test_forms_shown_per_stage_follow_the_stages_the_rules_accept() -> None:
+    any_stage = {"meeting_requested", "meeting_held", "purpose_added", "contact_added"}
+    any_stage |= {"task_completed", "cancelled"}
+    assert {stage: set(kinds) for stage, kinds in OFFERED.items()} == {
+        Stage.HANDOFF: {"kickoff_held", *any_stage},
+        Stage.KICKOFF: {"kickoff_held", *any_stage},
+        Stage.TRAINING: {"training_held", "training_skipped", "goal_agreed", *any_stage},
+        Stage.ADOPTION: {"goal_agreed", *any_stage},
+        Stage.COMPLETION_REVIEW: {"completion_review_held", "goal_agreed", *any_stage},
+    }
+    assert {stage: set(kinds) for stage, kinds in NEXT_STEP.items()} == {
+        Stage.HANDOFF: {"kickoff_held"},
+        Stage.KICKOFF: {"kickoff_held"},
+        Stage.TRAINING: {"training_held", "training_skipped"},
+        Stage.ADOPTION: {"meeting_held", "goal_agreed"},
+        Stage.COMPLETION_REVIEW: {"completion_review_held"},
+    }
+
+
+class BrandNewThing(BaseModel):
+    """An event kind from a newer client: a model the registry has no rules for."""
+
+    kind: Literal["brand_new_thing"] = "brand_new_thing"
+    event_id: str | None = None
+    recorded_by: str | None = None
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+def test_a_kind_the_registry_does_not_know_is_refused_in_every_stage(stage: Stage) -> None:
+    reason = events.refusal(
+        BrandNewThing(),  # type: ignore[arg-type]
+        stage=stage,
+        state=OnboardingState(stage=stage),
+        handoff=make_handoff(),
+        playbook=make_playbook(),
+        today=date(2026, 12, 4),
+    )
+    assert reason is not None
+    if not stage.terminal:
+        assert reason == "unknown event kind 'brand_new_thing'"
+
+
+# The workflow as a worker would run it if a model reached it without its rules.
+NewerEvent = Annotated[OnboardingEvent | BrandNewThing, Field(discriminator="kind")]
+
+
+@workflow.defn(name="NewerClientOnboarding", sandboxed=False)
+class NewerClientOnboarding(CustomerOnboardingWorkflow):
+    @workflow.run
+    async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        return await super().run(input)
+
+    @workflow.update
+    async def record_event(self, event: NewerEvent) -> EventResult:  # type: ignore[override]
+        return await super().record_event(event)  # type: ignore[arg-type]
+
+    @record_event.validator
+    def _validate_event(self, event: NewerEvent) -> None:  # type: ignore[override]
+        super()._validate_event(event)  # type: ignore[arg-type]
+
+    @workflow.signal
+    def submit_event(self, event: NewerEvent) -> None:  # type: ignore[override]
+        super().submit_event(event)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_kind_is_refused_by_the_update_and_recorded_as_rejected_as_a_signal(
+    h: Harness, tmp_path: Path
+) -> None:
+    # A worker of its own: the harness's registers only the real workflow.
+    mail = MailActivities(
+        h.database,
+        OutboxMailer(tmp_path / "outbox"),
+        build_template_environment(REPO / "templates" / "email"),
+        sender="onboarding@liftoff.example",
+    )
+    queue = f"{h.task_queue}-newer"
+    handoff = make_handoff()
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            h.client,
+            task_queue=queue,
+            workflows=[NewerClientOnboarding],
+            activities=onboarding_activities(StoreActivities(h.database), mail),
+            activity_executor=executor,
+        ):
+            handle = await h.client.start_workflow(
+                NewerClientOnboarding.run,
+                OnboardingInput(handoff=handoff, playbook=make_playbook()),
+                id=visibility.workflow_id_for(handoff.customer_id),
+                task_queue=queue,
+            )
+            h.started.append(handle)
+
+            async def refused_both_ways(stage: Stage) -> None:
+                status = await h.wait_for(handle, lambda s: s.state.stage is stage)
+                rejected = len(status.state.rejected)
+                with pytest.raises(WorkflowUpdateFailedError) as failure:
+                    await handle.execute_update(NewerClientOnboarding.record_event, BrandNewThing())
+                assert "unknown event kind 'brand_new_thing'" in str(failure.value.cause)
+                await handle.signal(NewerClientOnboarding.submit_event, BrandNewThing())
+                after = await h.wait_for(handle, lambda s: len(s.state.rejected) > rejected)
+                assert after.state.rejected[-1].kind == "brand_new_thing"
+                assert after.state.stage is stage
+                assert after.state.transitions == status.state.transitions
+
+            await refused_both_ways(Stage.KICKOFF)
+            await through_training(h, handle)
+            await refused_both_ways(Stage.ADOPTION)
+            kinds = [row.kind for row in h.timeline(handoff.customer_id)]
+            assert kinds.count("event_rejected") == 2
+            assert "brand_new_thing" not in kinds

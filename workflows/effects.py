@@ -1,0 +1,107 @@
+"""The workflow's side effects: activities queued by handlers and timers, run by the
+main loop in the order they were queued.
+
+Handlers change state synchronously and queue their effects here; only the main loop
+awaits them (`drain`), so ordering and continue-as-new stay simple. Every timeline
+entry goes through `timeline`, which numbers it (the idempotency key of its write)
+and keeps it as unwritten until the activity storing it has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+import workflows.activity_options as options
+from activities.mail import MailActivities
+from activities.store import StoreActivities
+from models.activity_io import RecordTimelineInput, SendEmailInput
+from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
+
+Effect = Callable[[], Awaitable[Any]]
+
+
+class Effects:
+    def __init__(self, customer_id: str, state: OnboardingState) -> None:
+        self._customer_id = customer_id
+        # The workflow's state, updated in place: the timeline sequence and failures.
+        self._state = state
+        self._queue: list[Effect] = []
+        self._running = 0
+        self._unwritten: dict[int, TimelineRecord] = {}
+
+    @property
+    def queued(self) -> bool:
+        """Whether effects wait for the main loop."""
+        return bool(self._queue)
+
+    @property
+    def pending(self) -> int:
+        """Effects queued or running: 0 once all is written."""
+        return len(self._queue) + self._running
+
+    def unwritten(self) -> list[TimelineRecord]:
+        """Timeline entries queued and not yet stored, oldest first."""
+        return [entry for _, entry in sorted(self._unwritten.items())]
+
+    def timeline(self, kind: str, summary: str, details: TimelineDetails) -> None:
+        self._state.timeline_seq += 1
+        entry = TimelineRecord(
+            seq=self._state.timeline_seq,
+            at=workflow.now(),
+            kind=kind,
+            stage=self._state.stage,
+            summary=summary,
+            details=details,
+        )
+        self._unwritten[entry.seq] = entry
+        write = RecordTimelineInput(customer_id=self._customer_id, **entry.model_dump())
+
+        async def record() -> None:
+            await self._store(StoreActivities.record_timeline, write)
+            del self._unwritten[entry.seq]
+
+        self._queue.append(record)
+
+    def store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
+        """Queue one store activity (customer, task, contact)."""
+        self._queue.append(lambda: self._store(activity, arg))
+
+    def send(self, email: SendEmailInput) -> None:
+        async def send() -> None:
+            try:
+                await workflow.execute_activity_method(
+                    MailActivities.send_email,
+                    email,
+                    start_to_close_timeout=options.MAIL_TIMEOUT,
+                    retry_policy=options.MAIL_RETRY,
+                )
+            except ActivityError as err:
+                # A send that failed for good is visible state, not a stuck journey.
+                reason = str(err.cause or err)
+                self._state.failures.append(f"email {email.ledger_key}: {reason}")
+                self.timeline("email_failed", f"email {email.template} failed: {reason}", {})
+
+        self._queue.append(send)
+
+    async def drain(self) -> None:
+        """Run everything queued, and whatever that queues, batch by batch."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            self._running += len(batch)
+            try:
+                await asyncio.gather(*(effect() for effect in batch))
+            finally:
+                self._running -= len(batch)
+
+    async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
+        await workflow.execute_activity_method(
+            activity,
+            arg,
+            start_to_close_timeout=options.STORE_TIMEOUT,
+            retry_policy=options.STORE_RETRY,
+        )

@@ -1,0 +1,330 @@
+"""The rules of each CSM event kind, in one place: the stages that accept it, why it is
+refused, what it does to the onboarding and how the timeline says it in English.
+
+Every function matches on the event with `case _: assert_never(event)`, so mypy names
+the rule a new kind in models/events.py still lacks. The stages are plain data the
+dashboard and the CLI read too (which forms a stage offers, which it waits for).
+
+Pure: no I/O and no clock. `apply` changes the state and asks the workflow for the
+rest (stage moves, tasks, meetings, contacts) through `Operations`, which
+`CustomerOnboardingWorkflow` implements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Protocol, assert_never
+
+from pydantic import BaseModel
+
+from models.events import (
+    EVENT_MODELS,
+    Cancelled,
+    CompletionReviewHeld,
+    ContactAdded,
+    GoalAgreed,
+    KickoffHeld,
+    MeetingHeld,
+    MeetingKind,
+    MeetingRequested,
+    OnboardingEvent,
+    PurposeAdded,
+    TaskCompleted,
+    TrainingHeld,
+    TrainingSkipped,
+)
+from models.handoff import Contact, CustomerHandoff
+from models.onboarding import (
+    CompletionReview,
+    Goal,
+    Meeting,
+    OnboardingState,
+    OpenTask,
+    Stage,
+    TaskKind,
+    TimelineDetails,
+)
+from models.playbook import Playbook
+
+# The stages an event can arrive in: every stage that is not terminal. An event in
+# the handoff stage is judged as in the kickoff stage the start leads to.
+OPEN_STAGES = tuple(stage for stage in Stage if not stage.terminal)
+
+
+@dataclass(frozen=True)
+class KindStages:
+    # The stages that accept the kind; in the others it is refused.
+    accepted: tuple[Stage, ...]
+    # The stages waiting for it: the journey's next step there.
+    awaited: tuple[Stage, ...] = ()
+
+
+# Keyed by model; a kind missing here fails at import.
+STAGES: dict[type[BaseModel], KindStages] = {
+    KickoffHeld: KindStages(
+        accepted=(Stage.HANDOFF, Stage.KICKOFF), awaited=(Stage.HANDOFF, Stage.KICKOFF)
+    ),
+    GoalAgreed: KindStages(
+        accepted=(Stage.TRAINING, Stage.ADOPTION, Stage.COMPLETION_REVIEW),
+        awaited=(Stage.ADOPTION,),
+    ),
+    TrainingHeld: KindStages(accepted=(Stage.TRAINING,), awaited=(Stage.TRAINING,)),
+    TrainingSkipped: KindStages(accepted=(Stage.TRAINING,), awaited=(Stage.TRAINING,)),
+    MeetingRequested: KindStages(accepted=OPEN_STAGES),
+    MeetingHeld: KindStages(accepted=OPEN_STAGES, awaited=(Stage.ADOPTION,)),
+    PurposeAdded: KindStages(accepted=OPEN_STAGES),
+    ContactAdded: KindStages(accepted=OPEN_STAGES),
+    CompletionReviewHeld: KindStages(
+        accepted=(Stage.COMPLETION_REVIEW,), awaited=(Stage.COMPLETION_REVIEW,)
+    ),
+    TaskCompleted: KindStages(accepted=OPEN_STAGES),
+    Cancelled: KindStages(accepted=OPEN_STAGES),
+}
+_unruled = set(EVENT_MODELS.values()) ^ set(STAGES)
+if _unruled:
+    raise TypeError(f"event kinds without their stages in workflows/events.py: {_unruled}")
+
+
+def accepted_kinds(stage: Stage) -> tuple[str, ...]:
+    """The kinds a stage accepts, in the order of the journey."""
+    return tuple(kind for kind, model in EVENT_MODELS.items() if stage in STAGES[model].accepted)
+
+
+def awaited_kinds(stage: Stage) -> tuple[str, ...]:
+    """The kinds a stage waits for, in the order of the journey."""
+    return tuple(kind for kind, model in EVENT_MODELS.items() if stage in STAGES[model].awaited)
+
+
+# Refusals: every reason is a sentence a CSM can act on.
+
+
+def refusal(
+    event: OnboardingEvent,
+    *,
+    stage: Stage,
+    state: OnboardingState,
+    handoff: CustomerHandoff,
+    playbook: Playbook,
+    today: date,
+) -> str | None:
+    """Why `event` is refused in `stage` (the stage it is judged in), or None."""
+    if stage.terminal:
+        return f"the onboarding is {stage.value}; it accepts no more events"
+    stages = STAGES.get(type(event))
+    if stages is None:
+        # A kind this worker does not know (a newer client's): never applied.
+        return f"unknown event kind {getattr(event, 'kind', type(event).__name__)!r}"
+    if stage not in stages.accepted:
+        return _out_of_stage(event, stage, state)
+    return _invalid(event, state=state, handoff=handoff, playbook=playbook, today=today)
+
+
+def _out_of_stage(event: OnboardingEvent, stage: Stage, state: OnboardingState) -> str:
+    match event:
+        case KickoffHeld():
+            return f"the kickoff was already recorded on {state.kickoff_held_on}"
+        case GoalAgreed():
+            return "goals are agreed at the kickoff: record the kickoff first"
+        case TrainingHeld() | TrainingSkipped():
+            if stage in (Stage.HANDOFF, Stage.KICKOFF):
+                return "the training comes after the kickoff: record the kickoff first"
+            return "the training stage is over" + _training_outcome(state)
+        case CompletionReviewHeld():
+            return (
+                "the completion review comes once the completion criteria are met; "
+                f"the customer is in {stage.value}"
+            )
+        case (
+            MeetingRequested()
+            | MeetingHeld()
+            | PurposeAdded()
+            | ContactAdded()
+            | TaskCompleted()
+            | Cancelled()
+        ):
+            return f"{event.kind} is not accepted in the {stage.value} stage"
+        case _:
+            assert_never(event)
+
+
+def _invalid(
+    event: OnboardingEvent,
+    *,
+    state: OnboardingState,
+    handoff: CustomerHandoff,
+    playbook: Playbook,
+    today: date,
+) -> str | None:
+    """Why an event is refused in a stage that accepts its kind, or None."""
+    match event:
+        case KickoffHeld() | TrainingHeld() | MeetingHeld() | CompletionReviewHeld():
+            return _not_in_future(event.held_on, today)
+        case GoalAgreed():
+            if any(goal.text == event.goal for goal in state.goals):
+                return f"the goal {event.goal!r} is already agreed"
+            return None
+        case TrainingSkipped() | MeetingRequested() | Cancelled():
+            return None
+        case PurposeAdded():
+            if playbook.purpose(event.purpose) is None:
+                offered = ", ".join(p.id for p in playbook.purposes)
+                return f"unknown purpose {event.purpose!r}: the playbook offers {offered}"
+            if event.purpose in state.purposes:
+                return f"the customer already holds purpose {event.purpose}"
+            return None
+        case ContactAdded():
+            known = {c.email for c in [*handoff.contacts, *state.added_contacts]}
+            if event.contact.email in known:
+                return f"{event.contact.email} is already a contact of this customer"
+            return None
+        case TaskCompleted():
+            if not any(task.task_id == event.task_id for task in state.open_tasks):
+                return f"no open task {event.task_id!r} for this customer"
+            return None
+        case _:
+            assert_never(event)
+
+
+def _not_in_future(held_on: date, today: date) -> str | None:
+    # One day of slack: the CSM's local date can be ahead of UTC.
+    if held_on > today + timedelta(days=1):
+        return f"the date {held_on} is in the future"
+    return None
+
+
+def _training_outcome(state: OnboardingState) -> str:
+    if state.training_held_on is not None:
+        return f" (held on {state.training_held_on})"
+    if state.training_skipped_reason is not None:
+        return f" (skipped: {state.training_skipped_reason})"
+    return ""
+
+
+# Effects: the state changes now; the workflow queues the activities.
+
+
+class Operations(Protocol):
+    """What an event may ask of the workflow besides changing its state."""
+
+    def move_to(self, stage: Stage, cause: str) -> None: ...
+
+    def request_meeting(self, kind: MeetingKind, reason: str) -> None: ...
+
+    def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None: ...
+
+    def add_contact(self, contact: Contact) -> None: ...
+
+
+def apply(
+    event: OnboardingEvent,
+    workflow: Operations,
+    *,
+    state: OnboardingState,
+    handoff: CustomerHandoff,
+    playbook: Playbook,
+    now: datetime,
+) -> None:
+    """What an accepted event does, after its own timeline entry is queued."""
+    match event:
+        case KickoffHeld():
+            state.kickoff_held_on = event.held_on
+            state.goals += [Goal(text=text, agreed_at=now) for text in event.goals]
+            workflow.move_to(Stage.TRAINING, f"kickoff held on {event.held_on}")
+            skip = training_skip_reason(playbook, handoff)
+            if skip is not None:
+                state.training_skipped_reason = skip
+                workflow.move_to(Stage.ADOPTION, f"training skipped: {skip}")
+        case GoalAgreed():
+            state.goals.append(Goal(text=event.goal, agreed_at=now))
+        case TrainingHeld():
+            state.training_held_on = event.held_on
+            workflow.move_to(Stage.ADOPTION, f"training held on {event.held_on}")
+        case TrainingSkipped():
+            state.training_skipped_reason = event.reason
+            workflow.move_to(Stage.ADOPTION, f"training skipped: {event.reason}")
+        case MeetingRequested():
+            workflow.request_meeting(event.meeting, event.notes or "requested by the CSM")
+        case MeetingHeld():
+            state.meetings.append(
+                Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
+            )
+            meeting = event.meeting.value
+            workflow.close_tasks(
+                lambda task: task.kind is TaskKind.MEETING and task.ref == meeting,
+                f"meeting held on {event.held_on}",
+            )
+        case PurposeAdded():
+            state.purposes.append(event.purpose)
+        case ContactAdded():
+            state.added_contacts.append(event.contact)
+            workflow.add_contact(event.contact)
+        case CompletionReviewHeld():
+            state.review = CompletionReview(
+                held_on=event.held_on,
+                success_confirmed=event.success_confirmed,
+                feedback=event.feedback,
+                feature_requests=event.feature_requests,
+                nps=event.nps,
+            )
+            confirmed = "confirmed" if event.success_confirmed else "not confirmed"
+            workflow.move_to(
+                Stage.ONBOARDED,
+                f"completion review held on {event.held_on}; short-term success {confirmed}",
+            )
+        case TaskCompleted():
+            task_id = event.task_id
+            workflow.close_tasks(
+                lambda task: task.task_id == task_id, event.note or "done by the CSM"
+            )
+        case Cancelled():
+            workflow.move_to(Stage.CANCELLED, f"cancelled: {event.reason}")
+        case _:
+            assert_never(event)
+
+
+def training_skip_reason(playbook: Playbook, handoff: CustomerHandoff) -> str | None:
+    """Why this customer needs no training, per the playbook, or None."""
+    policy = playbook.training
+    if policy.skip_if_trial_used and handoff.trial_used:
+        return "the customer used a trial"
+    if policy.skip_if_already_using and handoff.already_using:
+        return "the customer already uses the product"
+    return None
+
+
+# The timeline: the workflow's English summary and the event's facts.
+
+
+def summary(event: OnboardingEvent) -> str:
+    match event:
+        case KickoffHeld():
+            return f"kickoff held on {event.held_on} with {len(event.goals)} goal(s) agreed"
+        case GoalAgreed():
+            return f"goal agreed: {event.goal}"
+        case TrainingHeld():
+            return f"training held on {event.held_on}"
+        case TrainingSkipped():
+            return f"training skipped: {event.reason}"
+        case MeetingRequested():
+            return f"{event.meeting.value} meeting requested"
+        case MeetingHeld():
+            return f"{event.meeting.value} meeting held on {event.held_on}"
+        case PurposeAdded():
+            return f"purpose {event.purpose} added"
+        case ContactAdded():
+            return f"{event.contact.role.value} contact added"
+        case CompletionReviewHeld():
+            return f"completion review held on {event.held_on}"
+        case TaskCompleted():
+            return f"task {event.task_id} done"
+        case Cancelled():
+            return f"cancelled: {event.reason}"
+        case _:
+            assert_never(event)
+
+
+def event_json(event: OnboardingEvent) -> TimelineDetails:
+    """The event as its timeline entry keeps it; the dashboard reads it back."""
+    return event.model_dump(mode="json", exclude_none=True)
