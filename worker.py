@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.calendar import public_holidays
 from activities.mail import MailActivities
+from activities.measure import MeasureActivities
 from activities.store import StoreActivities
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
@@ -70,7 +71,9 @@ def build_mailer(settings: Settings) -> Mailer:
     return OutboxMailer(settings.outbox_dir)
 
 
-def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[Callable[..., Any]]:
+def onboarding_activities(
+    store: StoreActivities, measure: MeasureActivities, mail: MailActivities
+) -> list[Callable[..., Any]]:
     """Every activity CustomerOnboardingWorkflow calls, as build_worker registers them."""
     return [
         store.upsert_customer,
@@ -78,7 +81,7 @@ def onboarding_activities(store: StoreActivities, mail: MailActivities) -> list[
         store.record_timeline,
         store.open_task,
         store.close_tasks,
-        store.measure_weekly_usage,
+        measure.measure_weekly_usage,
         mail.send_email,
         public_holidays,
     ]
@@ -101,11 +104,12 @@ def build_worker(
     The worker service, the tests and the bench all serve through this one wiring.
     """
     mail = MailActivities(database, mailer, templates, sender)
+    store, measure = StoreActivities(database), MeasureActivities(database)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[CustomerOnboardingWorkflow],
-        activities=onboarding_activities(StoreActivities(database), mail),
+        activities=onboarding_activities(store, measure, mail),
         activity_executor=activity_executor,
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,

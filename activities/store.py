@@ -1,4 +1,4 @@
-"""Activities that write the customer's record and measure its usage.
+"""Activities that write the customer's record.
 
 Every write is keyed (customer id, timeline seq, task id, week index), so a
 retried activity changes nothing: the workflow may run each as often as it needs.
@@ -6,32 +6,27 @@ retried activity changes nothing: the workflow may run each as often as it needs
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import or_, update
+from sqlmodel import Session, col
 from temporalio import activity
 
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
-    MeasureWeeklyUsageInput,
     OpenTaskInput,
     RecordTimelineInput,
     UpsertCustomerInput,
 )
 from models.handoff import Contact
-from models.onboarding import Stage, WeeklyMeasurement
+from models.onboarding import Stage
 from models.tables import (
     Customer,
     CustomerContact,
-    EmailEvent,
     Task,
     TimelineEntry,
-    UsageEvent,
-    WeeklyMeasurementRecord,
     utc_now,
 )
 from records.database import Database, insert_ignore
-from records.email_events import EventType
 from records.usage.unmatched import adopt_unmatched
 
 TRANSITION = "transition"
@@ -175,107 +170,3 @@ class StoreActivities:
                 .where(col(Task.state) == "open")
                 .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
             )
-
-    @activity.defn
-    def measure_weekly_usage(self, input: MeasureWeeklyUsageInput) -> WeeklyMeasurement:
-        """Usage facts of one window; the first answer is stored and returned on every retry."""
-        with self._database.session() as session:
-            stored = session.get(WeeklyMeasurementRecord, (input.customer_id, input.week_index))
-            if stored is None:
-                row = _measure(session, input)
-                insert_ignore(
-                    session,
-                    WeeklyMeasurementRecord,
-                    row.model_dump(),
-                    ["customer_id", "week_index"],
-                )
-                # Another attempt may have stored its answer first: return that one.
-                stored = session.get(WeeklyMeasurementRecord, (input.customer_id, input.week_index))
-            if stored is None:  # pragma: no cover - the insert above guarantees a row
-                raise RuntimeError(f"measurement {input.customer_id}/{input.week_index} missing")
-            return WeeklyMeasurement(
-                week_index=stored.week_index,
-                window_start=stored.window_start,
-                window_end=stored.window_end,
-                active_users=stored.active_users,
-                active_seat_ratio=stored.active_seat_ratio,
-                events=stored.events,
-                key_actions=dict(stored.key_actions),
-                quota_consumption=stored.quota_consumption,
-                data_ever_arrived=stored.data_ever_arrived,
-                email_opens=stored.email_opens,
-                email_clicks=stored.email_clicks,
-            )
-
-
-def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurementRecord:
-    customer = col(UsageEvent.customer_id) == input.customer_id
-    occurred = col(UsageEvent.occurred_at)
-    in_window = (occurred >= input.window_start) & (occurred < input.window_end)
-
-    active_users, events = session.exec(
-        select(func.count(func.distinct(UsageEvent.user_id)), func.count())
-        .where(customer)
-        .where(in_window)
-    ).one()
-
-    key_events = set(input.key_actions.values())
-    counts: dict[str, int] = {}
-    if key_events:
-        by_event = session.exec(
-            select(UsageEvent.event, func.count())
-            .where(customer)
-            .where(in_window)
-            .where(col(UsageEvent.event).in_(key_events))
-            .group_by(UsageEvent.event)
-        ).all()
-        counts = {event: int(count) for event, count in by_event}
-
-    quota_consumption: float | None = None
-    if input.quota_event is not None and input.quota_contracted is not None:
-        used = session.exec(
-            select(func.coalesce(func.sum(UsageEvent.quantity), 0.0))
-            .where(customer)
-            .where(occurred < input.window_end)
-            .where(col(UsageEvent.event) == input.quota_event)
-        ).one()
-        quota_consumption = float(used) / input.quota_contracted
-
-    ever = session.exec(
-        select(UsageEvent.id).where(customer).where(occurred < input.window_end).limit(1)
-    ).first()
-
-    opens, clicks = _engagement(session, input)
-
-    ratio = min(1.0, active_users / input.seats_contracted) if input.seats_contracted > 0 else 0.0
-    return WeeklyMeasurementRecord(
-        customer_id=input.customer_id,
-        week_index=input.week_index,
-        window_start=input.window_start,
-        window_end=input.window_end,
-        active_users=int(active_users),
-        active_seat_ratio=round(ratio, 4),
-        events=int(events),
-        key_actions={purpose: counts.get(event, 0) for purpose, event in input.key_actions.items()},
-        quota_consumption=quota_consumption,
-        data_ever_arrived=ever is not None,
-        email_opens=opens,
-        email_clicks=clicks,
-        measured_at=utc_now(),
-    )
-
-
-def _engagement(session: Session, input: MeasureWeeklyUsageInput) -> tuple[int, int]:
-    """Opens and clicks of the customer's emails in the window, from the provider's events."""
-    occurred = col(EmailEvent.occurred_at)
-    by_event = session.exec(
-        select(EmailEvent.event, func.count())
-        .where(col(EmailEvent.customer_id) == input.customer_id)
-        .where((occurred >= input.window_start) & (occurred < input.window_end))
-        .where(col(EmailEvent.event).in_((EventType.OPEN, EventType.CLICK)))
-        # A privacy proxy fetching every image is not a person reading.
-        .where(col(EmailEvent.machine_open).is_(False))
-        .group_by(EmailEvent.event)
-    ).all()
-    counts = {event: int(count) for event, count in by_event}
-    return counts.get(EventType.OPEN, 0), counts.get(EventType.CLICK, 0)

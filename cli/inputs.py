@@ -238,12 +238,24 @@ def event_from_args(args: argparse.Namespace) -> OnboardingEvent:
     return build_event(event_fields(args))
 
 
-def event_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """Each recording command's arguments as the fields of its event kind.
+# The event kinds each recording command sends, words a CSM types rather than the
+# registry's kinds: a test holds them against models.events.EVENT_MODELS, so a new
+# kind without a command fails it.
+COMMAND_KINDS: dict[str, tuple[str, ...]] = {
+    "kickoff": ("kickoff_held",),
+    "goal": ("goal_agreed",),
+    "training": ("training_held", "training_skipped"),
+    "meeting": ("meeting_requested", "meeting_held"),
+    "purpose": ("purpose_added",),
+    "contact": ("contact_added",),
+    "review": ("completion_review_held",),
+    "task": ("task_completed",),
+    "cancel": ("cancelled",),
+}
 
-    TODO(registry): the kinds are spelt out here and in `cli.parser.add_recording_commands`;
-    read them from the per-kind registry in workflows/events.py once it exists.
-    """
+
+def event_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Each recording command's arguments as the fields of its event kind."""
     command = args.command
     fields: dict[str, Any]
     if command == "kickoff":

@@ -185,9 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_recording_commands(commands: _Commands) -> Subcommands[_Parser]:
     """The commands that record an event: one per CSM event kind (or pair of kinds).
 
-    Returns the `task` subcommands, which `task list` joins. TODO(registry): the
-    kinds are spelt out here and in `cli.inputs.event_fields`; read them from the
-    per-kind registry in workflows/events.py once it exists.
+    Returns the `task` subcommands, which `task list` joins. Which kinds each command
+    sends is `cli.inputs.COMMAND_KINDS`.
     """
     kickoff = commands.recording("kickoff", "record the kickoff meeting and the goals agreed")
     kickoff.add_argument("--held-on", required=True, metavar="YYYY-MM-DD")

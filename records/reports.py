@@ -1,8 +1,8 @@
 """What people read back from the database: a customer's timeline, the task list, the
-emails sent to a customer's people and what became of them.
+emails sent to a customer's people and what became of them, and who a customer's CSM is.
 
-Plain functions for the CLI (and later the HTTP API). Workflow state is never
-read here: stage, goals and verdicts come from the workflow's status query.
+Plain functions for the CLI and the HTTP app. Workflow state is never read here:
+stage, goals and verdicts come from the workflow's status query.
 """
 
 from __future__ import annotations
@@ -80,6 +80,14 @@ class EmailRow(BaseModel):
 
 class UnknownCustomer(LookupError):
     pass
+
+
+def customer_csm(database: Database, customer_id: str) -> str | None:
+    """The customer's CSM as its workflow's first activity stored it (the handoff's,
+    which never changes); None when no row is stored, yet or ever."""
+    with database.session() as session:
+        customer = session.get(Customer, customer_id)
+        return customer.csm if customer is not None else None
 
 
 def customer_timeline(

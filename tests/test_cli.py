@@ -16,6 +16,7 @@ import pytest
 from cli import connections, inputs
 from cli.main import main
 from cli.parser import build_parser
+from models.events import EVENT_MODELS
 from models.handoff import Role
 from models.onboarding import OnboardingState, OnboardingStatus
 from models.tables import EmailEvent, EmailLedgerEntry
@@ -81,6 +82,17 @@ def assert_refused(result: tuple[int, str, str], *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in err
     return err
+
+
+def test_every_event_kind_has_a_recording_command_that_sends_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sent = [kind for kinds in inputs.COMMAND_KINDS.values() for kind in kinds]
+    assert sorted(sent) == sorted(EVENT_MODELS)
+    for command in inputs.COMMAND_KINDS:
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([command, "--help"])
+        assert exit_info.value.code == 0, command
 
 
 def test_malformed_date_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

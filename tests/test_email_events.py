@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
-from activities.store import StoreActivities
+from activities.measure import MeasureActivities
 from emails.mailers import OutboxMailer
 from models.activity_io import MeasureWeeklyUsageInput, SendEmailInput
 from models.handoff import CustomerHandoff, Role
@@ -426,7 +426,7 @@ def test_opens_and_clicks_of_the_week_are_measured_as_engagement(
     )
 
     measured = activity_env.run(
-        StoreActivities(database).measure_weekly_usage,
+        MeasureActivities(database).measure_weekly_usage,
         MeasureWeeklyUsageInput(
             customer_id=cid,
             week_index=1,

@@ -16,6 +16,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.mail import MailActivities
+from activities.measure import MeasureActivities
 from activities.store import StoreActivities
 from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED
 from api.dashboard.i18n import EN, EVENT_WORDS, JA
@@ -146,7 +147,9 @@ async def test_an_unknown_kind_is_refused_by_the_update_and_recorded_as_rejected
             h.client,
             task_queue=queue,
             workflows=[NewerClientOnboarding],
-            activities=onboarding_activities(StoreActivities(h.database), mail),
+            activities=onboarding_activities(
+                StoreActivities(h.database), MeasureActivities(h.database), mail
+            ),
             activity_executor=executor,
         ):
             handle = await h.client.start_workflow(

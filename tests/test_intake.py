@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
-from activities.store import StoreActivities
+from activities.measure import MeasureActivities
 from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
 from models.tables import UnmatchedUsage, UsageEvent, UsageUser
@@ -54,7 +54,7 @@ def add_customer(database: Database, customer_id: str | None = None) -> str:
 
 def measure(database: Database, customer_id: str, **key_actions: str) -> WeeklyMeasurement:
     return ActivityEnvironment().run(
-        StoreActivities(database).measure_weekly_usage,
+        MeasureActivities(database).measure_weekly_usage,
         MeasureWeeklyUsageInput(
             customer_id=customer_id,
             week_index=1,

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.events as events
     import workflows.rules as rules
     import workflows.step_emails as step_emails
+    from activities.measure import MeasureActivities
     from activities.store import StoreActivities
     from models import visibility
     from models.activity_io import (
@@ -381,7 +382,7 @@ class CustomerOnboardingWorkflow:
         now = workflow.now()
         window_start = state.last_measured_at or state.adoption_started_at or now
         measurement = await workflow.execute_activity_method(
-            StoreActivities.measure_weekly_usage,
+            MeasureActivities.measure_weekly_usage,
             MeasureWeeklyUsageInput(
                 customer_id=self._handoff.customer_id,
                 week_index=state.week_index + 1,

@@ -33,13 +33,13 @@ from api.dashboard.i18n import Translator
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
-from api.routes.customers import customer_csm
 from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
 from records import reports
 from records.database import Database
+from records.reports import customer_csm
 from records.tokens import Principal, TokenRole, authenticate
 
 router = APIRouter(include_in_schema=False)

@@ -22,12 +22,11 @@ from client.onboarding import CustomerSummary, StartResult
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
 from models.onboarding import EventResult, OnboardingStatus, Stage
-from models.tables import Customer
-from records.database import Database
 from records.reports import (
     EmailRow,
     TimelineRow,
     UnknownCustomer,
+    customer_csm,
     customer_emails,
     customer_timeline,
 )
@@ -78,15 +77,6 @@ def forbid_unless_sees(who: Principal, customer_csm: str, customer_id: str) -> N
             status.HTTP_403_FORBIDDEN,
             f"customer {customer_id!r} belongs to another CSM; this token acts for {who.csm}",
         )
-
-
-def customer_csm(database: Database, customer_id: str) -> str | None:
-    """The customer's CSM as its workflow's first activity stored it (the handoff's,
-    which never changes); None when no row is stored, yet or ever."""
-    # Plain database code: it moves to records/ with the rest of the reads.
-    with database.session() as session:
-        customer = session.get(Customer, customer_id)
-        return customer.csm if customer is not None else None
 
 
 async def authorize(who: Principal, services: Services, customer_id: str) -> None:
