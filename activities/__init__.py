@@ -1,1 +1,2 @@
-"""All I/O of Liftoff: database, email and usage sources, used by activities."""
+"""Temporal activities only: classes taking their dependencies in the constructor, each
+activity idempotent on retry. Plain database code they share lives in records/."""

@@ -1,4 +1,4 @@
-"""The client side of Liftoff: how the CLI (and later the HTTP API) reach customers."""
+"""The client side of Liftoff: how the CLI and the HTTP app reach customers."""
 
 from client.connection import connect_client
 from client.errors import (

@@ -1,1 +1,2 @@
-"""Email: templates rendered per locale, the catalogue of samples, and mail providers."""
+"""Email: what each template is given, rendering per locale and role, the catalogue of
+samples, and the mail providers."""

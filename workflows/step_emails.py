@@ -9,6 +9,7 @@ workflow's part: its state, the holiday activity and the emails it queues.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -167,15 +168,14 @@ class StepEmails:
         context = contexts.step_context(
             self._handoff.name, purpose, step, self._handoff.locale, actions
         )
-        for role in step.roles:
-            self._send_campaign_email(
-                f"{campaign.ledger_base(purpose, step)}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._effects.timeline(
-            "campaign_step_sent",
-            f"{ref} sent to the {', '.join(role.value for role in step.roles)} contacts",
-            {"ref": ref, "roles": roles},
+        who = ", ".join(role.value for role in step.roles)
+        self._send_step(
+            ref,
+            campaign.ledger_base(purpose, step),
+            step.template,
+            step.roles,
+            context,
+            summary=f"{ref} sent to the {who} contacts",
         )
 
     def send_purpose_proposals(self, episode: int) -> bool:
@@ -219,16 +219,30 @@ class StepEmails:
         if step is None or self._state.purposes:
             return
         context = contexts.choose_purpose_context(self._handoff.name, self._playbook.purposes)
-        for role in step.roles:
-            self._send_campaign_email(
-                f"campaign:{campaign.CHOOSE_PURPOSE}:{role.value}", step.template, role, context
-            )
-        roles: list[JsonValue] = [role.value for role in step.roles]
-        self._effects.timeline(
-            "campaign_step_sent",
-            "asked the customer to choose its purposes",
-            {"ref": campaign.CHOOSE_PURPOSE, "roles": roles},
+        self._send_step(
+            campaign.CHOOSE_PURPOSE,
+            f"campaign:{campaign.CHOOSE_PURPOSE}",
+            step.template,
+            step.roles,
+            context,
+            summary="asked the customer to choose its purposes",
         )
+
+    def _send_step(
+        self,
+        ref: str,
+        ledger_base: str,
+        template: str,
+        roles: Sequence[Role],
+        context: dict[str, JsonValue],
+        *,
+        summary: str,
+    ) -> None:
+        """One email per role, then the timeline entry that says the step went out."""
+        for role in roles:
+            self._send_campaign_email(f"{ledger_base}:{role.value}", template, role, context)
+        sent_to: list[JsonValue] = [role.value for role in roles]
+        self._effects.timeline("campaign_step_sent", summary, {"ref": ref, "roles": sent_to})
 
     def _send_campaign_email(
         self,

@@ -530,9 +530,7 @@ async def _visible_status(
     except (RPCError, TimeoutError) as err:
         return _unavailable(ctx, err)
     if not who.sees(found.csm):
-        return _error(
-            ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body")
-        )
+        return _forbidden(ctx)
     return found
 
 
@@ -554,6 +552,10 @@ async def customer_page(
     )
 
 
+def _forbidden(ctx: PageContext) -> HTMLResponse:
+    return _error(ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body"))
+
+
 async def _may_record(
     ctx: PageContext, services: Services, who: Principal, customer_id: str
 ) -> Response | None:
@@ -567,9 +569,7 @@ async def _may_record(
         found = await _visible_status(ctx, services, who, customer_id)
         return found if isinstance(found, Response) else None
     if not who.sees(csm):
-        return _error(
-            ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body")
-        )
+        return _forbidden(ctx)
     return None
 
 

@@ -63,6 +63,12 @@ def problem(description: str) -> dict[str, Any]:
 NOT_YOURS = problem("a csm token on another CSM's customer")
 UNKNOWN = problem("no onboarding was ever started for this customer")
 REFUSED = problem("the workflow refused the event (out of order, invalid) or the onboarding ended")
+# What a CSM command through the workflow can answer besides success.
+COMMAND_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_403_FORBIDDEN: NOT_YOURS,
+    status.HTTP_404_NOT_FOUND: UNKNOWN,
+    status.HTTP_409_CONFLICT: REFUSED,
+}
 
 
 class CustomerDetail(OnboardingStatus):
@@ -211,11 +217,7 @@ async def get_timeline(
 @router.post(
     "/{customer_id}/events",
     summary="Record what happened (kickoff, training, meeting, review...) as the CLI does",
-    responses={
-        status.HTTP_403_FORBIDDEN: NOT_YOURS,
-        status.HTTP_404_NOT_FOUND: UNKNOWN,
-        status.HTTP_409_CONFLICT: REFUSED,
-    },
+    responses=COMMAND_REFUSALS,
 )
 async def record_event(
     customer_id: CustomerId,

@@ -7,11 +7,11 @@ import asyncio
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AppServices, Staff
-from api.routes.customers import NOT_YOURS, REFUSED, UNKNOWN, CustomerId, authorize, recorded_by
+from api.routes.customers import COMMAND_REFUSALS, CustomerId, authorize, recorded_by
 from models.events import TaskCompleted
 from models.handoff import CUSTOMER_ID_PATTERN, Email
 from models.onboarding import EventResult
@@ -57,11 +57,7 @@ async def get_tasks(
 @router.post(
     "/api/customers/{customer_id}/tasks/{task_id}/done",
     summary="Mark a task done (through the customer's workflow)",
-    responses={
-        status.HTTP_403_FORBIDDEN: NOT_YOURS,
-        status.HTTP_404_NOT_FOUND: UNKNOWN,
-        status.HTTP_409_CONFLICT: REFUSED,
-    },
+    responses=COMMAND_REFUSALS,
 )
 async def complete_task(
     customer_id: CustomerId,

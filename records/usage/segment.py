@@ -1,6 +1,6 @@
-"""Usage intake: Segment tracking calls and CSV back-fills, stored over a `Database`.
+"""Usage from Segment tracking calls (track, identify, group, page, batch).
 
-Plain functions, so the HTTP router (api/routes/usage.py), the bench and the tests
+Plain functions, so the HTTP routes (api/routes/usage.py), the bench and the tests
 share them. How a call finds its customer:
 
 - a group id names the customer: `context.groupId` or `properties.groupId` of a
