@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     listing = commands.add("list", onboarding.cmd_list, "list customers, by stage, CSM or trouble")
-    listing.add_argument("--stage", type=Stage, choices=list(Stage), metavar="STAGE")
+    # Plain strings, so a wrong stage is refused with the valid ones named.
+    listing.add_argument("--stage", choices=[stage.value for stage in Stage], metavar="STAGE")
     listing.add_argument("--csm", help="the CSM's email")
     listing.add_argument("--stalled", action="store_true", help="only stalled customers")
     listing.add_argument("--stuck", action="store_true", help="only customers stuck in setup")

@@ -95,6 +95,10 @@ def test_every_event_kind_has_a_recording_command_that_sends_it(
         assert exit_info.value.code == 0, command
 
 
+def test_an_unknown_stage_is_refused_naming_the_stages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_refused(run(capsys, "list", "--stage", "bogus"), "bogus", "kickoff", "completion_review")
+
+
 def test_malformed_date_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = assert_refused(run(capsys, "kickoff", "acme", "--held-on", "2026-13-01"), "held_on")
     assert "kickoff_held" not in err  # the user never typed the event's tag

@@ -85,9 +85,11 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from models.onboarding import Stage
+
     client = await connections.onboarding_client(settings)
     summaries = await client.list(
-        stage=args.stage,
+        stage=Stage(args.stage) if args.stage else None,
         csm=args.csm,
         stalled=True if args.stalled else None,
         setup_stuck=True if args.stuck else None,
