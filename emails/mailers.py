@@ -30,7 +30,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 # The error type of a message a provider refused for good.
 MAIL_REFUSED = "MailRefused"
@@ -70,6 +70,8 @@ class OutboxMailer:
         return message_id
 
 
+log = logging.getLogger("liftoff.mail")
+
 # Error types, for whoever reads a failure; MAIL_REFUSED is also the ledger's.
 MAIL_UNAVAILABLE = "MailProviderUnavailable"
 
@@ -87,9 +89,16 @@ def _refused(provider: str, detail: str) -> ApplicationError:
 
 
 def _unavailable(provider: str, detail: str) -> ApplicationError:
-    # Retryable: Temporal's retry policy backs off and tries again.
+    """Retryable: Temporal's retry policy backs off and tries again. An expected failure,
+    so one WARNING line says why; BENIGN keeps the worker from logging a stack trace
+    for every attempt (the SDK logs those at DEBUG)."""
+    message = f"{provider} unavailable, will retry: {detail}"
+    log.warning(message)
     return ApplicationError(
-        f"{provider} unavailable, will retry: {detail}", type=MAIL_UNAVAILABLE, non_retryable=False
+        message,
+        type=MAIL_UNAVAILABLE,
+        non_retryable=False,
+        category=ApplicationErrorCategory.BENIGN,
     )
 
 

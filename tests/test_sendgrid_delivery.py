@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from python_http_client.exceptions import BadRequestsError
 from sendgrid import SendGridAPIClient
 from sqlmodel import select
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
@@ -107,6 +107,26 @@ def test_the_loopback_server_rejects_a_body_off_the_schema(
         client.send(body)
     assert b"custom_args.customer_id" in refused.value.body
     assert sendgrid_server.accepted == []
+
+
+def test_an_expected_provider_failure_logs_one_warning_line_and_no_stack_trace(
+    mail: MailActivities,
+    sendgrid_server: SendGridServer,
+    activity_env: ActivityEnvironment,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sendgrid_server.answer_next(429, "slow down")
+    caplog.set_level(logging.WARNING)
+
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, REQUEST)
+
+    # The worker logs a BENIGN activity failure at DEBUG, without its traceback.
+    assert failure.value.category is ApplicationErrorCategory.BENIGN
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.exc_info) for r in warnings] == [("liftoff.mail", None)]
+    assert "SendGrid unavailable, will retry" in warnings[0].getMessage()
+    assert "429 slow down" in warnings[0].getMessage()
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
