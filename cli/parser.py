@@ -9,7 +9,7 @@ from typing import NoReturn
 from cli.commands import Command, onboarding, records, serve, templates, tokens
 from cli.errors import EXIT_BAD_INPUT
 from models.events import MeetingKind
-from models.onboarding import Stage
+from models.onboarding import TIMELINE_KINDS, Stage
 
 # What `add_subparsers` returns; argparse gives the class no public name.
 Subcommands = argparse._SubParsersAction
@@ -95,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     timeline.add_argument("customer", metavar="CUSTOMER")
     timeline.add_argument(
-        "--kind", action="append", help="only these entry kinds (transition, weekly_measurement...)"
+        "--kind",
+        action="append",
+        choices=TIMELINE_KINDS,
+        metavar="KIND",
+        help="only these entry kinds (transition, weekly_measurement...)",
     )
 
     listing = commands.add("list", onboarding.cmd_list, "list customers, by stage, CSM or trouble")

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from models.events import MeetingKind, NpsAnswer
+from models.events import EVENT_MODELS, MeetingKind, NpsAnswer
 from models.handoff import Contact, CustomerHandoff
 from models.playbook import Metric, Playbook
 
@@ -269,3 +269,25 @@ class EventResult(BaseModel):
 
 
 TimelineDetails = dict[str, Any]
+
+
+class TimelineKind(StrEnum):
+    """What a timeline entry records besides a CSM event (whose kind is its own)."""
+
+    TRANSITION = "transition"
+    WEEKLY_MEASUREMENT = "weekly_measurement"
+    TASK_OPENED = "task_opened"
+    EVENT_REJECTED = "event_rejected"
+    EMAIL_FAILED = "email_failed"
+    CAMPAIGN_STEP_SENT = "campaign_step_sent"
+    CAMPAIGN_STEP_SKIPPED = "campaign_step_skipped"
+    STALL_STARTED = "stall_started"
+    STALL_PROPOSAL = "stall_proposal"
+    STALL_CLEARED = "stall_cleared"
+    SETUP_STUCK = "setup_stuck"
+    SETUP_UNSTUCK = "setup_unstuck"
+
+
+# Every kind an entry can have, so a filter refuses a misspelt kind instead of
+# answering "nothing recorded".
+TIMELINE_KINDS: tuple[str, ...] = (*TimelineKind, *EVENT_MODELS)

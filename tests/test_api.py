@@ -499,6 +499,17 @@ async def test_the_timeline_of_a_customer_just_started_is_empty_or_growing(
     assert [row["seq"] for row in later] == sorted(row["seq"] for row in later)
 
 
+async def test_a_misspelt_timeline_kind_is_refused_naming_the_kinds(api: ApiHarness) -> None:
+    async with api.as_lead() as lead:
+        customer_id = await start(lead)
+        refused = await lead.get(
+            f"/api/customers/{customer_id}/timeline", params={"kind": ["transition", "bogus"]}
+        )
+    assert refused.status_code == 422
+    assert "'bogus'" in refused.json()["detail"]
+    assert "weekly_measurement" in refused.json()["detail"]
+
+
 # SendGrid's event webhook
 
 

@@ -99,6 +99,12 @@ def test_an_unknown_stage_is_refused_naming_the_stages(capsys: pytest.CaptureFix
     assert_refused(run(capsys, "list", "--stage", "bogus"), "bogus", "kickoff", "completion_review")
 
 
+def test_an_unknown_timeline_kind_is_refused_naming_the_kinds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert_refused(run(capsys, "timeline", "acme", "--kind", "bogus"), "bogus", "transition")
+
+
 def test_malformed_date_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = assert_refused(run(capsys, "kickoff", "acme", "--held-on", "2026-13-01"), "held_on")
     assert "kickoff_held" not in err  # the user never typed the event's tag

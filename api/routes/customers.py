@@ -21,7 +21,7 @@ from client.handoffs import UnknownPurposeError, check_purposes
 from client.onboarding import CustomerSummary, StartResult
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
-from models.onboarding import EventResult, OnboardingStatus, Stage
+from models.onboarding import TIMELINE_KINDS, EventResult, OnboardingStatus, Stage
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -203,6 +203,12 @@ async def get_timeline(
         Query(description="only entries of these kinds (transition, task_opened...)"),
     ] = None,
 ) -> list[TimelineRow]:
+    unknown = sorted(set(kind or ()) - set(TIMELINE_KINDS))
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"unknown timeline kind {unknown[0]!r}: one of {', '.join(TIMELINE_KINDS)}",
+        )
     await authorize(who, services, customer_id)
     try:
         return await asyncio.to_thread(

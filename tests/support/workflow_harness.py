@@ -22,7 +22,7 @@ from client.onboarding import OnboardingClient
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
-from models.onboarding import OnboardingInput, OnboardingStatus, Stage, TaskKind
+from models.onboarding import TIMELINE_KINDS, OnboardingInput, OnboardingStatus, Stage, TaskKind
 from models.playbook import Playbook
 from models.tables import TimelineEntry
 from records.database import Database
@@ -121,7 +121,10 @@ class Harness:
                 .where(TimelineEntry.customer_id == customer_id)
                 .order_by(TimelineEntry.seq)  # type: ignore[arg-type]
             ).all()
-            return list(rows)
+        # A kind the workflow writes that filters do not know fails every test reading it.
+        unknown = {row.kind for row in rows} - set(TIMELINE_KINDS)
+        assert not unknown, f"timeline kinds missing from TIMELINE_KINDS: {unknown}"
+        return list(rows)
 
 
 @pytest.fixture
