@@ -59,7 +59,7 @@ def event_line(customer_id: str, result: EventResult) -> str:
     return f"{line} ({result.detail})" if result.detail else line
 
 
-def _verdict_lines(verdict: WeekVerdict) -> list[str]:
+def verdict_lines(verdict: WeekVerdict) -> list[str]:
     m = verdict.measurement
     quota = "-" if m.quota_consumption is None else f"{m.quota_consumption:.0%}"
     keys = ", ".join(f"{k} {v}" for k, v in sorted(m.key_actions.items())) or "none"
@@ -74,15 +74,20 @@ def _verdict_lines(verdict: WeekVerdict) -> list[str]:
         target = c.metric.value + (f"[{c.purpose}]" if c.purpose else "")
         lines.append(
             f"    [{'x' if c.met else ' '}] {target} >= {c.threshold:g}: observed {c.observed:g}"
-            f" ({c.weeks_running}/{c.weeks_required} week(s) running)"
+            f" ({_weeks(c.weeks_running, c.weeks_required)} week(s) running)"
         )
     for c in verdict.stall_checks:
         target = c.metric.value + (f"[{c.purpose}]" if c.purpose else "")
         lines.append(
             f"    [{'!' if c.met else ' '}] stall if {target} < {c.threshold:g}: "
-            f"observed {c.observed:g} ({c.weeks_running}/{c.weeks_required} week(s) running)"
+            f"observed {c.observed:g} ({_weeks(c.weeks_running, c.weeks_required)} week(s) running)"
         )
     return lines
+
+
+def _weeks(running: int, required: int) -> str:
+    # Progress toward what the rule needs: 13 weeks running of 1 needed reads "1/1".
+    return f"{min(running, required)}/{required}"
 
 
 def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
@@ -97,7 +102,7 @@ def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
         "  purposes: " + (", ".join(s.purposes) or "none chosen yet"),
     ]
     if s.recent_weeks:
-        lines += ["  " + line for line in _verdict_lines(s.recent_weeks[-1])]
+        lines += ["  " + line for line in verdict_lines(s.recent_weeks[-1])]
     else:
         lines.append("  last measurement: none yet")
     if s.stall.stalled:

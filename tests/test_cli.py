@@ -617,3 +617,37 @@ def test_status_without_emails_says_so(
 
     assert code == 0
     assert out.splitlines()[-1] == "  emails: none sent yet"
+
+
+def test_a_criterion_met_for_longer_than_needed_reads_as_its_requirement_met() -> None:
+    from cli.output import verdict_lines
+    from models.onboarding import CriterionVerdict, WeeklyMeasurement, WeekVerdict
+    from models.playbook import Metric
+
+    week = WeeklyMeasurement(
+        week_index=13,
+        window_start=datetime(2026, 3, 2, tzinfo=UTC),
+        window_end=datetime(2026, 3, 9, tzinfo=UTC),
+        active_users=8,
+        active_seat_ratio=0.8,
+        events=40,
+        key_actions={},
+        quota_consumption=None,
+        data_ever_arrived=True,
+    )
+    criterion = CriterionVerdict(
+        metric=Metric.ACTIVE_SEAT_RATIO,
+        purpose=None,
+        observed=0.8,
+        threshold=0.6,
+        weeks_required=1,
+        weeks_running=13,
+        observed_held=True,
+        met=True,
+    )
+    verdict = WeekVerdict(
+        measurement=week, criteria=[criterion], criteria_met=True, stall_checks=[], stalled=False
+    )
+    lines = verdict_lines(verdict)
+    assert any("(1/1 week(s) running)" in line for line in lines), lines
+    assert not any("13/1" in line for line in lines)
