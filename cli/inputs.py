@@ -1,13 +1,12 @@
 """What the user typed, parsed and checked before anything is sent.
 
-Handoffs (options or a CSV file), playbook files and the events a recording
-command sends. Every refusal is a `BadInput` whose message is one line.
+Handoffs given as options (a CSV file is `cli/handoff_csv.py`), playbook files
+and the events a recording command sends. Every refusal is a `BadInput` whose message is one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,23 +22,10 @@ from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, PlaybookError
 from records.playbooks import load_playbook
 
-CSV_COLUMNS = (
-    "customer_id",
-    "name",
-    "csm",
-    "cs_leader",
-    "contacts",
-    "seats",
-    "quota",
-    "time_zone",
-    "locale",
-    "purposes",
-    "trial_used",
-    "already_using",
-    "notes",
+_CONTACT = re.compile(
+    r"^\s*(?P<role>[^:]+?)\s*:\s*"
+    r"(?:(?P<name>[^<]*?)\s*<(?P<email>[^<>]*)>|(?P<address>[^\s<>]+@[^\s<>]+))\s*$"
 )
-_REQUIRED_CSV_COLUMNS = ("customer_id", "name", "csm", "cs_leader", "seats")
-_CONTACT = re.compile(r"^\s*(?P<role>[^:]+?)\s*:\s*(?P<name>[^<]*?)\s*<(?P<email>[^<>]*)>\s*$")
 _EVENT = TypeAdapter[OnboardingEvent](OnboardingEvent)
 
 
@@ -61,15 +47,19 @@ def describe(err: ValidationError, *, tagged: bool = False) -> str:
 
 
 def parse_contact(spec: str) -> Contact:
-    """`role:Name <email>`, e.g. `administrator:Hanako Sato <hanako@example.co.jp>`."""
+    """`role:Name <email>`, e.g. `administrator:Hanako Sato <hanako@example.co.jp>`, or
+    `role:email`, whose address then stands for the name."""
     match = _CONTACT.match(spec)
     if match is None:
-        raise BadInput(f"bad contact {spec!r}: expected 'role:Name <email>'")
+        raise BadInput(f"bad contact {spec!r}: expected 'role:Name <email>' or 'role:email'")
     role = match["role"].strip().lower().replace("-", "_").replace(" ", "_")
     if role not in Role.__members__.values():
         roles = ", ".join(r.value for r in Role)
         raise BadInput(f"bad role {match['role']!r} in contact {spec!r}: expected one of {roles}")
     try:
+        address = match["address"]
+        if address is not None:
+            return Contact(role=Role(role), name=address, email=address)
         return Contact(role=Role(role), name=match["name"], email=match["email"])
     except ValidationError as err:
         raise BadInput(f"bad contact {spec!r}: {describe(err)}") from None
@@ -140,72 +130,6 @@ def handoff_from_args(args: argparse.Namespace) -> CustomerHandoff:
             "handoff_notes": args.notes,
         }
     )
-
-
-def _handoff_from_row(row: dict[str, str]) -> CustomerHandoff:
-    def cell(column: str) -> str:
-        return (row.get(column) or "").strip()
-
-    contacts = [parse_contact(spec) for spec in cell("contacts").split(";") if spec.strip()]
-    fields: dict[str, Any] = {
-        "customer_id": cell("customer_id"),
-        "name": cell("name"),
-        "csm": cell("csm"),
-        "cs_leader": cell("cs_leader"),
-        "contacts": contacts,
-        "seats_contracted": cell("seats"),
-        "purposes": [p.strip() for p in cell("purposes").split(";") if p.strip()],
-        "trial_used": parse_bool(cell("trial_used"), "trial_used"),
-        "already_using": parse_bool(cell("already_using"), "already_using"),
-        "handoff_notes": cell("notes"),
-    }
-    for column, field in (("quota", "quota_contracted"), ("time_zone", "time_zone")):
-        if cell(column):
-            fields[field] = cell(column)
-    if cell("locale"):
-        fields["locale"] = cell("locale").lower()
-    return build_handoff(fields)
-
-
-def read_handoff_csv(path: Path, playbook: Playbook) -> list[CustomerHandoff]:
-    """Every row checked first; one bad row and nothing is started (all problems reported)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise BadInput(f"{path}: {err.strerror or err}") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [name.strip() for name in reader.fieldnames or []]
-    missing = [column for column in _REQUIRED_CSV_COLUMNS if column not in header]
-    if missing:
-        raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")
-    reader.fieldnames = header
-    known_purposes = {purpose.id for purpose in playbook.purposes}
-    handoffs: list[CustomerHandoff] = []
-    problems: list[str] = []
-    first_line: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
-        try:
-            handoff = _handoff_from_row(row)
-        except BadInput as err:
-            problems.append(f"line {line}: {err}")
-            continue
-        unknown = [p for p in handoff.purposes if p not in known_purposes]
-        if unknown:
-            problems.append(f"line {line}: unknown purpose(s) {', '.join(unknown)}")
-        elif handoff.customer_id in first_line:
-            problems.append(
-                f"line {line}: customer {handoff.customer_id!r} "
-                f"repeats line {first_line[handoff.customer_id]}"
-            )
-        else:
-            first_line[handoff.customer_id] = line
-            handoffs.append(handoff)
-    if problems:
-        raise BadInput(f"{path}: nothing started; " + "; ".join(problems))
-    if not handoffs:
-        raise BadInput(f"{path}: no customers in the file")
-    return handoffs
 
 
 def check_purposes(handoff: CustomerHandoff, playbook: Playbook) -> None:

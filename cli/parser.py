@@ -8,6 +8,7 @@ from typing import NoReturn
 
 from cli.commands import Command, onboarding, records, serve, templates, tokens
 from cli.errors import EXIT_BAD_INPUT
+from cli.handoff_csv import columns_help
 from models.events import MeetingKind
 from models.onboarding import TIMELINE_KINDS, Stage
 
@@ -54,7 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add(
         "start", onboarding.cmd_start, "start a customer's onboarding from the sales handoff"
     )
+    start.epilog = columns_help()
+    start.formatter_class = argparse.RawDescriptionHelpFormatter
     start.add_argument("--csv", type=Path, help="start one customer per row of this CSV file")
+    start.add_argument(
+        "--dry-run", action="store_true", help="with --csv: check every row, start nothing"
+    )
+    start.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="with --csv: start the good rows and list the refused ones (exit 2 if any); "
+        "by default one refused row starts none",
+    )
     start.add_argument("--customer-id")
     start.add_argument("--name", help="the customer's company name")
     start.add_argument("--csm", help="the CSM's email")

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from cli import connections, inputs
+from cli import connections, handoff_csv, inputs
 from cli.main import main
 from cli.parser import build_parser
+from client.onboarding import StartResult
 from models.events import EVENT_MODELS
 from models.handoff import Role
 from models.onboarding import OnboardingState, OnboardingStatus
@@ -176,13 +177,135 @@ def test_csv_reports_every_bad_row_by_line_and_starts_none(
     err = assert_refused(
         run(capsys, "start", "--csv", str(csv_file), "--playbook", DEMO_PLAYBOOK),
         "nothing started",
-        "line 3: seats_contracted",
+        "line 3: seats:",
         "line 4: bad role 'chief'",
         "line 5: customer 'acme' repeats line 2",
         "line 6: trial_used",
+        "unknown purpose(s) Z",
     )
     assert "line 2" not in err.replace("repeats line 2", "")
     assert no_temporal == []
+
+
+def test_a_shift_jis_file_from_japanese_excel_with_full_width_digits_is_read(
+    tmp_path: Path,
+) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    text = (
+        "customer_id,name,csm,cs_leader,seats,contacts\r\n"
+        "sakura,株式会社さくら物流,csm@x.example,lead@x.example,５０,"
+        "管理者ではなく administrator:ｈａｎａｋｏ@sakura.example\r\n"
+    ).replace("管理者ではなく ", "")
+    csv_file.write_bytes(text.encode("cp932"))
+    playbook = inputs.read_playbook(Path(DEMO_PLAYBOOK))
+
+    read = handoff_csv.read_handoff_csv(csv_file, playbook)
+
+    assert read.problems == []
+    assert read.encoding in ("cp932", "shift_jis", "shift_jis_2004")
+    [(_, handoff)] = read.handoffs
+    assert (handoff.name, handoff.seats_contracted) == ("株式会社さくら物流", 50)
+    assert [(c.email, c.name) for c in handoff.contacts] == [
+        ("hanako@sakura.example", "hanako@sakura.example")
+    ]
+
+
+def test_a_utf8_file_with_a_byte_order_mark_keeps_its_first_column(tmp_path: Path) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_bytes((CSV_HEADER + GOOD_ROW).encode("utf-8-sig"))
+    playbook = inputs.read_playbook(Path(DEMO_PLAYBOOK))
+    [(_, handoff)] = handoff_csv.read_handoff_csv(csv_file, playbook).handoffs
+    assert handoff.customer_id == "acme"
+
+
+def test_misspelt_columns_are_refused_with_the_closest_known_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        "customer_id,name,csm,cs_leader,seats,timezone,trial\n"
+        "acme,Acme,csm@x.example,lead@x.example,5,Asia/Tokyo,true\n",
+        encoding="utf-8",
+    )
+    assert_refused(
+        run(capsys, "start", "--csv", str(csv_file), "--playbook", DEMO_PLAYBOOK),
+        "'timezone' (did you mean 'time_zone'?)",
+        "'trial' (did you mean 'trial_used'?)",
+    )
+
+
+def test_every_problem_of_every_row_is_reported_and_a_repeated_bad_id_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        CSV_HEADER
+        + "beta,Beta,not-an-email,lead@x.example,,ten,,,,,maybe,,\n"
+        + "beta,Beta,csm@x.example,lead@x.example,,5,,,,,,,\n",
+        encoding="utf-8",
+    )
+    err = assert_refused(
+        run(capsys, "start", "--csv", str(csv_file), "--playbook", DEMO_PLAYBOOK),
+        "line 2: ",
+        "trial_used",
+        "csm:",
+        "seats:",
+        "line 3: customer 'beta' repeats line 2",
+    )
+    assert "seats_contracted" not in err
+
+
+def test_dry_run_checks_every_row_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, no_temporal: list[str]
+) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        CSV_HEADER + GOOD_ROW + "beta,Beta,csm@x.example,lead@x.example,,ten,,,,,,,\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(
+        capsys, "start", "--csv", str(csv_file), "--dry-run", "--playbook", DEMO_PLAYBOOK
+    )
+    assert code == 2
+    assert "acme: would start (Acme)" in out
+    assert "1 would start, 1 refused; nothing started" in out
+    assert "line 3: seats:" in err
+    assert no_temporal == []
+
+
+def test_skip_invalid_starts_the_good_rows_and_lists_the_refused_ones(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[str] = []
+
+    class StartingClient:
+        async def start(self, handoff: Any, playbook: Any) -> StartResult:
+            started.append(handoff.customer_id)
+            return StartResult(
+                customer_id=handoff.customer_id,
+                workflow_id=f"onboarding-{handoff.customer_id}",
+                run_id="run-1",
+                already_running=False,
+            )
+
+    async def starting_client(settings: Any) -> StartingClient:
+        return StartingClient()
+
+    monkeypatch.setattr(connections, "onboarding_client", starting_client)
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        CSV_HEADER
+        + "beta,Beta,csm@x.example,lead@x.example,,ten,,,,,,,\n"
+        + GOOD_ROW.replace("acme,Acme", "gamma,Gamma"),
+        encoding="utf-8",
+    )
+    code, out, err = run(
+        capsys, "start", "--csv", str(csv_file), "--skip-invalid", "--playbook", DEMO_PLAYBOOK
+    )
+    assert started == ["gamma"]
+    assert code == 2
+    assert "gamma" in out
+    assert "not started: line 2: seats:" in err
 
 
 def test_csv_missing_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -198,9 +321,9 @@ def test_csv_rows_parse_into_handoffs(tmp_path: Path) -> None:
     csv_file.write_text(CSV_HEADER + GOOD_ROW, encoding="utf-8")
     playbook = inputs.read_playbook(Path(DEMO_PLAYBOOK))
 
-    [handoff] = inputs.read_handoff_csv(csv_file, playbook)
+    [(line, handoff)] = handoff_csv.read_handoff_csv(csv_file, playbook).handoffs
 
-    assert handoff.customer_id == "acme"
+    assert (line, handoff.customer_id) == (2, "acme")
     assert [c.role for c in handoff.contacts] == [Role.ADMINISTRATOR, Role.END_USER]
     assert handoff.purposes == ["A", "B"]
     assert (handoff.locale, handoff.time_zone, handoff.trial_used) == ("ja", "Asia/Tokyo", True)

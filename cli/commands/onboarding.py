@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from cli import connections
-from cli.errors import EXIT_OK, BadInput
-from cli.inputs import (
-    check_purposes,
-    event_from_args,
-    handoff_from_args,
-    read_handoff_csv,
-    read_playbook,
-)
+from cli.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
+from cli.handoff_csv import read_handoff_csv
+from cli.inputs import check_purposes, event_from_args, handoff_from_args, read_playbook
 from cli.output import emails_text, event_line, list_text, start_line, status_text, to_json
 from settings import Settings
 
 if TYPE_CHECKING:
+    from models.handoff import CustomerHandoff
+    from models.playbook import Playbook
     from records.reports import EmailRow
 
 
 async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     playbook = read_playbook(args.playbook or settings.playbook)
+    refused: list[str] = []
     if args.csv is not None:
         if args.customer_id is not None:
             raise BadInput("start takes either --csv FILE or one customer's options, not both")
-        handoffs = read_handoff_csv(args.csv, playbook)
+        handoffs, refused = _csv_handoffs(args, playbook)
+        if args.dry_run:
+            return _dry_run(handoffs, refused)
     else:
+        if args.dry_run or args.skip_invalid:
+            raise BadInput("--dry-run and --skip-invalid go with --csv FILE")
         handoffs = [handoff_from_args(args)]
         check_purposes(handoffs[0], playbook)
     client = await connections.onboarding_client(settings)
@@ -42,7 +45,28 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     elif len(results) > 1:
         started = sum(not r.already_running for r in results)
         print(f"{started} started, {len(results) - started} already running")
-    return EXIT_OK
+    for problem in refused:
+        print(f"liftoff: not started: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT if refused else EXIT_OK
+
+
+def _csv_handoffs(
+    args: argparse.Namespace, playbook: Playbook
+) -> tuple[list[CustomerHandoff], list[str]]:
+    """The rows to start, and the refused ones; by default one refused row starts none."""
+    read = read_handoff_csv(args.csv, playbook)
+    if read.problems and not (args.skip_invalid or args.dry_run):
+        raise BadInput(f"{args.csv}: nothing started; " + "; ".join(read.problems))
+    return [handoff for _, handoff in read.handoffs], read.problems
+
+
+def _dry_run(handoffs: list[CustomerHandoff], refused: list[str]) -> int:
+    for handoff in handoffs:
+        print(f"{handoff.customer_id}: would start ({handoff.name})")
+    for problem in refused:
+        print(f"liftoff: would not start: {problem}", file=sys.stderr)
+    print(f"{len(handoffs)} would start, {len(refused)} refused; nothing started")
+    return EXIT_BAD_INPUT if refused else EXIT_OK
 
 
 async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
