@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from api import dashboard
+from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SecurityHeaders
 from api.routes import customers, tasks, usage, webhooks
 from api.services import Services
 from client.errors import (
@@ -21,6 +22,8 @@ from client.errors import (
     OnboardingClosedError,
     UnknownCustomerError,
 )
+from records.usage.csv_import import MAX_CSV_BYTES
+from records.usage.segment import MAX_BATCH_BYTES
 
 _STATUS = {
     UnknownCustomerError: status.HTTP_404_NOT_FOUND,
@@ -63,6 +66,20 @@ def create_app(services: Services) -> FastAPI:
             headers={"Retry-After": "5"},
         )
 
+    # Outermost last: the body limit sees the request before anything reads it.
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        BodyLimit,
+        default=DEFAULT_BODY_BYTES,
+        limits={
+            # A backstop: the intake routes refuse with Segment's own limits first.
+            "/v1/": 2 * MAX_BATCH_BYTES,
+            # The CSV file plus its multipart envelope.
+            "/api/usage/csv": MAX_CSV_BYTES + 64 * 1024,
+            # SendGrid posts events in batches; a busy hour's batch stays well inside.
+            "/webhooks/": 10 * DEFAULT_BODY_BYTES,
+        },
+    )
     app.include_router(customers.router)
     app.include_router(tasks.router)
     app.include_router(webhooks.router)

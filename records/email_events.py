@@ -37,6 +37,8 @@ TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # whether a retry is signed afresh, so a shorter window could refuse genuine
 # retries. Within the window a replay is harmless: every event is deduplicated.
 WEBHOOK_MAX_AGE = timedelta(hours=24)
+# Clocks drift; a signature dated further ahead was made to outlive the age window.
+WEBHOOK_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 # Unix seconds up to the end of year 9999, the range a datetime can hold.
 _MAX_UNIX_TIME = 253_402_300_799
@@ -206,6 +208,8 @@ def _check_batch(
     age = utc_now() - signed_at
     if age > max_age:
         raise WebhookRejected(f"signed {age} ago, longer than {max_age}: refused as a replay")
+    if -age > WEBHOOK_MAX_CLOCK_SKEW:
+        raise WebhookRejected(f"signed {-age} in the future: refused")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -245,6 +245,20 @@ def test_stale_signature_is_refused_as_a_replay(
     assert accepted.recorded == 1
 
 
+def test_a_signature_dated_days_ahead_is_refused_and_a_minute_of_drift_is_not(
+    database: Database, signer: Signer, customer: CustomerHandoff
+) -> None:
+    events = [sg_event("open", customer.customer_id)]
+    now = datetime.now(UTC)
+
+    with pytest.raises(WebhookRejected, match="in the future"):
+        deliver(database, signer, events, signed_at=now + timedelta(days=10))
+    assert stored_events(database) == []
+
+    accepted = deliver(database, signer, events, signed_at=now + timedelta(minutes=1))
+    assert accepted.recorded == 1
+
+
 def test_without_a_configured_key_batches_are_taken_unverified(
     database: Database, customer: CustomerHandoff
 ) -> None:

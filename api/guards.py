@@ -1,0 +1,85 @@
+"""What every request and response of the HTTP app goes through, whatever its route.
+
+`BodyLimit` refuses a body larger than its path allows before it is read: by its
+declared Content-Length at once, and, for a chunked body, as soon as the bytes
+received pass the limit (the route's read raises the 413). `SecurityHeaders` adds
+the headers a browser needs to keep API answers and the API docs out of frames and
+MIME sniffing; the dashboard's pages set their own stricter policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Whatever a route does not ask more for: JSON commands, forms, the webhook.
+DEFAULT_BODY_BYTES = 1024 * 1024
+
+_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body may be at most {limit // 1024} KB ({limit} bytes)"
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, *, limits: Mapping[str, int], default: int) -> None:
+        self._app = app
+        # Longest prefix first, so /api/usage/csv wins over /api/.
+        self._limits = sorted(limits.items(), key=lambda item: -len(item[0]))
+        self._default = default
+
+    def limit_for(self, path: str) -> int:
+        return next(
+            (size for prefix, size in self._limits if path.startswith(prefix)), self._default
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            response = JSONResponse({"detail": _too_large(limit)}, status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, _too_large(limit))
+            return message
+
+        await self._app(scope, receive_within_limit, send)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if headers.get("content-type", "").startswith("application/json"):
+                    # An API answer is data, never a page to run or to cache.
+                    headers.setdefault("Content-Security-Policy", _API_POLICY)
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)

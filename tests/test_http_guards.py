@@ -1,0 +1,68 @@
+"""Every route of the HTTP app: bodies capped before they are read, and the headers a
+browser needs on API answers and the API docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from api.guards import DEFAULT_BODY_BYTES
+from tests.support.api_harness import ApiHarness
+
+CHUNK = 64 * 1024
+
+
+class CountingBody:
+    """A request body of `size` bytes that counts how much of it the server pulled."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.size:
+            self.pulled += CHUNK
+            yield b" " * CHUNK
+
+
+@pytest.mark.parametrize("path", ["/api/customers", "/webhooks/sendgrid", "/login"])
+async def test_a_body_declared_too_large_is_refused_before_any_of_it_is_read(
+    api: ApiHarness, path: str
+) -> None:
+    body = CountingBody(300 * 1024 * 1024)
+    async with api.as_lead() as lead:
+        refused = await lead.post(
+            path,
+            content=body,
+            headers={"Content-Length": str(body.size), "Content-Type": "application/json"},
+        )
+    assert refused.status_code == 413, refused.text
+    assert "may be at most" in refused.json()["detail"]
+    assert body.pulled <= CHUNK
+
+
+async def test_a_chunked_body_is_refused_once_it_passes_the_limit(api: ApiHarness) -> None:
+    body = CountingBody(300 * 1024 * 1024)
+    async with api.as_lead() as lead:
+        # No Content-Length: httpx sends an async body chunked.
+        refused = await lead.post(
+            "/api/customers", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert refused.status_code == 413, refused.text
+    assert body.pulled <= DEFAULT_BODY_BYTES + 2 * CHUNK
+
+
+async def test_api_answers_and_the_docs_carry_the_browser_safety_headers(
+    api: ApiHarness,
+) -> None:
+    async with api.as_lead() as lead:
+        listed = await lead.get("/api/customers")
+        docs = await lead.get("/docs")
+    assert listed.status_code == 200
+    assert listed.headers["X-Content-Type-Options"] == "nosniff"
+    assert listed.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert listed.headers["Cache-Control"] == "no-store"
+    assert docs.status_code == 200
+    assert docs.headers["X-Content-Type-Options"] == "nosniff"
+    assert docs.headers["X-Frame-Options"] == "DENY"
