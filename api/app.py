@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from api import dashboard
-from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SecurityHeaders
+from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
 from api.routes import customers, tasks, usage, webhooks
 from api.services import Services
 from client.errors import (
@@ -68,6 +68,7 @@ def create_app(services: Services) -> FastAPI:
 
     # Outermost last: the body limit sees the request before anything reads it.
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(SameOrigin)
     app.add_middleware(
         BodyLimit,
         default=DEFAULT_BODY_BYTES,

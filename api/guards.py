@@ -1,5 +1,12 @@
 """What every request and response of the HTTP app goes through, whatever its route.
 
+`SameOrigin` refuses a state change a browser sent from another origin: the
+dashboard's cookie is SameSite=Lax, and a page on another port of the same host
+is the same *site*, so the browser sends the cookie with its forms. Browsers name
+the sending page in `Origin` (or `Referer`); a request that names another
+host:port is refused. Requests authenticated by an Authorization header (API
+tokens, Segment write keys) and server-to-server calls that name no origin (the
+SendGrid webhook, curl) carry no ambient credential to abuse and pass.
 `BodyLimit` refuses a body larger than its path allows before it is read: by its
 declared Content-Length at once, and, for a chunked body, as soon as the bytes
 received pass the limit (the route's read raises the 413). `SecurityHeaders` adds
@@ -10,6 +17,7 @@ MIME sniffing; the dashboard's pages set their own stricter policy.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -83,3 +91,40 @@ class SecurityHeaders:
             await send(message)
 
         await self._app(scope, receive, send_with_headers)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class SameOrigin:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
+            headers = dict(scope["headers"])
+            sender = headers.get(b"origin") or headers.get(b"referer")
+            # A proxy may rewrite Host and keep the browser's in X-Forwarded-Host; a page
+            # cannot make the browser send that header, so either may vouch.
+            hosts = {
+                headers[name].decode("latin-1").lower()
+                for name in (b"host", b"x-forwarded-host")
+                if name in headers
+            }
+            if (
+                b"authorization" not in headers
+                and sender is not None
+                and _netloc(sender.decode("latin-1")) not in hosts
+            ):
+                response = JSONResponse(
+                    {"detail": "refused: the request came from a page of another origin"},
+                    status_code=403,
+                )
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _netloc(url: str) -> str:
+    # "null" (a sandboxed or file: page) has no host and never matches.
+    return urlsplit(url).netloc.lower() if url != "null" else ""

@@ -21,10 +21,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from models.events import KickoffHeld
+from records.reports import customer_timeline
 from records.tokens import TokenRole
 from testkit.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
 from tests.support.api_harness import ApiHarness
@@ -42,7 +47,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
     """The app on a free loopback port, in this event loop; yields its base URL."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -257,3 +262,54 @@ async def test_a_lead_sees_stuck_and_stalled_customers_first_and_the_weekly_char
             assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()
+
+
+def _attacker_app(target: str, customer_id: str) -> Starlette:
+    """A page on another port of the same host that posts the dashboard's form by itself."""
+    page = f"""<!doctype html><html><body>
+<form id="f" method="post" action="{target}/customers/{customer_id}">
+<input name="kind" value="meeting_requested"><input name="meeting" value="customer_request">
+<input name="notes" value="forged"></form>
+<script>document.getElementById("f").submit()</script></body></html>"""
+
+    async def forged(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    return Starlette(routes=[Route("/", forged)])
+
+
+async def test_a_form_posted_from_another_port_is_refused_and_the_dashboards_own_form_works(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    handoff = make_handoff(csm=csm, name="Cobalt Mining")
+    await api.services.onboarding.start(handoff, make_playbook())
+    await api.past_handoff(handoff.customer_id)
+    token = api.token(TokenRole.CSM, csm)
+
+    async with (
+        serving(api.app) as base,
+        async_playwright() as playwright,
+    ):
+        async with serving(_attacker_app(base, handoff.customer_id)) as attacker:
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+            try:
+                page = await browser.new_page(locale="en-US")
+                await _sign_in(page, base, token, f"/customers/{handoff.customer_id}")
+
+                # The signed-in CSM opens the other port's page; its form posts itself.
+                await page.goto(attacker)
+                await expect(page.locator("body")).to_contain_text("another origin")
+
+                # The dashboard's own form, from the dashboard's page, still records.
+                await page.goto(f"{base}/customers/{handoff.customer_id}")
+                kickoff = page.locator("#action-kickoff_held")
+                await kickoff.locator("textarea[name=goals]").fill("Scan every invoice")
+                await kickoff.get_by_role("button", name="Record").click()
+                await expect(page.locator('#timeline [data-kind="kickoff_held"]')).to_have_count(1)
+            finally:
+                await browser.close()
+
+    kinds = [row.kind for row in customer_timeline(api.database, customer_id=handoff.customer_id)]
+    assert "kickoff_held" in kinds
+    assert "meeting_requested" not in kinds

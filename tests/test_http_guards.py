@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from api.deps import SESSION_COOKIE
 from api.guards import DEFAULT_BODY_BYTES
+from records.tokens import TokenRole
 from tests.support.api_harness import ApiHarness
 
 CHUNK = 64 * 1024
@@ -66,3 +68,39 @@ async def test_api_answers_and_the_docs_carry_the_browser_safety_headers(
     assert docs.status_code == 200
     assert docs.headers["X-Content-Type-Options"] == "nosniff"
     assert docs.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_a_cookie_post_from_another_origin_is_refused_and_one_from_the_app_is_not(
+    api: ApiHarness,
+) -> None:
+    token = api.token(TokenRole.LEAD)
+    form = {"kind": "meeting_requested", "meeting": "customer_request", "notes": "x"}
+    async with api.client() as browser:
+        browser.cookies.set(SESSION_COOKIE, token)
+        foreign = await browser.post(
+            "/customers/acme", data=form, headers={"Origin": "http://liftoff.test:9999"}
+        )
+        foreign_referer = await browser.post(
+            "/api/usage/csv", headers={"Referer": "http://evil.example/page"}
+        )
+        own = await browser.post(
+            "/customers/acme", data=form, headers={"Origin": "http://liftoff.test"}
+        )
+    assert foreign.status_code == 403
+    assert "another origin" in foreign.json()["detail"]
+    assert foreign_referer.status_code == 403
+    # Past the origin check: the dashboard itself answers (no such customer).
+    assert own.status_code == 404
+
+
+async def test_a_token_in_the_authorization_header_is_not_an_ambient_credential(
+    api: ApiHarness,
+) -> None:
+    async with api.as_lead() as lead:
+        answered = await lead.post(
+            "/api/customers/acme/events",
+            json={"kind": "cancelled", "reason": "test"},
+            headers={"Origin": "http://elsewhere.example"},
+        )
+    # Not refused as cross-origin: the customer simply does not exist.
+    assert answered.status_code == 404, answered.text
