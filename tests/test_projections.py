@@ -4,21 +4,35 @@ the workflow."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import delete
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.testing import ActivityEnvironment
 
 from activities.store import StoreActivities
+from cli.main import main
+from client.errors import UnknownCustomerError
+from models import visibility
 from models.activity_io import RecordTimelineInput
 from models.events import Cancelled, CompletionReviewHeld
 from models.onboarding import DueKind, Stage
 from models.projection import ProjectionSnapshot
 from models.tables import CustomerProjection
+from records import customer_lists
 from records.database import Database
 from records.projections import projection_rows, rebuild
-from testkit.factories import make_handoff, store_customer
+from testkit.factories import make_handoff, make_playbook, store_customer
+from testkit.projections import DAY, insert_projection_rows, projection_row
+from tests.support.api_harness import ApiHarness
+from tests.support.eventually import eventually
 from tests.support.workflow_harness import Harness, through_training
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -149,3 +163,161 @@ async def test_a_rebuild_equals_the_live_projection_after_a_journey(h: Harness) 
     # A second rebuild over the rows it wrote is harmless.
     assert rebuild(h.database) == 3
     assert projection_rows(h.database) == live
+
+
+NOW = datetime(2026, 12, 4, 12, tzinfo=UTC)
+
+
+def test_lists_filter_order_and_page_in_sql(database: Database) -> None:
+    mine, theirs = "csm@liftoff.example", "other@liftoff.example"
+    insert_projection_rows(
+        database,
+        [
+            projection_row("k-old", NOW, stage_since=NOW - 9 * DAY),
+            projection_row("k-new", NOW, stage_since=NOW - DAY),
+            projection_row("a-stalled", NOW, stage="adoption", furthest=3, stalled=True),
+            projection_row("a-stuck", NOW, stage="adoption", furthest=3, setup_stuck=True),
+            projection_row("a-fine", NOW, stage="adoption", furthest=3, stage_since=NOW - 30 * DAY),
+            projection_row("done", NOW, stage="onboarded", furthest=5, ended_at=NOW - DAY),
+            projection_row("gone", NOW, stage="failed", furthest=3, ended_at=NOW - 2 * DAY),
+            projection_row("theirs", NOW, csm=theirs, open_tasks=4),
+        ],
+    )
+    ongoing = customer_lists.Filters(csm=mine.upper(), ended=False)
+    page = customer_lists.list_page(
+        database, ongoing, order=customer_lists.Order.ATTENTION, limit=3
+    )
+    # Along the path, stuck then stalled first, then the longest in stage.
+    assert [r.customer_id for r in page.rows] == ["k-old", "k-new", "a-stuck"]
+    assert page.total == 5
+    rest = customer_lists.list_page(
+        database, ongoing, order=customer_lists.Order.ATTENTION, limit=3, offset=3
+    )
+    assert [r.customer_id for r in rest.rows] == ["a-stalled", "a-fine"]
+
+    ended = customer_lists.Filters(csm=mine, ended=True)
+    by_end = customer_lists.list_page(database, ended, order=customer_lists.Order.ENDED, limit=10)
+    assert [r.customer_id for r in by_end.rows] == ["done", "gone"]
+    stalled = customer_lists.Filters(stalled=True)
+    assert (
+        customer_lists.list_page(database, stalled, order=customer_lists.Order.ID, limit=10).total
+        == 1
+    )
+
+    summary = customer_lists.summary(database, customer_lists.Filters(csm=mine))
+    assert (summary.ongoing, summary.ended, summary.stuck, summary.stalled) == (5, 2, 1, 1)
+    assert summary.open_tasks == 5
+    assert customer_lists.csms(database) == [mine, theirs]
+
+
+def test_the_cohort_counts_the_funnel_medians_and_ended_customers(database: Database) -> None:
+    hours = 3600.0
+    insert_projection_rows(
+        database,
+        [
+            # Stays in kickoff of 1, 2 and 4 h, finished: median 2 h.
+            projection_row(
+                "on-1",
+                NOW,
+                stage="onboarded",
+                furthest=5,
+                kickoff_seconds=hours,
+                onboard_seconds=10 * hours,
+            ),
+            projection_row(
+                "on-2",
+                NOW,
+                stage="onboarded",
+                furthest=5,
+                kickoff_seconds=2 * hours,
+                onboard_seconds=30 * hours,
+            ),
+            projection_row("failed", NOW, stage="failed", furthest=3, kickoff_seconds=4 * hours),
+            # In kickoff for 1 h and 3 h: median 2 h so far.
+            projection_row("k-1", NOW, stage_since=NOW - timedelta(hours=1), escalations=1),
+            projection_row("k-2", NOW, stage_since=NOW - timedelta(hours=3), stalled=True),
+        ],
+    )
+    figures = customer_lists.cohort(database, customer_lists.Filters(), NOW)
+    assert (figures.total, figures.active, figures.onboarded, figures.failed) == (5, 2, 2, 1)
+    assert (figures.stalled, figures.escalations) == (1, 1)
+    assert figures.median_time_to_onboard == 20 * hours
+    funnel = {row.stage: (row.reached, row.now) for row in figures.funnel}
+    assert funnel[Stage.KICKOFF] == (5, 2)
+    assert funnel[Stage.ADOPTION] == (3, 0)
+    assert funnel[Stage.ONBOARDED] == (2, 2)
+    kickoff = next(t for t in figures.times if t.stage is Stage.KICKOFF)
+    assert (kickoff.median_done, kickoff.done) == (2 * hours, 3)
+    assert (kickoff.median_now, kickoff.now) == (2 * hours, 2)
+
+
+async def test_a_customer_temporal_has_forgotten_is_still_listed_and_counted(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    ended, running = make_handoff(csm=csm), make_handoff(csm=csm)
+    for handoff in (ended, running):
+        await api.services.onboarding.start(handoff, make_playbook())
+        await api.past_handoff(handoff.customer_id)
+    await api.services.onboarding.record(ended.customer_id, Cancelled(reason="budget cut"))
+    await eventually(
+        lambda: asyncio.to_thread(projection_rows, api.database),
+        lambda rows: rows[ended.customer_id]["outcome"] == "cancelled",
+        what="the cancellation in the projection",
+    )
+    # Past retention the closed workflow is gone from Temporal, history and visibility;
+    # the running one is terminated behind the worker's back.
+    await api.temporal.get_workflow_handle(
+        visibility.workflow_id_for(running.customer_id)
+    ).terminate("retention test")
+    await api.temporal.workflow_service.delete_workflow_execution(
+        DeleteWorkflowExecutionRequest(
+            namespace=api.temporal.namespace,
+            workflow_execution=WorkflowExecution(
+                workflow_id=visibility.workflow_id_for(ended.customer_id)
+            ),
+        )
+    )
+
+    async def forgotten() -> bool:
+        try:
+            await api.services.onboarding.status(ended.customer_id)
+        except UnknownCustomerError:
+            return True
+        return False
+
+    # The dev server carries a deletion out about half a minute later.
+    await eventually(
+        forgotten, what="Temporal to forget the ended customer", timeout=90, interval=1
+    )
+
+    async with api.as_lead() as lead:
+        listed = await lead.get("/api/customers", params={"csm": csm})
+        home = (await lead.get("/", params={"csm": csm})).text
+        cohort = (await lead.get("/cohort", params={"csm": csm})).text
+    assert listed.headers["X-Total-Count"] == "2"
+    rows = {row["customer_id"]: row for row in listed.json()}
+    assert rows[ended.customer_id]["stage"] == "cancelled"
+    assert rows[running.customer_id]["stage"] == "kickoff"
+    assert ended.customer_id in home and running.customer_id in home
+    assert "Ended (1)" in home
+    figures = re.findall(r'figure-value">([^<]*)<', cohort)
+    assert figures[:5] == ["2", "1", "0", "0", "1"]  # customers, active, ..., cancelled
+
+
+def test_liftoff_projections_rebuild_fills_the_rows_from_the_timeline(
+    sqlite_database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = StoreActivities(sqlite_database)
+    env = ActivityEnvironment()
+    env.run(store.record_timeline, _entry("acme", 1, snapshot=_snapshot(open_tasks=2)))
+    live = projection_rows(sqlite_database)
+    with sqlite_database.session() as session:
+        session.exec(delete(CustomerProjection))
+    monkeypatch.setenv("DATABASE_URL", str(sqlite_database.url))
+
+    assert main(["projections", "rebuild", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"rebuilt": 1}
+    assert projection_rows(sqlite_database) == live
