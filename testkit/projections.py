@@ -48,7 +48,7 @@ def projection_row(customer_id: str, now: datetime, **overrides: Any) -> dict[st
         "onboard_seconds": None,
         "last_seq": 1,
     }
-    row |= {column: None for column in TIMED_COLUMNS.values()}
+    row |= dict.fromkeys(TIMED_COLUMNS.values())
     row |= overrides
     if Stage(row["stage"]).terminal and "outcome" not in overrides:
         row["outcome"] = row["stage"]
