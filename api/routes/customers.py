@@ -157,6 +157,17 @@ async def start_customer(
     return result
 
 
+# What a summary reads from the projection: a page of 1,000 loads only these.
+SUMMARY_COLUMNS = (
+    CustomerProjection.customer_id,
+    CustomerProjection.stage,
+    CustomerProjection.csm,
+    CustomerProjection.stalled,
+    CustomerProjection.setup_stuck,
+    CustomerProjection.started_at,
+)
+
+
 def _summary(row: CustomerProjection) -> CustomerSummary:
     stage = Stage(row.stage)
     return CustomerSummary(
@@ -202,7 +213,13 @@ async def list_customers(
         csm = who.csm
     filters = Filters(csm=csm, stage=stage, stalled=stalled, stuck=stuck)
     page = await asyncio.to_thread(
-        list_page, services.database, filters, order=Order.ID, limit=limit, offset=offset
+        list_page,
+        services.database,
+        filters,
+        order=Order.ID,
+        limit=limit,
+        offset=offset,
+        columns=SUMMARY_COLUMNS,
     )
     response.headers["X-Total-Count"] = str(page.total)
     if offset + len(page.rows) < page.total:
