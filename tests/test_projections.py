@@ -321,3 +321,26 @@ def test_liftoff_projections_rebuild_fills_the_rows_from_the_timeline(
     assert main(["projections", "rebuild", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"rebuilt": 1}
     assert projection_rows(sqlite_database) == live
+
+
+async def test_my_customers_pages_a_long_list_and_counts_all_of_it(api: ApiHarness) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    now = datetime.now(UTC)
+    insert_projection_rows(
+        api.database,
+        [
+            projection_row(f"long-{n:03d}", now, csm=csm, stage_since=now - (n + 1) * DAY)
+            for n in range(250)
+        ]
+        + [projection_row("long-ended", now, csm=csm, stage="onboarded", ended_at=now)],
+    )
+    async with api.as_csm(csm) as browser:
+        first = (await browser.get("/")).text
+        last = (await browser.get("/", params={"page": 3})).text
+    assert "250 in onboarding" in first and "Ended (1)" in first
+    assert first.count('data-customer="long-') == 100 + 1  # a page, and the ended one
+    # The longest in kickoff first; the stage's count is all of them, not the page's.
+    assert first.index("long-249") < first.index("long-248")
+    assert '<span class="count">250</span>' in first
+    assert "1–100 of 250" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    assert "201–250 of 250" in last and 'rel="next"' not in last and "long-000" in last
