@@ -27,6 +27,7 @@ from models.tables import (
     utc_now,
 )
 from records.database import Database, insert_ignore
+from records.projections import apply_entry
 from records.usage.unmatched import adopt_unmatched
 
 TRANSITION = "transition"
@@ -107,6 +108,8 @@ class StoreActivities:
 
     @activity.defn
     def record_timeline(self, input: RecordTimelineInput) -> None:
+        """Store the entry and move the customer projection forward, in one transaction."""
+        snapshot = input.snapshot.model_dump(mode="json") if input.snapshot else None
         with self._database.session() as session:
             insert_ignore(
                 session,
@@ -119,8 +122,18 @@ class StoreActivities:
                     "stage": input.stage.value,
                     "summary": input.summary,
                     "details": input.details,
+                    "snapshot": snapshot,
                 },
                 ["customer_id", "seq"],
+            )
+            apply_entry(
+                session,
+                customer_id=input.customer_id,
+                seq=input.seq,
+                at=input.at,
+                kind=input.kind,
+                details=input.details,
+                snapshot=input.snapshot,
             )
             if input.kind == TRANSITION:
                 # Entries may be written out of order; the latest transition wins.

@@ -10,7 +10,8 @@ the same groups) and timers as one journey's history, activities that do nothing
 Then, without a Temporal server (bench/mail_bench.py): email templates rendered per
 second, and emails handed per second to a loopback SendGrid through send_email, ledger on.
 Then (bench/intake_bench.py): usage events ingested per second through POST /v1/batch
-into SQLite and PostgreSQL.
+into SQLite and PostgreSQL. Then (bench/list_bench.py): p50/p95 of the list pages,
+the REST list and the cohort with 10,000 customers in the projection, on both.
 
 Concurrency on the time-skipping server (see TEMPORAL-NOTES.md, "Pitfall"): the
 SDK's automatic time skipping is off for the whole run. Journeys keep the server
@@ -72,6 +73,8 @@ from temporalio.worker import Worker  # noqa: E402
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
 from bench.intake_bench import DEFAULT_EVENTS as DEFAULT_INTAKE_EVENTS  # noqa: E402
 from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E402
+from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa: E402
+from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
 from emails.render import build_template_environment  # noqa: E402
@@ -817,6 +820,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"usage events posted to /v1/batch, per database (default {DEFAULT_INTAKE_EVENTS})",
     )
     parser.add_argument(
+        "--list-customers",
+        type=int,
+        default=DEFAULT_LIST_CUSTOMERS,
+        help=f"customers in the projection for the list pages (default {DEFAULT_LIST_CUSTOMERS})",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON (the table goes to stderr)"
     )
     args = parser.parse_args(argv)
@@ -824,17 +833,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--mail-sends must be at least 1")  # before minutes of journeys
     if args.intake_events < 1:
         parser.error("--intake-events must be at least 1")
+    if args.list_customers < 1:
+        parser.error("--list-customers must be at least 1")
     report = asyncio.run(run_bench(args.journeys, args.batch_size))
     _log(f"email: rendering every template, then {args.mail_sends} sends")
     mail = run_mail_bench(args.mail_sends)
     _log(f"usage intake: {args.intake_events} events through /v1/batch, per database")
     intake = run_intake_bench(args.intake_events)
-    table = (
-        f"{format_report(report)}\n\n{format_mail_report(mail)}\n\n{format_intake_report(intake)}"
+    _log(f"lists: {args.list_customers} customers in the projection, per database")
+    lists = run_list_bench(args.list_customers)
+    table = "\n\n".join(
+        [
+            format_report(report),
+            format_mail_report(mail),
+            format_intake_report(intake),
+            format_list_report(lists),
+        ]
     )
     if args.json:
         # JSON for machines on stdout; the table still reaches a human on stderr.
-        figures = {**report.to_json(), "mail": mail.to_json(), "intake": intake.to_json()}
+        figures = {
+            **report.to_json(),
+            "mail": mail.to_json(),
+            "intake": intake.to_json(),
+            "lists": lists.to_json(),
+        }
         print(json.dumps(figures, indent=2))
         print(table, file=sys.stderr)
     else:

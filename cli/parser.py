@@ -137,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     imported.set_defaults(handler=records.cmd_usage_import)
     imported.add_argument("file", type=Path, metavar="FILE.csv")
 
+    projections = commands.subparsers.add_parser(
+        "projections", help="the read model the lists and the cohort use"
+    )
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True, parser_class=_Parser
+    )
+    rebuild = projection_commands.add_parser(
+        "rebuild",
+        parents=[common],
+        help="recompute the customer projection from the stored timeline (safe while workers run)",
+    )
+    rebuild.set_defaults(handler=records.cmd_projections_rebuild)
+    rebuild.add_argument(
+        "--customer", action="append", help="only this customer (repeatable; default: all)"
+    )
+
     playbook = commands.subparsers.add_parser("playbook", help="work with playbook files")
     playbook_commands = playbook.add_subparsers(
         dest="playbook_command", required=True, parser_class=_Parser

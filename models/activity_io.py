@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from models.handoff import Contact, CustomerHandoff, Locale, Role
 from models.onboarding import Stage, TaskKind, TimelineDetails
+from models.projection import ProjectionSnapshot
 
 
 class UpsertCustomerInput(BaseModel):
@@ -32,6 +33,8 @@ class RecordTimelineInput(BaseModel):
     stage: Stage
     summary: str
     details: TimelineDetails = Field(default_factory=dict)
+    # The customer as the lists need it; None in writes queued before it existed.
+    snapshot: ProjectionSnapshot | None = None
 
 
 class OpenTaskInput(BaseModel):

@@ -142,6 +142,63 @@ class TimelineEntry(SQLModel, table=True):
     stage: str = Field(max_length=32)
     summary: str = _text()
     details: dict[str, Any] = _json()
+    # The workflow's models.projection.ProjectionSnapshot when it wrote the entry
+    # (None before it sent one): what a rebuild of the customer projection reads.
+    snapshot: dict[str, Any] | None = _json(nullable=True)
+
+
+class CustomerProjection(SQLModel, table=True):
+    """One customer as the lists and the cohort read it: written with each timeline
+    entry in the same transaction (records/projections.py), rebuildable from them.
+
+    It outlives the workflow: Temporal forgets a closed workflow after its retention,
+    this row stays.
+    """
+
+    __tablename__ = "customer_projections"
+    __table_args__ = (
+        Index("ix_customer_projections_csm_stage", "csm", "stage"),
+        Index("ix_customer_projections_stage_since", "stage", "stage_since"),
+        Index("ix_customer_projections_outcome_ended", "outcome", "ended_at"),
+    )
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    csm: str = Field(max_length=320)
+    cs_leader: str = Field(max_length=320)
+    stage: str = Field(max_length=32)
+    stage_since: datetime | None = _instant(nullable=True)
+    # The furthest stage on the path (handoff 0 ... onboarded 5) the customer reached.
+    furthest: int = 0
+    stalled: bool = False
+    setup_stuck: bool = False
+    # Room for a pause the workflow does not have yet.
+    paused: bool = False
+    next_due_kind: str | None = Field(default=None, max_length=32)
+    next_due_at: datetime | None = _instant(nullable=True)
+    open_tasks: int = 0
+    escalations: int = 0
+    playbook_name: str = Field(default="", max_length=200)
+    playbook_version: str = Field(default="", max_length=64)
+    purposes: list[str] = _json()
+    seats_contracted: int = 0
+    seats_band: str = Field(default="", max_length=16)
+    trial_used: bool = False
+    locale: str = Field(default="en", max_length=8)
+    time_zone: str = Field(default="UTC", max_length=64)
+    country: str | None = Field(default=None, max_length=2)
+    # "onboarded", "failed" or "cancelled" once the onboarding ended.
+    outcome: str | None = Field(default=None, max_length=16)
+    started_at: datetime | None = _instant(nullable=True)
+    ended_at: datetime | None = _instant(nullable=True)
+    # Seconds in each finished stay (None while in it or never there) and to onboard.
+    kickoff_seconds: float | None = None
+    training_seconds: float | None = None
+    adoption_seconds: float | None = None
+    completion_review_seconds: float | None = None
+    onboard_seconds: float | None = None
+    # The newest timeline entry applied: an older or repeated one changes nothing.
+    last_seq: int = 0
 
 
 class Task(SQLModel, table=True):
@@ -265,6 +322,7 @@ ALL_TABLES = (
     UsageEvent,
     WeeklyMeasurementRecord,
     TimelineEntry,
+    CustomerProjection,
     Task,
     EmailLedgerEntry,
     EmailEvent,

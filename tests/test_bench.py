@@ -18,7 +18,11 @@ from testkit.factories import REPO
 def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     bench = [sys.executable, str(REPO / "bench" / "bench.py")]
     run = subprocess.run(
-        [*bench, "--journeys", "2", "--mail-sends", "20", "--intake-events", "150", "--json"],
+        [
+            *bench,
+            *("--journeys", "2", "--mail-sends", "20", "--intake-events", "150"),
+            *("--list-customers", "300", "--json"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -70,3 +74,14 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
         assert figures["events"] == figures["stored"] == 150
         assert figures["batches"] == 2
         assert figures["events_per_second"] == pytest.approx(figures["events"] / figures["seconds"])
+
+    # Lists: each page answered on each database that answered, its p50 within its p95.
+    lists = report["lists"]
+    assert lists["sqlite"]["skipped"] is None
+    for figures in (lists["sqlite"], lists["postgresql"]):
+        if figures["skipped"] is not None:
+            continue
+        assert figures["customers"] == 300
+        assert len(figures["pages"]) == 5
+        assert all(0 < page["p50_ms"] <= page["p95_ms"] for page in figures["pages"])
+    assert "dashboard: cohort (lead)" in run.stderr

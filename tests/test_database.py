@@ -17,7 +17,13 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
 
-from models.tables import CustomerContact, TimelineEntry, UnmatchedUsage, WeeklyMeasurementRecord
+from models.tables import (
+    CustomerContact,
+    CustomerProjection,
+    TimelineEntry,
+    UnmatchedUsage,
+    WeeklyMeasurementRecord,
+)
 from records.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
 
 
@@ -212,5 +218,35 @@ def test_upgrade_from_0003_keeps_unmatched_usage_and_keys_it_from_then_on(
                 )
             session.commit()
             assert len(session.exec(select(UnmatchedUsage)).all()) == 2
+    finally:
+        database.dispose()
+
+
+def test_upgrade_from_0004_lists_existing_customers_from_their_rows(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with _at_revision(database, "0004") as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO customers (customer_id, name, csm, cs_leader, seats_contracted,"
+                    " time_zone, locale, purposes, trial_used, already_using, handoff_notes,"
+                    " playbook_name, playbook_version, workflow_id, stage, stage_since,"
+                    " created_at) VALUES ('acme', 'Acme', 'csm@x.example', 'lead@x.example', 300,"
+                    " 'UTC', 'en', '[\"A\"]', false, false, '', 'default', '3', 'onboarding-acme',"
+                    " 'failed', '2026-06-01 00:00:00', '2026-03-01 00:00:00')"
+                )
+            )
+        database.migrate()
+        with database.session() as session:
+            row = session.get(CustomerProjection, "acme")
+        assert row is not None
+        assert (row.stage, row.outcome, row.seats_band, row.purposes) == (
+            "failed",
+            "failed",
+            "201-1000",
+            ["A"],
+        )
+        assert row.ended_at == datetime(2026, 6, 1, tzinfo=UTC)
+        assert row.last_seq == 0  # the next timeline entry sets the rest
     finally:
         database.dispose()

@@ -21,13 +21,21 @@ from activities.mail import MailActivities
 from activities.store import StoreActivities
 from models.activity_io import RecordTimelineInput, SendEmailInput
 from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
+from models.projection import ProjectionSnapshot
 
 Effect = Callable[[], Awaitable[Any]]
 
 
 class Effects:
-    def __init__(self, customer_id: str, state: OnboardingState) -> None:
+    def __init__(
+        self,
+        customer_id: str,
+        state: OnboardingState,
+        snapshot: Callable[[], ProjectionSnapshot] | None = None,
+    ) -> None:
         self._customer_id = customer_id
+        # What the customer projection needs, taken when each timeline write runs.
+        self._snapshot = snapshot
         # The workflow's state, updated in place: the timeline sequence and failures.
         self._state = state
         self._queue: list[Effect] = []
@@ -62,7 +70,11 @@ class Effects:
         write = RecordTimelineInput(customer_id=self._customer_id, **entry.model_dump())
 
         async def record() -> None:
-            await self._store(StoreActivities.record_timeline, write)
+            # The state as the queued work leaves it: the same replay after replay.
+            snapshot = self._snapshot() if self._snapshot is not None else None
+            await self._store(
+                StoreActivities.record_timeline, write.model_copy(update={"snapshot": snapshot})
+            )
             del self._unwritten[entry.seq]
 
         self._queue.append(record)

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.campaign as campaign
     import workflows.effects as effects
     import workflows.events as events
+    import workflows.projection as projection
     import workflows.rules as rules
     import workflows.step_emails as step_emails
     from activities.measure import MeasureActivities
@@ -75,7 +76,11 @@ class CustomerOnboardingWorkflow:
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
-        self._effects = effects.Effects(input.handoff.customer_id, self._state)
+        self._effects = effects.Effects(
+            input.handoff.customer_id,
+            self._state,
+            lambda: projection.snapshot(self._handoff, self._playbook, self._state),
+        )
         self._step_emails = step_emails.StepEmails(
             input.handoff, input.playbook, self._state, self._effects
         )

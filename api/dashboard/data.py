@@ -1,130 +1,85 @@
-"""What the pages read: the customers a person sees, each with its workflow's status.
-
-Visibility (`OnboardingClient.list`) names the customers; the status query gives
-each one's state. That is one query per customer (N+1), fine for the tens of
-customers a CSM or a small team carries; a larger cohort would want the flags and
-dates as search attributes instead.
+"""What the lists and the cohort read: the customer projection, narrowed to what the
+signed-in person may see. Only one customer's page asks Temporal (its status query).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
-from temporalio.service import RPCError
-
-from client.errors import LiftoffClientError
-from client.onboarding import CustomerSummary, OnboardingClient
-from models.onboarding import Due, OnboardingStatus, OpenTask, Stage
+from models.onboarding import Due, DueKind, Stage
+from models.tables import CustomerProjection
+from records.customer_lists import Filters
 from records.tokens import Principal, TokenRole
 
-log = logging.getLogger("liftoff.dashboard")
-
-# Status queries in flight at once for one page.
-STATUS_CONCURRENCY = 8
 # A query waits for a worker: a customer whose worker is gone must not hold up the page.
 STATUS_TIMEOUT_SECONDS = 5.0
+# Customers per page in the "my customers" lists.
+LIST_PAGE_SIZE = 100
 
-# Errors that make one customer's status unavailable without failing the page.
-STATUS_ERRORS = (
-    TimeoutError,
-    LiftoffClientError,
-    RPCError,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
-)
+
+def visible_filters(who: Principal, csm_filter: str | None) -> Filters:
+    """A CSM sees their own customers; a lead or ops everyone, or one CSM's."""
+    if who.role is TokenRole.CSM:
+        return Filters(csm=who.csm or "")
+    wanted = csm_filter.strip().lower() if csm_filter else None
+    return Filters(csm=wanted or None)
 
 
 @dataclass(frozen=True)
-class CustomerView:
-    """One customer as visibility lists it, with its status when the query answered."""
+class ListedCustomer:
+    """One row of a list, as the projection keeps it."""
 
-    summary: CustomerSummary
-    status: OnboardingStatus | None
+    row: CustomerProjection
 
     @property
     def customer_id(self) -> str:
-        return self.summary.customer_id
+        return self.row.customer_id
 
     @property
     def name(self) -> str:
-        return self.status.customer_name if self.status else self.summary.customer_id
+        return self.row.name
 
     @property
-    def csm(self) -> str | None:
-        return self.status.csm if self.status else self.summary.csm
+    def csm(self) -> str:
+        return self.row.csm
 
     @property
     def stage(self) -> Stage | None:
-        return self.status.state.stage if self.status else self.summary.stage
+        try:
+            return Stage(self.row.stage)
+        except ValueError:  # a stage name from a newer version of Liftoff
+            return None
 
     @property
     def stage_since(self) -> datetime | None:
-        return self.status.state.stage_since if self.status else None
+        return self.row.stage_since
 
     @property
     def stuck(self) -> bool:
-        # The status is read after visibility, so it is the fresher of the two.
-        return self.status.state.setup.stuck if self.status else self.summary.setup_stuck
+        return self.row.setup_stuck
 
     @property
     def stalled(self) -> bool:
-        return self.status.state.stall.stalled if self.status else self.summary.stalled
+        return self.row.stalled
 
     @property
     def next_due(self) -> Due | None:
-        return self.status.next_due if self.status else None
+        if self.row.next_due_kind is None or self.row.next_due_at is None:
+            return None
+        try:
+            return Due(kind=DueKind(self.row.next_due_kind), at=self.row.next_due_at)
+        except ValueError:
+            return None
 
     @property
-    def open_tasks(self) -> list[OpenTask]:
-        return self.status.state.open_tasks if self.status else []
+    def open_tasks(self) -> int:
+        return self.row.open_tasks
 
     @property
-    def attention(self) -> bool:
-        return self.stuck or self.stalled
+    def started_at(self) -> datetime | None:
+        return self.row.started_at
 
-
-async def visible_summaries(
-    onboarding: OnboardingClient, who: Principal, csm_filter: str | None
-) -> tuple[list[CustomerSummary], list[str]]:
-    """The customers `who` sees (narrowed to one CSM for a lead or ops), and the CSMs
-    to offer in the filter (empty for a CSM, who sees only their own)."""
-    if who.role is TokenRole.CSM:
-        found = await onboarding.list(csm=who.csm or "")
-        return [s for s in found if who.sees(s.csm)], []
-    found = [s for s in await onboarding.list() if who.sees(s.csm)]
-    csms = sorted({s.csm for s in found if s.csm})
-    if csm_filter:
-        wanted = csm_filter.strip().lower()
-        found = [s for s in found if (s.csm or "") == wanted]
-    return found, csms
-
-
-async def with_status(
-    onboarding: OnboardingClient, summaries: Sequence[CustomerSummary], *, ended_too: bool
-) -> list[CustomerView]:
-    """Each summary with its status. A customer that has ended is queried only when
-    `ended_too`: its workflow is closed, so a worker replays its history to answer."""
-    limit = asyncio.Semaphore(STATUS_CONCURRENCY)
-
-    async def one(summary: CustomerSummary) -> CustomerView:
-        ended = summary.workflow_status != "running"
-        if ended and not ended_too:
-            return CustomerView(summary, None)
-        async with limit:
-            try:
-                async with asyncio.timeout(STATUS_TIMEOUT_SECONDS):
-                    found = await onboarding.status(summary.customer_id)
-                return CustomerView(summary, found)
-            except STATUS_ERRORS as err:
-                log.warning(
-                    "status unavailable",
-                    extra={"customer_id": summary.customer_id, "error": str(err)},
-                )
-                return CustomerView(summary, None)
-
-    return list(await asyncio.gather(*(one(summary) for summary in summaries)))
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.row.ended_at

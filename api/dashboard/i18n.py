@@ -65,7 +65,10 @@ EN: dict[str, str] = {
     "flag_stalled_hint": "Usage is below the stall rules",
     "no_customers": "No customers to show.",
     "ended_customers": "Ended ({n})",
-    "status_unavailable": "status unavailable",
+    "col_ended": "Ended",
+    "page_shown": "{first}–{last} of {total}",
+    "page_previous": "Previous",
+    "page_next": "Next",
     "overdue": "overdue",
     # Stages
     "stage_handoff": "Handoff",
@@ -221,7 +224,8 @@ EN: dict[str, str] = {
     # Cohort
     "cohort_title": "Cohort",
     "cohort_note": (
-        "Counted from the stage changes each workflow recorded, for the customers you see."
+        "Counted from the stage changes each workflow recorded, for the customers you see,"
+        " ended ones included."
     ),
     "cohort_empty": "No customers to count yet.",
     "glance_customers": "Customers",
@@ -303,7 +307,10 @@ JA: dict[str, str] = {
     "flag_stalled_hint": "利用状況が停滞ルールを下回っています",
     "no_customers": "表示する顧客はいません。",
     "ended_customers": "終了（{n} 社）",
-    "status_unavailable": "状態を取得できません",
+    "col_ended": "終了日",
+    "page_shown": "{total} 社中 {first}–{last} 社",
+    "page_previous": "前へ",
+    "page_next": "次へ",
     "overdue": "期限超過",
     "stage_handoff": "引き継ぎ",
     "stage_kickoff": "キックオフ",

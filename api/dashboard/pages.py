@@ -16,8 +16,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from temporalio.service import RPCError
 
 from api.dashboard import chart
-from api.dashboard.cohort import cohort as compute_cohort
-from api.dashboard.data import STATUS_TIMEOUT_SECONDS, CustomerView, visible_summaries, with_status
+from api.dashboard.cohort import cohort_page as read_cohort
+from api.dashboard.data import (
+    LIST_PAGE_SIZE,
+    STATUS_TIMEOUT_SECONDS,
+    ListedCustomer,
+    visible_filters,
+)
 from api.dashboard.forms import (
     EVENT_TYPES,
     FORM_FIELDS,
@@ -37,7 +42,7 @@ from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
-from records import reports
+from records import customer_lists, reports
 from records.database import Database
 from records.reports import customer_csm
 from records.tokens import Principal, TokenRole, authenticate
@@ -169,68 +174,120 @@ async def logout() -> RedirectResponse:
 
 @dataclass(frozen=True)
 class StageGroup:
-    stage: Stage | None
-    customers: list[CustomerView]
-
-
-def _attention_first(view: CustomerView) -> tuple[bool, bool, float]:
-    # Stuck in setup, then stalled, then the longest in stage.
-    since = view.stage_since.timestamp() if view.stage_since else float("inf")
-    return (not view.stuck, not view.stalled, since)
+    stage: Stage
+    customers: list[ListedCustomer]
+    # Every ongoing customer in this stage, not only this page's.
+    total: int
 
 
 @dataclass(frozen=True)
-class Visible:
-    """The customers a signed-in person may see, as the lists and the cohort show them."""
+class Pager:
+    """Where a paged list is and the links to its neighbours (None at either end)."""
 
-    who: Principal
-    ctx: PageContext
-    views: list[CustomerView]
+    first: int
+    last: int
+    total: int
+    previous: str | None
+    next: str | None
+
+
+def _page_number(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "1")
+    return max(1, int(value)) if value.isdigit() else 1
+
+
+def _pager(request: Request, name: str, number: int, page: customer_lists.Page) -> Pager | None:
+    if page.total <= page.limit:
+        return None
+
+    def link(to: int) -> str:
+        return str(request.url.include_query_params(**{name: to}))
+
+    shown = len(page.rows)
+    return Pager(
+        first=page.offset + 1 if shown else 0,
+        last=page.offset + shown,
+        total=page.total,
+        previous=link(number - 1) if number > 1 else None,
+        next=link(number + 1) if page.offset + shown < page.total else None,
+    )
+
+
+@dataclass(frozen=True)
+class MyCustomers:
+    summary: customer_lists.Summary
+    ongoing: customer_lists.Page
+    ended: customer_lists.Page
     csms: list[str]
-    csm_filter: str | None
 
 
-async def _visible(
-    request: Request, who: Principal | None, services: Services, *, ended_too: bool
-) -> Visible | Response:
-    """The visible customers with their status, or the page to answer instead."""
+def _my_customers(
+    database: Database, filters: customer_lists.Filters, page: int, ended_page: int, csms: bool
+) -> MyCustomers:
+    size = LIST_PAGE_SIZE
+    return MyCustomers(
+        summary=customer_lists.summary(database, filters),
+        ongoing=customer_lists.list_page(
+            database,
+            replace(filters, ended=False),
+            order=customer_lists.Order.ATTENTION,
+            limit=size,
+            offset=(page - 1) * size,
+        ),
+        ended=customer_lists.list_page(
+            database,
+            replace(filters, ended=True),
+            order=customer_lists.Order.ENDED,
+            limit=size,
+            offset=(ended_page - 1) * size,
+        ),
+        csms=customer_lists.csms(database) if csms else [],
+    )
+
+
+@router.get("/")
+async def my_customers(request: Request, who: Who, services: AppServices) -> Response:
     gate = _gate(request, who)
     if isinstance(gate, Response):
         return gate
     ctx = page_context(request, gate)
     csm_filter = request.query_params.get("csm") or None
-    try:
-        summaries, csms = await visible_summaries(services.onboarding, gate, csm_filter)
-    except RPCError as err:
-        return _unavailable(ctx, err)
-    views = await with_status(services.onboarding, summaries, ended_too=ended_too)
-    return Visible(gate, ctx, views, csms, csm_filter)
-
-
-@router.get("/")
-async def my_customers(request: Request, who: Who, services: AppServices) -> Response:
-    visible = await _visible(request, who, services, ended_too=False)
-    if isinstance(visible, Response):
-        return visible
-    ctx, views = visible.ctx, visible.views
-    ongoing = [v for v in views if v.stage is None or not v.stage.terminal]
-    ended = [v for v in views if v.stage is not None and v.stage.terminal]
+    page, ended_page = _page_number(request, "page"), _page_number(request, "ended_page")
+    show_csm = gate.role is not TokenRole.CSM
+    found = await asyncio.to_thread(
+        _my_customers,
+        services.database,
+        visible_filters(gate, csm_filter),
+        page,
+        ended_page,
+        show_csm,
+    )
+    listed = [ListedCustomer(row) for row in found.ongoing.rows]
     groups = [
-        StageGroup(stage, sorted((v for v in ongoing if v.stage is stage), key=_attention_first))
-        for stage in [*_ACTIVE_STAGES, None]
+        StageGroup(
+            stage,
+            [c for c in listed if c.stage is stage],
+            found.summary.by_stage.get(stage, 0),
+        )
+        for stage in _ACTIVE_STAGES
     ]
     return render(
         ctx,
         "customers.html",
         groups=[group for group in groups if group.customers],
-        ended=sorted(ended, key=lambda v: v.customer_id),
-        ongoing=len(ongoing),
-        stuck=sum(v.stuck for v in ongoing),
-        stalled=sum(v.stalled for v in ongoing),
-        open_tasks=sum(len(v.open_tasks) for v in ongoing),
-        csms=visible.csms,
-        csm_filter=visible.csm_filter,
-        show_csm=visible.who.role is not TokenRole.CSM,
+        ended=[ListedCustomer(row) for row in found.ended.rows],
+        ended_total=found.summary.ended,
+        pager=_pager(request, "page", page, found.ongoing),
+        ended_pager=_pager(request, "ended_page", ended_page, found.ended),
+        # Paging through the ended customers keeps their list open.
+        ended_open=ended_page > 1,
+        ongoing=found.summary.ongoing,
+        stuck=found.summary.stuck,
+        stalled=found.summary.stalled,
+        open_tasks=found.summary.open_tasks,
+        csms=found.csms,
+        csm_filter=csm_filter,
+        show_csm=show_csm,
     )
 
 
@@ -239,18 +296,19 @@ async def my_customers(request: Request, who: Who, services: AppServices) -> Res
 
 @router.get("/cohort")
 async def cohort_page(request: Request, who: Who, services: AppServices) -> Response:
-    # Ended customers count too: their workflows answer by replay, slower but complete.
-    visible = await _visible(request, who, services, ended_too=True)
-    if isinstance(visible, Response):
-        return visible
-    figures = compute_cohort(visible.views, visible.ctx.fmt.now)
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    csm_filter = request.query_params.get("csm") or None
+    found = await asyncio.to_thread(read_cohort, services.database, gate, csm_filter, ctx.fmt.now)
     return render(
-        visible.ctx,
+        ctx,
         "cohort.html",
-        cohort=figures,
-        widest=max((row.reached for row in figures.funnel), default=0),
-        csms=visible.csms,
-        csm_filter=visible.csm_filter,
+        cohort=found.cohort,
+        widest=max((row.reached for row in found.cohort.funnel), default=0),
+        csms=found.csms,
+        csm_filter=csm_filter,
     )
 
 

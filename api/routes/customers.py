@@ -1,9 +1,10 @@
 """Routes: customers. Start one from a handoff, list them, read one's status and timeline,
 and record what the CSM did.
 
-Workflow state comes through the client layer (Temporal); timeline and emails are
-records the worker wrote, read from the database, and so is the customer's CSM, which
-decides who may act on it.
+One customer's state comes through the client layer (Temporal); the list, the timeline
+and emails are records the worker wrote, read from the database (the list from the
+customer projection, so it outlives Temporal's retention), and so is the customer's
+CSM, which decides who may act on it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel
 
@@ -19,9 +20,12 @@ from api.deps import AppServices, Staff
 from api.services import Services
 from client.handoffs import UnknownPurposeError, check_purposes
 from client.onboarding import CustomerSummary, StartResult
+from models import visibility
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
 from models.onboarding import TIMELINE_KINDS, EventResult, OnboardingStatus, Stage
+from models.tables import CustomerProjection
+from records.customer_lists import MAX_PAGE, Filters, Order, list_page
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -153,8 +157,41 @@ async def start_customer(
     return result
 
 
-@router.get("", summary="List customers (Temporal visibility), by stage, CSM or trouble")
+# What a summary reads from the projection: a page of 1,000 loads only these.
+SUMMARY_COLUMNS = (
+    CustomerProjection.customer_id,
+    CustomerProjection.stage,
+    CustomerProjection.csm,
+    CustomerProjection.stalled,
+    CustomerProjection.setup_stuck,
+    CustomerProjection.started_at,
+)
+
+
+def _summary(row: CustomerProjection) -> CustomerSummary:
+    stage = Stage(row.stage)
+    return CustomerSummary(
+        customer_id=row.customer_id,
+        workflow_id=visibility.workflow_id_for(row.customer_id),
+        stage=stage,
+        csm=row.csm,
+        stalled=row.stalled,
+        setup_stuck=row.setup_stuck,
+        # An onboarding that ended (onboarded, failed, cancelled) completed its workflow.
+        workflow_status="completed" if stage.terminal else "running",
+        started_at=row.started_at,
+    )
+
+
+@router.get(
+    "",
+    summary="List customers (the customer projection), by stage, CSM or trouble, paged",
+    response_description="a page by customer id; X-Total-Count says how many match, "
+    "Link names the next page",
+)
 async def list_customers(
+    request: Request,
+    response: Response,
     who: Staff,
     services: AppServices,
     stage: Stage | None = None,
@@ -164,6 +201,8 @@ async def list_customers(
     ] = None,
     stalled: Annotated[bool | None, Query(description="only (not) stalled customers")] = None,
     stuck: Annotated[bool | None, Query(description="only customers (not) stuck in setup")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="customers per page")] = MAX_PAGE,
+    offset: Annotated[int, Query(ge=0, description="customers to skip")] = 0,
 ) -> list[CustomerSummary]:
     if who.role is TokenRole.CSM:
         if csm is not None and csm != who.csm:
@@ -172,7 +211,21 @@ async def list_customers(
                 f"a csm token lists only its own customers ({who.csm}), not those of {csm}",
             )
         csm = who.csm
-    return await services.onboarding.list(stage=stage, csm=csm, stalled=stalled, setup_stuck=stuck)
+    filters = Filters(csm=csm, stage=stage, stalled=stalled, stuck=stuck)
+    page = await asyncio.to_thread(
+        list_page,
+        services.database,
+        filters,
+        order=Order.ID,
+        limit=limit,
+        offset=offset,
+        columns=SUMMARY_COLUMNS,
+    )
+    response.headers["X-Total-Count"] = str(page.total)
+    if offset + len(page.rows) < page.total:
+        following = request.url.include_query_params(offset=offset + len(page.rows), limit=limit)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return [_summary(row) for row in page.rows]
 
 
 @router.get(

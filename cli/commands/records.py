@@ -1,4 +1,5 @@
-"""Commands on the records in the database: usage events, the timeline, tasks."""
+"""Commands on the records in the database: usage events, the timeline, tasks, and the
+customer projection."""
 
 from __future__ import annotations
 
@@ -91,4 +92,16 @@ async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{row.task_id:<20} {row.assignee:<28} {row.title}{due}{state}")
     if not rows:
         print("no tasks match")
+    return EXIT_OK
+
+
+async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from records.projections import rebuild
+
+    with connections.database(settings) as database:
+        written = rebuild(database, customer_ids=args.customer)
+    if args.json:
+        print(to_json({"rebuilt": written}))
+    else:
+        print(f"customer projection: {written} customers rebuilt from their timeline")
     return EXIT_OK
