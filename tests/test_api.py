@@ -138,19 +138,26 @@ async def test_a_csm_acts_on_their_own_customers_only(api: ApiHarness) -> None:
         assert refused.status_code == 403
         assert OTHER_CSM in refused.json()["detail"]
         hijack = await csm.post("/api/customers", json=handoff_json(customer_id=theirs, csm=CSM))
-        assert hijack.status_code == 403
-        assert "belongs to another CSM" in hijack.json()["detail"]
+        assert hijack.status_code == 409
+        assert "already in use" in hijack.json()["detail"]
+        assert OTHER_CSM not in hijack.json()["detail"]
 
         for method, path, body in [
             ("GET", f"/api/customers/{theirs}", None),
             ("GET", f"/api/customers/{theirs}/timeline", None),
             ("POST", f"/api/customers/{theirs}/events", {"kind": "goal_agreed", "goal": "x"}),
             ("POST", f"/api/customers/{theirs}/tasks/{theirs}-1/done", None),
-            ("GET", "/api/customers", {"csm": OTHER_CSM}),
         ]:
             kwargs: dict[str, Any] = {"params": body} if method == "GET" else {"json": body}
             response = await csm.request(method, path, **kwargs)
-            assert response.status_code == 403, (path, response.text)
+            # Exactly as a customer never started: a CSM cannot probe others' ids.
+            unknown = await csm.request(method, path.replace(theirs, "never-started"), **kwargs)
+            assert response.status_code == unknown.status_code == 404, (path, response.text)
+            assert response.json()["detail"].replace(theirs, "?") == unknown.json()[
+                "detail"
+            ].replace("never-started", "?")
+        listing_theirs = await csm.get("/api/customers", params={"csm": OTHER_CSM})
+        assert listing_theirs.status_code == 403
         assert (await csm.get(f"/api/customers/{mine}")).status_code == 200
         assert (await other.get(f"/api/customers/{theirs}")).status_code == 200
 

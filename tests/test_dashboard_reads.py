@@ -110,7 +110,7 @@ async def test_a_csm_is_authorized_from_the_stored_row_and_asks_temporal_only_wi
     await authorize(_csm_principal(stored.csm), services, stored.customer_id)
     with pytest.raises(HTTPException) as other:
         await authorize(_csm_principal("other@liftoff.example"), services, stored.customer_id)
-    assert other.value.status_code == 403
+    assert other.value.status_code == 404
     assert onboarding.status_calls == 0
 
     # Started, its row not stored yet: the workflow tells whose it is.

@@ -247,14 +247,10 @@ EN: dict[str, str] = {
     "col_median_now": "Median so far, in it now",
     "none": "–",
     # Errors
-    "error_403_title": "Not your customer",
-    "error_403_body": (
-        "This customer belongs to another CSM. Ask your CS leader if you need to work on it."
-    ),
     "error_role_title": "Not for this token",
     "error_role_body": "A {role} token cannot use the dashboard.",
     "error_404_title": "Customer not found",
-    "error_404_body": "No onboarding was started for “{customer_id}”.",
+    "error_404_body": "No onboarding you can see was started for “{customer_id}”.",
     "error_bad_action": "Unknown action “{kind}”.",
     "error_unavailable_title": "Temporal is not answering",
     "error_unavailable_body": "The customer's onboarding could not be read just now: {reason}",
@@ -481,14 +477,10 @@ JA: dict[str, str] = {
     "col_done_n": "通過数",
     "col_median_now": "中央値（滞在中）",
     "none": "–",
-    "error_403_title": "担当外の顧客です",
-    "error_403_body": (
-        "この顧客は別の CSM の担当です。対応が必要な場合は CS リーダーにご相談ください。"
-    ),
     "error_role_title": "このトークンでは利用できません",
     "error_role_body": "{role} トークンではダッシュボードを利用できません。",
     "error_404_title": "顧客が見つかりません",
-    "error_404_body": "「{customer_id}」のオンボーディングは開始されていません。",
+    "error_404_body": "「{customer_id}」について、表示できるオンボーディングはありません。",
     "error_bad_action": "不明な操作です: {kind}",
     "error_unavailable_title": "Temporal から応答がありません",
     "error_unavailable_body": "オンボーディングの状態を読み取れませんでした: {reason}",

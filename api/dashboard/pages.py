@@ -567,28 +567,30 @@ async def _visible_customer(
     return found if isinstance(found, Response) else (ctx, gate, found)
 
 
+def _not_found(ctx: PageContext, customer_id: str) -> HTMLResponse:
+    """Also another CSM's customer: a CSM cannot tell which ids exist."""
+    return _error(
+        ctx,
+        status.HTTP_404_NOT_FOUND,
+        ctx.t("error_404_title"),
+        ctx.t("error_404_body", customer_id=customer_id),
+    )
+
+
 async def _visible_status(
     ctx: PageContext, services: Services, who: Principal, customer_id: str
 ) -> OnboardingStatus | HTMLResponse:
-    def not_found() -> HTMLResponse:
-        return _error(
-            ctx,
-            status.HTTP_404_NOT_FOUND,
-            ctx.t("error_404_title"),
-            ctx.t("error_404_body", customer_id=customer_id),
-        )
-
     if not _CUSTOMER_ID.match(customer_id):
-        return not_found()
+        return _not_found(ctx, customer_id)
     try:
         async with asyncio.timeout(STATUS_TIMEOUT_SECONDS):
             found = await services.onboarding.status(customer_id)
     except UnknownCustomerError:
-        return not_found()
+        return _not_found(ctx, customer_id)
     except (RPCError, TimeoutError) as err:
         return _unavailable(ctx, err)
     if not who.sees(found.csm):
-        return _forbidden(ctx)
+        return _not_found(ctx, customer_id)
     return found
 
 
@@ -610,10 +612,6 @@ async def customer_page(
     )
 
 
-def _forbidden(ctx: PageContext) -> HTMLResponse:
-    return _error(ctx, status.HTTP_403_FORBIDDEN, ctx.t("error_403_title"), ctx.t("error_403_body"))
-
-
 async def _may_record(
     ctx: PageContext, services: Services, who: Principal, customer_id: str
 ) -> Response | None:
@@ -627,7 +625,7 @@ async def _may_record(
         found = await _visible_status(ctx, services, who, customer_id)
         return found if isinstance(found, Response) else None
     if not who.sees(csm):
-        return _forbidden(ctx)
+        return _not_found(ctx, customer_id)
     return None
 
 

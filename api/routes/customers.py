@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel
 
 from api.deps import AppServices, Staff
 from api.services import Services
+from client.errors import UnknownCustomerError
 from client.handoffs import UnknownPurposeError, check_purposes
 from client.onboarding import CustomerSummary, StartResult
 from models import visibility
@@ -64,8 +65,9 @@ def problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
-NOT_YOURS = problem("a csm token on another CSM's customer")
-UNKNOWN = problem("no onboarding was ever started for this customer")
+NOT_YOURS = problem("a token whose role cannot do this")
+# Another CSM's customer answers as an unknown one: ids cannot be probed.
+UNKNOWN = problem("no onboarding was ever started for this customer, or it is another CSM's")
 REFUSED = problem("the workflow refused the event (out of order, invalid) or the onboarding ended")
 # What a CSM command through the workflow can answer besides success.
 COMMAND_REFUSALS: dict[int | str, dict[str, Any]] = {
@@ -82,11 +84,10 @@ class CustomerDetail(OnboardingStatus):
 
 
 def forbid_unless_sees(who: Principal, customer_csm: str, customer_id: str) -> None:
+    """Another CSM's customer is answered exactly as one never started, so a CSM
+    token cannot tell which ids exist."""
     if not who.sees(customer_csm):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"customer {customer_id!r} belongs to another CSM; this token acts for {who.csm}",
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownCustomerError(customer_id)))
 
 
 async def authorize(who: Principal, services: Services, customer_id: str) -> None:
@@ -150,9 +151,13 @@ async def start_customer(
     result = await services.onboarding.start(handoff, playbook)
     if result.already_running:
         if who.role is TokenRole.CSM:
-            # The running one may be another CSM's: say nothing about it.
+            # The running one may be another CSM's: the id is taken, and nothing more is said.
             running = await services.onboarding.status(handoff.customer_id)
-            forbid_unless_sees(who, running.csm, handoff.customer_id)
+            if not who.sees(running.csm):
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"customer id {handoff.customer_id!r} is already in use: choose another",
+                )
         response.status_code = status.HTTP_200_OK
     return result
 
