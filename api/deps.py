@@ -9,10 +9,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.services import Services
+from records.sessions import session_principal
 from records.tokens import Principal, TokenRole, authenticate
 
-# The dashboard keeps the token in this cookie (HttpOnly), the API takes a Bearer header.
-SESSION_COOKIE = "liftoff_token"
+# The dashboard's session id lives in this cookie (HttpOnly); the API takes a Bearer token.
+SESSION_COOKIE = "liftoff_session"
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `liftoff token create`")
 
@@ -27,10 +28,10 @@ def optional_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     found: Annotated[Services, Depends(services)],
 ) -> Principal | None:
-    token = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    return authenticate(found.database, token)
+    if credentials:
+        return authenticate(found.database, credentials.credentials)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    return session_principal(found.database, session_id) if session_id else None
 
 
 def principal(

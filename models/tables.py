@@ -288,6 +288,19 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = _instant(nullable=True)
 
 
+class DashboardSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored.
+    Signing out ends it; revoking its token ends it too."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    token_id: int = Field(foreign_key="api_tokens.id", index=True)
+    created_at: datetime = _instant()
+    expires_at: datetime = _instant()
+    ended_at: datetime | None = _instant(nullable=True)
+
+
 class UsageUser(SQLModel, table=True):
     """Which customer a product user belongs to, learnt from Segment identify and group calls."""
 

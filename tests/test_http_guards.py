@@ -76,7 +76,8 @@ async def test_a_cookie_post_from_another_origin_is_refused_and_one_from_the_app
     token = api.token(TokenRole.LEAD)
     form = {"kind": "meeting_requested", "meeting": "customer_request", "notes": "x"}
     async with api.client() as browser:
-        browser.cookies.set(SESSION_COOKIE, token)
+        signed_in = await browser.post("/login", data={"token": token})
+        assert SESSION_COOKIE in browser.cookies, signed_in.text
         foreign = await browser.post(
             "/customers/acme", data=form, headers={"Origin": "http://liftoff.test:9999"}
         )

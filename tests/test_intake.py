@@ -29,11 +29,13 @@ from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.measure import MeasureActivities
+from api.deps import SESSION_COOKIE
 from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
 from models.tables import UnmatchedUsage, UsageEvent, UsageUser
 from records.database import Database
-from records.tokens import TokenRole, create_token, revoke_token
+from records.sessions import start_session
+from records.tokens import TokenRole, authenticate, create_token, revoke_token
 from records.usage.csv_import import ingest_usage_csv
 from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, ingest_calls
 from records.usage.store import IntakeError, IntakeReport
@@ -473,7 +475,12 @@ async def test_only_a_valid_usage_sender_token_is_taken(api: ApiHarness) -> None
         revoke_token(api.database, ingest_info.id)
         revoked = await http.post("/v1/batch", json={"batch": []}, auth=basic(ingest_key))
         # A session cookie is no write key: the intake takes no ambient credentials.
-        http.cookies.set("liftoff_token", api.token(TokenRole.OPS))
+        ops_session = start_session(
+            api.database,
+            authenticate(api.database, api.token(TokenRole.OPS)),  # type: ignore[arg-type]
+            lasts=timedelta(hours=1),
+        )
+        http.cookies.set(SESSION_COOKIE, ops_session)
         cookie = await http.post("/v1/batch", json={"batch": []})
 
     assert missing.status_code == 401

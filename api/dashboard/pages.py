@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -45,6 +45,7 @@ from models.onboarding import OnboardingStatus, Stage, TaskKind
 from records import customer_lists, reports
 from records.database import Database
 from records.reports import customer_csm
+from records.sessions import end_session, start_session
 from records.tokens import Principal, TokenRole, authenticate
 
 router = APIRouter(include_in_schema=False)
@@ -147,10 +148,13 @@ async def login(request: Request, services: AppServices) -> Response:
         return refuse(status.HTTP_401_UNAUTHORIZED, "login_unknown")
     if who.role is TokenRole.INGEST:
         return refuse(status.HTTP_403_FORBIDDEN, "login_ingest")
+    session_id = await asyncio.to_thread(
+        start_session, services.database, who, lasts=timedelta(seconds=SESSION_MAX_AGE_SECONDS)
+    )
     response = RedirectResponse(target, status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
-        token,
+        session_id,
         max_age=SESSION_MAX_AGE_SECONDS,
         path="/",
         httponly=True,
@@ -163,7 +167,11 @@ async def login(request: Request, services: AppServices) -> Response:
 
 
 @router.api_route("/logout", methods=["GET", "POST"])
-async def logout() -> RedirectResponse:
+async def logout(request: Request, services: AppServices) -> RedirectResponse:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        # Ended on the server: a copy of the cookie is worthless from now on.
+        await asyncio.to_thread(end_session, services.database, session_id)
     response = RedirectResponse("/login?signed_out=1", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -28,6 +28,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from api.deps import SESSION_COOKIE, AppServices, require
+from records.sessions import session_principal
 from records.tokens import Principal, TokenRole, authenticate
 from records.usage.csv_import import MAX_CSV_BYTES, ingest_usage_csv
 from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, CallType, ingest_calls
@@ -54,15 +55,20 @@ class IntakeResponse(IntakeReport):
     success: bool = True
 
 
-def _sender(token: str | None, services: AppServices) -> Principal:
-    if not token:
+def _sender(
+    token: str | None, services: AppServices, session: Principal | None = None
+) -> Principal:
+    if not token and session is not None:
+        who: Principal | None = session
+    elif not token:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send the write key (a token from `liftoff token create --role ingest`) as the "
             "HTTP Basic user name with an empty password, or as Authorization: Bearer <token>",
             headers={"WWW-Authenticate": 'Basic realm="Liftoff usage intake"'},
         )
-    who = authenticate(services.database, token)
+    else:
+        who = authenticate(services.database, token)
     if who is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -96,7 +102,9 @@ def csv_sender(
 ) -> Principal:
     """As usage_sender, and the dashboard's session cookie (a lead back-filling from a form)."""
     token = basic.username if basic else bearer.credentials if bearer else None
-    return _sender(token or request.cookies.get(SESSION_COOKIE), services)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = session_principal(services.database, cookie) if cookie and not token else None
+    return _sender(token, services, session)
 
 
 UsageSender = Annotated[Principal, Depends(usage_sender)]
