@@ -24,17 +24,39 @@ class DecodedText:
     encoding: str
 
 
+# Enough of a file to tell its encoding without holding all of it.
+SNIFF_BYTES = 1024 * 1024
+
+
+def sniff_encoding(sample: bytes) -> str:
+    """The encoding to stream a large file in, told from its first bytes. A multibyte
+    character cut at the sample's end does not count against UTF-8."""
+    try:
+        sample.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError as err:
+        if err.start >= len(sample) - 3 and len(sample) >= SNIFF_BYTES:
+            return "utf-8-sig"
+    return decode_csv_bytes(sample).encoding
+
+
 def decode_csv_bytes(data: bytes) -> DecodedText:
     try:
+        # A NUL in UTF-8 text is a bad cell, which the row's own checks report.
         return DecodedText(data.decode("utf-8-sig"), "utf_8")
     except UnicodeDecodeError:
         pass
-    if b"\x00" in data:
-        # UTF-16 (Excel's "Unicode text") has NULs; binary files too.
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            return DecodedText(data.decode("utf-16"), "utf_16")
-        raise UndecodableText("the file is not text (it holds NUL bytes); save it as CSV UTF-8")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        # UTF-16, Excel's "Unicode text".
+        return DecodedText(data.decode("utf-16"), "utf_16")
+    _refuse_binary(data)
     best = from_bytes(data).best()
     if best is None:
         raise UndecodableText("the file's text encoding cannot be told; save it as CSV UTF-8")
     return DecodedText(str(best), best.encoding)
+
+
+def _refuse_binary(data: bytes) -> None:
+    # Text in the legacy encodings a spreadsheet writes has no NUL; a binary file does.
+    if b"\x00" in data:
+        raise UndecodableText("the file is not text (it holds NUL bytes); save it as CSV UTF-8")

@@ -386,9 +386,9 @@ def test_a_csv_back_fill_stores_good_rows_and_reports_the_others(database: Datab
             "not a usage CSV: missing columns: customer_id, occurred_at",
         ),
         (b"", "not a usage CSV: missing columns"),
-        (CSV_HEADER.encode() + b"acme,u\xff,login,2026-01-20T10:00:00Z,,\n", "not UTF-8"),
+        (CSV_HEADER.encode() + b"acme,u\x00\xff,login,2026-01-20T10:00:00Z,,\n", "not text"),
     ],
-    ids=["missing-columns", "empty", "not-utf8"],
+    ids=["missing-columns", "empty", "not-text"],
 )
 def test_a_file_that_is_not_a_usage_csv_stores_nothing(
     sqlite_database: Database, content: bytes, message: str
@@ -397,6 +397,18 @@ def test_a_file_that_is_not_a_usage_csv_stores_nothing(
     with pytest.raises(IntakeError, match=message):
         ingest_usage_csv(sqlite_database, io.BytesIO(content))
     assert events_of(sqlite_database, "acme") == []
+
+
+def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
+    database: Database,
+) -> None:
+    add_customer(database, "acme")
+    text = CSV_HEADER + "acme,山田,請求書スキャン,2026-01-20T10:00:00+09:00,,jp-1\r\n"
+    report = ingest_usage_csv(database, io.BytesIO(text.encode("cp932")))
+    assert (report.stored, report.rejected) == (1, [])
+    assert [(e.user_id, e.event) for e in events_of(database, "acme")] == [
+        ("山田", "請求書スキャン")
+    ]
 
 
 # Over HTTP

@@ -140,3 +140,39 @@ def test_rows_a_database_would_refuse_are_rejected_and_the_rest_stored(
     assert reasons[3] == "user_id is longer than 200 characters"
     assert reasons[4] == "user_id contains a NUL character"
     assert [e.user_id for e in stored_events(database, "acme")] == ["u3"]
+
+
+def test_a_shift_jis_usage_file_from_japanese_excel_is_imported(
+    database: Database, tmp_path: Path
+) -> None:
+    add_customer(database, "sakura")
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_bytes(
+        (
+            "customer_id,user_id,event,occurred_at,quantity,event_key\r\n"
+            "sakura,山田太郎,請求書スキャン,2025-03-03T09:00:00+09:00,1,k1\r\n"
+            "sakura,佐藤花子,ログイン,2025-03-03T10:00:00+09:00,,k2\r\n"
+        ).encode("cp932")
+    )
+
+    report = import_usage_csv(database, csv_file)
+
+    assert (report.stored, report.rejected) == (2, [])
+    events = stored_events(database, "sakura")
+    assert [(e.user_id, e.event) for e in events] == [
+        ("山田太郎", "請求書スキャン"),
+        ("佐藤花子", "ログイン"),
+    ]
+
+
+def test_a_file_that_is_not_text_is_refused_in_one_sentence(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\xa3\xff\x9c\x00binary")
+
+    report = import_usage_csv(sqlite_database, csv_file)
+
+    assert report.stored == 0
+    [(line, reason)] = report.rejected
+    assert line == 1 and "not text" in reason and "CSV UTF-8" in reason

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from models.tables import Customer, utc_now
+from records.csv_text import SNIFF_BYTES, UndecodableText, sniff_encoding
 from records.database import Database
 from records.usage.events import event_values, parse_instant, store_event_rows
 from records.usage.store import (
@@ -119,9 +120,17 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
         report.duplicates += duplicates
         batch.clear()
 
-    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+    with Path(path).open("rb") as raw:
         try:
-            for line, parsed in iter_usage_csv(handle):
+            encoding = sniff_encoding(raw.read(SNIFF_BYTES))
+        except UndecodableText as err:
+            report.rejected.append((1, str(err)))
+            return report
+    with Path(path).open(newline="", encoding=encoding) as handle:
+        reader = iter_usage_csv(handle)
+        line = 1
+        try:
+            for line, parsed in reader:
                 if isinstance(parsed, str):
                     report.rejected.append((line, parsed))
                 elif parsed["customer_id"] not in known:
@@ -133,6 +142,8 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
         except UsageCsvError as err:
             report.rejected.append((1, str(err)))
             return report
+        except UnicodeDecodeError:
+            report.rejected.append((line + 1, _not_text(encoding)))
     if batch:
         store()
     return report
@@ -165,17 +176,20 @@ def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | st
 # CSV back-fills
 
 
-def _check_csv_readable(handle: IO[bytes]) -> None:
-    """Read the whole file once as UTF-8 CSV, so a broken file stores nothing."""
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+def _not_text(encoding: str) -> str:
+    name = "UTF-8" if encoding.startswith("utf") else encoding
+    return f"the file stops being {name} text here; save it as CSV UTF-8"
+
+
+def _check_csv_readable(handle: IO[bytes], encoding: str) -> None:
+    """Read the whole file once as CSV, so a broken file stores nothing."""
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     reader = csv.reader(text)
     try:
         for _ in reader:
             pass
     except UnicodeDecodeError:
-        raise IntakeError(
-            f"the file is not UTF-8 text (after line {reader.line_num}); save it as UTF-8 CSV"
-        ) from None
+        raise IntakeError(f"line {reader.line_num + 1}: {_not_text(encoding)}") from None
     except csv.Error as err:
         raise IntakeError(f"line {reader.line_num + 1} is not valid CSV: {err}") from None
     finally:
@@ -186,11 +200,17 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
     """Import a usage CSV (the columns of `liftoff usage import`) from a seekable binary file.
 
     Good rows are stored even when others are rejected; rows naming no customer
-    are kept as unmatched. A file that is not UTF-8 CSV with the required columns
-    raises IntakeError before anything is stored.
+    are kept as unmatched. A file that is not CSV text (UTF-8, or the encoding a
+    spreadsheet saved it in) with the required columns raises IntakeError before
+    anything is stored.
     """
     handle.seek(0)
-    _check_csv_readable(handle)
+    try:
+        encoding = sniff_encoding(handle.read(SNIFF_BYTES))
+    except UndecodableText as err:
+        raise IntakeError(str(err)) from None
+    handle.seek(0)
+    _check_csv_readable(handle, encoding)
     handle.seek(0)
     received_at = utc_now()
     report = IntakeReport()
@@ -205,7 +225,7 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
             write_pending(session, writes, report)
         writes = PendingWrites()
 
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     try:
         for line, parsed in iter_usage_csv(text):
             report.received += 1
