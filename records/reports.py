@@ -15,7 +15,14 @@ from pydantic import BaseModel
 from sqlalchemy import or_
 from sqlmodel import col, select
 
-from models.tables import Customer, EmailEvent, EmailLedgerEntry, Task, TimelineEntry
+from models.tables import (
+    Customer,
+    CustomerContact,
+    EmailEvent,
+    EmailLedgerEntry,
+    Task,
+    TimelineEntry,
+)
 from records.database import Database
 
 
@@ -78,6 +85,22 @@ class EmailRow(BaseModel):
         return seen
 
 
+class ContactRow(BaseModel):
+    name: str
+    email: str
+    role: str
+    unsubscribed: bool
+    # Why the provider's events stopped mail to this person (bounce, spam report...).
+    suppressed_reason: str | None
+
+
+class CustomerProfile(BaseModel):
+    """What sales handed over, as stored: the notes and the people, with their mail status."""
+
+    handoff_notes: str
+    contacts: list[ContactRow]
+
+
 class UnknownCustomer(LookupError):
     pass
 
@@ -88,6 +111,32 @@ def customer_csm(database: Database, customer_id: str) -> str | None:
     with database.session() as session:
         customer = session.get(Customer, customer_id)
         return customer.csm if customer is not None else None
+
+
+def customer_profile(database: Database, *, customer_id: str) -> CustomerProfile | None:
+    """None until the workflow's first activity has stored the customer."""
+    with database.session() as session:
+        customer = session.get(Customer, customer_id)
+        if customer is None:
+            return None
+        contacts = session.exec(
+            select(CustomerContact)
+            .where(col(CustomerContact.customer_id) == customer_id)
+            .order_by(col(CustomerContact.role), col(CustomerContact.name))
+        ).all()
+        return CustomerProfile(
+            handoff_notes=customer.handoff_notes,
+            contacts=[
+                ContactRow(
+                    name=c.name,
+                    email=c.email,
+                    role=c.role,
+                    unsubscribed=c.unsubscribed,
+                    suppressed_reason=c.suppressed_reason,
+                )
+                for c in contacts
+            ],
+        )
 
 
 def customer_timeline(

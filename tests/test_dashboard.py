@@ -227,6 +227,29 @@ async def test_a_recorded_action_redirects_and_shows_on_the_timeline_once(
         assert f'data-task="{task.task_id}"' not in page
 
 
+async def test_a_customers_page_shows_its_people_the_handoff_notes_and_meeting_notes(
+    api: ApiHarness,
+) -> None:
+    csm = _csm()
+    customer = await _start(api, csm=csm, handoff_notes="Wants <b>invoices</b> digitised first")
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        await browser.post(
+            f"/customers/{customer}",
+            data={
+                "kind": "meeting_requested",
+                "meeting": "customer_request",
+                "notes": "Asked for an API walkthrough",
+            },
+        )
+        page = (await browser.get(f"/customers/{customer}?lang=ja")).text
+    people = _element(page, "people", "</section>")
+    assert 'data-contact="admin@acme.example"' in people
+    assert "Ari Admin" in people and "管理者" in people
+    # Escaped, as everything a person typed.
+    assert "Wants &lt;b&gt;invoices&lt;/b&gt; digitised first" in people
+    assert "顧客からの依頼" in people and "Asked for an API walkthrough" in people
+
+
 async def test_japanese_by_query_then_cookie_or_by_accept_language(api: ApiHarness) -> None:
     csm = _csm()
     customer = await _start(api, csm=csm)

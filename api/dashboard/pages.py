@@ -494,9 +494,10 @@ async def _customer_page(
 ) -> HTMLResponse:
     customer_id = status_now.customer_id
     state = status_now.state
-    timeline, emails = await asyncio.gather(
+    timeline, emails, profile = await asyncio.gather(
         asyncio.to_thread(_timeline, services.database, status_now),
         asyncio.to_thread(reports.customer_emails, services.database, customer_id=customer_id),
+        asyncio.to_thread(reports.customer_profile, services.database, customer_id=customer_id),
     )
     # The page speaks the customer's clock: when their emails went out, when they met.
     ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(status_now.time_zone)))
@@ -559,6 +560,9 @@ async def _customer_page(
         done_elsewhere=done if done and done != "task_completed" and done not in kinds else None,
         duplicate=duplicate,
         time_zone=status_now.time_zone,
+        profile=profile,
+        # Meetings with what was typed about them, newest first.
+        meetings=[m for m in reversed(state.meetings) if m.notes],
     )
 
 
