@@ -129,6 +129,8 @@ class WeeklyMeasurementRecord(SQLModel, table=True):
     data_ever_arrived: bool
     email_opens: int = 0
     email_clicks: int = 0
+    # Events of earlier windows received after the previous measurement (migration 0006).
+    late_events: int = 0
     measured_at: datetime = _instant()
 
 
