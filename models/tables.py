@@ -261,6 +261,26 @@ class UnmatchedUsage(SQLModel, table=True):
     event_key: str | None = Field(default=None, max_length=200, unique=True)
 
 
+class RejectedUsage(SQLModel, table=True):
+    """Intake a client sent that could not be taken, for an operator to see (Segment
+    clients discard the HTTP reply). One row per reason per request, so the table's
+    growth is bounded by requests, not calls; records/usage/rejected.py prunes it."""
+
+    __tablename__ = "rejected_usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _instant(index=True)
+    # The door it came through: "/v1/batch", "/v1/track", "/api/usage/csv"...
+    endpoint: str = Field(max_length=32)
+    reason: str = Field(max_length=300)
+    # Calls (or CSV rows) of the request refused for this reason.
+    calls: int = 1
+    # The first one's position: call index from 0, or CSV line.
+    first_index: int | None = None
+    # The first one as JSON text, cut short; the write key is never kept.
+    excerpt: str = _text()
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -273,4 +293,5 @@ ALL_TABLES = (
     ApiToken,
     UsageUser,
     UnmatchedUsage,
+    RejectedUsage,
 )

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from models.tables import Customer, utc_now
 from records.database import Database
 from records.usage.events import event_values, parse_instant, store_event_rows
+from records.usage.rejected import rejected_rows
 from records.usage.store import (
     MAX_CUSTOMER_ID,
     MAX_EVENT,
@@ -41,6 +42,7 @@ OPTIONAL_COLUMNS = ("quantity", "event_key")
 # nor pay a commit per row.
 ROWS_PER_TRANSACTION = 500
 CSV_KIND = "csv"
+CSV_ENDPOINT = "/api/usage/csv"
 REASON_UNKNOWN_CSV_CUSTOMER = "customer_id names no customer"
 
 
@@ -240,6 +242,8 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
             pending = len(writes.keyed) + len(writes.unkeyed) + len(writes.unmatched)
             if pending >= ROWS_PER_TRANSACTION:
                 flush()
+        # Kept for operators too, one row per reason (the uploader sees every line).
+        writes.rejected = rejected_rows(CSV_ENDPOINT, received_at, report.rejected)
         flush()
     except UsageCsvError as err:
         raise IntakeError(f"not a usage CSV: {err}") from None

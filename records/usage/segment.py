@@ -31,6 +31,7 @@ from sqlmodel import col, select
 from models.tables import UsageUser, utc_now
 from records.database import Database
 from records.usage.events import parse_instant
+from records.usage.rejected import rejected_rows
 from records.usage.store import (
     MAX_EVENT,
     MAX_GROUP_ID,
@@ -389,6 +390,9 @@ def ingest_calls(
                     tie(call, mapped[0], traits)
                 else:
                     unmatched(call, _reason_identify_without_trait(customer_trait), None)
+        report.rejected.sort(key=lambda item: item.index or 0)
+        # The reply is all a Segment client gets, and it discards it: keep the reasons.
+        endpoint = f"/v1/{implied_type.value}" if implied_type else "/v1/batch"
+        writes.rejected = rejected_rows(endpoint, received_at, report.rejected, messages)
         write_pending(session, writes, report)
-    report.rejected.sort(key=lambda item: item.index or 0)
     return report

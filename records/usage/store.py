@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from models.tables import Customer, UnmatchedUsage, UsageEvent, UsageUser
+from models.tables import (
+    Customer,
+    RejectedUsage,
+    UnmatchedUsage,
+    UsageEvent,
+    UsageUser,
+    utc_now,
+)
 
 # Column sizes of usage_events, usage_users, unmatched_usage and customers.
 MAX_USER_ID = 200
@@ -20,6 +28,10 @@ MAX_EVENT = 200
 MAX_MESSAGE_ID = 200
 MAX_GROUP_ID = 200
 MAX_CUSTOMER_ID = 64
+
+# Rejected intake kept for operators: the newest rows, none older than this.
+REJECTED_KEPT_ROWS = 10_000
+REJECTED_KEPT_FOR = timedelta(days=30)
 
 
 class IntakeError(ValueError):
@@ -69,6 +81,8 @@ class PendingWrites:
     unkeyed: list[dict[str, object]] = field(default_factory=list)
     users: dict[str, dict[str, object]] = field(default_factory=dict)
     unmatched: list[dict[str, object]] = field(default_factory=list)
+    # Rows of rejected_usage (records/usage/rejected.py builds them).
+    rejected: list[dict[str, object]] = field(default_factory=list)
 
 
 # Storing
@@ -125,6 +139,18 @@ def write_pending(session: Session, writes: PendingWrites, report: IntakeReport)
             index_elements=["event_key"]
         )
         connection.execute(keep_once, writes.unmatched)
+    if writes.rejected:
+        store_rejected(session, writes.rejected)
+
+
+def store_rejected(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Keep rejected intake, then prune: rows past REJECTED_KEPT_FOR and all but the
+    newest REJECTED_KEPT_ROWS go, so a sender of bad calls cannot grow the table."""
+    session.connection().execute(insert(RejectedUsage), list(rows))
+    newest = session.exec(select(func.max(RejectedUsage.id))).one()
+    too_old = col(RejectedUsage.received_at) < utc_now() - REJECTED_KEPT_FOR
+    too_many = col(RejectedUsage.id) <= (newest or 0) - REJECTED_KEPT_ROWS
+    session.execute(delete(RejectedUsage).where(too_old | too_many))
 
 
 def known_customers(session: Session, candidates: set[str]) -> set[str]:
