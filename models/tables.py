@@ -240,7 +240,12 @@ class UsageUser(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True, max_length=200)
     customer_id: str = Field(max_length=64, index=True)
+    # Of identify calls (email, role, name...), merged and bounded (records/usage/store.py).
     traits: dict[str, Any] = _json()
+    # Of the group calls that tied the user to the customer (migration 0006).
+    group_traits: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     updated_at: datetime = _instant()
 
 

@@ -174,6 +174,36 @@ def test_group_and_identify_calls_tie_users_to_their_customer(database: Database
         assert mapped is not None and mapped.customer_id == acme
 
 
+def test_identify_traits_wait_for_the_group_call_that_ties_their_user_and_are_kept_bounded(
+    database: Database,
+) -> None:
+    acme = add_customer(database)
+    who = {"email": "dana@acme.example", "role": "administrator", "bio": "b" * 5000}
+    # Segment's usual order: who the user is, then which account; here two requests apart.
+    first = ingest(database, {"type": "identify", "userId": "dana", "traits": who})
+    assert len(first.unmatched) == 1  # no customer named yet: kept, not lost
+    later = ingest(
+        database,
+        {"type": "group", "userId": "dana", "groupId": acme, "traits": {"plan": "enterprise"}},
+        # In one request too: the identify is taken up by the group call after it.
+        {"type": "identify", "userId": "omar", "traits": {"email": "omar@acme.example"}},
+        {"type": "group", "userId": "omar", "groupId": acme, "traits": {"plan": "enterprise"}},
+        {"type": "identify", "userId": "omar", "traits": {f"t{n}": n for n in range(80)}},
+    )
+    assert (later.mapped, later.unmatched) == (4, [])
+
+    with database.session() as session:
+        dana, omar = session.get(UsageUser, "dana"), session.get(UsageUser, "omar")
+    assert dana is not None and omar is not None
+    assert dana.customer_id == acme
+    assert (dana.traits["email"], dana.traits["role"]) == ("dana@acme.example", "administrator")
+    assert dana.traits["bio"] == "b" * 500  # text is cut; the trait is kept
+    assert dana.group_traits == {"plan": "enterprise"}
+    # At most 50 traits, the newest call's first: the email is no longer among them.
+    assert len(omar.traits) == 50 and "t0" in omar.traits and "email" not in omar.traits
+    assert unmatched_rows(database) == []
+
+
 def test_calls_naming_no_customer_are_kept_counted_and_reported(database: Database) -> None:
     acme = add_customer(database)
     ingest(database, {"type": "group", "userId": "mapped", "groupId": acme})
@@ -822,3 +852,36 @@ async def test_the_segment_python_client_sends_usage_that_counts_in_the_weekly_m
     assert week.key_actions == {"A": 2}
     assert (week.active_users, week.events) == (2, 3)
     assert week.data_ever_arrived
+
+
+async def test_the_segment_python_client_s_identify_and_group_traits_are_shown_per_customer(
+    api: ApiHarness,
+) -> None:
+    acme = add_customer(api.database)
+    errors: list[str] = []
+    with served(api.app) as url:
+        client = segment_analytics.Client(
+            write_key=api.token(TokenRole.INGEST),
+            host=url,
+            gzip=True,
+            max_retries=1,
+            on_error=lambda error, batch: errors.append(f"{error} ({len(batch)} calls)"),
+        )
+        client.identify("dana", {"email": "dana@acme.example", "role": "administrator"})
+        client.group("dana", acme, {"name": "Acme Logistics", "plan": "enterprise"})
+        client.identify("omar", {TRAIT: acme, "email": "omar@acme.example", "role": "end_user"})
+        await asyncio.to_thread(client.flush)
+        await asyncio.to_thread(client.join)
+    async with api.as_lead() as lead:
+        listed = await lead.get(f"/api/customers/{acme}/users")
+
+    assert errors == []
+    assert listed.status_code == 200, listed.text
+    users = {user["user_id"]: user for user in listed.json()}
+    assert users["dana"]["traits"] == {"email": "dana@acme.example", "role": "administrator"}
+    assert users["dana"]["group_traits"] == {"name": "Acme Logistics", "plan": "enterprise"}
+    assert (users["omar"]["traits"]["email"], users["omar"]["traits"]["role"]) == (
+        "omar@acme.example",
+        "end_user",
+    )
+    assert unmatched_summary(api.database).total == 0

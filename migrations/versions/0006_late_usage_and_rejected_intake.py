@@ -1,5 +1,6 @@
 """Late usage: each weekly measurement counts the events of earlier weeks that
 arrived after those weeks were judged. Rejected intake is kept for operators.
+A group call's traits are kept with the user it ties.
 
 Revision ID: 0006
 Revises: 0004 (0005 is added in parallel; the chain is set when both land)
@@ -28,6 +29,10 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("late_events", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
+    with op.batch_alter_table("usage_users") as batch:
+        batch.add_column(
+            sa.Column("group_traits", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
+        )
     op.create_table(
         "rejected_usage",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -45,5 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_rejected_usage_received_at", table_name="rejected_usage")
     op.drop_table("rejected_usage")
+    with op.batch_alter_table("usage_users") as batch:
+        batch.drop_column("group_traits")
     with op.batch_alter_table("weekly_measurements") as batch:
         batch.drop_column("late_events")
