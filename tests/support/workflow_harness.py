@@ -108,7 +108,9 @@ class Harness:
             (d.at for d in status.state.agenda if d.kind is DueKind.MEASURE), default=None
         )
         now = await self.env.get_current_time()
-        await self.env.sleep(measure - now if measure is not None else WEEK)
+        # A minute past it: the server then returns once the measurement (and a
+        # continue-as-new after it) is done, so no query races a run's end.
+        await self.env.sleep(measure - now + timedelta(minutes=1) if measure else WEEK)
         return await self.wait_for(
             handle, lambda s: s.state.week_index > weeks_before or s.state.stage.terminal
         )
