@@ -257,7 +257,8 @@ class UnmatchedUsage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = _instant(index=True)
     kind: str = Field(max_length=16)  # "track", "identify", "group", "page", "csv"
-    user_id: str | None = Field(default=None, max_length=200)
+    # Indexed: an identify call waits here for the call tying its user (migration 0006).
+    user_id: str | None = Field(default=None, max_length=200, index=True)
     group_id: str | None = Field(default=None, max_length=200)
     reason: str = _text()
     raw: dict[str, Any] = _json()

@@ -33,6 +33,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("group_traits", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
+    # Identify calls waiting for the call that ties their user are looked up by user.
+    op.create_index("ix_unmatched_usage_user_id", "unmatched_usage", ["user_id"])
     op.create_table(
         "rejected_usage",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,6 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_rejected_usage_received_at", table_name="rejected_usage")
     op.drop_table("rejected_usage")
+    op.drop_index("ix_unmatched_usage_user_id", table_name="unmatched_usage")
     with op.batch_alter_table("usage_users") as batch:
         batch.drop_column("group_traits")
     with op.batch_alter_table("weekly_measurements") as batch:
