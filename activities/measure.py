@@ -2,6 +2,12 @@
 
 Keyed by (customer, week index): the first answer is stored, and a retry returns it,
 so a replayed or retried week never judges different numbers.
+
+The workflow runs it the playbook's grace period after the window ends, so usage
+that occurred in the window and arrived late but within the grace counts. An event
+counts in its window's verdict if it was received by the time that window was
+measured; one of an earlier window received after the previous measurement is
+counted once, as late, by the next one (a verdict already acted on stands).
 """
 
 from __future__ import annotations
@@ -50,11 +56,15 @@ class MeasureActivities:
                 data_ever_arrived=stored.data_ever_arrived,
                 email_opens=stored.email_opens,
                 email_clicks=stored.email_clicks,
+                late_events=stored.late_events,
             )
 
 
 def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurementRecord:
-    customer = col(UsageEvent.customer_id) == input.customer_id
+    measured_at = utc_now()
+    received = col(UsageEvent.received_at)
+    # What this measurement sees; a later arrival is late for the next one to report.
+    customer = (col(UsageEvent.customer_id) == input.customer_id) & (received <= measured_at)
     occurred = col(UsageEvent.occurred_at)
     in_window = (occurred >= input.window_start) & (occurred < input.window_end)
 
@@ -92,6 +102,16 @@ def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurem
 
     opens, clicks = _engagement(session, input)
 
+    late = 0
+    previous = session.get(WeeklyMeasurementRecord, (input.customer_id, input.week_index - 1))
+    if previous is not None:
+        late = session.exec(
+            select(func.count())
+            .where(customer)
+            .where(occurred < input.window_start)
+            .where(received > previous.measured_at)
+        ).one()
+
     ratio = min(1.0, active_users / input.seats_contracted) if input.seats_contracted > 0 else 0.0
     return WeeklyMeasurementRecord(
         customer_id=input.customer_id,
@@ -106,7 +126,8 @@ def _measure(session: Session, input: MeasureWeeklyUsageInput) -> WeeklyMeasurem
         data_ever_arrived=ever is not None,
         email_opens=opens,
         email_clicks=clicks,
-        measured_at=utc_now(),
+        late_events=int(late),
+        measured_at=measured_at,
     )
 
 

@@ -478,7 +478,9 @@ class JourneyDriver:
             for handoff in handoffs:
                 add_usage(self.database, handoff.customer_id, now, **usage)
             self.usage_cpu_seconds += time.thread_time() - inserting
-            await self.env.sleep(WEEK)
+            # The first verdict comes the grace period after the week; the next a week later.
+            grace = self.playbook.measurement.grace_period if week == 1 else timedelta(0)
+            await self.env.sleep(WEEK + grace)
             await self.wait_all(handles, _measured(week), f"the measurement of week {week}")
 
         statuses = await self.wait_all(handles, lambda s: True, "status")

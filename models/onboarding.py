@@ -111,6 +111,8 @@ class Due(BaseModel):
     stage: Stage | None = None
     # Which campaign step ("A:welcome", "choose_purpose").
     ref: str | None = None
+    # A measurement's window ends here; it runs at `at`, the grace period later.
+    window_end: datetime | None = None
 
 
 class WeeklyMeasurement(BaseModel):
@@ -129,6 +131,8 @@ class WeeklyMeasurement(BaseModel):
     # histories and stored payloads valid.
     email_opens: int = 0
     email_clicks: int = 0
+    # Events of earlier windows that arrived after those windows were judged.
+    late_events: int = 0
 
 
 class CriterionVerdict(BaseModel):

@@ -65,6 +65,9 @@ class TrainingPolicy(BaseModel):
     skip_if_already_using: bool = True
 
 
+DEFAULT_GRACE_PER_WEEK = timedelta(hours=6)
+
+
 class MeasurementPolicy(BaseModel):
     """When the weekly measurement runs, in the customer's own time zone."""
 
@@ -74,6 +77,24 @@ class MeasurementPolicy(BaseModel):
     align_to_weekday: bool = True
     weekday: int = Field(default=0, ge=0, le=6)
     local_hour: int = Field(default=9, ge=0, le=23)
+    # Usage that occurred in the week and arrives up to this late (clients batch and
+    # retry, phones come back online) still counts in the week's verdict: the week
+    # is judged this long after it ends. What arrives later is reported as late.
+    # Unset (as in playbooks pinned before it existed): see `grace_period`.
+    grace: Duration | None = None
+
+    @model_validator(mode="after")
+    def _grace_within_the_week(self) -> MeasurementPolicy:
+        if self.grace is not None and not timedelta(0) <= self.grace < self.every:
+            raise ValueError("measurement.grace must be at least 0 and shorter than every")
+        return self
+
+    @property
+    def grace_period(self) -> timedelta:
+        """The grace, or by default 6 hours a week: the same share of any other period."""
+        if self.grace is not None:
+            return self.grace
+        return self.every * (DEFAULT_GRACE_PER_WEEK / timedelta(weeks=1))
 
 
 class Metric(StrEnum):

@@ -129,6 +129,8 @@ class WeeklyMeasurementRecord(SQLModel, table=True):
     data_ever_arrived: bool
     email_opens: int = 0
     email_clicks: int = 0
+    # Events of earlier windows received after the previous measurement (migration 0006).
+    late_events: int = 0
     measured_at: datetime = _instant()
 
 
@@ -308,7 +310,12 @@ class UsageUser(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True, max_length=200)
     customer_id: str = Field(max_length=64, index=True)
+    # Of identify calls (email, role, name...), merged and bounded (records/usage/store.py).
     traits: dict[str, Any] = _json()
+    # Of the group calls that tied the user to the customer (migration 0006).
+    group_traits: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     updated_at: datetime = _instant()
 
 
@@ -320,13 +327,34 @@ class UnmatchedUsage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = _instant(index=True)
     kind: str = Field(max_length=16)  # "track", "identify", "group", "page", "csv"
-    user_id: str | None = Field(default=None, max_length=200)
+    # Indexed: an identify call waits here for the call tying its user (migration 0006).
+    user_id: str | None = Field(default=None, max_length=200, index=True)
     group_id: str | None = Field(default=None, max_length=200)
     reason: str = _text()
     raw: dict[str, Any] = _json()
     # The key the event would be stored under (messageId, CSV event_key): a resent call
     # is kept once.
     event_key: str | None = Field(default=None, max_length=200, unique=True)
+
+
+class RejectedUsage(SQLModel, table=True):
+    """Intake a client sent that could not be taken, for an operator to see (Segment
+    clients discard the HTTP reply). One row per reason per request, so the table's
+    growth is bounded by requests, not calls; records/usage/rejected.py prunes it."""
+
+    __tablename__ = "rejected_usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _instant(index=True)
+    # The door it came through: "/v1/batch", "/v1/track", "/api/usage/csv"...
+    endpoint: str = Field(max_length=32)
+    reason: str = Field(max_length=300)
+    # Calls (or CSV rows) of the request refused for this reason.
+    calls: int = 1
+    # The first one's position: call index from 0, or CSV line.
+    first_index: int | None = None
+    # The first one as JSON text, cut short; the write key is never kept.
+    excerpt: str = _text()
 
 
 ALL_TABLES = (
@@ -340,6 +368,8 @@ ALL_TABLES = (
     EmailLedgerEntry,
     EmailEvent,
     ApiToken,
+    DashboardSession,
     UsageUser,
     UnmatchedUsage,
+    RejectedUsage,
 )

@@ -24,6 +24,7 @@ from models.tables import (
     TimelineEntry,
 )
 from records.database import Database
+from records.usage.store import DEFAULT_USERS_LIMIT, ProductUser, customer_users
 
 
 class TimelineRow(BaseModel):
@@ -151,6 +152,16 @@ def customer_timeline(
             query = query.where(col(TimelineEntry.kind).in_(kinds))
         rows = session.exec(query.order_by(col(TimelineEntry.seq))).all()
         return [TimelineRow.model_validate(row, from_attributes=True) for row in rows]
+
+
+def product_users(
+    database: Database, *, customer_id: str, limit: int = DEFAULT_USERS_LIMIT
+) -> list[ProductUser]:
+    """The customer's product users and their traits (email, role...), newest first."""
+    with database.session() as session:
+        if session.get(Customer, customer_id) is None:
+            raise UnknownCustomer(customer_id)
+        return customer_users(session, customer_id, limit=limit)
 
 
 def list_tasks(

@@ -69,7 +69,8 @@ def make_fast_playbook() -> Playbook:
     return playbook.model_copy(
         update={
             "measurement": playbook.measurement.model_copy(
-                update={"every": timedelta(seconds=1), "align_to_weekday": False}
+                # The default grace: the shipped 6 hours a week, scaled to the second.
+                update={"every": timedelta(seconds=1), "align_to_weekday": False, "grace": None}
             ),
             "setup": SetupPolicy(
                 no_data_after=timedelta(seconds=1), escalate_to_leader_after=timedelta(hours=1)

@@ -32,11 +32,12 @@ from activities.measure import MeasureActivities
 from api.deps import SESSION_COOKIE
 from models.activity_io import MeasureWeeklyUsageInput
 from models.onboarding import WeeklyMeasurement
-from models.tables import UnmatchedUsage, UsageEvent, UsageUser
+from models.tables import RejectedUsage, UnmatchedUsage, UsageEvent, UsageUser, utc_now
 from records.database import Database
 from records.sessions import start_session
 from records.tokens import TokenRole, authenticate, create_token, revoke_token
 from records.usage.csv_import import ingest_usage_csv
+from records.usage.rejected import RejectedCount, rejected_summary
 from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, ingest_calls
 from records.usage.store import IntakeError, IntakeReport
 from records.usage.unmatched import unmatched_summary
@@ -173,6 +174,36 @@ def test_group_and_identify_calls_tie_users_to_their_customer(database: Database
     with database.session() as session:
         mapped = session.get(UsageUser, "c-user")
         assert mapped is not None and mapped.customer_id == acme
+
+
+def test_identify_traits_wait_for_the_group_call_that_ties_their_user_and_are_kept_bounded(
+    database: Database,
+) -> None:
+    acme = add_customer(database)
+    who = {"email": "dana@acme.example", "role": "administrator", "bio": "b" * 5000}
+    # Segment's usual order: who the user is, then which account; here two requests apart.
+    first = ingest(database, {"type": "identify", "userId": "dana", "traits": who})
+    assert len(first.unmatched) == 1  # no customer named yet: kept, not lost
+    later = ingest(
+        database,
+        {"type": "group", "userId": "dana", "groupId": acme, "traits": {"plan": "enterprise"}},
+        # In one request too: the identify is taken up by the group call after it.
+        {"type": "identify", "userId": "omar", "traits": {"email": "omar@acme.example"}},
+        {"type": "group", "userId": "omar", "groupId": acme, "traits": {"plan": "enterprise"}},
+        {"type": "identify", "userId": "omar", "traits": {f"t{n}": n for n in range(80)}},
+    )
+    assert (later.mapped, later.unmatched) == (4, [])
+
+    with database.session() as session:
+        dana, omar = session.get(UsageUser, "dana"), session.get(UsageUser, "omar")
+    assert dana is not None and omar is not None
+    assert dana.customer_id == acme
+    assert (dana.traits["email"], dana.traits["role"]) == ("dana@acme.example", "administrator")
+    assert dana.traits["bio"] == "b" * 500  # text is cut; the trait is kept
+    assert dana.group_traits == {"plan": "enterprise"}
+    # At most 50 traits, the newest call's first: the email is no longer among them.
+    assert len(omar.traits) == 50 and "t0" in omar.traits and "email" not in omar.traits
+    assert unmatched_rows(database) == []
 
 
 def test_calls_naming_no_customer_are_kept_counted_and_reported(database: Database) -> None:
@@ -331,6 +362,56 @@ def test_a_batch_stores_its_good_calls_and_names_the_rejected_ones(database: Dat
         15: "traits holds NaN or Infinity, which JSON does not allow",
     }
     assert [e.user_id for e in events_of(database, acme)] == ["u1", "u8"]
+
+
+def test_rejected_calls_are_kept_for_operators_one_row_per_reason_and_bounded(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = add_customer(database)
+    report = ingest(
+        database,
+        track("u1", context={"groupId": acme}),
+        {"type": "track", "event": "login", "writeKey": "the-secret-key"},
+        *(track("u2", timestamp=f"day {n}", context={"groupId": acme}) for n in range(30)),
+        {"type": "launch" + "!" * 5000, "userId": "u3"},
+    )
+    assert (report.stored, len(report.rejected)) == (1, 32)
+
+    summary = rejected_summary(database)
+    # Every refused call is counted, whatever was kept of it.
+    assert summary.total == 32
+    assert summary.by_reason[0] == RejectedCount(
+        reason="other reasons (too many different ones in one request)", count=12
+    )
+    rows = {row.reason: row for row in summary.recent}
+    # One row per reason per request, at most 20 and one for the rest.
+    assert len(rows) == 21
+    missing = rows["userId or anonymousId is required"]
+    assert (missing.endpoint, missing.calls, missing.first_index) == ("/v1/batch", 1, 1)
+    assert '"event": "login"' in missing.excerpt and "the-secret-key" not in missing.excerpt
+    assert rows["timestamp is not ISO 8601: 'day 0'"].first_index == 2
+    assert all(len(r.reason) <= 300 and len(r.excerpt) <= 1000 for r in summary.recent)
+
+    # Pruned on every write: rows past 30 days and all but the newest rows go.
+    monkeypatch.setattr("records.usage.store.REJECTED_KEPT_ROWS", 3)
+    with database.session() as session:
+        session.add(
+            RejectedUsage(
+                received_at=utc_now() - timedelta(days=31),
+                endpoint="/v1/track",
+                reason="old",
+                excerpt="",
+            )
+        )
+        session.commit()
+    ingest(database, {"type": "track", "userId": "u4"})
+    with database.session() as session:
+        kept = session.exec(select(RejectedUsage).order_by(col(RejectedUsage.id))).all()
+    # The newest three are the 21st row of the first request, the old one, the new one.
+    assert [row.reason for row in kept] == [
+        "other reasons (too many different ones in one request)",
+        "event is required for a track call",
+    ]
 
 
 def test_a_large_batch_is_stored_whole(database: Database) -> None:
@@ -707,6 +788,35 @@ async def test_leads_and_ops_see_what_went_unmatched(api: ApiHarness) -> None:
     assert (refused.status_code, ingest_refused.status_code) == (403, 403)
 
 
+async def test_leads_and_ops_see_what_was_rejected_though_the_sender_never_reads_it(
+    api: ApiHarness,
+) -> None:
+    acme = add_customer(api.database)
+    key = basic(api.token(TokenRole.INGEST))
+    async with api.client() as http:
+        await http.post(
+            "/v1/batch", auth=key, json={"batch": [track("u1", context={"groupId": acme})]}
+        )
+        await http.post("/v1/batch", auth=key, content=b"{batch: [")
+        await http.post("/v1/track", auth=key, json={"userId": "u1"})
+        await http.post("/api/usage/csv", auth=key, files={"file": ("u.csv", b"user_id\nu1\n")})
+    async with api.as_lead() as lead:
+        seen = await lead.get("/api/intake/rejected")
+    async with api.as_csm() as csm:
+        refused = await csm.get("/api/intake/rejected")
+
+    assert seen.status_code == 200, seen.text
+    summary = seen.json()
+    assert summary["total"] == 3
+    assert [(r["endpoint"], r["reason"][:28]) for r in summary["recent"]] == [
+        ("/api/usage/csv", "not a usage CSV: missing col"),
+        ("/v1/track", "event is required for a trac"),
+        ("/v1/batch", "the body is not JSON: Expect"),
+    ]
+    assert summary["recent"][2]["excerpt"] == '"{batch: ["'
+    assert refused.status_code == 403
+
+
 # The real Segment client, over loopback
 
 
@@ -761,3 +871,36 @@ async def test_the_segment_python_client_sends_usage_that_counts_in_the_weekly_m
     assert week.key_actions == {"A": 2}
     assert (week.active_users, week.events) == (2, 3)
     assert week.data_ever_arrived
+
+
+async def test_the_segment_python_client_s_identify_and_group_traits_are_shown_per_customer(
+    api: ApiHarness,
+) -> None:
+    acme = add_customer(api.database)
+    errors: list[str] = []
+    with served(api.app) as url:
+        client = segment_analytics.Client(
+            write_key=api.token(TokenRole.INGEST),
+            host=url,
+            gzip=True,
+            max_retries=1,
+            on_error=lambda error, batch: errors.append(f"{error} ({len(batch)} calls)"),
+        )
+        client.identify("dana", {"email": "dana@acme.example", "role": "administrator"})
+        client.group("dana", acme, {"name": "Acme Logistics", "plan": "enterprise"})
+        client.identify("omar", {TRAIT: acme, "email": "omar@acme.example", "role": "end_user"})
+        await asyncio.to_thread(client.flush)
+        await asyncio.to_thread(client.join)
+    async with api.as_lead() as lead:
+        listed = await lead.get(f"/api/customers/{acme}/users")
+
+    assert errors == []
+    assert listed.status_code == 200, listed.text
+    users = {user["user_id"]: user for user in listed.json()}
+    assert users["dana"]["traits"] == {"email": "dana@acme.example", "role": "administrator"}
+    assert users["dana"]["group_traits"] == {"name": "Acme Logistics", "plan": "enterprise"}
+    assert (users["omar"]["traits"]["email"], users["omar"]["traits"]["role"]) == (
+        "omar@acme.example",
+        "end_user",
+    )
+    assert unmatched_summary(api.database).total == 0

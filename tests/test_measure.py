@@ -160,3 +160,30 @@ def test_retried_measurement_returns_the_stored_answer(
     # A new week index measures afresh (same window here, so it sees the late data).
     assert next_week.active_users == 3
     assert next_week.key_actions["A"] == 1
+
+
+def test_usage_arriving_after_its_week_was_judged_is_reported_once_as_late(
+    database: Database, store: MeasureActivities, activity_env: ActivityEnvironment
+) -> None:
+    customer = "late-arrivals"
+    usage(database, customer, "u1", "login", WEEK_START + timedelta(days=1))
+    first = activity_env.run(store.measure_weekly_usage, measure_input(customer))
+    # Two events of week 1 arrive after its verdict; one of week 2 arrives in time.
+    usage(database, customer, "u2", "login", WEEK_END - timedelta(hours=1))
+    usage(database, customer, "u2", "document_scanned", WEEK_END - timedelta(hours=1))
+    usage(database, customer, "u3", "login", WEEK_END + timedelta(days=1))
+
+    def week(index: int) -> MeasureWeeklyUsageInput:
+        start = WEEK_START + (index - 1) * timedelta(days=7)
+        return measure_input(
+            customer, week_index=index, window_start=start, window_end=start + timedelta(days=7)
+        )
+
+    second = activity_env.run(store.measure_weekly_usage, week(2))
+    third = activity_env.run(store.measure_weekly_usage, week(3))
+
+    # Week 1's verdict stands; week 2 reports what arrived late, and only week 2 does.
+    assert (first.active_users, first.late_events) == (1, 0)
+    assert activity_env.run(store.measure_weekly_usage, week(1)) == first
+    assert (second.active_users, second.events, second.late_events) == (1, 1, 2)
+    assert third.late_events == 0

@@ -30,9 +30,9 @@ from models.events import (
     TrainingHeld,
     TrainingSkipped,
 )
-from models.onboarding import OnboardingStatus, Stage, TaskKind
+from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
 from records.playbooks import load_playbook
-from testkit.factories import REPO, make_handoff, make_playbook
+from testkit.factories import REPO, add_usage, make_handoff, make_playbook
 from tests.support.workflow_harness import (
     WEEK,
     Harness,
@@ -388,6 +388,49 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     save_history("continued_as_new_last_run", (await latest.fetch_history()).to_json())
 
 
+async def test_usage_arriving_within_the_grace_counts_in_its_weeks_verdict_and_later_as_late(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)  # the shipped playbook: 6 hours of grace
+    await through_training(h, handle)
+    [measure] = [d for d in (await h.status(handle)).state.agenda if d.kind is DueKind.MEASURE]
+    assert measure.window_end is not None
+    assert measure.at - measure.window_end == timedelta(hours=6)
+
+    # The week ends; an hour later the product's batched usage of its last hours arrives.
+    await h.env.sleep(measure.window_end - await h.env.get_current_time() + timedelta(hours=1))
+    assert (await h.status(handle)).state.week_index == 0, "not judged before the grace ends"
+    add_usage(
+        h.database, handoff.customer_id, measure.window_end - timedelta(hours=2), active_users=7
+    )
+    status = await h.next_week(handle)
+    week = status.state.recent_weeks[-1].measurement
+    assert (week.window_end, week.active_users, week.key_actions["A"]) == (
+        measure.window_end,
+        7,
+        21,
+    )
+
+    # Past the grace, the week's verdict stands; the next one reports what came late.
+    add_usage(
+        h.database, handoff.customer_id, measure.window_end - timedelta(hours=3), active_users=2
+    )
+    status = await h.next_week(handle)
+    assert status.state.recent_weeks[-2].measurement.active_users == 7
+    late_week = status.state.recent_weeks[-1].measurement
+    assert (late_week.window_start, late_week.active_users) == (measure.window_end, 0)
+    assert late_week.late_events == 8  # two users' login and three key actions each
+    [entry] = [
+        e
+        for e in h.timeline(handoff.customer_id)
+        if e.details.get("measurement", {}).get("week_index") == 2
+    ]
+    assert "8 events of earlier weeks arrived after their verdict" in entry.summary
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
 async def test_measurement_is_scheduled_on_the_customers_monday_morning(h: Harness) -> None:
     playbook = load_playbook(REPO / "playbooks" / "default.toml")  # aligned to Monday 09:00
     handle = await h.start(make_handoff(time_zone="America/New_York"), playbook)
@@ -395,8 +438,11 @@ async def test_measurement_is_scheduled_on_the_customers_monday_morning(h: Harne
     status = await h.status(handle)
     # The shipped playbook's step emails may come first; the measurement is on the agenda.
     [measure] = [due for due in status.state.agenda if due.kind == "measure"]
-    local = measure.at.astimezone(ZoneInfo("America/New_York"))
+    assert measure.window_end is not None
+    local = measure.window_end.astimezone(ZoneInfo("America/New_York"))
     assert (local.strftime("%A"), local.hour, local.minute) == ("Monday", 9, 0)
-    assert timedelta(0) < measure.at - await h.env.get_current_time() <= WEEK
+    assert timedelta(0) < measure.window_end - await h.env.get_current_time() <= WEEK
+    # The week is judged after its grace period, the same Monday afternoon.
+    assert measure.at - measure.window_end == playbook.measurement.grace_period
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()

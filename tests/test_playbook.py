@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.playbook import PlaybookError, parse_duration
+from models.playbook import MeasurementPolicy, PlaybookError, parse_duration
 from records.playbooks import load_playbook
 from testkit.factories import REPO
 
@@ -46,6 +46,20 @@ def test_every_problem_is_named_with_its_place(tmp_path: Path) -> None:
     message = str(error.value)
     assert "timers.kickoff: Value error, escalate_to_leader_after must be later" in message
     assert "completion_criteria.0.at_least: Input should be greater than or equal to 0" in message
+
+
+def test_measurement_grace_is_proportionate_and_shorter_than_the_week(tmp_path: Path) -> None:
+    default = load_playbook(REPO / "playbooks" / "default.toml").measurement
+    demo = load_playbook(REPO / "playbooks" / "demo.toml").measurement
+    assert default.grace_period == timedelta(hours=6)
+    # The demo compresses a week into seconds; its grace is the same share of it,
+    # as is the default of a playbook that names none (one pinned before grace existed).
+    assert demo.grace_period / demo.every == default.grace_period / default.every
+    unset = MeasurementPolicy(every=timedelta(seconds=7), align_to_weekday=False)
+    assert unset.grace_period == demo.grace_period == timedelta(seconds=0.25)
+    source = (REPO / "playbooks" / "default.toml").read_text()
+    with pytest.raises(PlaybookError, match="grace must be at least 0 and shorter than every"):
+        load_playbook(write(tmp_path, source.replace('grace = "6h"', 'grace = "7d"')))
 
 
 def test_unknown_purpose_in_criteria_is_refused(tmp_path: Path) -> None:

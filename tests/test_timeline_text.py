@@ -106,6 +106,30 @@ def test_a_weekly_verdict_reads_with_its_seats_actions_and_outcome() -> None:
     assert _said(row, "ja") == "第3週: アクティブ席率 40%、主要アクション 7 回: 利用停滞"
 
 
+def test_a_weekly_verdict_says_how_many_events_of_earlier_weeks_arrived_late() -> None:
+    week = WeeklyMeasurement(
+        week_index=4,
+        window_start=AT,
+        window_end=AT,
+        active_users=4,
+        active_seat_ratio=0.4,
+        events=30,
+        key_actions={"A": 7},
+        quota_consumption=None,
+        data_ever_arrived=True,
+        late_events=12,
+    )
+    verdict = WeekVerdict(
+        measurement=week, criteria=[], criteria_met=False, stall_checks=[], stalled=False
+    )
+    row = _row("weekly_measurement", verdict.model_dump(mode="json"))
+    assert _said(row, "en") == (
+        "week 4: active seats 40%, 7 key actions: ok"
+        "; 12 events of earlier weeks arrived after their verdict"
+    )
+    assert _said(row, "ja").endswith("（前週までの利用 12 件が判定後に到着）")
+
+
 def test_step_and_proposal_emails_name_their_roles_and_steps() -> None:
     sent = _row("campaign_step_sent", {"ref": "A:welcome", "roles": ["administrator", "end_user"]})
     assert _said(sent, "en") == "A:welcome sent to: Administrator, End user"

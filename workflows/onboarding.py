@@ -282,13 +282,27 @@ class CustomerOnboardingWorkflow:
             self._state.stall.stalled = False
 
     def _schedule_measurement(self, *, after: datetime) -> None:
-        at = rules.next_measurement_at(
+        window_end = rules.next_measurement_at(
             self._playbook.measurement,
             after=after,
             time_zone=self._handoff.time_zone,
             weekday=self._handoff.measurement_weekday,
         )
-        self._state.agenda.append(Due(kind=DueKind.MEASURE, at=at, stage=Stage.ADOPTION))
+        if not workflow.patched("measurement-grace"):
+            # Histories from before the grace period measure when the window ends.
+            self._state.agenda.append(
+                Due(kind=DueKind.MEASURE, at=window_end, stage=Stage.ADOPTION)
+            )
+            return
+        # Judged the grace period after the window ends, so late usage still counts.
+        self._state.agenda.append(
+            Due(
+                kind=DueKind.MEASURE,
+                at=window_end + self._playbook.measurement.grace_period,
+                stage=Stage.ADOPTION,
+                window_end=window_end,
+            )
+        )
 
     # Waiting and timers
 
@@ -340,7 +354,7 @@ class CustomerOnboardingWorkflow:
                     stage=due.stage,
                 )
             elif due.kind is DueKind.MEASURE:
-                await self._measure_week()
+                await self._measure_week(due.window_end)
             elif due.kind is DueKind.MOMENTUM:
                 self._state.momentum_requested = True
                 self.request_meeting(
@@ -382,9 +396,11 @@ class CustomerOnboardingWorkflow:
 
     # Weekly measurement, completion criteria, stall ladder and setup watch
 
-    async def _measure_week(self) -> None:
+    async def _measure_week(self, window_end: datetime | None) -> None:
         state = self._state
         now = workflow.now()
+        # Measurements scheduled before the grace period end their window when they run.
+        window_end = window_end or now
         window_start = state.last_measured_at or state.adoption_started_at or now
         measurement = await workflow.execute_activity_method(
             MeasureActivities.measure_weekly_usage,
@@ -392,7 +408,7 @@ class CustomerOnboardingWorkflow:
                 customer_id=self._handoff.customer_id,
                 week_index=state.week_index + 1,
                 window_start=window_start,
-                window_end=now,
+                window_end=window_end,
                 seats_contracted=self._handoff.seats_contracted,
                 quota_contracted=self._handoff.quota_contracted,
                 quota_event=self._playbook.quota_event,
@@ -410,7 +426,8 @@ class CustomerOnboardingWorkflow:
         )
         state.week_index = measurement.week_index
         state.recent_weeks = [*state.recent_weeks, verdict][-options.RECENT_WEEKS_KEPT :]
-        state.last_measured_at = now
+        # The next window starts where this one ended, not when it was judged.
+        state.last_measured_at = window_end
         self._effects.timeline(
             "weekly_measurement",
             _verdict_summary(verdict),
@@ -426,7 +443,7 @@ class CustomerOnboardingWorkflow:
             self._continue_stall(verdict, now)
         else:
             self._clear_stall("usage recovered")
-        self._schedule_measurement(after=now)
+        self._schedule_measurement(after=window_end)
 
     def _watch_setup(self, verdict: WeekVerdict, now: datetime) -> None:
         setup = self._state.setup
@@ -648,10 +665,13 @@ def _criterion_text(verdict: Any) -> str:
 def _verdict_summary(verdict: WeekVerdict) -> str:
     m = verdict.measurement
     outcome = "criteria met" if verdict.criteria_met else "stalled" if verdict.stalled else "ok"
-    return (
+    summary = (
         f"week {m.week_index}: active seats {m.active_seat_ratio:.0%}, "
         f"{sum(m.key_actions.values())} key actions: {outcome}"
     )
+    if m.late_events:
+        summary += f"; {m.late_events} events of earlier weeks arrived after their verdict"
+    return summary
 
 
 def _days(span: timedelta) -> str:

@@ -221,6 +221,7 @@ EN: dict[str, str] = {
     "tl_setup_stuck": "no usage data for {waited}: stuck in setup",
     "tl_setup_unstuck": "usage data arrived: setup is done",
     "tl_weekly_measurement": "week {n}: active seats {ratio}, {actions} key actions: {outcome}",
+    "tl_late_events": "; {n} events of earlier weeks arrived after their verdict",
     "outcome_met": "criteria met",
     "outcome_stalled": "stalled",
     "outcome_ok": "ok",
@@ -460,6 +461,7 @@ JA: dict[str, str] = {
     "tl_weekly_measurement": (
         "第{n}週: アクティブ席率 {ratio}、主要アクション {actions} 回: {outcome}"
     ),
+    "tl_late_events": "（前週までの利用 {n} 件が判定後に到着）",
     "outcome_met": "完了基準を達成",
     "outcome_stalled": "利用停滞",
     "outcome_ok": "順調",

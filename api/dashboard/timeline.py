@@ -62,13 +62,16 @@ def _weekly_measurement(details: dict[str, Any], fmt: Formatter) -> str:
     verdict = WeekVerdict.model_validate(details)
     week = verdict.measurement
     outcome = "met" if verdict.criteria_met else "stalled" if verdict.stalled else "ok"
-    return fmt.t(
+    text = fmt.t(
         "tl_weekly_measurement",
         n=week.week_index,
         ratio=fmt.metric(Metric.ACTIVE_SEAT_RATIO, week.active_seat_ratio),
         actions=sum(week.key_actions.values()),
         outcome=fmt.t(f"outcome_{outcome}"),
     )
+    if week.late_events:
+        text += fmt.t("tl_late_events", n=week.late_events)
+    return text
 
 
 def _campaign_step_sent(details: dict[str, Any], fmt: Formatter) -> str:

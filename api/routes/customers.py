@@ -34,8 +34,10 @@ from records.reports import (
     customer_csm,
     customer_emails,
     customer_timeline,
+    product_users,
 )
 from records.tokens import Principal, TokenRole
+from records.usage.store import DEFAULT_USERS_LIMIT, ProductUser
 
 router = APIRouter(prefix="/api/customers", tags=["customers"])
 
@@ -65,6 +67,7 @@ def problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
+MAX_USERS_LIMIT = 1000
 NOT_YOURS = problem("a token whose role cannot do this")
 # Another CSM's customer answers as an unknown one: ids cannot be probed.
 UNKNOWN = problem("no onboarding was ever started for this customer, or it is another CSM's")
@@ -274,6 +277,29 @@ async def get_timeline(
         )
     except UnknownCustomer:
         # The worker stores the customer just after the start: tell "not yet" from "never".
+        await services.onboarding.status(customer_id)
+        return []
+
+
+@router.get(
+    "/{customer_id}/users",
+    summary="The customer's product users and their traits (email, role...), newest first",
+    responses={status.HTTP_403_FORBIDDEN: NOT_YOURS, status.HTTP_404_NOT_FOUND: UNKNOWN},
+)
+async def get_users(
+    customer_id: CustomerId,
+    who: Staff,
+    services: AppServices,
+    limit: Annotated[int, Query(ge=1, le=MAX_USERS_LIMIT)] = DEFAULT_USERS_LIMIT,
+) -> list[ProductUser]:
+    """Users the intake tied to the customer, with the traits of their identify calls
+    and of their group calls, as the product's Segment calls sent them (bounded)."""
+    await authorize(who, services, customer_id)
+    try:
+        return await asyncio.to_thread(
+            product_users, services.database, customer_id=customer_id, limit=limit
+        )
+    except UnknownCustomer:
         await services.onboarding.status(customer_id)
         return []
 

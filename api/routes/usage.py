@@ -31,6 +31,12 @@ from api.deps import SESSION_COOKIE, AppServices, require
 from records.sessions import session_principal
 from records.tokens import Principal, TokenRole, authenticate
 from records.usage.csv_import import MAX_CSV_BYTES, ingest_usage_csv
+from records.usage.rejected import (
+    DEFAULT_REJECTED_LIMIT,
+    RejectedSummary,
+    record_refused_request,
+    rejected_summary,
+)
 from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, CallType, ingest_calls
 from records.usage.store import IntakeError, IntakeReport
 from records.usage.unmatched import DEFAULT_UNMATCHED_LIMIT, UnmatchedSummary, unmatched_summary
@@ -173,6 +179,32 @@ def _json(body: bytes) -> Any:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the body is not JSON: {err}") from None
 
 
+async def _kept(
+    services: AppServices, request: Request, refused: HTTPException, body: bytes = b""
+) -> HTTPException:
+    """A refused request, kept for operators (Segment's clients discard the reply)."""
+    await run_in_threadpool(
+        record_refused_request,
+        services.database,
+        endpoint=request.url.path[:32],
+        reason=str(refused.detail),
+        body=body,
+    )
+    return refused
+
+
+async def _json_body(
+    request: Request, services: AppServices, limit: int, what: str, hint: str
+) -> tuple[bytes, Any]:
+    """The body within the limit and its JSON; a refusal is kept before it is raised."""
+    body = b""
+    try:
+        body = await _read_body(request, limit, what, hint)
+        return body, _json(body)
+    except HTTPException as refused:
+        raise await _kept(services, request, refused, body) from None
+
+
 _CALL_EXAMPLES: dict[CallType, dict[str, Any]] = {
     CallType.TRACK: {
         "userId": "u-17",
@@ -203,13 +235,13 @@ def _body_doc(example: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _single(request: Request, services: AppServices, call_type: CallType) -> IntakeResponse:
-    body = await _read_body(request, MAX_CALL_BYTES, "a single call", CALL_HINT)
-    payload = _json(body)
+    body, payload = await _json_body(request, services, MAX_CALL_BYTES, "a single call", CALL_HINT)
     if not isinstance(payload, dict):
-        raise HTTPException(
+        not_a_call = HTTPException(
             status.HTTP_400_BAD_REQUEST,
             f"expected a JSON object: one {call_type.value} call",
         )
+        raise await _kept(services, request, not_a_call, body)
     report = await run_in_threadpool(
         ingest_calls,
         services.database,
@@ -218,7 +250,8 @@ async def _single(request: Request, services: AppServices, call_type: CallType) 
         implied_type=call_type,
     )
     if report.rejected:
-        # One call that could not be taken is the client's error, said plainly.
+        # One call that could not be taken is the client's error, said plainly
+        # (ingest_calls has kept it for operators).
         raise HTTPException(status.HTTP_400_BAD_REQUEST, report.rejected[0].reason)
     return IntakeResponse(**report.model_dump())
 
@@ -274,14 +307,14 @@ _BATCH_EXAMPLE = {
 @router.post("/v1/batch", openapi_extra=_body_doc(_BATCH_EXAMPLE), response_model_exclude_none=True)
 async def batch(request: Request, _: UsageSender, services: AppServices) -> IntakeResponse:
     """Calls of any type, applied in order; the good ones are stored, the bad ones reported."""
-    body = await _read_body(request, MAX_BATCH_BYTES, "a batch", BATCH_HINT)
-    payload = _json(body)
+    body, payload = await _json_body(request, services, MAX_BATCH_BYTES, "a batch", BATCH_HINT)
     calls = payload.get("batch") if isinstance(payload, dict) else None
     if not isinstance(calls, list):
-        raise HTTPException(
+        not_a_batch = HTTPException(
             status.HTTP_400_BAD_REQUEST,
             'not a batch: expected {"batch": [{"type": "track", ...}, ...]}',
         )
+        raise await _kept(services, request, not_a_batch, body)
     context = payload.get("context")
     report = await run_in_threadpool(
         ingest_calls,
@@ -325,7 +358,7 @@ async def upload_usage_csv(
     # The form is read here, after authentication, and only within the limit.
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_CSV_BYTES:
-        raise _too_large(MAX_CSV_BYTES, "a CSV upload", CSV_HINT)
+        raise await _kept(services, request, _too_large(MAX_CSV_BYTES, "a CSV upload", CSV_HINT))
     received = 0
 
     async def receive_within_limit() -> Message:
@@ -337,17 +370,20 @@ async def upload_usage_csv(
         return message
 
     limited = Request(request.scope, receive_within_limit)
-    async with limited.form(max_files=1, max_fields=1) as form:
-        upload = form.get(CSV_FIELD)
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(
-                status.HTTP_400_BAD_REQUEST,
-                f"send the CSV file as the multipart form field {CSV_FIELD!r}",
-            )
-        try:
-            report = await run_in_threadpool(ingest_usage_csv, services.database, upload.file)
-        except IntakeError as err:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+    try:
+        async with limited.form(max_files=1, max_fields=1) as form:
+            upload = form.get(CSV_FIELD)
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(
+                    status.HTTP_400_BAD_REQUEST,
+                    f"send the CSV file as the multipart form field {CSV_FIELD!r}",
+                )
+            try:
+                report = await run_in_threadpool(ingest_usage_csv, services.database, upload.file)
+            except IntakeError as err:
+                raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+    except HTTPException as refused:
+        raise await _kept(services, request, refused) from None
     return IntakeResponse(**report.model_dump())
 
 
@@ -360,3 +396,18 @@ def list_unmatched(
 ) -> UnmatchedSummary:
     """Intake that named no known customer: counts by reason and group id, and the newest calls."""
     return unmatched_summary(services.database, days=days, limit=limit)
+
+
+@router.get("/api/intake/rejected")
+def list_rejected(
+    _: Annotated[Principal, Depends(require(TokenRole.LEAD, TokenRole.OPS))],
+    services: AppServices,
+    limit: Annotated[int, Query(ge=1, le=MAX_UNMATCHED_LIMIT)] = DEFAULT_REJECTED_LIMIT,
+    days: Annotated[int, Query(ge=1, le=MAX_UNMATCHED_DAYS)] = 7,
+) -> RejectedSummary:
+    """Intake refused (bad calls, CSV rows, whole requests): counts by reason, and the newest.
+
+    One row per reason per request, with the first refused call cut to 1,000
+    characters; only the newest 10,000 rows of the last 30 days are kept.
+    """
+    return rejected_summary(services.database, days=days, limit=limit)

@@ -2,7 +2,7 @@
 and signing out ends the session on the server.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-04
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 INSTANT = sa.DateTime(timezone=True)
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,7 @@ from models.tables import Customer, utc_now
 from records.csv_text import SNIFF_BYTES, UndecodableText, sniff_encoding
 from records.database import Database
 from records.usage.events import event_values, parse_instant, store_event_rows
+from records.usage.rejected import rejected_rows
 from records.usage.store import (
     MAX_CUSTOMER_ID,
     MAX_EVENT,
@@ -42,6 +43,7 @@ OPTIONAL_COLUMNS = ("quantity", "event_key")
 # nor pay a commit per row.
 ROWS_PER_TRANSACTION = 500
 CSV_KIND = "csv"
+CSV_ENDPOINT = "/api/usage/csv"
 REASON_UNKNOWN_CSV_CUSTOMER = "customer_id names no customer"
 
 
@@ -260,6 +262,8 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
             pending = len(writes.keyed) + len(writes.unkeyed) + len(writes.unmatched)
             if pending >= ROWS_PER_TRANSACTION:
                 flush()
+        # Kept for operators too, one row per reason (the uploader sees every line).
+        writes.rejected = rejected_rows(CSV_ENDPOINT, received_at, report.rejected)
         flush()
     except UsageCsvError as err:
         raise IntakeError(f"not a usage CSV: {err}") from None

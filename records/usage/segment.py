@@ -11,8 +11,10 @@ share them. How a call finds its customer:
   identify calls whose traits carry the customer trait (`company_id` by default).
 
 A call that finds no customer is kept in unmatched_usage with the reason and
-reported back, never dropped. Track calls become usage events keyed by their
-messageId, so a redelivered message is stored once. Page, screen and alias calls
+reported back, never dropped; an identify call waits there for the call that
+ties its user, which keeps its traits (bounded, records/usage/store.py). Track
+calls become usage events keyed by their messageId, so a redelivered message is
+stored once. Page, screen and alias calls
 are accepted and counted, not stored: the weekly measurement has no use for them.
 """
 
@@ -26,11 +28,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from models.tables import UsageUser, utc_now
+from models.tables import UnmatchedUsage, UsageUser, utc_now
 from records.database import Database
 from records.usage.events import parse_instant
+from records.usage.rejected import rejected_rows
 from records.usage.store import (
     MAX_EVENT,
     MAX_GROUP_ID,
@@ -41,6 +44,7 @@ from records.usage.store import (
     RejectedItem,
     UnmatchedItem,
     known_customers,
+    merge_traits,
     write_pending,
 )
 
@@ -99,7 +103,8 @@ class Call:
     occurred_at: datetime | None = None
     quantity: float = 1.0
     message_id: str | None = None
-    # Identify calls: their traits, and the customer the customer trait names.
+    # Identify and group calls: their traits; identify calls: the customer the
+    # customer trait names.
     traits: dict[str, Any] = field(default_factory=dict)
     trait_customer: str | None = None
 
@@ -247,6 +252,8 @@ def parse_call(
         call.group_id = _text(message.get("groupId"), "groupId", MAX_GROUP_ID)
         if call.group_id is None:
             raise CallRejected("groupId is required for a group call")
+        call.traits = _object(message.get("traits"), "traits")
+        _check_storable_json(call.traits, "traits")
     else:  # identify
         call.traits = _object(message.get("traits"), "traits")
         _check_storable_json(call.traits, "traits")
@@ -266,6 +273,48 @@ def event_row(call: Call, customer_id: str, received_at: datetime) -> dict[str, 
         "event_key": call.message_id,
         "received_at": received_at,
     }
+
+
+@dataclass
+class TiedUser:
+    """A user tied to a customer, with the traits kept for it."""
+
+    customer_id: str
+    traits: dict[str, Any]
+    group_traits: dict[str, Any]
+
+
+@dataclass
+class Waiting:
+    """Identify calls of a user not tied to a customer yet, kept as unmatched: when a
+    later call ties the user, their traits are kept and they leave the unmatched list."""
+
+    traits: dict[str, Any] = field(default_factory=dict)
+    # Unmatched rows stored by earlier requests.
+    stored: list[int] = field(default_factory=list)
+    # This request's: its report item and its pending row.
+    here: list[tuple[UnmatchedItem, dict[str, object]]] = field(default_factory=list)
+
+
+def waiting_identifies(session: Session, user_ids: set[str]) -> dict[str, Waiting]:
+    waiting: dict[str, Waiting] = {}
+    if not user_ids:
+        return waiting
+    rows = session.exec(
+        select(UnmatchedUsage)
+        .where(col(UnmatchedUsage.user_id).in_(user_ids))
+        .where(col(UnmatchedUsage.kind) == CallType.IDENTIFY.value)
+        .where(col(UnmatchedUsage.group_id).is_(None))
+        .order_by(col(UnmatchedUsage.id))
+    ).all()
+    for row in rows:
+        if row.user_id is None or row.id is None:
+            continue
+        wait = waiting.setdefault(row.user_id, Waiting())
+        traits = row.raw.get("traits")
+        wait.traits = merge_traits(wait.traits, traits if isinstance(traits, dict) else {})
+        wait.stored.append(row.id)
+    return waiting
 
 
 def ingest_calls(
@@ -310,13 +359,16 @@ def ingest_calls(
     writes = PendingWrites()
     with database.session() as session:
         known = known_customers(session, candidates)
-        # user id -> (customer id, traits) as of the call being applied.
-        users: dict[str, tuple[str, dict[str, Any]]] = {}
+        # user id -> the user as of the call being applied.
+        users: dict[str, TiedUser] = {}
         if user_ids:
             for user in session.exec(
                 select(UsageUser).where(col(UsageUser.user_id).in_(user_ids))
             ).all():
-                users[user.user_id] = (user.customer_id, dict(user.traits))
+                users[user.user_id] = TiedUser(
+                    user.customer_id, dict(user.traits), dict(user.group_traits)
+                )
+        waiting = waiting_identifies(session, user_ids - users.keys())
 
         def unmatched(call: Call, reason: str, group_id: str | None) -> None:
             try:
@@ -324,33 +376,46 @@ def ingest_calls(
             except CallRejected as rejected:
                 report.rejected.append(RejectedItem(index=call.index, reason=str(rejected)))
                 return
-            report.unmatched.append(
-                UnmatchedItem(
-                    index=call.index,
-                    type=call.type.value,
-                    user_id=call.user_id,
-                    group_id=group_id,
-                    reason=reason,
-                )
+            item = UnmatchedItem(
+                index=call.index,
+                type=call.type.value,
+                user_id=call.user_id,
+                group_id=group_id,
+                reason=reason,
             )
-            writes.unmatched.append(
-                {
-                    "received_at": received_at,
-                    "kind": call.type.value,
-                    "user_id": call.user_id,
-                    "group_id": group_id,
-                    "reason": reason,
-                    "raw": call.raw,
-                    "event_key": call.message_id,
-                }
-            )
+            row: dict[str, object] = {
+                "received_at": received_at,
+                "kind": call.type.value,
+                "user_id": call.user_id,
+                "group_id": group_id,
+                "reason": reason,
+                "raw": call.raw,
+                "event_key": call.message_id,
+            }
+            report.unmatched.append(item)
+            writes.unmatched.append(row)
+            if call.type is CallType.IDENTIFY and group_id is None:
+                # Its traits wait for the call that ties the user (often the next one).
+                wait = waiting.setdefault(call.user_id, Waiting())
+                wait.traits = merge_traits(wait.traits, call.traits)
+                wait.here.append((item, row))
 
-        def tie(call: Call, customer_id: str, traits: dict[str, Any]) -> None:
-            users[call.user_id] = (customer_id, traits)
+        def tie(call: Call, customer_id: str, user: TiedUser) -> None:
+            wait = waiting.pop(call.user_id, None)
+            if wait is not None:
+                user.traits = merge_traits(wait.traits, user.traits)
+                writes.taken_unmatched += wait.stored
+                taken_items = {id(item) for item, _ in wait.here}
+                taken_rows = {id(row) for _, row in wait.here}
+                report.unmatched = [i for i in report.unmatched if id(i) not in taken_items]
+                writes.unmatched = [r for r in writes.unmatched if id(r) not in taken_rows]
+                report.mapped += len(wait.here)
+            users[call.user_id] = user
             writes.users[call.user_id] = {
                 "user_id": call.user_id,
                 "customer_id": customer_id,
-                "traits": traits,
+                "traits": user.traits,
+                "group_traits": user.group_traits,
                 "updated_at": received_at,
             }
             report.mapped += 1
@@ -367,7 +432,7 @@ def ingest_calls(
                     else:
                         unmatched(call, REASON_UNKNOWN_GROUP, call.group_id)
                 elif mapped is not None:
-                    customer_id = mapped[0]
+                    customer_id = mapped.customer_id
                 else:
                     unmatched(call, _reason_unmapped_user(customer_trait), None)
                 if customer_id is not None:
@@ -375,20 +440,38 @@ def ingest_calls(
                     (writes.keyed if call.message_id else writes.unkeyed).append(row)
             elif call.type is CallType.GROUP:
                 if call.group_id in known:
-                    tie(call, call.group_id, mapped[1] if mapped else {})
+                    # A user moved to another customer leaves its old group's traits behind.
+                    same = mapped is not None and mapped.customer_id == call.group_id
+                    group_traits = merge_traits(
+                        mapped.group_traits if same and mapped else {}, call.traits
+                    )
+                    traits = mapped.traits if mapped else {}
+                    tie(call, call.group_id, TiedUser(call.group_id, traits, group_traits))
                 else:
                     unmatched(call, REASON_UNKNOWN_GROUP, call.group_id)
             else:  # identify: the trait names the customer; traits are merged
-                traits = {**(mapped[1] if mapped else {}), **call.traits}
+                traits = merge_traits(mapped.traits if mapped else {}, call.traits)
+                group_traits = mapped.group_traits if mapped else {}
                 if call.trait_customer is not None:
                     if call.trait_customer in known:
-                        tie(call, call.trait_customer, traits)
+                        if mapped is not None and mapped.customer_id != call.trait_customer:
+                            group_traits = {}
+                        tie(
+                            call,
+                            call.trait_customer,
+                            TiedUser(call.trait_customer, traits, group_traits),
+                        )
                     else:
                         unmatched(call, _reason_unknown_trait(customer_trait), call.trait_customer)
                 elif mapped is not None:
-                    tie(call, mapped[0], traits)
+                    tie(
+                        call, mapped.customer_id, TiedUser(mapped.customer_id, traits, group_traits)
+                    )
                 else:
                     unmatched(call, _reason_identify_without_trait(customer_trait), None)
+        report.rejected.sort(key=lambda item: item.index or 0)
+        # The reply is all a Segment client gets, and it discards it: keep the reasons.
+        endpoint = f"/v1/{implied_type.value}" if implied_type else "/v1/batch"
+        writes.rejected = rejected_rows(endpoint, received_at, report.rejected, messages)
         write_pending(session, writes, report)
-    report.rejected.sort(key=lambda item: item.index or 0)
     return report

@@ -3,16 +3,25 @@ report of what became of each call or row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from models.tables import Customer, UnmatchedUsage, UsageEvent, UsageUser
+from models.tables import (
+    Customer,
+    RejectedUsage,
+    UnmatchedUsage,
+    UsageEvent,
+    UsageUser,
+    utc_now,
+)
 
 # Column sizes of usage_events, usage_users, unmatched_usage and customers.
 MAX_USER_ID = 200
@@ -20,6 +29,18 @@ MAX_EVENT = 200
 MAX_MESSAGE_ID = 200
 MAX_GROUP_ID = 200
 MAX_CUSTOMER_ID = 64
+
+# Traits kept per user (identify) and per user's group (group calls): the newest
+# call's keys first, each value's JSON within MAX_TRAIT_BYTES (text is cut to
+# MAX_TRAIT_TEXT characters; larger objects are left out).
+MAX_TRAITS = 50
+MAX_TRAIT_KEY = 100
+MAX_TRAIT_TEXT = 500
+MAX_TRAIT_BYTES = 1000
+
+# Rejected intake kept for operators: the newest rows, none older than this.
+REJECTED_KEPT_ROWS = 10_000
+REJECTED_KEPT_FOR = timedelta(days=30)
 
 
 class IntakeError(ValueError):
@@ -61,6 +82,21 @@ class IntakeReport(BaseModel):
     unmatched: list[UnmatchedItem] = Field(default_factory=list)
 
 
+def merge_traits(kept: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A user's traits after a call: the call's own over the kept ones, bounded."""
+    merged: dict[str, Any] = {}
+    for key, value in [*new.items(), *kept.items()]:
+        if key in merged or len(key) > MAX_TRAIT_KEY:
+            continue
+        if len(merged) >= MAX_TRAITS:
+            break
+        if isinstance(value, str):
+            merged[key] = value[:MAX_TRAIT_TEXT]
+        elif len(json.dumps(value, default=str).encode()) <= MAX_TRAIT_BYTES:
+            merged[key] = value
+    return merged
+
+
 @dataclass
 class PendingWrites:
     """What one request stores, written in one transaction."""
@@ -69,6 +105,10 @@ class PendingWrites:
     unkeyed: list[dict[str, object]] = field(default_factory=list)
     users: dict[str, dict[str, object]] = field(default_factory=dict)
     unmatched: list[dict[str, object]] = field(default_factory=list)
+    # Unmatched rows taken up (their traits kept now that the user is tied): deleted.
+    taken_unmatched: list[int] = field(default_factory=list)
+    # Rows of rejected_usage (records/usage/rejected.py builds them).
+    rejected: list[dict[str, object]] = field(default_factory=list)
 
 
 # Storing
@@ -114,6 +154,7 @@ def write_pending(session: Session, writes: PendingWrites, report: IntakeReport)
             set_={
                 "customer_id": upsert.excluded.customer_id,
                 "traits": upsert.excluded.traits,
+                "group_traits": upsert.excluded.group_traits,
                 "updated_at": upsert.excluded.updated_at,
             },
         )
@@ -125,6 +166,22 @@ def write_pending(session: Session, writes: PendingWrites, report: IntakeReport)
             index_elements=["event_key"]
         )
         connection.execute(keep_once, writes.unmatched)
+    if writes.taken_unmatched:
+        connection.execute(
+            delete(UnmatchedUsage).where(col(UnmatchedUsage.id).in_(writes.taken_unmatched))
+        )
+    if writes.rejected:
+        store_rejected(session, writes.rejected)
+
+
+def store_rejected(session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Keep rejected intake, then prune: rows past REJECTED_KEPT_FOR and all but the
+    newest REJECTED_KEPT_ROWS go, so a sender of bad calls cannot grow the table."""
+    session.connection().execute(insert(RejectedUsage), list(rows))
+    newest = session.exec(select(func.max(RejectedUsage.id))).one()
+    too_old = col(RejectedUsage.received_at) < utc_now() - REJECTED_KEPT_FOR
+    too_many = col(RejectedUsage.id) <= (newest or 0) - REJECTED_KEPT_ROWS
+    session.execute(delete(RejectedUsage).where(too_old | too_many))
 
 
 def known_customers(session: Session, candidates: set[str]) -> set[str]:
@@ -135,3 +192,39 @@ def known_customers(session: Session, candidates: set[str]) -> set[str]:
         select(Customer.customer_id).where(col(Customer.customer_id).in_(ids))
     ).all()
     return set(found)
+
+
+# Reading a customer's product users
+
+
+DEFAULT_USERS_LIMIT = 100
+
+
+class ProductUser(BaseModel):
+    """A product user of a customer, with what identify and group calls said about it."""
+
+    user_id: str
+    traits: dict[str, Any]
+    group_traits: dict[str, Any]
+    updated_at: datetime
+
+
+def customer_users(
+    session: Session, customer_id: str, *, limit: int = DEFAULT_USERS_LIMIT
+) -> list[ProductUser]:
+    """The customer's product users, the most recently heard from first."""
+    rows = session.exec(
+        select(UsageUser)
+        .where(col(UsageUser.customer_id) == customer_id)
+        .order_by(col(UsageUser.updated_at).desc(), col(UsageUser.user_id))
+        .limit(limit)
+    ).all()
+    return [
+        ProductUser(
+            user_id=row.user_id,
+            traits=dict(row.traits),
+            group_traits=dict(row.group_traits),
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    ]

@@ -9,11 +9,24 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from models.tables import UnmatchedUsage, utc_now
+from models.tables import UnmatchedUsage, UsageUser, utc_now
 from records.database import Database
 from records.usage.csv_import import CSV_KIND, parse_usage_row
-from records.usage.segment import CallRejected, CallType, event_row, parse_call
-from records.usage.store import IntakeReport, PendingWrites, RejectedItem, write_pending
+from records.usage.segment import (
+    CallRejected,
+    CallType,
+    TiedUser,
+    event_row,
+    parse_call,
+    waiting_identifies,
+)
+from records.usage.store import (
+    IntakeReport,
+    PendingWrites,
+    RejectedItem,
+    merge_traits,
+    write_pending,
+)
 
 DEFAULT_UNMATCHED_LIMIT = 50
 UNMATCHED_TOP_GROUPS = 20
@@ -68,6 +81,7 @@ def adopt_unmatched(session: Session, customer_id: str) -> IntakeReport:
     ).all()
     report = IntakeReport(received=len(rows))
     writes = PendingWrites()
+    tied: dict[str, TiedUser] = {}
     for row in rows:
         # Without a messageId the row's own id keys the event, so it is stored once.
         fallback_key = f"unmatched:{row.id}"
@@ -99,10 +113,25 @@ def adopt_unmatched(session: Session, customer_id: str) -> IntakeReport:
             event["event_key"] = call.message_id or fallback_key
             writes.keyed.append(event)
         elif call.type in (CallType.GROUP, CallType.IDENTIFY):
+            user = tied.get(call.user_id) or _stored_user(session, call.user_id)
+            traits = user.traits if user else {}
+            same = user is not None and user.customer_id == customer_id
+            group_traits = user.group_traits if user and same else {}
+            if call.type is CallType.IDENTIFY:
+                traits = merge_traits(traits, call.traits)
+            else:
+                group_traits = merge_traits(group_traits, call.traits)
+            if user is None:
+                # Identify calls that named no customer wait for the call tying their user.
+                for wait in waiting_identifies(session, {call.user_id}).values():
+                    traits = merge_traits(wait.traits, traits)
+                    writes.taken_unmatched += wait.stored
+            tied[call.user_id] = TiedUser(customer_id, traits, group_traits)
             writes.users[call.user_id] = {
                 "user_id": call.user_id,
                 "customer_id": customer_id,
-                "traits": call.traits,
+                "traits": traits,
+                "group_traits": group_traits,
                 "updated_at": row.received_at,
             }
             report.mapped += 1
@@ -111,6 +140,13 @@ def adopt_unmatched(session: Session, customer_id: str) -> IntakeReport:
     if adopted:
         session.execute(delete(UnmatchedUsage).where(col(UnmatchedUsage.id).in_(adopted)))
     return report
+
+
+def _stored_user(session: Session, user_id: str) -> TiedUser | None:
+    user = session.get(UsageUser, user_id)
+    if user is None:
+        return None
+    return TiedUser(user.customer_id, dict(user.traits), dict(user.group_traits))
 
 
 # Reading what was unmatched
