@@ -7,8 +7,9 @@ retried activity changes nothing: the workflow may run each as often as it needs
 from __future__ import annotations
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from models.activity_io import (
     AddContactInput,
@@ -33,6 +34,9 @@ from records.usage.unmatched import adopt_unmatched
 TRANSITION = "transition"
 # The tasks.title column.
 TASK_TITLE_CHARS = 500
+# A close that finds its task not stored yet retries this many times (about 30 s
+# with the store retry policy) for the open running beside it, then gives up.
+CLOSE_WAITS_FOR_OPEN_ATTEMPTS = 5
 
 
 def _insert_contact(session: Session, customer_id: str, contact: Contact) -> None:
@@ -182,4 +186,22 @@ class StoreActivities:
                 .where(col(Task.task_id).in_(input.task_ids))
                 .where(col(Task.state) == "open")
                 .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
+            )
+            stored = set(
+                session.exec(
+                    select(Task.task_id)
+                    .where(col(Task.customer_id) == input.customer_id)
+                    .where(col(Task.task_id).in_(input.task_ids))
+                ).all()
+            )
+        # Task ids are "<customer id>-<n>": another customer's id is never waited for.
+        own = {task_id for task_id in input.task_ids if task_id.startswith(f"{input.customer_id}-")}
+        missing = sorted(own - stored)
+        if missing and activity.info().attempt < CLOSE_WAITS_FOR_OPEN_ATTEMPTS:
+            # The workflow queued each task's open before its close, but one batch of
+            # effects runs at once: wait for the open to land rather than lose the close.
+            raise ApplicationError(
+                f"task(s) {', '.join(missing)} not stored yet; closing again shortly",
+                type="TaskNotStoredYet",
+                category=ApplicationErrorCategory.BENIGN,
             )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.store import TASK_TITLE_CHARS, StoreActivities
+from activities.store import CLOSE_WAITS_FOR_OPEN_ATTEMPTS, TASK_TITLE_CHARS, StoreActivities
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -186,7 +188,7 @@ def test_open_task_retry_opens_one_task_and_close_keeps_the_first_resolution(
     activity_env.run(store.open_task, task)
     closing = CloseTasksInput(
         customer_id="cust-1",
-        task_ids=["cust-1-1", "cust-1-99"],
+        task_ids=["cust-1-1"],
         closed_at=opened_at + timedelta(days=3),
         resolution="kickoff held",
     )
@@ -203,6 +205,44 @@ def test_open_task_retry_opens_one_task_and_close_keeps_the_first_resolution(
     assert tasks[0].resolution == "kickoff held"
     assert tasks[0].closed_at == opened_at + timedelta(days=3)
     assert tasks[0].due_at == opened_at + timedelta(days=14)
+
+
+def test_a_close_that_runs_before_its_tasks_open_waits_for_it_then_closes_it(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    # One batch of effects runs at once: a stage entered and left in one batch queues
+    # the task's open and its close side by side.
+    opened_at = datetime(2025, 3, 1, tzinfo=UTC)
+    closing = CloseTasksInput(
+        customer_id="cust-1",
+        task_ids=["cust-1-2"],
+        closed_at=opened_at,
+        resolution="stage training ended",
+    )
+    with pytest.raises(ApplicationError) as early:
+        activity_env.run(store.close_tasks, closing)
+    assert early.value.type == "TaskNotStoredYet" and not early.value.non_retryable
+
+    activity_env.run(
+        store.open_task,
+        OpenTaskInput(
+            task_id="cust-1-2",
+            customer_id="cust-1",
+            kind=TaskKind.SCHEDULE_TRAINING,
+            assignee="csm@liftoff.example",
+            title="Schedule the product training",
+            opened_at=opened_at,
+        ),
+    )
+    activity_env.run(store.close_tasks, closing)  # the retry
+    with database.session() as session:
+        row = session.exec(select(Task).where(col(Task.task_id) == "cust-1-2")).one()
+    assert (row.state, row.resolution) == ("done", "stage training ended")
+
+    # An open that never lands (refused for good) is waited for a few attempts only.
+    late = ActivityEnvironment()
+    late.info = dataclasses.replace(late.info, attempt=CLOSE_WAITS_FOR_OPEN_ATTEMPTS)
+    late.run(store.close_tasks, closing.model_copy(update={"task_ids": ["cust-1-9"]}))
 
 
 def test_open_task_with_a_title_longer_than_its_column_keeps_the_whole_text_in_the_detail(
