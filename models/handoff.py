@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
@@ -47,6 +48,8 @@ class Role(StrEnum):
 
 
 class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: Email
     name: str = Field(min_length=1, max_length=200)
     role: Role

@@ -1,0 +1,91 @@
+"""What reaches the workflow's update and signal as raw JSON (a `temporal workflow
+update`, another SDK, an integration): read by its kind, refused in one sentence that
+names the field, and a refused signal recorded rather than dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from client.errors import CommandRejectedError
+from client.onboarding import RECORD_EVENT, SUBMIT_EVENT
+from models.events import TrainingHeld
+from models.onboarding import EventResult, OnboardingStatus, Stage, TaskKind
+from testkit.factories import make_handoff
+from tests.support.workflow_harness import Harness, open_kinds
+
+
+async def _refusal(handle: WorkflowHandle[Any, Any], payload: Any) -> ApplicationError:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(RECORD_EVENT, payload, result_type=EventResult)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause
+
+
+async def _signal_refused(
+    h: Harness, handle: WorkflowHandle[Any, Any], payload: Any
+) -> OnboardingStatus:
+    before = len((await h.status(handle)).state.rejected)
+    await handle.signal(SUBMIT_EVENT, payload)
+    return await h.wait_for(handle, lambda s: len(s.state.rejected) > before)
+
+
+async def test_garbage_is_refused_not_read_as_a_meeting_request(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    refused = await _refusal(handle, {"garbage": 1})
+    assert refused.message.startswith("the event must name its kind (one of kickoff_held")
+    refused = await _refusal(handle, {"kind": "meeting_requested", "garbage": 1})
+    assert refused.message == "meeting_requested has no field 'garbage'"
+
+    status = await _signal_refused(h, handle, {"garbage": 1})
+    assert status.state.rejected[-1].kind == "unknown"
+    assert "must name its kind" in status.state.rejected[-1].reason
+    assert status.state.meetings == []
+    assert TaskKind.MEETING not in open_kinds(status)
+    rows = h.timeline(handoff.customer_id)
+    assert "meeting_requested" not in [row.kind for row in rows]
+    assert rows[-1].kind == "event_rejected"
+    assert rows[-1].summary.startswith("unknown rejected: the event must name its kind")
+
+
+async def test_a_malformed_signal_is_recorded_as_rejected_not_dropped(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    status = await _signal_refused(h, handle, {"kind": "kickoff_held", "held_on": "2026-02-30"})
+    rejected = status.state.rejected[-1]
+    assert rejected.kind == "kickoff_held"
+    assert rejected.reason.startswith("kickoff_held field 'held_on': input should be a valid date")
+    assert status.state.stage is Stage.KICKOFF
+    entry = h.timeline(handoff.customer_id)[-1]
+    assert entry.kind == "event_rejected"
+    assert entry.summary == f"kickoff_held rejected: {rejected.reason}"
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_refusals_are_one_sentence_naming_the_field_and_never_retryable(
+    h: Harness,
+) -> None:
+    handle = await h.start(make_handoff())
+    malformed = await _refusal(handle, {"kind": "kickoff_held", "held_on": "2026-02-30"})
+    out_of_order = await _refusal(handle, TrainingHeld(held_on=await h.today()))
+    for refused in (malformed, out_of_order):
+        assert refused.non_retryable
+        assert refused.type == "EventRefused"
+        assert "\n" not in refused.message
+    assert "Failed decoding" not in malformed.message
+    assert malformed.message == (
+        "kickoff_held field 'held_on': input should be a valid date or datetime, "
+        "day value is outside expected range"
+    )
+    assert out_of_order.message == "the training comes after the kickoff: record the kickoff first"
+
+    # The client layer (the CLI, REST and the dashboard) passes the same sentence on.
+    customer_id = handle.id.removeprefix("onboarding-")
+    with pytest.raises(CommandRejectedError) as rejected:
+        await h.onboarding.record(customer_id, TrainingHeld(held_on=await h.today()))
+    assert rejected.value.message == out_of_order.message
