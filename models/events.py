@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from models import limits
 from models.handoff import Contact, Email
 from models.text import refuse_control_characters
 
@@ -23,13 +24,18 @@ class MeetingKind(StrEnum):
     CUSTOMER_REQUEST = "customer_request"
 
 
+# Items of a list: a person's name, a line of text.
+_Name = Annotated[str, Field(max_length=limits.NAME_CHARS)]
+_Line = Annotated[str, Field(max_length=limits.LINE_CHARS)]
+
+
 class _Event(BaseModel):
     # A field the model does not know is refused, not dropped: it would be lost silently.
     model_config = ConfigDict(extra="forbid")
 
     # Integrations set it so a redelivered event is applied once.
     event_id: str | None = Field(default=None, max_length=128)
-    recorded_by: str | None = Field(default=None, max_length=200)
+    recorded_by: str | None = Field(default=None, max_length=limits.NAME_CHARS)
 
     @model_validator(mode="before")
     @classmethod
@@ -40,42 +46,42 @@ class _Event(BaseModel):
 class KickoffHeld(_Event):
     kind: Literal["kickoff_held"] = "kickoff_held"
     held_on: date
-    attendees: list[str] = Field(default_factory=list)
-    goals: list[str] = Field(default_factory=list)
+    attendees: list[_Name] = Field(default_factory=list, max_length=limits.LIST_ITEMS)
+    goals: list[_Line] = Field(default_factory=list, max_length=limits.LIST_ITEMS)
 
 
 class GoalAgreed(_Event):
     kind: Literal["goal_agreed"] = "goal_agreed"
-    goal: str = Field(min_length=1, max_length=500)
+    goal: str = Field(min_length=1, max_length=limits.LINE_CHARS)
 
 
 class TrainingHeld(_Event):
     kind: Literal["training_held"] = "training_held"
     held_on: date
-    attendees: list[str] = Field(default_factory=list)
+    attendees: list[_Name] = Field(default_factory=list, max_length=limits.LIST_ITEMS)
 
 
 class TrainingSkipped(_Event):
     kind: Literal["training_skipped"] = "training_skipped"
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
 
 
 class MeetingRequested(_Event):
     kind: Literal["meeting_requested"] = "meeting_requested"
     meeting: MeetingKind = MeetingKind.CUSTOMER_REQUEST
-    notes: str = ""
+    notes: str = Field(default="", max_length=limits.NOTE_CHARS)
 
 
 class MeetingHeld(_Event):
     kind: Literal["meeting_held"] = "meeting_held"
     meeting: MeetingKind
     held_on: date
-    notes: str = ""
+    notes: str = Field(default="", max_length=limits.NOTE_CHARS)
 
 
 class PurposeAdded(_Event):
     kind: Literal["purpose_added"] = "purpose_added"
-    purpose: str
+    purpose: str = Field(max_length=limits.PURPOSE_ID_CHARS)
 
 
 class ContactAdded(_Event):
@@ -94,20 +100,20 @@ class CompletionReviewHeld(_Event):
     kind: Literal["completion_review_held"] = "completion_review_held"
     held_on: date
     success_confirmed: bool
-    feedback: str = ""
-    feature_requests: list[str] = Field(default_factory=list)
-    nps: list[NpsAnswer] = Field(default_factory=list)
+    feedback: str = Field(default="", max_length=limits.NOTE_CHARS)
+    feature_requests: list[_Line] = Field(default_factory=list, max_length=limits.LIST_ITEMS)
+    nps: list[NpsAnswer] = Field(default_factory=list, max_length=limits.CONTACTS)
 
 
 class TaskCompleted(_Event):
     kind: Literal["task_completed"] = "task_completed"
-    task_id: str
-    note: str = ""
+    task_id: str = Field(max_length=limits.TASK_ID_CHARS)
+    note: str = Field(default="", max_length=limits.NOTE_CHARS)
 
 
 class Cancelled(_Event):
     kind: Literal["cancelled"] = "cancelled"
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
 
 
 OnboardingEvent = Annotated[

@@ -210,6 +210,17 @@ def test_playbook_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert_refused(run(capsys, "playbook", "validate", str(tmp_path / "none.toml")), "no such")
 
 
+def test_a_megabyte_of_meeting_notes_is_refused_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notes = "x" * 1_000_000
+    result = run(
+        capsys, "meeting", "acme", "--kind", "customer_request", "--request", "--notes", notes
+    )
+    err = assert_refused(result, "notes", "at most 4000 characters")
+    assert len(err) < 300
+
+
 def test_events_built_from_arguments() -> None:
     args = build_parser().parse_args(
         [

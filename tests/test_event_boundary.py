@@ -4,6 +4,7 @@ names the field, and a refused signal recorded rather than dropped."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,15 +13,18 @@ from temporalio.exceptions import ApplicationError
 
 from client.errors import CommandRejectedError
 from client.onboarding import RECORD_EVENT, SUBMIT_EVENT
-from models.events import TrainingHeld
+from models import limits
+from models.events import MeetingRequested, TrainingHeld
 from models.onboarding import EventResult, OnboardingStatus, Stage, TaskKind
 from testkit.factories import make_handoff
 from tests.support.workflow_harness import Harness, open_kinds
 
 
 async def _refusal(handle: WorkflowHandle[Any, Any], payload: Any) -> ApplicationError:
+    # Bounded: a payload the workflow cannot take used to leave the update hanging.
     with pytest.raises(WorkflowUpdateFailedError) as failure:
-        await handle.execute_update(RECORD_EVENT, payload, result_type=EventResult)
+        async with asyncio.timeout(10):
+            await handle.execute_update(RECORD_EVENT, payload, result_type=EventResult)
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError), cause
     return cause
@@ -89,3 +93,29 @@ async def test_refusals_are_one_sentence_naming_the_field_and_never_retryable(
     with pytest.raises(CommandRejectedError) as rejected:
         await h.onboarding.record(customer_id, TrainingHeld(held_on=await h.today()))
     assert rejected.value.message == out_of_order.message
+
+
+MEGABYTE_OF_NOTES = {"kind": "meeting_requested", "notes": "x" * 1_000_000}
+NOTES_REFUSED = "meeting_requested field 'notes': string should have at most 4000 characters"
+
+
+async def test_a_megabyte_of_notes_is_refused_before_history_and_the_customer_goes_on(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    refused = await _refusal(handle, MEGABYTE_OF_NOTES)
+    assert refused.message == NOTES_REFUSED
+    # A signal is in history once it is sent; it is refused there and never copied.
+    status = await _signal_refused(h, handle, MEGABYTE_OF_NOTES)
+    assert status.state.rejected[-1].reason == NOTES_REFUSED
+    assert status.state.meetings == []
+    history = (await handle.fetch_history()).to_json()
+    assert len(history) < 1_500_000, "the notes were copied beyond the signal itself"
+
+    # Notes at the bound are welcome; the task title made from them is cut to its column.
+    notes = "議事録" * (limits.NOTE_CHARS // 3)
+    await h.record(handle, MeetingRequested(notes=notes))
+    status = await h.wait_for(handle, lambda s: TaskKind.MEETING in open_kinds(s))
+    assert status.state.meetings[-1].notes == notes
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING

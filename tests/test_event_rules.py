@@ -4,7 +4,7 @@ in both languages, and a kind the registry does not know is refused everywhere."
 from __future__ import annotations
 
 import string
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import pytest
@@ -14,8 +14,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED
 from api.dashboard.i18n import EN, EVENT_WORDS, JA
 from client.onboarding import SUBMIT_EVENT
-from models.events import EVENT_MODELS
-from models.onboarding import OnboardingState, Stage
+from models import limits
+from models.events import EVENT_MODELS, ContactAdded, GoalAgreed, OnboardingEvent
+from models.handoff import Contact, Role
+from models.onboarding import Goal, OnboardingState, Stage
 from testkit.factories import make_handoff, make_playbook
 from tests.support.workflow_harness import Harness, through_training
 from workflows import events
@@ -121,3 +123,33 @@ async def test_an_unknown_kind_is_refused_by_the_update_and_recorded_as_rejected
     kinds = [row.kind for row in h.timeline(handoff.customer_id)]
     assert kinds.count("event_rejected") == 2
     assert "brand_new_thing" not in kinds
+
+
+def test_goals_and_contacts_a_customer_accumulates_are_bounded() -> None:
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    state = OnboardingState(
+        stage=Stage.ADOPTION,
+        goals=[Goal(text=f"goal {n}", agreed_at=now) for n in range(limits.GOALS)],
+        added_contacts=[
+            Contact(email=f"p{n}@acme.example", name="P", role=Role.END_USER)
+            for n in range(limits.CONTACTS)
+        ],
+    )
+
+    def refusal(event: OnboardingEvent) -> str | None:
+        return events.refusal(
+            event,
+            stage=Stage.ADOPTION,
+            state=state,
+            handoff=make_handoff(contacts=[]),
+            playbook=make_playbook(),
+            today=now.date(),
+        )
+
+    assert refusal(GoalAgreed(goal="one more")) == (
+        f"the customer already has {limits.GOALS} goals, the most it can hold"
+    )
+    new_contact = Contact(email="new@acme.example", name="New", role=Role.ADMINISTRATOR)
+    assert refusal(ContactAdded(contact=new_contact)) == (
+        f"the customer already has {limits.CONTACTS} contacts, the most it can hold"
+    )

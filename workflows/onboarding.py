@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.step_emails as step_emails
     from activities.measure import MeasureActivities
     from activities.store import StoreActivities
-    from models import visibility
+    from models import limits, visibility
     from models.activity_io import (
         AddContactInput,
         CloseTasksInput,
@@ -568,7 +568,8 @@ class CustomerOnboardingWorkflow:
         self._effects.store(StoreActivities.add_contact, contact_input)
 
     def request_meeting(self, kind: MeetingKind, reason: str) -> None:
-        self._state.meetings.append(Meeting(kind=kind, requested_at=workflow.now(), notes=reason))
+        requested = Meeting(kind=kind, requested_at=workflow.now(), notes=reason)
+        self._state.meetings = [*self._state.meetings, requested][-limits.MEETINGS_KEPT :]
         already_open = any(
             task.kind is TaskKind.MEETING and task.ref == kind.value
             for task in self._state.open_tasks
