@@ -78,6 +78,8 @@ class TaskKind(StrEnum):
     SETUP_STUCK_ESCALATION = "setup_stuck_escalation"
     MEETING = "meeting"
     DEADLINE_MISSED = "deadline_missed"
+    # A write the database refused for good (workflows/effects.py).
+    STORE_FAILED = "store_failed"
 
 
 class OpenTask(BaseModel):

@@ -80,7 +80,9 @@ class CustomerOnboardingWorkflow:
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
-        self._effects = effects.Effects(input.handoff.customer_id, self._state)
+        self._effects = effects.Effects(
+            input.handoff.customer_id, self._state, on_store_failed=self._store_failed
+        )
         self._step_emails = step_emails.StepEmails(
             input.handoff, input.playbook, self._state, self._effects
         )
@@ -417,7 +419,7 @@ class CustomerOnboardingWorkflow:
                 key_actions={p.id: p.key_action for p in self._playbook.purposes},
             ),
             start_to_close_timeout=options.MEASURE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
+            retry_policy=options.MEASURE_RETRY,
         )
         verdict = rules.evaluate_week(
             self._playbook,
@@ -631,6 +633,15 @@ class CustomerOnboardingWorkflow:
         )
         self._effects.timeline(
             "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
+        )
+
+    def _store_failed(self, activity: str, reason: str) -> None:
+        """A write the database refused for good: the CS leader hears of it (and takes it
+        to whoever runs Liftoff); the customer's timers go on."""
+        self._open_task(
+            TaskKind.STORE_FAILED,
+            self._handoff.cs_leader,
+            f"Liftoff could not store {activity} for this customer; ask ops: {reason}",
         )
 
     def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
