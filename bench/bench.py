@@ -76,6 +76,7 @@ from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E
 from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa: E402
 from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
+from client.onboarding import RECORD_EVENT  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
 from emails.render import build_template_environment  # noqa: E402
 from models import visibility  # noqa: E402
@@ -450,9 +451,7 @@ class JourneyDriver:
             await asyncio.sleep(POLL_SECONDS)
 
     async def _record(self, handles: Sequence[AnyHandle], event: OnboardingEvent) -> None:
-        await asyncio.gather(
-            *(h.execute_update(CustomerOnboardingWorkflow.record_event, event) for h in handles)
-        )
+        await asyncio.gather(*(h.execute_update(RECORD_EVENT, event) for h in handles))
 
     async def run_batch(self, size: int) -> list[tuple[AnyHandle, OnboardingStatus]]:
         handoffs = [make_handoff() for _ in range(size)]

@@ -33,6 +33,10 @@ from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, St
 from models.playbook import Playbook
 
 WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
+# The workflow's update and signal take an event's JSON (workflows/onboarding.py reads
+# it by its kind), so callers name them rather than pass the typed method.
+RECORD_EVENT = "record_event"
+SUBMIT_EVENT = "submit_event"
 
 
 class StartResult(BaseModel):
@@ -141,7 +145,7 @@ class OnboardingClient:
         handle = self._handle(customer_id)
         try:
             result: EventResult = await handle.execute_update(
-                "record_event", event, result_type=EventResult
+                RECORD_EVENT, event, result_type=EventResult
             )
             return result
         except WorkflowUpdateFailedError as err:

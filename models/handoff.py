@@ -11,12 +11,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from models import limits
 from models.text import refuse_control_characters
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -27,6 +29,8 @@ Locale = Literal["ja", "en"]
 
 def _check_email(value: str) -> str:
     value = value.strip()
+    if len(value) > limits.EMAIL_CHARS:
+        raise ValueError(f"an email address has at most {limits.EMAIL_CHARS} characters")
     if not _EMAIL.match(value):
         raise ValueError(f"not an email address: {value!r}")
     return value.lower()
@@ -47,8 +51,10 @@ class Role(StrEnum):
 
 
 class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: Email
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
     role: Role
 
 
@@ -61,19 +67,21 @@ class CustomerHandoff(BaseModel):
         return refuse_control_characters(data)
 
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
     csm: Email
     cs_leader: Email
-    contacts: list[Contact] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list, max_length=limits.CONTACTS)
     # Bounded so what is stored fits every database's integer and float.
     seats_contracted: int = Field(gt=0, le=10_000_000)
     quota_contracted: float | None = Field(default=None, gt=0, le=1e15)
-    time_zone: str = "UTC"
+    time_zone: str = Field(default="UTC", max_length=limits.ZONE_CHARS)
     locale: Locale = "en"
-    purposes: list[str] = Field(default_factory=list)
+    purposes: list[Annotated[str, Field(max_length=limits.PURPOSE_ID_CHARS)]] = Field(
+        default_factory=list, max_length=limits.LIST_ITEMS
+    )
     trial_used: bool = False
     already_using: bool = False
-    handoff_notes: str = ""
+    handoff_notes: str = Field(default="", max_length=limits.HANDOFF_NOTES_CHARS)
     contracted_on: date | None = None
     # Overrides the playbook's measurement weekday (0 = Monday) for this customer.
     measurement_weekday: int | None = Field(default=None, ge=0, le=6)

@@ -78,6 +78,8 @@ class TaskKind(StrEnum):
     SETUP_STUCK_ESCALATION = "setup_stuck_escalation"
     MEETING = "meeting"
     DEADLINE_MISSED = "deadline_missed"
+    # A write the database refused for good (workflows/effects.py).
+    STORE_FAILED = "store_failed"
 
 
 class OpenTask(BaseModel):
@@ -290,6 +292,7 @@ class TimelineKind(StrEnum):
     STALL_CLEARED = "stall_cleared"
     SETUP_STUCK = "setup_stuck"
     SETUP_UNSTUCK = "setup_unstuck"
+    STORE_FAILED = "store_failed"
 
 
 # Every kind an entry can have, so a filter refuses a misspelt kind instead of

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from models import limits
 from models.handoff import Role
 
 _DURATION = re.compile(
@@ -114,7 +115,7 @@ class Condition(BaseModel):
     metric: Metric
     weeks: int = Field(default=1, ge=1, le=12)
     # For key_actions: one purpose's key action; None sums the customer's purposes.
-    purpose: str | None = None
+    purpose: str | None = Field(default=None, max_length=limits.PURPOSE_ID_CHARS)
 
     @property
     def threshold(self) -> float:
@@ -157,8 +158,8 @@ class LadderStep(BaseModel):
 
 
 class StallPolicy(BaseModel):
-    rules: list[StallRule] = Field(min_length=1)
-    ladder: list[LadderStep] = Field(min_length=1)
+    rules: list[StallRule] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
+    ladder: list[LadderStep] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     open_meeting_request: bool = True
 
     @model_validator(mode="after")
@@ -192,7 +193,7 @@ class CampaignStep(BaseModel):
     id: str = Field(pattern=_STEP_ID)
     # templates/email/<template>[.<role>].<locale>.{txt,html}
     template: str = Field(pattern=_TEMPLATE)
-    roles: list[Role] = Field(min_length=1)
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
     # "purpose": sent `after_business_days` after the purpose was adopted (or
     # adoption began, if later). "stall": the proposal the stall ladder's
     # proposal_email rung sends while this purpose's key action is stuck.
@@ -202,7 +203,10 @@ class CampaignStep(BaseModel):
     starts_at: Literal["kickoff", "training", "adoption"] = "adoption"
     after_business_days: int = Field(default=0, ge=0, le=120)
     # Text written for this purpose and step, per locale, given to the template as `note`.
-    note: dict[str, str] = Field(default_factory=dict)
+    note: dict[
+        Annotated[str, Field(max_length=limits.ZONE_CHARS)],
+        Annotated[str, Field(max_length=limits.NOTE_CHARS)],
+    ] = Field(default_factory=dict, max_length=limits.PLAYBOOK_ITEMS)
     # Only sent while last week's key actions of the purpose stay below this.
     only_if_key_actions_below: int | None = Field(default=None, ge=1)
     # A step common to several purposes goes out once per customer, not per purpose.
@@ -219,13 +223,13 @@ class Purpose(BaseModel):
     """Why a customer adopts the product; each has its key action and outcome."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    title: str
-    key_action: str = Field(min_length=1)
-    outcome: str = ""
+    title: str = Field(max_length=limits.NAME_CHARS)
+    key_action: str = Field(min_length=1, max_length=limits.EVENT_NAME_CHARS)
+    outcome: str = Field(default="", max_length=limits.LINE_CHARS)
     # Weekly key actions at which the purpose's goal is reached: the rest of its
     # sequence is skipped.
     goal_key_actions: int | None = Field(default=None, ge=1)
-    steps: list[CampaignStep] = Field(default_factory=list)
+    steps: list[CampaignStep] = Field(default_factory=list, max_length=limits.PLAYBOOK_ITEMS)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Purpose:
@@ -239,7 +243,9 @@ class ChoosePurposeStep(BaseModel):
     """Asks a customer that holds no purpose yet to choose one."""
 
     template: str = Field(default="choose_purpose", pattern=_TEMPLATE)
-    roles: list[Role] = Field(default=[Role.DECISION_MAKER, Role.ADMINISTRATOR], min_length=1)
+    roles: list[Role] = Field(
+        default=[Role.DECISION_MAKER, Role.ADMINISTRATOR], min_length=1, max_length=len(Role)
+    )
     after_business_days: int = Field(default=1, ge=0, le=120)
 
 
@@ -249,9 +255,10 @@ class CampaignPolicy(BaseModel):
     send_window_opens: time = time(9, 0)
     send_window_closes: time = time(18, 0)
     # Locale -> country (ISO 3166) whose public holidays are not business days.
-    holiday_calendars: dict[str, Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
-        default_factory=lambda: {"ja": "JP"}
-    )
+    holiday_calendars: dict[
+        Annotated[str, Field(max_length=limits.ZONE_CHARS)],
+        Annotated[str, Field(pattern=r"^[A-Z]{2}$")],
+    ] = Field(default_factory=lambda: {"ja": "JP"}, max_length=limits.PLAYBOOK_ITEMS)
     # Weekdays that are not business days (Monday is 0).
     weekend: list[Annotated[int, Field(ge=0, le=6)]] = Field(default=[5, 6], max_length=6)
     # Campaign emails a contact receives per local day, at most; escalations are apart.
@@ -266,13 +273,13 @@ class CampaignPolicy(BaseModel):
 
 
 class Playbook(BaseModel):
-    name: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    onboarded_definition: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
+    version: str = Field(min_length=1, max_length=limits.VERSION_CHARS)
+    onboarded_definition: str = Field(min_length=1, max_length=limits.NOTE_CHARS)
     timers: StageTimers
     training: TrainingPolicy = TrainingPolicy()
     measurement: MeasurementPolicy = MeasurementPolicy()
-    completion_criteria: list[Criterion] = Field(min_length=1)
+    completion_criteria: list[Criterion] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     stall: StallPolicy
     setup: SetupPolicy
     # Onboarding longer than this gets a momentum meeting request.
@@ -280,8 +287,8 @@ class Playbook(BaseModel):
     # Not onboarded by then: failed.
     deadline: Duration
     # Usage event whose quantity counts toward the contracted quota, if any.
-    quota_event: str | None = None
-    purposes: list[Purpose] = Field(min_length=1)
+    quota_event: str | None = Field(default=None, max_length=limits.EVENT_NAME_CHARS)
+    purposes: list[Purpose] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     # Purpose step emails; without it a playbook sends only tasks and escalations.
     campaign: CampaignPolicy | None = None
 

@@ -390,6 +390,25 @@ async def test_a_malformed_event_gets_422_naming_the_problem(api: ApiHarness) ->
     assert not_json.json()["detail"][0]["type"] == "json_invalid"
 
 
+async def test_a_megabyte_of_notes_gets_422_naming_the_field_and_the_customer_goes_on(
+    api: ApiHarness,
+) -> None:
+    async with api.as_csm() as csm:
+        customer_id = await start(csm)
+        await api.past_handoff(customer_id)
+        response = await csm.post(
+            f"/api/customers/{customer_id}/events",
+            json={"kind": "meeting_requested", "notes": "x" * 1_000_000},
+        )
+        assert response.status_code == 422
+        problem = response.json()["detail"][0]
+        assert problem["loc"] == ["body", "meeting_requested", "notes"]
+        assert problem["type"] == "string_too_long"
+        customer = await csm.get(f"/api/customers/{customer_id}")
+    assert customer.json()["state"]["stage"] == "kickoff"
+    assert customer.json()["state"]["meetings"] == []
+
+
 async def test_a_journey_from_handoff_to_adoption(api: ApiHarness) -> None:
     async with api.as_csm() as csm:
         customer_id = await start(csm, purposes=["A"])

@@ -343,6 +343,17 @@ def test_playbook_validate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert_refused(run(capsys, "playbook", "validate", str(tmp_path / "none.toml")), "no such")
 
 
+def test_a_megabyte_of_meeting_notes_is_refused_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    notes = "x" * 1_000_000
+    result = run(
+        capsys, "meeting", "acme", "--kind", "customer_request", "--request", "--notes", notes
+    )
+    err = assert_refused(result, "notes", "at most 4000 characters")
+    assert len(err) < 300
+
+
 def test_events_built_from_arguments() -> None:
     args = build_parser().parse_args(
         [
@@ -774,3 +785,12 @@ def test_a_criterion_met_for_longer_than_needed_reads_as_its_requirement_met() -
     lines = verdict_lines(verdict)
     assert any("(1/1 week(s) running)" in line for line in lines), lines
     assert not any("13/1" in line for line in lines)
+
+
+def test_start_help_documents_every_csv_column(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["start", "--help"])
+    out = capsys.readouterr().out
+    for column in handoff_csv.CSV_COLUMNS:
+        assert f"  {column} " in out, column
+    assert "'role:Name <email>' or 'role:email'" in out

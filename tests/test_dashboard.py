@@ -183,6 +183,25 @@ async def test_a_refused_action_shows_the_reason_by_its_form_and_keeps_what_was_
     assert status.state.stage is Stage.KICKOFF and status.state.goals == []
 
 
+async def test_a_megabyte_of_meeting_notes_is_refused_by_the_form_field(api: ApiHarness) -> None:
+    csm = _csm()
+    customer = await _start(api, csm=csm)
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        refused = await browser.post(
+            f"/customers/{customer}",
+            data={
+                "kind": "meeting_requested",
+                "meeting": "customer_request",
+                "notes": "x" * 1_000_000,
+            },
+        )
+    assert refused.status_code == 422
+    form = _element(refused.text, "action-meeting_requested", "</details>")
+    assert 'id="action-meeting_requested-notes-error">Too long: at most 4000 characters.' in form
+    status = await api.services.onboarding.status(customer)
+    assert status.state.meetings == []
+
+
 async def test_a_recorded_action_redirects_and_shows_on_the_timeline_once(
     api: ApiHarness,
 ) -> None:

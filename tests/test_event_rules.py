@@ -4,32 +4,23 @@ in both languages, and a kind the registry does not know is refused everywhere."
 from __future__ import annotations
 
 import string
-from concurrent.futures import ThreadPoolExecutor
-from datetime import date
-from pathlib import Path
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime
+from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field
-from temporalio import workflow
+from pydantic import BaseModel
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.worker import Worker
 
-from activities.mail import MailActivities
-from activities.measure import MeasureActivities
-from activities.store import StoreActivities
 from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED
 from api.dashboard.i18n import EN, EVENT_WORDS, JA
-from emails.mailers import OutboxMailer
-from emails.render import build_template_environment
-from models import visibility
-from models.events import EVENT_MODELS, OnboardingEvent
-from models.onboarding import EventResult, OnboardingInput, OnboardingState, OnboardingStatus, Stage
-from testkit.factories import REPO, make_handoff, make_playbook
+from client.onboarding import SUBMIT_EVENT
+from models import limits
+from models.events import EVENT_MODELS, ContactAdded, GoalAgreed, OnboardingEvent
+from models.handoff import Contact, Role
+from models.onboarding import Goal, OnboardingState, Stage
+from testkit.factories import make_handoff, make_playbook
 from tests.support.workflow_harness import Harness, through_training
-from worker import onboarding_activities
 from workflows import events
-from workflows.onboarding import CustomerOnboardingWorkflow
 
 KINDS = list(EVENT_MODELS)
 
@@ -107,74 +98,58 @@ def test_a_kind_the_registry_does_not_know_is_refused_in_every_stage(stage: Stag
         assert reason == "unknown event kind 'brand_new_thing'"
 
 
-# The workflow as a worker would run it if a model reached it without its rules.
-NewerEvent = Annotated[OnboardingEvent | BrandNewThing, Field(discriminator="kind")]
-
-
-@workflow.defn(name="NewerClientOnboarding", sandboxed=False)
-class NewerClientOnboarding(CustomerOnboardingWorkflow):
-    @workflow.run
-    async def run(self, input: OnboardingInput) -> OnboardingStatus:
-        return await super().run(input)
-
-    @workflow.update
-    async def record_event(self, event: NewerEvent) -> EventResult:  # type: ignore[override]
-        return await super().record_event(event)  # type: ignore[arg-type]
-
-    @record_event.validator
-    def _validate_event(self, event: NewerEvent) -> None:  # type: ignore[override]
-        super()._validate_event(event)  # type: ignore[arg-type]
-
-    @workflow.signal
-    def submit_event(self, event: NewerEvent) -> None:  # type: ignore[override]
-        super().submit_event(event)  # type: ignore[arg-type]
-
-
 async def test_an_unknown_kind_is_refused_by_the_update_and_recorded_as_rejected_as_a_signal(
-    h: Harness, tmp_path: Path
+    h: Harness,
 ) -> None:
-    # A worker of its own: the harness's registers only the real workflow.
-    mail = MailActivities(
-        h.database,
-        OutboxMailer(tmp_path / "outbox"),
-        build_template_environment(REPO / "templates" / "email"),
-        sender="onboarding@liftoff.example",
-    )
-    queue = f"{h.task_queue}-newer"
+    """A newer client's kind is refused where the workflow reads its payload, in any stage."""
     handoff = make_handoff()
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            h.client,
-            task_queue=queue,
-            workflows=[NewerClientOnboarding],
-            activities=onboarding_activities(
-                StoreActivities(h.database), MeasureActivities(h.database), mail
-            ),
-            activity_executor=executor,
-        ):
-            handle = await h.client.start_workflow(
-                NewerClientOnboarding.run,
-                OnboardingInput(handoff=handoff, playbook=make_playbook()),
-                id=visibility.workflow_id_for(handoff.customer_id),
-                task_queue=queue,
-            )
-            h.started.append(handle)
+    handle = await h.start(handoff)
 
-            async def refused_both_ways(stage: Stage) -> None:
-                status = await h.wait_for(handle, lambda s: s.state.stage is stage)
-                rejected = len(status.state.rejected)
-                with pytest.raises(WorkflowUpdateFailedError) as failure:
-                    await handle.execute_update(NewerClientOnboarding.record_event, BrandNewThing())
-                assert "unknown event kind 'brand_new_thing'" in str(failure.value.cause)
-                await handle.signal(NewerClientOnboarding.submit_event, BrandNewThing())
-                after = await h.wait_for(handle, lambda s: len(s.state.rejected) > rejected)
-                assert after.state.rejected[-1].kind == "brand_new_thing"
-                assert after.state.stage is stage
-                assert after.state.transitions == status.state.transitions
+    async def refused_both_ways(stage: Stage) -> None:
+        status = await h.wait_for(handle, lambda s: s.state.stage is stage)
+        rejected = len(status.state.rejected)
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await h.record(handle, BrandNewThing())  # type: ignore[arg-type]
+        assert "unknown event kind 'brand_new_thing'" in str(failure.value.cause)
+        await handle.signal(SUBMIT_EVENT, BrandNewThing())
+        after = await h.wait_for(handle, lambda s: len(s.state.rejected) > rejected)
+        assert after.state.rejected[-1].kind == "brand_new_thing"
+        assert after.state.stage is stage
+        assert after.state.transitions == status.state.transitions
 
-            await refused_both_ways(Stage.KICKOFF)
-            await through_training(h, handle)
-            await refused_both_ways(Stage.ADOPTION)
-            kinds = [row.kind for row in h.timeline(handoff.customer_id)]
-            assert kinds.count("event_rejected") == 2
-            assert "brand_new_thing" not in kinds
+    await refused_both_ways(Stage.KICKOFF)
+    await through_training(h, handle)
+    await refused_both_ways(Stage.ADOPTION)
+    kinds = [row.kind for row in h.timeline(handoff.customer_id)]
+    assert kinds.count("event_rejected") == 2
+    assert "brand_new_thing" not in kinds
+
+
+def test_goals_and_contacts_a_customer_accumulates_are_bounded() -> None:
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    state = OnboardingState(
+        stage=Stage.ADOPTION,
+        goals=[Goal(text=f"goal {n}", agreed_at=now) for n in range(limits.GOALS)],
+        added_contacts=[
+            Contact(email=f"p{n}@acme.example", name="P", role=Role.END_USER)
+            for n in range(limits.CONTACTS)
+        ],
+    )
+
+    def refusal(event: OnboardingEvent) -> str | None:
+        return events.refusal(
+            event,
+            stage=Stage.ADOPTION,
+            state=state,
+            handoff=make_handoff(contacts=[]),
+            playbook=make_playbook(),
+            today=now.date(),
+        )
+
+    assert refusal(GoalAgreed(goal="one more")) == (
+        f"the customer already has {limits.GOALS} goals, the most it can hold"
+    )
+    new_contact = Contact(email="new@acme.example", name="New", role=Role.ADMINISTRATOR)
+    assert refusal(ContactAdded(contact=new_contact)) == (
+        f"the customer already has {limits.CONTACTS} contacts, the most it can hold"
+    )

@@ -15,6 +15,7 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
+from client.onboarding import RECORD_EVENT, SUBMIT_EVENT
 from models import visibility
 from models.events import KickoffHeld
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
@@ -40,9 +41,10 @@ async def test_a_kickoff_sent_with_the_start_is_applied_not_refused(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
         result: EventResult = await client.execute_update_with_start_workflow(
-            CustomerOnboardingWorkflow.record_event,
+            RECORD_EVENT,
             KickoffHeld(held_on=date.today(), goals=["Go live"]),
             start_workflow_operation=start,
+            result_type=EventResult,
         )
         # A trial customer skips training: the kickoff took it straight to adoption.
         assert result.stage is Stage.ADOPTION
@@ -63,7 +65,7 @@ async def test_a_kickoff_sent_with_the_start_is_applied_not_refused(
             OnboardingInput(handoff=other, playbook=make_playbook()),
             id=visibility.workflow_id_for(other.customer_id),
             task_queue=task_queue,
-            start_signal="submit_event",
+            start_signal=SUBMIT_EVENT,
             start_signal_args=[KickoffHeld(held_on=date.today())],
         )
         status = await eventually(

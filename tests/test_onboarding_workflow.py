@@ -17,6 +17,7 @@ from temporalio.client import (
 )
 
 from client.errors import OnboardingClosedError
+from client.onboarding import SUBMIT_EVENT
 from models import visibility
 from models.events import (
     Cancelled,
@@ -299,7 +300,7 @@ async def test_out_of_order_and_invalid_commands_are_rejected_with_the_reason(h:
 
     # The same invalid event as a signal is recorded as rejected, not a task failure.
     await handle.signal(
-        CustomerOnboardingWorkflow.submit_event,
+        SUBMIT_EVENT,
         CompletionReviewHeld(held_on=today, success_confirmed=True),
     )
     status = await h.wait_for(handle, lambda s: bool(s.state.rejected))
@@ -307,7 +308,7 @@ async def test_out_of_order_and_invalid_commands_are_rejected_with_the_reason(h:
     # A valid signal applies; redelivery with the same event id applies once.
     for _ in range(2):
         await handle.signal(
-            CustomerOnboardingWorkflow.submit_event,
+            SUBMIT_EVENT,
             TrainingSkipped(reason="already trained by the partner", event_id="crm-42"),
         )
     status = await h.wait_for(handle, lambda s: s.state.stage is Stage.ADOPTION)
@@ -374,10 +375,7 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     await h.usage(handoff, active_users=8)
     status = await h.next_week(latest)
     assert status.state.stage is Stage.COMPLETION_REVIEW
-    await latest.execute_update(
-        CustomerOnboardingWorkflow.record_event,
-        CompletionReviewHeld(held_on=await h.today(), success_confirmed=False),
-    )
+    await h.record(latest, CompletionReviewHeld(held_on=await h.today(), success_confirmed=False))
     result: OnboardingStatus = await latest.result()
     assert result.state.stage is Stage.ONBOARDED
     seqs = [e.seq for e in h.timeline(handoff.customer_id)]

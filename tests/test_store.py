@@ -6,11 +6,13 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import col, select
+from pydantic import BaseModel
+from sqlmodel import SQLModel, col, select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.store import CLOSE_WAITS_FOR_OPEN_ATTEMPTS, TASK_TITLE_CHARS, StoreActivities
+from models import limits
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -18,9 +20,11 @@ from models.activity_io import (
     RecordTimelineInput,
     UpsertCustomerInput,
 )
+from models.events import TaskCompleted
 from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import Stage, TaskKind
-from models.tables import Customer, CustomerContact, Task, TimelineEntry
+from models.playbook import Playbook, Purpose
+from models.tables import Customer, CustomerContact, Task, TimelineEntry, UsageEvent
 from records.database import Database
 from testkit.factories import make_handoff
 
@@ -295,3 +299,68 @@ def test_close_tasks_leaves_other_customers_tasks_open(
     with database.session() as session:
         states = dict(session.exec(select(Task.task_id, Task.state)).all())
     assert states == {"cust-a-1": "done", "cust-b-1": "open"}
+
+
+def _max_length(model: type[BaseModel], field: str) -> int:
+    bounds = [m.max_length for m in model.model_fields[field].metadata if hasattr(m, "max_length")]
+    assert bounds, f"{model.__name__}.{field} has no bound"
+    return int(bounds[0])
+
+
+def _column_length(table: type[SQLModel], column: str) -> int:
+    length = table.__table__.c[column].type.length  # type: ignore[attr-defined]
+    assert isinstance(length, int), f"{table.__name__}.{column} is not a bounded string"
+    return length
+
+
+@pytest.mark.parametrize(
+    ("bound", "column"),
+    [
+        (_max_length(CustomerHandoff, "name"), (Customer, "name")),
+        (_max_length(CustomerHandoff, "time_zone"), (Customer, "time_zone")),
+        (_max_length(Contact, "name"), (CustomerContact, "name")),
+        (limits.EMAIL_CHARS, (CustomerContact, "email")),
+        (limits.EMAIL_CHARS, (Customer, "csm")),
+        (limits.EMAIL_CHARS, (Task, "assignee")),
+        (_max_length(Playbook, "name"), (Customer, "playbook_name")),
+        (_max_length(Playbook, "version"), (Customer, "playbook_version")),
+        (_max_length(Purpose, "key_action"), (UsageEvent, "event")),
+        (_max_length(TaskCompleted, "task_id"), (Task, "task_id")),
+    ],
+    ids=lambda value: f"{value[0].__name__}.{value[1]}" if isinstance(value, tuple) else str(value),
+)
+def test_every_bound_on_input_fits_the_column_it_is_stored_in(
+    bound: int, column: tuple[type[SQLModel], str]
+) -> None:
+    assert bound <= _column_length(*column)
+
+
+def test_a_handoff_at_every_bound_in_japanese_is_stored_whole(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    def email(n: int) -> str:
+        local = f"{n}-" + "a" * (limits.EMAIL_CHARS - len(f"{n}-") - len("@acme.example"))
+        return f"{local}@acme.example"
+
+    contacts = [
+        Contact(email=email(n), name="名" * limits.NAME_CHARS, role=Role.END_USER)
+        for n in range(limits.CONTACTS)
+    ]
+    handoff = make_handoff(
+        name="株" * limits.NAME_CHARS,
+        contacts=contacts,
+        handoff_notes="メモ" * (limits.HANDOFF_NOTES_CHARS // 2),
+    )
+    activity_env.run(
+        store.upsert_customer,
+        UpsertCustomerInput(
+            handoff=handoff,
+            playbook_name="版" * limits.NAME_CHARS,
+            playbook_version="v" * limits.VERSION_CHARS,
+            workflow_id=f"onboarding-{handoff.customer_id}",
+        ),
+    )
+    row = customer_row(database, handoff.customer_id)
+    assert row.name == handoff.name
+    assert row.handoff_notes == handoff.handoff_notes
+    assert len(contact_emails(database, handoff.customer_id)) == limits.CONTACTS

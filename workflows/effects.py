@@ -19,11 +19,12 @@ from temporalio.exceptions import ActivityError
 import workflows.activity_options as options
 from activities.mail import MailActivities
 from activities.store import StoreActivities
-from models.activity_io import RecordTimelineInput, SendEmailInput
-from models.onboarding import OnboardingState, TimelineDetails, TimelineRecord
+from models.activity_io import OpenTaskInput, RecordTimelineInput, SendEmailInput
+from models.onboarding import OnboardingState, TaskKind, TimelineDetails, TimelineRecord
 from models.projection import ProjectionSnapshot
 
 Effect = Callable[[], Awaitable[Any]]
+STORE_FAILED = "store_failed"
 
 
 class Effects:
@@ -32,10 +33,14 @@ class Effects:
         customer_id: str,
         state: OnboardingState,
         snapshot: Callable[[], ProjectionSnapshot] | None = None,
+        *,
+        on_store_failed: Callable[[str, str], None] | None = None,
     ) -> None:
         self._customer_id = customer_id
         # What the customer projection needs, taken when each timeline write runs.
         self._snapshot = snapshot
+        # Told (activity name, reason) when the database refused a write for good.
+        self._on_store_failed = on_store_failed
         # The workflow's state, updated in place: the timeline sequence and failures.
         self._state = state
         self._queue: list[Effect] = []
@@ -75,7 +80,7 @@ class Effects:
             await self._store(
                 StoreActivities.record_timeline, write.model_copy(update={"snapshot": snapshot})
             )
-            del self._unwritten[entry.seq]
+            self._unwritten.pop(entry.seq, None)
 
         self._queue.append(record)
 
@@ -111,9 +116,34 @@ class Effects:
                 self._running -= len(batch)
 
     async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
-        await workflow.execute_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=options.STORE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
+        try:
+            await workflow.execute_activity_method(
+                activity,
+                arg,
+                start_to_close_timeout=options.STORE_TIMEOUT,
+                retry_policy=options.STORE_RETRY,
+            )
+        except ActivityError as err:
+            # Only an error no retry can mend gets here (options.STORE_FAILS_FOR_GOOD):
+            # like a failed email, it becomes visible state, not a stuck or failed journey.
+            self._store_failed(getattr(activity, "__name__", str(activity)), arg, err)
+
+    def _store_failed(self, name: str, arg: Any, err: ActivityError) -> None:
+        cause = err.cause or err
+        lines = (getattr(cause, "message", "") or str(cause)).splitlines() or [""]
+        reason = lines[0][: options.FAILURE_REASON_CHARS]
+        self._state.failures = [*self._state.failures, f"{name}: {reason}"][
+            -options.FAILURES_KEPT :
+        ]
+        # The record of a failure failed too: stop here rather than fail in a loop.
+        if (isinstance(arg, RecordTimelineInput) and arg.kind == STORE_FAILED) or (
+            isinstance(arg, OpenTaskInput) and arg.kind is TaskKind.STORE_FAILED
+        ):
+            return
+        self.timeline(
+            STORE_FAILED,
+            f"{name} could not be stored: {reason}",
+            {"activity": name, "reason": reason},
         )
+        if self._on_store_failed is not None:
+            self._on_store_failed(name, reason)

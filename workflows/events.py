@@ -19,6 +19,7 @@ from typing import Protocol, assert_never
 
 from pydantic import BaseModel
 
+from models import limits
 from models.events import (
     EVENT_MODELS,
     Cancelled,
@@ -164,6 +165,8 @@ def _invalid(
         case GoalAgreed():
             if any(goal.text == event.goal for goal in state.goals):
                 return f"the goal {event.goal!r} is already agreed"
+            if len(state.goals) >= limits.GOALS:
+                return f"the customer already has {limits.GOALS} goals, the most it can hold"
             return None
         case TrainingSkipped() | MeetingRequested() | Cancelled():
             return None
@@ -178,6 +181,8 @@ def _invalid(
             known = {c.email for c in [*handoff.contacts, *state.added_contacts]}
             if event.contact.email in known:
                 return f"{event.contact.email} is already a contact of this customer"
+            if len(known) >= limits.CONTACTS:
+                return f"the customer already has {limits.CONTACTS} contacts, the most it can hold"
             return None
         case TaskCompleted():
             if not any(task.task_id == event.task_id for task in state.open_tasks):
@@ -247,9 +252,8 @@ def apply(
         case MeetingRequested():
             workflow.request_meeting(event.meeting, event.notes or "requested by the CSM")
         case MeetingHeld():
-            state.meetings.append(
-                Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
-            )
+            held = Meeting(kind=event.meeting, held_on=event.held_on, notes=event.notes)
+            state.meetings = [*state.meetings, held][-limits.MEETINGS_KEPT :]
             meeting = event.meeting.value
             workflow.close_tasks(
                 lambda task: task.kind is TaskKind.MEETING and task.ref == meeting,

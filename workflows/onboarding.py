@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
@@ -28,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.step_emails as step_emails
     from activities.measure import MeasureActivities
     from activities.store import StoreActivities
-    from models import visibility
+    from models import limits, visibility
     from models.activity_io import (
         AddContactInput,
         CloseTasksInput,
@@ -37,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         SendEmailInput,
         UpsertCustomerInput,
     )
-    from models.events import MeetingKind, OnboardingEvent
+    from models.events import MeetingKind, OnboardingEvent, UnreadableEvent, read_event
     from models.handoff import Contact, Role
     from models.onboarding import (
         Due,
@@ -51,10 +53,13 @@ with workflow.unsafe.imports_passed_through():
         RejectedEvent,
         Stage,
         TaskKind,
+        TimelineDetails,
         Transition,
         WeekVerdict,
     )
 
+# The error type of a refused event, for callers that tell refusals from failures.
+REFUSED_ERROR_TYPE = "EventRefused"
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
 _SCHEDULE_TASK = {
@@ -80,6 +85,7 @@ class CustomerOnboardingWorkflow:
             input.handoff.customer_id,
             self._state,
             lambda: projection.snapshot(self._handoff, self._playbook, self._state),
+            on_store_failed=self._store_failed,
         )
         self._step_emails = step_emails.StepEmails(
             input.handoff, input.playbook, self._state, self._effects
@@ -114,40 +120,58 @@ class CustomerOnboardingWorkflow:
 
     # CSM commands and integration events
 
+    # The update and the signal take the payload as sent and read it by its `kind`
+    # (models.events.read_event): Temporal's own decoding would drop the discriminator,
+    # and an unreadable signal would be dropped without a trace.
+
     @workflow.update
-    async def record_event(self, event: OnboardingEvent) -> EventResult:
+    async def record_event(self, event: RawValue) -> EventResult:
         self._ensure_begun()
-        if self._is_duplicate(event):
-            return EventResult(kind=event.kind, stage=self._state.stage, duplicate=True)
-        detail = self._apply(event)
-        return EventResult(kind=event.kind, stage=self._state.stage, detail=detail)
+        read = _read(event)
+        if isinstance(read, UnreadableEvent):
+            raise _refused(read.reason)
+        if self._is_duplicate(read):
+            return EventResult(kind=read.kind, stage=self._state.stage, duplicate=True)
+        detail = self._apply(read)
+        return EventResult(kind=read.kind, stage=self._state.stage, detail=detail)
 
     @record_event.validator
-    def _validate_event(self, event: OnboardingEvent) -> None:
-        if self._is_duplicate(event):
+    def _validate_event(self, event: RawValue) -> None:
+        read = _read(event)
+        if isinstance(read, UnreadableEvent):
+            raise _refused(read.reason)
+        if self._is_duplicate(read):
             return
-        reason = self._rejection(event)
+        reason = self._rejection(read)
         if reason is not None:
-            raise ValueError(reason)
+            raise _refused(reason)
 
     @workflow.signal
-    def submit_event(self, event: OnboardingEvent) -> None:
+    def submit_event(self, event: RawValue) -> None:
         """Fire-and-forget twin of record_event: a refusal is recorded, never raised."""
+        read = _read(event)
+        if isinstance(read, UnreadableEvent):
+            # Histories from before were never given an unreadable signal: the SDK dropped it.
+            if not workflow.patched("unreadable-signal-recorded"):
+                return
+            self._ensure_begun()
+            self._record_rejection(read.kind, read.reason, {"kind": read.kind})
+            return
         self._ensure_begun()
-        if self._is_duplicate(event):
+        if self._is_duplicate(read):
             return
-        reason = self._rejection(event)
+        reason = self._rejection(read)
         if reason is None:
-            self._apply(event)
+            self._apply(read)
             return
-        now = workflow.now()
+        self._record_rejection(read.kind, reason, events.event_json(read))
+
+    def _record_rejection(self, kind: str, reason: str, details: TimelineDetails) -> None:
         self._state.rejected = [
             *self._state.rejected,
-            RejectedEvent(at=now, kind=event.kind, reason=reason),
+            RejectedEvent(at=workflow.now(), kind=kind, reason=reason),
         ][-options.REJECTIONS_KEPT :]
-        self._effects.timeline(
-            "event_rejected", f"{event.kind} rejected: {reason}", events.event_json(event)
-        )
+        self._effects.timeline("event_rejected", f"{kind} rejected: {reason}", details)
 
     @workflow.query
     def status(self) -> OnboardingStatus:
@@ -415,7 +439,7 @@ class CustomerOnboardingWorkflow:
                 key_actions={p.id: p.key_action for p in self._playbook.purposes},
             ),
             start_to_close_timeout=options.MEASURE_TIMEOUT,
-            retry_policy=options.STORE_RETRY,
+            retry_policy=options.MEASURE_RETRY,
         )
         verdict = rules.evaluate_week(
             self._playbook,
@@ -567,7 +591,8 @@ class CustomerOnboardingWorkflow:
         self._effects.store(StoreActivities.add_contact, contact_input)
 
     def request_meeting(self, kind: MeetingKind, reason: str) -> None:
-        self._state.meetings.append(Meeting(kind=kind, requested_at=workflow.now(), notes=reason))
+        requested = Meeting(kind=kind, requested_at=workflow.now(), notes=reason)
+        self._state.meetings = [*self._state.meetings, requested][-limits.MEETINGS_KEPT :]
         already_open = any(
             task.kind is TaskKind.MEETING and task.ref == kind.value
             for task in self._state.open_tasks
@@ -631,6 +656,15 @@ class CustomerOnboardingWorkflow:
             "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
         )
 
+    def _store_failed(self, activity: str, reason: str) -> None:
+        """A write the database refused for good: the CS leader hears of it (and takes it
+        to whoever runs Liftoff); the customer's timers go on."""
+        self._open_task(
+            TaskKind.STORE_FAILED,
+            self._handoff.cs_leader,
+            f"Liftoff could not store {activity} for this customer; ask ops: {reason}",
+        )
+
     def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None:
         closing = [task for task in self._state.open_tasks if matches(task)]
         if not closing:
@@ -655,6 +689,17 @@ class CustomerOnboardingWorkflow:
                 visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
             ]
         )
+
+
+def _read(event: RawValue) -> OnboardingEvent | UnreadableEvent:
+    if event.payload.metadata.get("encoding") != b"json/plain":
+        return UnreadableEvent(kind="unknown", reason="the event must be sent as JSON")
+    return read_event(event.payload.data)
+
+
+def _refused(reason: str) -> ApplicationError:
+    """A refusal the caller reads as is: one sentence, and no retry will change it."""
+    return ApplicationError(reason, type=REFUSED_ERROR_TYPE, non_retryable=True)
 
 
 def _criterion_text(verdict: Any) -> str:

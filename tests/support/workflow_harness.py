@@ -18,13 +18,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from client.onboarding import OnboardingClient
+from client.onboarding import RECORD_EVENT, OnboardingClient
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
 from models.onboarding import (
     TIMELINE_KINDS,
     DueKind,
+    EventResult,
     OnboardingInput,
     OnboardingStatus,
     Stage,
@@ -80,7 +81,7 @@ class Harness:
         return OnboardingClient(self.client, self.task_queue)
 
     async def record(self, handle: WorkflowHandle[Any, Any], event: OnboardingEvent) -> Any:
-        return await handle.execute_update(CustomerOnboardingWorkflow.record_event, event)
+        return await handle.execute_update(RECORD_EVENT, event, result_type=EventResult)
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> OnboardingStatus:
         return await handle.query(CustomerOnboardingWorkflow.status)

@@ -1,0 +1,46 @@
+"""How much text and how many items people may put in an event, a handoff or a playbook.
+
+Every bound fits the database column the value ends in (models/tables.py: the same
+VARCHAR lengths on SQLite and PostgreSQL, where PostgreSQL refuses what does not fit),
+and keeps Temporal's payloads small: an event is copied into history several times
+(the update, the timeline activity, the task and its email, the state carried across
+continue-as-new), and Temporal refuses a payload over 2 MB and a history over 50 MB.
+Generous for a CS team, far from those limits.
+"""
+
+from __future__ import annotations
+
+# A name or a label: a person, an attendee, a customer, a playbook, a purpose's title
+# (customers.name, contacts.name: VARCHAR(200)).
+NAME_CHARS = 200
+# An email address (RFC 5321's limit; customers.csm, contacts.email: VARCHAR(320)).
+EMAIL_CHARS = 320
+# One line a CSM writes: a goal, a reason, a feature request.
+LINE_CHARS = 500
+# Notes a CSM types into a form: a meeting's notes, review feedback, a task's note.
+NOTE_CHARS = 4_000
+# What sales writes in the handoff, carried in the workflow's input for good.
+HANDOFF_NOTES_CHARS = 10_000
+# A usage event's name (usage_events.event: VARCHAR(200)).
+EVENT_NAME_CHARS = 200
+# An IANA time zone (customers.time_zone: VARCHAR(64)) and a playbook version
+# (customers.playbook_version: VARCHAR(64)).
+ZONE_CHARS = 64
+VERSION_CHARS = 64
+# A task id (tasks.task_id: VARCHAR(100)); a purpose id (the playbook's pattern).
+TASK_ID_CHARS = 100
+PURPOSE_ID_CHARS = 32
+
+# Items of one list in one event or handoff: attendees, goals, feature requests, NPS
+# answers, contacts, purposes.
+LIST_ITEMS = 50
+# A customer's people, in the handoff and added later together.
+CONTACTS = 100
+# What a customer accumulates over its journey (state carried across continue-as-new):
+# agreed goals; meetings are kept as the most recent ones.
+GOALS = 50
+MEETINGS_KEPT = 50
+
+# A playbook's lists: purposes, steps per purpose, criteria, stall rules, ladder steps,
+# locales of a step's note.
+PLAYBOOK_ITEMS = 50
