@@ -107,6 +107,10 @@ async def test_trial_customer_skips_training(h: Harness) -> None:
     assert status.state.training_skipped_reason == "the customer used a trial"
     causes = [t.cause for t in status.state.transitions]
     assert "training skipped: the customer used a trial" in causes
+    # Skipped as it began: the CSM is never asked to schedule it, by task or by email.
+    opened = [row.summary for row in h.timeline(status.customer_id) if row.kind == "task_opened"]
+    assert not any("Schedule the product training" in summary for summary in opened), opened
+    assert not any("product training" in str(m["Subject"]) for m in h.emails())
     rejected = h.record(handle, TrainingHeld(held_on=await h.today()))
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await rejected
@@ -203,10 +207,15 @@ async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadlin
         handle, lambda s: any(t.ref == MeetingKind.MOMENTUM.value for t in s.state.open_tasks)
     )
     assert status.state.momentum_requested
+    assert status.state.setup.stuck  # no usage data ever arrived
 
     await h.env.sleep(timedelta(days=20))
     result: OnboardingStatus = await handle.result()
     assert result.state.stage is Stage.FAILED
+    # An ended customer is no longer listed as stuck in setup.
+    assert not result.state.setup.stuck
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(visibility.SETUP_STUCK) is False
     assert result.state.transitions[-1].cause == (
         "deadline passed without meeting the completion criteria"
     )

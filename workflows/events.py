@@ -213,7 +213,9 @@ def _training_outcome(state: OnboardingState) -> str:
 class Operations(Protocol):
     """What an event may ask of the workflow besides changing its state."""
 
-    def move_to(self, stage: Stage, cause: str) -> None: ...
+    def move_to(self, stage: Stage, cause: str, *, passing: bool = False) -> None:
+        """`passing`: the next move follows at once, so the stage sets no timers or tasks."""
+        ...
 
     def request_meeting(self, kind: MeetingKind, reason: str) -> None: ...
 
@@ -236,8 +238,10 @@ def apply(
         case KickoffHeld():
             state.kickoff_held_on = event.held_on
             state.goals += [Goal(text=text, agreed_at=now) for text in event.goals]
-            workflow.move_to(Stage.TRAINING, f"kickoff held on {event.held_on}")
             skip = training_skip_reason(playbook, handoff)
+            workflow.move_to(
+                Stage.TRAINING, f"kickoff held on {event.held_on}", passing=skip is not None
+            )
             if skip is not None:
                 state.training_skipped_reason = skip
                 workflow.move_to(Stage.ADOPTION, f"training skipped: {skip}")

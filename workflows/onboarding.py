@@ -251,7 +251,7 @@ class CustomerOnboardingWorkflow:
         ]
         self.move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
 
-    def move_to(self, stage: Stage, cause: str) -> None:
+    def move_to(self, stage: Stage, cause: str, *, passing: bool = False) -> None:
         state = self._state
         now = workflow.now()
         previous = state.stage if state.stage_since is not None else None
@@ -267,7 +267,8 @@ class CustomerOnboardingWorkflow:
             self.close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
         if stage.terminal:
             self._end(stage)
-        else:
+        elif not (passing and workflow.patched("passing-stage-sets-no-task")):
+            # A trial customer's training is skipped as it begins: no task, no email.
             self._enter(stage, now)
         self._effects.timeline(
             "transition",
@@ -304,6 +305,9 @@ class CustomerOnboardingWorkflow:
         self.close_tasks(lambda task: True, f"onboarding {stage.value}")
         if self._state.stall.stalled:
             self._state.stall.stalled = False
+        # An ended onboarding is stuck in nothing: lists must not flag it.
+        if self._state.setup.stuck and workflow.patched("ended-clears-setup-stuck"):
+            self._state.setup.stuck = False
 
     def _schedule_measurement(self, *, after: datetime) -> None:
         window_end = rules.next_measurement_at(
