@@ -212,6 +212,30 @@ async def test_a_contact_added_later_joins_from_the_current_step(h: Harness) -> 
     await handle.result()
 
 
+async def test_a_step_names_only_the_roles_the_customer_has_contacts_in(h: Harness) -> None:
+    contacts = [
+        Contact(email="boss@acme.example", name="Dana Boss", role=Role.DECISION_MAKER),
+        Contact(email="admin@acme.example", name="Ari Admin", role=Role.ADMINISTRATOR),
+    ]
+    handoff = make_handoff(purposes=["A"], contacts=contacts)
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    await until_sent(h, handle, "A:welcome")
+
+    [welcome] = [
+        e
+        for e in campaign_entries(h, handoff.customer_id, "campaign_step_sent")
+        if e.details["ref"] == "A:welcome"
+    ]
+    assert welcome.details["roles"] == ["decision_maker", "administrator"]
+    assert welcome.details["no_contact"] == ["end_user"]
+    assert welcome.summary == (
+        "A:welcome sent to the decision_maker, administrator contacts (no end_user contact)"
+    )
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
 async def test_a_bounced_contact_receives_nothing_more(h: Harness) -> None:
     handoff = make_handoff(purposes=["A"])
     handle = await h.start(handoff, make_playbook(campaign=True))

@@ -134,6 +134,9 @@ def test_step_and_proposal_emails_name_their_roles_and_steps() -> None:
     sent = _row("campaign_step_sent", {"ref": "A:welcome", "roles": ["administrator", "end_user"]})
     assert _said(sent, "en") == "A:welcome sent to: Administrator, End user"
     assert _said(sent, "ja") == "A:welcome を送信: 管理者, エンドユーザー"
+    nobody = _row("campaign_step_sent", {"ref": "B:tips", "roles": [], "no_contact": ["end_user"]})
+    assert _said(nobody, "en") == "B:tips not sent: the customer has no contact in its roles"
+    assert _said(nobody, "ja") == "B:tips は未送信: 対象の役割に担当者がいません"
     proposals = _row("stall_proposal", {"episode": 1, "steps": ["A:proposal", "C:proposal"]})
     assert _said(proposals, "ja") == "停滞中の利用目的の提案メール: A:proposal, C:proposal"
     assert _said(_row("stall_proposal", {"episode": 1}), "ja") == "管理者へ提案メールを送信"

@@ -168,14 +168,13 @@ class StepEmails:
         context = contexts.step_context(
             self._handoff.name, purpose, step, self._handoff.locale, actions
         )
-        who = ", ".join(role.value for role in step.roles)
         self._send_step(
             ref,
             campaign.ledger_base(purpose, step),
             step.template,
             step.roles,
             context,
-            summary=f"{ref} sent to the {who} contacts",
+            what=ref,
         )
 
     def send_purpose_proposals(self, episode: int) -> bool:
@@ -225,7 +224,7 @@ class StepEmails:
             step.template,
             step.roles,
             context,
-            summary="asked the customer to choose its purposes",
+            what="the choose-purpose email",
         )
 
     def _send_step(
@@ -236,13 +235,24 @@ class StepEmails:
         roles: Sequence[Role],
         context: dict[str, JsonValue],
         *,
-        summary: str,
+        what: str,
     ) -> None:
-        """One email per role, then the timeline entry that says the step went out."""
+        """One email per role, then the timeline entry that says who it went to: only the
+        roles the customer has contacts in (the others' sends find no one)."""
         for role in roles:
             self._send_campaign_email(f"{ledger_base}:{role.value}", template, role, context)
-        sent_to: list[JsonValue] = [role.value for role in roles]
-        self._effects.timeline("campaign_step_sent", summary, {"ref": ref, "roles": sent_to})
+        known = {c.role for c in [*self._handoff.contacts, *self._state.added_contacts]}
+        sent_to: list[JsonValue] = [role.value for role in roles if role in known]
+        nobody: list[JsonValue] = [role.value for role in roles if role not in known]
+        if sent_to:
+            summary = f"{what} sent to the {', '.join(map(str, sent_to))} contacts"
+        else:
+            summary = f"{what} not sent"
+        if nobody:
+            summary += f" (no {', '.join(map(str, nobody))} contact)"
+        self._effects.timeline(
+            "campaign_step_sent", summary, {"ref": ref, "roles": sent_to, "no_contact": nobody}
+        )
 
     def _send_campaign_email(
         self,

@@ -226,6 +226,7 @@ EN: dict[str, str] = {
     "outcome_stalled": "stalled",
     "outcome_ok": "ok",
     "tl_campaign_step_sent": "{ref} sent to: {roles}",
+    "tl_campaign_step_no_contact": "{ref} not sent: the customer has no contact in its roles",
     "tl_stall_proposal": "proposal email to the administrators",
     "tl_stall_proposals": "proposals for stuck purposes: {steps}",
     # Cohort
@@ -466,6 +467,7 @@ JA: dict[str, str] = {
     "outcome_stalled": "利用停滞",
     "outcome_ok": "順調",
     "tl_campaign_step_sent": "{ref} を送信: {roles}",
+    "tl_campaign_step_no_contact": "{ref} は未送信: 対象の役割に担当者がいません",
     "tl_stall_proposal": "管理者へ提案メールを送信",
     "tl_stall_proposals": "停滞中の利用目的の提案メール: {steps}",
     "cohort_title": "コホート",

@@ -76,6 +76,8 @@ def _weekly_measurement(details: dict[str, Any], fmt: Formatter) -> str:
 
 def _campaign_step_sent(details: dict[str, Any], fmt: Formatter) -> str:
     roles = ", ".join(fmt.t(f"contact_role_{Role(role).value}") for role in details["roles"])
+    if not roles:
+        return fmt.t("tl_campaign_step_no_contact", ref=str(details["ref"]))
     return fmt.t("tl_campaign_step_sent", ref=str(details["ref"]), roles=roles)
 
 
