@@ -99,6 +99,36 @@ async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harnes
     save_history("happy_path", (await handle.fetch_history()).to_json())
 
 
+async def test_a_review_that_does_not_confirm_success_returns_to_adoption_with_a_meeting(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+    await h.usage(handoff, active_users=7, quota_units=40)
+    await h.next_week(handle)
+    await h.usage(handoff, active_users=8)
+    status = await h.next_week(handle)
+    assert status.state.stage is Stage.COMPLETION_REVIEW
+
+    await h.record(
+        handle,
+        CompletionReviewHeld(
+            held_on=await h.today(), success_confirmed=False, feedback="Logins, no results"
+        ),
+    )
+    status = await h.status(handle)
+    # Usage is not success: not onboarded, back to adoption with a follow-up meeting.
+    assert status.state.stage is Stage.ADOPTION
+    assert status.state.review is not None and not status.state.review.success_confirmed
+    assert status.state.transitions[-1].cause.endswith("not confirmed: back to adoption")
+    meetings = [t for t in status.state.open_tasks if t.kind is TaskKind.MEETING]
+    assert [t.ref for t in meetings] == [MeetingKind.POOR_PROGRESS.value]
+    assert any(d.kind is DueKind.MEASURE for d in status.state.agenda)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
 async def test_trial_customer_skips_training(h: Harness) -> None:
     handle = await h.start(make_handoff(trial_used=True))
     await h.record(handle, KickoffHeld(held_on=await h.today(), goals=["Go live"]))

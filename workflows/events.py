@@ -223,6 +223,10 @@ class Operations(Protocol):
 
     def add_contact(self, contact: Contact) -> None: ...
 
+    def patched(self, change: str) -> bool:
+        """Whether this history takes `change`, made after it began (workflow.patched)."""
+        ...
+
 
 def apply(
     event: OnboardingEvent,
@@ -276,11 +280,24 @@ def apply(
                 feature_requests=event.feature_requests,
                 nps=event.nps,
             )
-            confirmed = "confirmed" if event.success_confirmed else "not confirmed"
-            workflow.move_to(
-                Stage.ONBOARDED,
-                f"completion review held on {event.held_on}; short-term success {confirmed}",
-            )
+            if event.success_confirmed or not workflow.patched("unconfirmed-review-readopts"):
+                confirmed = "confirmed" if event.success_confirmed else "not confirmed"
+                workflow.move_to(
+                    Stage.ONBOARDED,
+                    f"completion review held on {event.held_on}; short-term success {confirmed}",
+                )
+            else:
+                # Usage is not success: back to adoption with a follow-up meeting; weeks
+                # that meet the criteria again call a new review.
+                workflow.move_to(
+                    Stage.ADOPTION,
+                    f"completion review held on {event.held_on}; short-term success "
+                    "not confirmed: back to adoption",
+                )
+                workflow.request_meeting(
+                    MeetingKind.POOR_PROGRESS,
+                    "short-term success was not confirmed at the completion review",
+                )
         case TaskCompleted():
             task_id = event.task_id
             workflow.close_tasks(
