@@ -16,7 +16,7 @@ from api.dashboard.render import Formatter
 from api.deps import SESSION_COOKIE
 from models.events import KickoffHeld
 from models.handoff import CustomerHandoff
-from models.onboarding import Stage
+from models.onboarding import Stage, TaskKind
 from models.playbook import Playbook
 from records import reports
 from records.tokens import TokenRole
@@ -355,6 +355,25 @@ async def test_purposes_are_named_and_offered_from_the_customers_own_playbook(
         r'<option value="(\w+)"', _element(page, "action-purpose_added", "</details>")
     )
     assert offered == [shipped.purposes[1].id]  # B; A is held, C to F are not in 2025.1
+
+
+def test_every_task_kind_has_its_words() -> None:
+    missing = [kind.value for kind in TaskKind if f"task_kind_{kind.value}" not in JA]
+    assert missing == []
+
+
+async def test_a_japanese_page_names_tasks_in_japanese_with_the_workflows_title_beneath(
+    api: ApiHarness,
+) -> None:
+    csm = _csm()
+    customer = await _start(api, csm=csm)
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        ja = (await browser.get(f"/customers/{customer}", params={"lang": "ja"})).text
+        en = (await browser.get(f"/customers/{customer}", params={"lang": "en"})).text
+    tasks = _element(ja, "tasks", "</section>")
+    assert "キックオフミーティングを設定する" in tasks
+    assert '<div class="muted small" lang="en">Schedule the kickoff meeting</div>' in tasks
+    assert "キックオフミーティング" not in _element(en, "tasks", "</section>")
 
 
 def test_both_catalogues_have_the_same_keys_and_placeholders() -> None:
