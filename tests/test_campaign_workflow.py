@@ -236,6 +236,43 @@ async def test_a_step_names_only_the_roles_the_customer_has_contacts_in(h: Harne
     await handle.result()
 
 
+async def test_a_steps_roles_are_sent_one_after_another_never_side_by_side(
+    h: Harness,
+) -> None:
+    # A worker killed right after the provider took a message resends only the one in
+    # flight: with the roles side by side, every role in flight went out twice.
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    await until_sent(h, handle, "A:welcome")
+
+    scheduled: dict[int, str] = {}
+    completed: dict[str, int] = {}
+    order: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "send_email":
+                key = json.loads(attributes.input.payloads[0].data)["ledger_key"]
+                if key.startswith("campaign:A:welcome:"):
+                    scheduled[event.event_id] = key
+                    order.append(key)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            done = event.activity_task_completed_event_attributes.scheduled_event_id
+            if done in scheduled:
+                completed[scheduled[done]] = event.event_id
+    assert [key.rsplit(":", 1)[1] for key in order] == [
+        "decision_maker",
+        "administrator",
+        "end_user",
+    ]
+    first_id = {key: event_id for event_id, key in scheduled.items()}
+    for earlier, later in zip(order, order[1:], strict=False):
+        assert completed[earlier] < first_id[later], (earlier, later)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
 async def test_a_bounced_contact_receives_nothing_more(h: Harness) -> None:
     handoff = make_handoff(purposes=["A"])
     handle = await h.start(handoff, make_playbook(campaign=True))

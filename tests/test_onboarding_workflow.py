@@ -414,7 +414,7 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     await h.usage(handoff, active_users=8)
     status = await h.next_week(latest)
     assert status.state.stage is Stage.COMPLETION_REVIEW
-    await h.record(latest, CompletionReviewHeld(held_on=await h.today(), success_confirmed=False))
+    await h.record(latest, CompletionReviewHeld(held_on=await h.today(), success_confirmed=True))
     result: OnboardingStatus = await latest.result()
     assert result.state.stage is Stage.ONBOARDED
     seqs = [e.seq for e in h.timeline(handoff.customer_id)]

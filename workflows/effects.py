@@ -89,21 +89,31 @@ class Effects:
         self._queue.append(lambda: self._store(activity, arg))
 
     def send(self, email: SendEmailInput) -> None:
-        async def send() -> None:
-            try:
-                await workflow.execute_activity_method(
-                    MailActivities.send_email,
-                    email,
-                    start_to_close_timeout=options.MAIL_TIMEOUT,
-                    retry_policy=options.MAIL_RETRY,
-                )
-            except ActivityError as err:
-                # A send that failed for good is visible state, not a stuck journey.
-                reason = str(err.cause or err)
-                self._state.failures.append(f"email {email.ledger_key}: {reason}")
-                self.timeline("email_failed", f"email {email.template} failed: {reason}", {})
+        self._queue.append(lambda: self._deliver(email))
 
-        self._queue.append(send)
+    def send_in_turn(self, emails: list[SendEmailInput]) -> None:
+        """One after another, not side by side: a worker that dies right after the
+        provider took a message can resend only the one message in flight."""
+
+        async def in_turn() -> None:
+            for email in emails:
+                await self._deliver(email)
+
+        self._queue.append(in_turn)
+
+    async def _deliver(self, email: SendEmailInput) -> None:
+        try:
+            await workflow.execute_activity_method(
+                MailActivities.send_email,
+                email,
+                start_to_close_timeout=options.MAIL_TIMEOUT,
+                retry_policy=options.MAIL_RETRY,
+            )
+        except ActivityError as err:
+            # A send that failed for good is visible state, not a stuck journey.
+            reason = str(err.cause or err)
+            self._state.failures.append(f"email {email.ledger_key}: {reason}")
+            self.timeline("email_failed", f"email {email.template} failed: {reason}", {})
 
     async def drain(self) -> None:
         """Run everything queued, and whatever that queues, batch by batch."""

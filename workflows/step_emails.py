@@ -239,8 +239,16 @@ class StepEmails:
     ) -> None:
         """One email per role, then the timeline entry that says who it went to: only the
         roles the customer has contacts in (the others' sends find no one)."""
-        for role in roles:
-            self._send_campaign_email(f"{ledger_base}:{role.value}", template, role, context)
+        if workflow.patched("step-roles-in-turn"):
+            self._effects.send_in_turn(
+                [
+                    self._campaign_email(f"{ledger_base}:{role.value}", template, role, context)
+                    for role in roles
+                ]
+            )
+        else:
+            for role in roles:
+                self._send_campaign_email(f"{ledger_base}:{role.value}", template, role, context)
         known = {c.role for c in [*self._handoff.contacts, *self._state.added_contacts]}
         sent_to: list[JsonValue] = [role.value for role in roles if role in known]
         nobody: list[JsonValue] = [role.value for role in roles if role not in known]
@@ -263,16 +271,28 @@ class StepEmails:
         *,
         counted: bool = True,
     ) -> None:
+        self._effects.send(
+            self._campaign_email(ledger_key, template, role, context, counted=counted)
+        )
+
+    def _campaign_email(
+        self,
+        ledger_key: str,
+        template: str,
+        role: Role,
+        context: dict[str, JsonValue],
+        *,
+        counted: bool = True,
+    ) -> SendEmailInput:
+        """The email to one role; `counted` ones count toward the role's daily cap."""
         if counted:
             counts = self._state.campaign_sends_today
             counts[role.value] = counts.get(role.value, 0) + 1
-        self._effects.send(
-            SendEmailInput(
-                ledger_key=ledger_key,
-                customer_id=self._handoff.customer_id,
-                template=template,
-                locale=self._handoff.locale,
-                to_role=role,
-                context=context,
-            )
+        return SendEmailInput(
+            ledger_key=ledger_key,
+            customer_id=self._handoff.customer_id,
+            template=template,
+            locale=self._handoff.locale,
+            to_role=role,
+            context=context,
         )
