@@ -24,8 +24,10 @@ from models.tables import CustomerProjection as P
 from records.database import Database
 from records.projections import TIMED_COLUMNS
 
-# The most rows one page may ask for.
+# The most rows one page may ask for, and the furthest it may skip: far past any
+# real list, and inside the 64-bit integer both databases take for OFFSET.
 MAX_PAGE = 1000
+MAX_OFFSET = 1_000_000_000
 ENDED = [Stage.ONBOARDED.value, Stage.FAILED.value, Stage.CANCELLED.value]
 
 
@@ -101,7 +103,7 @@ def list_page(
     """One page of customers; with `columns`, only those are loaded (a long page reads
     faster), and the others must not be read from the rows."""
     limit = max(1, min(limit, MAX_PAGE))
-    offset = max(0, offset)
+    offset = max(0, min(offset, MAX_OFFSET))
     where = filters.clauses()
     with database.session() as session:
         total = session.exec(select(func.count()).select_from(P).where(*where)).one()

@@ -204,6 +204,12 @@ def test_lists_filter_order_and_page_in_sql(database: Database) -> None:
         == 1
     )
 
+    # A page number typed into the address bar: an empty page, never a database error.
+    far = customer_lists.list_page(
+        database, ongoing, order=customer_lists.Order.ATTENTION, limit=3, offset=10**20
+    )
+    assert (far.rows, far.total) == ([], 5)
+
     summary = customer_lists.summary(database, customer_lists.Filters(csm=mine))
     assert (summary.ongoing, summary.ended, summary.stuck, summary.stalled) == (5, 2, 1, 1)
     assert summary.open_tasks == 5

@@ -26,7 +26,7 @@ from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
 from models.onboarding import TIMELINE_KINDS, EventResult, OnboardingStatus, Stage
 from models.tables import CustomerProjection
-from records.customer_lists import MAX_PAGE, Filters, Order, list_page
+from records.customer_lists import MAX_OFFSET, MAX_PAGE, Filters, Order, list_page
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -210,7 +210,7 @@ async def list_customers(
     stalled: Annotated[bool | None, Query(description="only (not) stalled customers")] = None,
     stuck: Annotated[bool | None, Query(description="only customers (not) stuck in setup")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="customers per page")] = MAX_PAGE,
-    offset: Annotated[int, Query(ge=0, description="customers to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="customers to skip")] = 0,
 ) -> list[CustomerSummary]:
     if who.role is TokenRole.CSM:
         if csm is not None and csm != who.csm:
