@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from api.deps import SESSION_COOKIE
-from records.sessions import session_principal, start_session
-from records.tokens import TokenRole, authenticate, revoke_token
+from records.database import Database
+from records.sessions import end_session, session_principal, start_session
+from records.tokens import TokenRole, authenticate, create_token, revoke_token
 from tests.support.api_harness import ApiHarness
 
 
@@ -61,3 +62,18 @@ async def test_an_expired_session_is_refused(api: ApiHarness) -> None:
     current = start_session(api.database, who, lasts=timedelta(hours=1))
     assert session_principal(api.database, expired) is None
     assert session_principal(api.database, current) == who
+
+
+def test_sessions_start_end_and_expire_on_both_databases(database: Database) -> None:
+    token, _ = create_token(database, name="lead", role=TokenRole.LEAD)
+    who = authenticate(database, token)
+    assert who is not None
+    live = start_session(database, who, lasts=timedelta(hours=1))
+    expired = start_session(database, who, lasts=timedelta(seconds=-1))
+    assert session_principal(database, live) == who
+    assert session_principal(database, expired) is None
+    # Whatever a client puts in the cookie is only looked up, never trusted or stored.
+    assert session_principal(database, "x" * 10_000) is None
+    assert session_principal(database, "\x00") is None
+    end_session(database, live)
+    assert session_principal(database, live) is None
