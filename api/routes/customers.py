@@ -10,7 +10,8 @@ CSM, which decides who may act on it.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -67,6 +68,7 @@ def problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
+Row = TypeVar("Row")
 MAX_USERS_LIMIT = 1000
 NOT_YOURS = problem("a token whose role cannot do this")
 # Another CSM's customer answers as an unknown one: ids cannot be probed.
@@ -271,14 +273,11 @@ async def get_timeline(
             f"unknown timeline kind {unknown[0]!r}: one of {', '.join(TIMELINE_KINDS)}",
         )
     await authorize(who, services, customer_id)
-    try:
-        return await asyncio.to_thread(
-            customer_timeline, services.database, customer_id=customer_id, kinds=kind
-        )
-    except UnknownCustomer:
-        # The worker stores the customer just after the start: tell "not yet" from "never".
-        await services.onboarding.status(customer_id)
-        return []
+    return await _records_of(
+        services,
+        customer_id,
+        lambda: customer_timeline(services.database, customer_id=customer_id, kinds=kind),
+    )
 
 
 @router.get(
@@ -295,10 +294,20 @@ async def get_users(
     """Users the intake tied to the customer, with the traits of their identify calls
     and of their group calls, as the product's Segment calls sent them (bounded)."""
     await authorize(who, services, customer_id)
+    return await _records_of(
+        services,
+        customer_id,
+        lambda: product_users(services.database, customer_id=customer_id, limit=limit),
+    )
+
+
+async def _records_of(
+    services: Services, customer_id: str, read: Callable[[], list[Row]]
+) -> list[Row]:
+    """A customer's rows from the database; none yet when the worker has not stored the
+    customer it just started (a status query tells "not yet" from "never")."""
     try:
-        return await asyncio.to_thread(
-            product_users, services.database, customer_id=customer_id, limit=limit
-        )
+        return await asyncio.to_thread(read)
     except UnknownCustomer:
         await services.onboarding.status(customer_id)
         return []
