@@ -7,7 +7,6 @@ person typed stays out of the browser after sign-in.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -16,11 +15,7 @@ from sqlmodel import col
 
 from models.tables import ApiToken, DashboardSession, utc_now
 from records.database import Database
-from records.tokens import Principal, TokenRole
-
-
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
+from records.tokens import Principal, TokenRole, secret_digest
 
 
 def start_session(database: Database, who: Principal, *, lasts: timedelta) -> str:
@@ -30,7 +25,7 @@ def start_session(database: Database, who: Principal, *, lasts: timedelta) -> st
     with database.session() as session:
         session.add(
             DashboardSession(
-                id_hash=_hash(session_id),
+                id_hash=secret_digest(session_id),
                 token_id=who.token_id,
                 created_at=now,
                 expires_at=now + lasts,
@@ -44,7 +39,7 @@ def session_principal(database: Database, session_id: str) -> Principal | None:
     if not session_id or len(session_id) > 100:
         return None
     with database.session() as session:
-        row = session.get(DashboardSession, _hash(session_id))
+        row = session.get(DashboardSession, secret_digest(session_id))
         if row is None or row.ended_at is not None or row.expires_at <= utc_now():
             return None
         token = session.get(ApiToken, row.token_id)
@@ -60,7 +55,7 @@ def end_session(database: Database, session_id: str) -> None:
     with database.session() as session:
         session.exec(
             update(DashboardSession)
-            .where(col(DashboardSession.id_hash) == _hash(session_id))
+            .where(col(DashboardSession.id_hash) == secret_digest(session_id))
             .where(col(DashboardSession.ended_at).is_(None))
             .values(ended_at=utc_now())
         )
