@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models import visibility
+from models.events import SUBMIT_EVENT as SUBMIT_EVENT  # re-exported for callers
 from models.events import OnboardingEvent
 from models.handoff import CustomerHandoff
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
@@ -36,7 +37,6 @@ WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
 # The workflow's update and signal take an event's JSON (workflows/onboarding.py reads
 # it by its kind), so callers name them rather than pass the typed method.
 RECORD_EVENT = "record_event"
-SUBMIT_EVENT = "submit_event"
 
 
 class StartResult(BaseModel):

@@ -154,6 +154,11 @@ _REASON_CHARS = 300
 _KIND_CHARS = 64
 
 
+# The signal integrations send events by; the workflow's handler is dynamic (it takes
+# any signal and records a misuse), so the name is kept here for both sides.
+SUBMIT_EVENT = "submit_event"
+
+
 def read_event(data: bytes | str) -> OnboardingEvent | UnreadableEvent:
     """An event from its JSON as a client sent it, decoded by its `kind`.
 

@@ -119,3 +119,32 @@ async def test_a_megabyte_of_notes_is_refused_before_history_and_the_customer_go
     status = await h.wait_for(handle, lambda s: TaskKind.MEETING in open_kinds(s))
     assert status.state.meetings[-1].notes == notes
     assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_signal_with_no_event_or_several_is_recorded_not_a_failed_task(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    before = len((await h.status(handle)).state.rejected)
+    await handle.signal(SUBMIT_EVENT)
+    await handle.signal(SUBMIT_EVENT, args=[{"kind": "kickoff_held"}, {"kind": "training_held"}])
+    await handle.signal("submit_evnt", {"kind": "kickoff_held"})
+    status = await h.wait_for(handle, lambda s: len(s.state.rejected) >= before + 3)
+    reasons = [rejected.reason for rejected in status.state.rejected[before:]]
+    assert reasons == [
+        "submit_event takes one event, and none was given",
+        "submit_event takes one event, and 2 were given",
+        "there is no signal 'submit_evnt': send events as submit_event",
+    ]
+    assert status.state.stage is Stage.KICKOFF
+    # The workflow went on: a well-formed signal after them is applied.
+    await handle.signal(SUBMIT_EVENT, {"kind": "meeting_requested", "notes": "after"})
+    status = await h.wait_for(handle, lambda s: TaskKind.MEETING in open_kinds(s))
+    assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+    failed_tasks = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.HasField("workflow_task_failed_event_attributes")
+    ]
+    assert failed_tasks == []

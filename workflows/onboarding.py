@@ -8,7 +8,7 @@ the next due item is visible in the status query.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +39,13 @@ with workflow.unsafe.imports_passed_through():
         SendEmailInput,
         UpsertCustomerInput,
     )
-    from models.events import MeetingKind, OnboardingEvent, UnreadableEvent, read_event
+    from models.events import (
+        SUBMIT_EVENT,
+        MeetingKind,
+        OnboardingEvent,
+        UnreadableEvent,
+        read_event,
+    )
     from models.handoff import Contact, Role
     from models.onboarding import (
         Due,
@@ -146,10 +152,21 @@ class CustomerOnboardingWorkflow:
         if reason is not None:
             raise _refused(reason)
 
-    @workflow.signal
-    def submit_event(self, event: RawValue) -> None:
-        """Fire-and-forget twin of record_event: a refusal is recorded, never raised."""
-        read = _read(event)
+    @workflow.signal(dynamic=True)
+    def submit_event(self, name: str, args: Sequence[RawValue]) -> None:
+        """Fire-and-forget twin of record_event: a refusal is recorded, never raised.
+
+        Dynamic, so the handler sees every signal as sent: a named handler with one
+        parameter fails the workflow task when given none, and reads a second event
+        without its kind. Any other signal name lands here too and is recorded.
+        """
+        if name != SUBMIT_EVENT or len(args) != 1:
+            # Before, another name was kept unhandled and a wrong count failed the task.
+            if workflow.patched("signal-arguments-recorded"):
+                self._ensure_begun()
+                self._record_rejection("unknown", _signal_misuse(name, len(args)), {})
+            return
+        read = _read(args[0])
         if isinstance(read, UnreadableEvent):
             # Histories from before were never given an unreadable signal: the SDK dropped it.
             if not workflow.patched("unreadable-signal-recorded"):
@@ -702,6 +719,14 @@ def _read(event: RawValue) -> OnboardingEvent | UnreadableEvent:
     if event.payload.metadata.get("encoding") != b"json/plain":
         return UnreadableEvent(kind="unknown", reason="the event must be sent as JSON")
     return read_event(event.payload.data)
+
+
+def _signal_misuse(name: str, given: int) -> str:
+    if name != SUBMIT_EVENT:
+        return f"there is no signal {name[: limits.LINE_CHARS]!r}: send events as {SUBMIT_EVENT}"
+    if given == 0:
+        return f"{SUBMIT_EVENT} takes one event, and none was given"
+    return f"{SUBMIT_EVENT} takes one event, and {given} were given"
 
 
 def _refused(reason: str) -> ApplicationError:
