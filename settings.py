@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         default="https://api.sendgrid.com", validation_alias="LIFTOFF_SENDGRID_HOST"
     )
     sendgrid_sandbox_mode: bool = Field(default=False, validation_alias="LIFTOFF_SENDGRID_SANDBOX")
+    # Scheduled sends (activities/mail.py): each message goes out this many minutes
+    # later, so a retry after a crash can cancel what the crashed attempt handed over.
+    # At least 12: SendGrid cancels only until 10 minutes before the send time, and the
+    # retry comes after the send activity's one-minute timeout. At most SendGrid's 72 hours.
+    sendgrid_send_delay_minutes: int | None = Field(
+        default=None, ge=12, le=72 * 60, validation_alias="LIFTOFF_SENDGRID_SEND_DELAY_MINUTES"
+    )
     # May hold {recipient} and {customer_id}; must be https (RFC 8058 one-click).
     unsubscribe_url: str | None = Field(default=None, validation_alias="LIFTOFF_UNSUBSCRIBE_URL")
     unsubscribe_mailto: str | None = Field(
@@ -112,6 +119,11 @@ class Settings(BaseSettings):
             raise ValueError("LIFTOFF_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
         if self.mail_backend == "smtp" and not self.smtp_host:
             raise ValueError("LIFTOFF_MAIL_BACKEND=smtp needs LIFTOFF_SMTP_HOST")
+        if self.sendgrid_send_delay_minutes is not None and self.mail_backend != "sendgrid":
+            raise ValueError(
+                "LIFTOFF_SENDGRID_SEND_DELAY_MINUTES schedules SendGrid sends; "
+                f"it has no effect with LIFTOFF_MAIL_BACKEND={self.mail_backend}: unset it"
+            )
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("LIFTOFF_SMTP_USERNAME and LIFTOFF_SMTP_PASSWORD go together")
         if self.unsubscribe_url is not None and not self.unsubscribe_url.startswith("https://"):

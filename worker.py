@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from jinja2 import Environment
@@ -39,9 +40,14 @@ def build_mailer(settings: Settings) -> Mailer:
     if settings.mail_backend == "sendgrid":
         if settings.sendgrid_api_key is None:  # Settings refuses this; kept for mypy
             raise ValueError("LIFTOFF_MAIL_BACKEND=sendgrid needs SENDGRID_API_KEY")
+        delay = settings.sendgrid_send_delay_minutes
         log.info(
             "mail backend: sendgrid",
-            extra={"host": settings.sendgrid_host, "sandbox": settings.sendgrid_sandbox_mode},
+            extra={
+                "host": settings.sendgrid_host,
+                "sandbox": settings.sendgrid_sandbox_mode,
+                "send_delay_minutes": delay,
+            },
         )
         return SendGridMailer(
             settings.sendgrid_api_key,
@@ -50,6 +56,7 @@ def build_mailer(settings: Settings) -> Mailer:
             sandbox_mode=settings.sendgrid_sandbox_mode,
             unsubscribe_url=settings.unsubscribe_url,
             unsubscribe_mailto=settings.unsubscribe_mailto,
+            send_delay=timedelta(minutes=delay) if delay is not None else None,
         )
     if settings.mail_backend == "smtp":
         if settings.smtp_host is None:  # Settings refuses this; kept for mypy

@@ -4,15 +4,24 @@ The email ledger holds one row per (customer, ledger key, recipient). A retried
 send_email skips every recipient whose row says "sent", and does not ask the
 provider again for one whose row says "failed" (refused for good).
 
-The one window the ledger cannot close: the provider accepted a message and
-the worker crashed (or the database failed) before the row was marked "sent".
-The row still says "sending", so the retry sends again. The ledger narrows a
-duplicate to that gap; closing it would need the provider to deduplicate by
-our key, which neither SendGrid's mail-send API, SMTP nor a file outbox offers.
+The one window the ledger alone cannot close: the provider accepted a message
+and the worker crashed (or the database failed) before the row was marked
+"sent". The row still says "sending", so the retry sends again; the workflow
+sends a customer's emails one at a time, so that is at most one message.
+
+With scheduled sends on (SendGrid only, `LIFTOFF_SENDGRID_SEND_DELAY_MINUTES`)
+the window is closed: each attempt opens a batch, writes its id and send time on
+the row *before* handing the message over, and schedules it that far ahead. A
+retry that finds a batch on a "sending" row cancels it first (the crashed
+attempt's copy, if SendGrid took it, is discarded at its send time) and sends
+again under a new batch. SendGrid cancels only until 10 minutes before send_at:
+a retry later than that (every worker down that long) sends again and says so.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
@@ -23,11 +32,16 @@ from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from emails.mailers import MAIL_REFUSED, Mailer
+from emails.mailers import MAIL_REFUSED, SENDGRID_CANCEL_CUTOFF, Mailer, SchedulingMailer
 from emails.render import compose_message, render_email
 from models.activity_io import SendEmailInput, SendEmailResult
-from models.tables import CustomerContact, EmailLedgerEntry, utc_now
+from models.tables import CustomerContact, EmailLedgerEntry, WithdrawnBatch, utc_now
 from records.database import Database, insert_ignore
+
+log = logging.getLogger("liftoff.mail")
+
+# Cancellations forgotten per send at most: SendGrid holds 10, so a few suffice.
+FORGET_PER_SEND = 10
 
 
 class MailActivities:
@@ -44,6 +58,11 @@ class MailActivities:
         self._sender = sender
         # Message ids in the sender's domain, as providers and spam filters expect.
         self._id_domain = parseaddr(sender)[1].rpartition("@")[2] or "liftoff.local"
+        self._scheduler = (
+            mailer
+            if isinstance(mailer, SchedulingMailer) and mailer.send_delay is not None
+            else None
+        )
 
     def _recipients(self, input: SendEmailInput) -> list[str]:
         if input.to:
@@ -60,8 +79,8 @@ class MailActivities:
             ).all()
         return list(emails)
 
-    def _claim(self, input: SendEmailInput, recipient: str) -> str:
-        """Write the ledger row if missing; returns its status."""
+    def _claim(self, input: SendEmailInput, recipient: str) -> EmailLedgerEntry:
+        """The recipient's ledger row, written as "sending" if it was missing."""
         key = (input.customer_id, input.ledger_key, recipient)
         with self._database.session() as session:
             insert_ignore(
@@ -78,7 +97,9 @@ class MailActivities:
                 ["customer_id", "ledger_key", "recipient"],
             )
             row = session.get(EmailLedgerEntry, key)
-            return row.status if row is not None else "sending"
+            if row is None:  # inserted just above, or there already
+                raise RuntimeError(f"the ledger row for {key} vanished")
+            return row
 
     def _mark(self, input: SendEmailInput, recipient: str, **values: object) -> None:
         with self._database.session() as session:
@@ -116,7 +137,8 @@ class MailActivities:
         # One recipient refused for good must not keep the others from their email.
         refused: list[tuple[str, ApplicationError]] = []
         for recipient in recipients:
-            status = self._claim(input, recipient)
+            row = self._claim(input, recipient)
+            status = row.status
             if status == "sent":
                 result.already_sent.append(recipient)
                 continue
@@ -130,8 +152,8 @@ class MailActivities:
                 continue
             try:
                 # A crash between this send and the "sent" mark below is the window
-                # the ledger cannot close (see the module docstring).
-                message_id = self._mailer.send(self._compose(input, recipient))
+                # the ledger alone cannot close (see the module docstring).
+                message_id = self._hand_over(input, recipient, row)
             except Exception as err:
                 # Kept on the row for whoever looks; the retry policy decides what next.
                 final = isinstance(err, ApplicationError) and err.non_retryable
@@ -150,6 +172,80 @@ class MailActivities:
         if refused:
             raise _refusal(refused, len(recipients))
         return result
+
+    def _hand_over(self, input: SendEmailInput, recipient: str, row: EmailLedgerEntry) -> str:
+        message = self._compose(input, recipient)
+        scheduler = self._scheduler
+        if scheduler is None or scheduler.send_delay is None:
+            return self._mailer.send(message)
+        if row.batch_id is not None and row.send_at is not None:
+            self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
+        batch_id = scheduler.open_batch()
+        send_at = utc_now() + scheduler.send_delay
+        # Written before the message leaves, so a retry after a crash knows what to cancel.
+        self._mark(input, recipient, batch_id=batch_id, send_at=send_at)
+        return scheduler.send_scheduled(message, batch_id, send_at)
+
+    def _withdraw(
+        self,
+        scheduler: SchedulingMailer,
+        input: SendEmailInput,
+        recipient: str,
+        batch_id: str,
+        send_at: datetime,
+    ) -> None:
+        """Cancel what an earlier attempt may have handed over before sending again."""
+        self._forget_past_withdrawals(scheduler)
+        if utc_now() >= send_at - SENDGRID_CANCEL_CUTOFF:
+            log.warning(
+                "too late to cancel batch %s of %s for %s (due %s): sending again, so "
+                "the recipient may get two copies",
+                batch_id,
+                input.ledger_key,
+                input.customer_id,
+                send_at.isoformat(),
+            )
+            return
+        scheduler.withdraw(batch_id)
+        log.info(
+            "cancelled batch %s of %s for %s: its attempt may have crashed after the hand-over",
+            batch_id,
+            input.ledger_key,
+            input.customer_id,
+        )
+        with self._database.session() as session:
+            insert_ignore(
+                session,
+                WithdrawnBatch,
+                {
+                    "batch_id": batch_id,
+                    "customer_id": input.customer_id,
+                    "ledger_key": input.ledger_key,
+                    "recipient": recipient,
+                    "send_at": send_at,
+                    "withdrawn_at": utc_now(),
+                },
+                ["batch_id"],
+            )
+
+    def _forget_past_withdrawals(self, scheduler: SchedulingMailer) -> None:
+        """Free SendGrid's cancellation slots whose batches are past their send time."""
+        with self._database.session() as session:
+            past = session.exec(
+                select(WithdrawnBatch.batch_id)
+                .where(col(WithdrawnBatch.forgotten_at).is_(None))
+                .where(col(WithdrawnBatch.send_at) < utc_now())
+                .order_by(col(WithdrawnBatch.send_at))
+                .limit(FORGET_PER_SEND)
+            ).all()
+        for batch_id in past:
+            scheduler.forget_withdrawal(batch_id)
+            with self._database.session() as session:
+                session.exec(
+                    update(WithdrawnBatch)
+                    .where(col(WithdrawnBatch.batch_id) == batch_id)
+                    .values(forgotten_at=utc_now())
+                )
 
 
 def _refusal(refused: list[tuple[str, ApplicationError]], recipients: int) -> ApplicationError:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from pydantic import SecretStr
@@ -39,6 +39,34 @@ MAIL_REFUSED = "MailRefused"
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> str:
         """Hand the message to the provider; returns its message id."""
+        ...
+
+
+@runtime_checkable
+class SchedulingMailer(Protocol):
+    """A provider that holds a message until `send_at` and can withdraw it before then.
+
+    MailActivities uses it to close the ledger's one window: a retry after a crash
+    withdraws what the crashed attempt may have handed over, then sends again.
+    """
+
+    # How far ahead each message is scheduled; None when scheduling is off.
+    send_delay: timedelta | None
+
+    def open_batch(self) -> str:
+        """A new batch id to schedule one message under."""
+        ...
+
+    def send_scheduled(self, message: EmailMessage, batch_id: str, send_at: datetime) -> str:
+        """Hand the message over for delivery at `send_at`; returns its message id."""
+        ...
+
+    def withdraw(self, batch_id: str) -> None:
+        """Cancel every message of the batch; done if it was already cancelled."""
+        ...
+
+    def forget_withdrawal(self, batch_id: str) -> None:
+        """Drop a cancellation whose send time has passed, freeing the provider's slot."""
         ...
 
 
@@ -76,6 +104,10 @@ log = logging.getLogger("liftoff.mail")
 MAIL_UNAVAILABLE = "MailProviderUnavailable"
 
 SENDGRID_HOST = "https://api.sendgrid.com"
+# SendGrid cancels a scheduled batch only until this long before its send_at.
+SENDGRID_CANCEL_CUTOFF = timedelta(minutes=10)
+# SendGrid schedules at most this far ahead.
+SENDGRID_MAX_SCHEDULE = timedelta(hours=72)
 # Enough of a provider's error body to act on, small enough for a ledger row.
 PROVIDER_MESSAGE_CHARS = 500
 # A provider asking for a longer pause than this is retried after this anyway.
@@ -198,9 +230,18 @@ class SendGridMailer:
         sandbox_mode: bool = False,
         unsubscribe_url: str | None = None,
         unsubscribe_mailto: str | None = None,
+        send_delay: timedelta | None = None,
     ) -> None:
+        if send_delay is not None and not (
+            SENDGRID_CANCEL_CUTOFF < send_delay <= SENDGRID_MAX_SCHEDULE
+        ):
+            raise ValueError(
+                "a SendGrid send delay must be longer than the 10 minutes before send_at "
+                "in which a batch can no longer be cancelled, and at most 72 hours"
+            )
         self.host = host.rstrip("/")
         self.sandbox_mode = sandbox_mode
+        self.send_delay = send_delay
         self.unsubscribe_url = unsubscribe_url
         if unsubscribe_mailto and not unsubscribe_mailto.startswith("mailto:"):
             unsubscribe_mailto = f"mailto:{unsubscribe_mailto}"
@@ -212,7 +253,10 @@ class SendGridMailer:
         self._api.client.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"SendGridMailer(host={self.host!r}, sandbox_mode={self.sandbox_mode})"
+        return (
+            f"SendGridMailer(host={self.host!r}, sandbox_mode={self.sandbox_mode}, "
+            f"send_delay={self.send_delay})"
+        )
 
     def request_body(self, message: EmailMessage) -> dict[str, Any]:
         """The v3 mail-send body for one composed message."""
@@ -252,12 +296,66 @@ class SendGridMailer:
         return body
 
     def send(self, message: EmailMessage) -> str:
+        return self._send(self.request_body(message), message)
+
+    def send_scheduled(self, message: EmailMessage, batch_id: str, send_at: datetime) -> str:
         body = self.request_body(message)
+        body["batch_id"] = batch_id
+        body["send_at"] = int(send_at.timestamp())
+        return self._send(body, message)
+
+    def open_batch(self) -> str:
+        response = self._call("open a batch", lambda: self._api.client.mail.batch.post())
         try:
-            response = self._api.send(body)
+            return str(json.loads(response.body)["batch_id"])
+        except (ValueError, KeyError, TypeError):
+            raise _unavailable("SendGrid", "a new batch came back without its id") from None
+
+    def withdraw(self, batch_id: str) -> None:
+        scheduled = self._api.client.user.scheduled_sends
+        try:
+            self._call(
+                f"cancel batch {batch_id}",
+                lambda: scheduled.post(request_body={"batch_id": batch_id, "status": "cancel"}),
+                refusal_retries=True,
+            )
+        except ApplicationError:
+            # Already cancelled (an earlier retry got this far) reads as a refusal.
+            if self._withdrawn(batch_id):
+                return
+            raise
+
+    def _withdrawn(self, batch_id: str) -> bool:
+        scheduled = self._api.client.user.scheduled_sends
+        response = self._call(f"look up batch {batch_id}", lambda: scheduled._(batch_id).get())
+        try:
+            statuses = json.loads(response.body or b"[]")
+        except ValueError:
+            return False
+        return any(
+            isinstance(entry, dict) and entry.get("status") == "cancel" for entry in statuses
+        )
+
+    def forget_withdrawal(self, batch_id: str) -> None:
+        scheduled = self._api.client.user.scheduled_sends
+        self._call(f"forget batch {batch_id}", lambda: scheduled._(batch_id).delete())
+
+    def _send(self, body: dict[str, Any], message: EmailMessage) -> str:
+        response = self._call("send", lambda: self._api.send(body))
+        provider_id = response.headers.get("X-Message-Id") if response.headers else None
+        # Sandbox mode answers 200 without an id: keep our own so the ledger has one.
+        return str(provider_id) if provider_id else _message_id(message)
+
+    def _call(self, what: str, request: Any, *, refusal_retries: bool = False) -> Any:
+        """One API request with failures sorted: 429, 5xx and the network are worth a
+        retry; another 4xx is a refusal (final unless `refusal_retries`)."""
+        try:
+            return request()
         except HTTPError as err:
             status = int(err.status_code)
             detail = f"{status} {_sendgrid_errors(err.body)}"
+            if what != "send":
+                detail = f"{what}: {detail}"
             if status == 429:
                 wait = _retry_after(err.headers, time.time())
                 error = _unavailable("SendGrid", detail)
@@ -269,16 +367,13 @@ class SendGridMailer:
                         next_retry_delay=wait,
                     )
                 raise error from None
-            if status >= 500:
+            if status >= 500 or refusal_retries:
                 raise _unavailable("SendGrid", detail) from None
             raise _refused("SendGrid", detail) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             # Timeouts and refused or dropped connections: the message may be sent later.
             reason = getattr(err, "reason", err)
             raise _unavailable("SendGrid", f"{type(err).__name__}: {reason}") from None
-        provider_id = response.headers.get("X-Message-Id") if response.headers else None
-        # Sandbox mode answers 200 without an id: keep our own so the ledger has one.
-        return str(provider_id) if provider_id else _message_id(message)
 
 
 class SmtpMailer:

@@ -241,6 +241,26 @@ class EmailLedgerEntry(SQLModel, table=True):
     # What the provider last reported for this message ("delivered", "open", "bounce", ...).
     last_event: str | None = Field(default=None, max_length=32)
     last_event_at: datetime | None = _instant(nullable=True)
+    # With scheduled sends on: the batch the latest attempt went under and when it is
+    # due out, so a retry after a crash can cancel it before sending again.
+    batch_id: str | None = Field(default=None, max_length=100)
+    send_at: datetime | None = _instant(nullable=True)
+
+
+class WithdrawnBatch(SQLModel, table=True):
+    """A scheduled batch cancelled because its attempt may have crashed after handing it
+    over. SendGrid holds at most 10 cancellations at once: each is forgotten (deleted
+    there) once its send time has passed and its messages are discarded."""
+
+    __tablename__ = "withdrawn_batches"
+
+    batch_id: str = Field(primary_key=True, max_length=100)
+    customer_id: str = Field(max_length=64)
+    ledger_key: str = Field(max_length=200)
+    recipient: str = Field(max_length=320)
+    send_at: datetime = _instant()
+    withdrawn_at: datetime = _instant()
+    forgotten_at: datetime | None = _instant(nullable=True)
 
 
 class EmailEvent(SQLModel, table=True):

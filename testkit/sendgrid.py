@@ -8,7 +8,18 @@ rejected here too. Answers are scripted per test: 202 by default, or a queued
 For crash tests the server can also hold requests in flight until released. A
 request whose client is gone by the time it would be answered (it timed out, or
 its process was killed) is counted in `abandoned`, not `accepted`: the server
-plays a provider that had not committed to the message yet.
+plays a provider that had not committed to the message yet. The opposite case,
+the provider committed and its client never heard: `on_accept` runs after a
+message is accepted and before the answer (a test kills the worker there), and
+`drop_after_accept_next` closes the connection unanswered.
+
+Scheduled sends as SendGrid's Cancel Scheduled Sends API has them: `POST
+/v3/mail/batch` opens a batch id, a mail-send may name it with a `send_at`,
+`POST /v3/user/scheduled_sends` cancels a batch (refused within 10 minutes of
+a message's send_at, and past 10 cancellations held at once), `GET` and
+`DELETE /v3/user/scheduled_sends/{batch_id}` read and drop a cancellation.
+`delivered` is what recipients would get: the accepted messages outside
+cancelled batches.
 """
 
 from __future__ import annotations
@@ -32,6 +43,11 @@ import jsonschema
 
 SPEC = Path(__file__).resolve().parent / "data" / "sendgrid_mail_v3.json"
 MAIL_SEND_PATH = "/v3/mail/send"
+BATCH_PATH = "/v3/mail/batch"
+SCHEDULED_SENDS_PATH = "/v3/user/scheduled_sends"
+# SendGrid's own limits on cancelling scheduled batches.
+CANCEL_CUTOFF_SECONDS = 600
+MAX_CANCELLATIONS = 10
 # Made per run, never written down: a literal would look like a leaked SendGrid key.
 TEST_API_KEY = f"loopback-{secrets.token_urlsafe(24)}"
 
@@ -94,6 +110,14 @@ class SendGridServer:
     _holding: bool = False
     # Connections accepted and not yet closed, the held ones included.
     _open_connections: int = 0
+    # Batch ids opened, and the cancellations held now (batch id -> status).
+    batches: set[str] = field(default_factory=set)
+    cancellations: dict[str, str] = field(default_factory=dict)
+    # Every batch ever cancelled, dropped cancellations included.
+    cancelled: set[str] = field(default_factory=set)
+    # Called with each accepted body before its answer goes out.
+    on_accept: Callable[[dict[str, Any]], None] | None = None
+    _drop_after_accept: int = 0
 
     def __post_init__(self) -> None:
         self._changed = threading.Condition(self._lock)
@@ -135,6 +159,75 @@ class SendGridServer:
             Scripted(status, message or f"scripted {status}", headers=headers or {})
         )
 
+    def drop_after_accept_next(self, times: int = 1) -> None:
+        """Accept the next messages, then close their connections unanswered."""
+        with self._lock:
+            self._drop_after_accept += times
+
+    @property
+    def delivered(self) -> list[dict[str, Any]]:
+        """What recipients get: accepted messages outside a cancelled batch."""
+        with self._lock:
+            return [body for body in self.accepted if body.get("batch_id") not in self.cancelled]
+
+    def open_batch(self, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        if authorization != f"Bearer {self.api_key}":
+            return _errors(401, [{"message": "The provided authorization grant is invalid"}])
+        batch_id = uuid.uuid4().hex
+        with self._lock:
+            self.batches.add(batch_id)
+        return (
+            201,
+            {"Content-Type": "application/json"},
+            json.dumps({"batch_id": batch_id}).encode(),
+        )
+
+    def cancel(self, authorization: str | None, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        if authorization != f"Bearer {self.api_key}":
+            return _errors(401, [{"message": "The provided authorization grant is invalid"}])
+        try:
+            body = json.loads(raw)
+            batch_id, status = str(body["batch_id"]), str(body["status"])
+        except (ValueError, KeyError, TypeError):
+            return _errors(400, [{"message": "batch_id and status are required"}])
+        if status not in ("cancel", "pause"):
+            return _errors(400, [{"field": "status", "message": "status must be cancel or pause"}])
+        with self._lock:
+            if batch_id not in self.batches:
+                return _errors(400, [{"field": "batch_id", "message": "invalid batch id"}])
+            if batch_id in self.cancellations:
+                return _errors(400, [{"field": "batch_id", "message": "batch id already exists"}])
+            if len(self.cancellations) >= MAX_CANCELLATIONS:
+                return _errors(400, [{"message": "max limit reached"}])
+            due = [
+                int(message["send_at"])
+                for message in self.accepted
+                if message.get("batch_id") == batch_id and "send_at" in message
+            ]
+            if due and min(due) - time.time() < CANCEL_CUTOFF_SECONDS:
+                return _errors(
+                    400, [{"message": "too late: a batch cancels until 10 minutes before send_at"}]
+                )
+            self.cancellations[batch_id] = status
+            if status == "cancel":
+                self.cancelled.add(batch_id)
+        payload = json.dumps({"batch_id": batch_id, "status": status}).encode()
+        return 201, {"Content-Type": "application/json"}, payload
+
+    def cancellation(
+        self, authorization: str | None, batch_id: str, method: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        if authorization != f"Bearer {self.api_key}":
+            return _errors(401, [{"message": "The provided authorization grant is invalid"}])
+        with self._lock:
+            if method == "DELETE":
+                if self.cancellations.pop(batch_id, None) is None:
+                    return _errors(404, [{"message": "not found"}])
+                return 204, {}, b""
+            status = self.cancellations.get(batch_id)
+        found = [{"batch_id": batch_id, "status": status}] if status else []
+        return 200, {"Content-Type": "application/json"}, json.dumps(found).encode()
+
     def stall_next(self, seconds: float) -> None:
         """Hold the next answer longer than the client's timeout."""
         self._script.append(Scripted(202, stall_seconds=seconds))
@@ -172,6 +265,13 @@ class SendGridServer:
         ]
         if problems:
             return _errors(400, problems)
+        if "batch_id" in body:
+            with self._lock:
+                known = body["batch_id"] in self.batches
+            if not known:
+                return _errors(400, [{"field": "batch_id", "message": "invalid batch id"}])
+            if "send_at" in body and int(body["send_at"]) > time.time() + 72 * 3600:
+                return _errors(400, [{"field": "send_at", "message": "more than 72 hours ahead"}])
         scripted = self._next()
         self._wait_while_holding(body)
         if scripted.stall_seconds:
@@ -190,6 +290,12 @@ class SendGridServer:
             self.accepted.append(body)
             if not sandbox:
                 self.message_ids.append(message_id)
+            dropped = self._drop_after_accept > 0
+            self._drop_after_accept -= dropped
+        if self.on_accept is not None:
+            self.on_accept(body)
+        if dropped:
+            return None
         if sandbox:
             # The real API validates without delivering and answers 200.
             return 200, {}, b""
@@ -205,11 +311,33 @@ def _handler(server: SendGridServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            authorization = self.headers.get("Authorization")
             answer: tuple[int, dict[str, str], bytes] | None
-            if self.path != MAIL_SEND_PATH:
-                answer = _errors(404, [{"message": f"no route {self.path}"}])
+            if self.path == MAIL_SEND_PATH:
+                answer = server.handle(authorization, raw, self._client_gone)
+            elif self.path == BATCH_PATH:
+                answer = server.open_batch(authorization)
+            elif self.path == SCHEDULED_SENDS_PATH:
+                answer = server.cancel(authorization, raw)
             else:
-                answer = server.handle(self.headers.get("Authorization"), raw, self._client_gone)
+                answer = _errors(404, [{"message": f"no route {self.path}"}])
+            self._answer(answer)
+
+        def do_GET(self) -> None:
+            self._cancellation("GET")
+
+        def do_DELETE(self) -> None:
+            self._cancellation("DELETE")
+
+        def _cancellation(self, method: str) -> None:
+            prefix = f"{SCHEDULED_SENDS_PATH}/"
+            if not self.path.startswith(prefix):
+                self._answer(_errors(404, [{"message": f"no route {self.path}"}]))
+                return
+            batch_id = self.path.removeprefix(prefix)
+            self._answer(server.cancellation(self.headers.get("Authorization"), batch_id, method))
+
+        def _answer(self, answer: tuple[int, dict[str, str], bytes] | None) -> None:
             if answer is None:
                 self.close_connection = True
                 return

@@ -300,6 +300,26 @@ async def test_a_bounced_contact_receives_nothing_more(h: Harness) -> None:
     await handle.result()
 
 
+async def most_sends_in_flight(handle: WorkflowHandle[Any, Any]) -> int:
+    """The most send_email activities the workflow ever had scheduled and unfinished."""
+    open_sends: set[int] = set()
+    most = 0
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            if event.activity_task_scheduled_event_attributes.activity_type.name == "send_email":
+                open_sends.add(event.event_id)
+                most = max(most, len(open_sends))
+        for ended in (
+            "activity_task_completed_event_attributes",
+            "activity_task_failed_event_attributes",
+            "activity_task_timed_out_event_attributes",
+            "activity_task_canceled_event_attributes",
+        ):
+            if event.HasField(ended):
+                open_sends.discard(getattr(event, ended).scheduled_event_id)
+    return most
+
+
 async def test_a_stall_sends_the_proposal_written_for_the_stuck_purpose(h: Harness) -> None:
     handoff = make_handoff(purposes=["A"])
     handle = await h.start(handoff, make_playbook(campaign=True))
@@ -323,6 +343,9 @@ async def test_a_stall_sends_the_proposal_written_for_the_stuck_purpose(h: Harne
     assert not [m for m in h.emails() if str(m["X-Liftoff-Ledger-Key"]) == "stall:1:proposal"]
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
+    # The stall's task email to the CSM, the escalation and the proposal went out one
+    # at a time: a crash can leave at most one message to be sent again.
+    assert await most_sends_in_flight(handle) == 1
     save_history("campaign_stall_proposal", (await handle.fetch_history()).to_json())
 
 

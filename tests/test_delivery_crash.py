@@ -210,3 +210,100 @@ def test_a_worker_killed_mid_send_delivers_every_email_exactly_once(
     assert first.returncode == -signal.SIGKILL
     assert second is not None
     assert second.returncode == 0, (tmp_path / "worker-2.log").read_text()[-2000:]
+
+
+def copies_delivered(server: SendGridServer) -> Counter[Key]:
+    """What recipients get: accepted messages outside the batches cancelled since."""
+    return Counter(map(key_of, server.delivered))
+
+
+@pytest.mark.parametrize("scheduled", [False, True], ids=["immediate", "scheduled"])
+def test_a_worker_killed_as_sendgrid_accepts_sends_a_copy_only_when_unscheduled(
+    scheduled: bool, sendgrid_server: SendGridServer, temporal_address: str, tmp_path: Path
+) -> None:
+    """The window the ledger alone cannot close, hit on purpose: the loopback SendGrid
+    accepts a message and the worker is killed before the answer reaches it. With
+    immediate sends the retry sends that message again (one per customer in flight at
+    most, since a customer's emails go one at a time); with scheduled sends the retry
+    cancels the first copy's batch, so each recipient gets exactly one."""
+    customers = tuple(f"kill-{letter}-{uuid.uuid4().hex[:8]}" for letter in "abc")
+    extra = {"LIFTOFF_SENDGRID_SEND_DELAY_MINUTES": "15"} if scheduled else {}
+    environment = liftoff_environment(
+        temporal_address,
+        tmp_path,
+        LIFTOFF_PLAYBOOK=str(compressed_playbook(tmp_path)),
+        LIFTOFF_MAIL_BACKEND="sendgrid",
+        SENDGRID_API_KEY=sendgrid_server.api_key,
+        LIFTOFF_SENDGRID_HOST=sendgrid_server.url,
+        **extra,
+    )
+    cli = cli_runner(environment, tmp_path)
+    handoffs = tmp_path / "handoffs.csv"
+    handoffs.write_text(
+        "customer_id,name,csm,cs_leader,seats,contacts,purposes\n"
+        + "".join(
+            f"{customer},{customer.title()},{CSM},{LEADER},10,"
+            f"administrator:Admin <admin@{customer}.example>,A\n"
+            for customer in customers
+        )
+    )
+    workers: list[subprocess.Popen[str]] = []
+    killed_at: list[Key] = []
+
+    def kill_the_worker(body: dict[str, Any]) -> None:
+        # Once: the message is SendGrid's now, and its sender dies before hearing so.
+        if not killed_at:
+            killed_at.append(key_of(body))
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=10)
+
+    sendgrid_server.on_accept = kill_the_worker
+    database = Database(environment["DATABASE_URL"])
+    try:
+        workers.append(start_worker(environment, tmp_path, tmp_path / "worker-1.log"))
+        started = cli("start", "--csv", str(handoffs))
+        assert started.returncode == 0, started.stderr
+        eventually_blocking(
+            lambda: workers[0].poll(),
+            lambda code: code is not None,
+            what="the worker killed at the first message SendGrid accepted",
+            timeout=30,
+            interval=0.2,
+        )
+        workers.append(start_worker(environment, tmp_path, tmp_path / "worker-2.log"))
+
+        def ended() -> set[str]:
+            listed = cli("list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            return {
+                row["customer_id"]
+                for row in json.loads(listed.stdout)
+                if row["customer_id"] in customers and row["workflow_status"] == "completed"
+            }
+
+        eventually_blocking(
+            ended,
+            lambda done: done == set(customers),
+            what="every journey over after the kill",
+            timeout=DELIVERY_TIMEOUT,
+            interval=1,
+        )
+        rows = ledger(database)
+    finally:
+        for worker in workers:
+            stop(worker)
+        database.dispose()
+
+    delivered = copies_delivered(sendgrid_server)
+    duplicated = {key: times for key, times in delivered.items() if times > 1}
+    expected = {key for customer in customers for key in expected_emails(customer)}
+    assert expected <= set(delivered)
+    assert {row.status for row in rows.values()} == {"sent"}
+    if scheduled:
+        assert duplicated == {}
+        assert len(sendgrid_server.cancelled) >= 1
+    else:
+        # The message accepted at the kill went out twice; no customer had two in flight.
+        assert killed_at[0] in duplicated
+        assert set(duplicated.values()) == {2}
+        assert len({customer for customer, _, _ in duplicated}) == len(duplicated)

@@ -46,6 +46,8 @@ class Effects:
         self._queue: list[Effect] = []
         self._running = 0
         self._unwritten: dict[int, TimelineRecord] = {}
+        # One email in flight at a time (see _deliver).
+        self._mail_turn = asyncio.Lock()
 
     @property
     def queued(self) -> bool:
@@ -102,6 +104,16 @@ class Effects:
         self._queue.append(in_turn)
 
     async def _deliver(self, email: SendEmailInput) -> None:
+        """One of the customer's emails at a time, in the order queued: a worker that dies
+        right after the provider took a message leaves only that one to be sent again
+        (activities/mail.py). Histories from before sent a batch's emails side by side."""
+        if workflow.patched("mail-one-at-a-time"):
+            async with self._mail_turn:
+                await self._send(email)
+        else:
+            await self._send(email)
+
+    async def _send(self, email: SendEmailInput) -> None:
         try:
             await workflow.execute_activity_method(
                 MailActivities.send_email,
