@@ -13,6 +13,9 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# An address to listen on: a host name, IPv4 or [IPv6] address, then a port.
+HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$"
+
 # Templates and playbooks ship with the code, so their defaults do not depend
 # on the directory a command is run from.
 REPO = Path(__file__).resolve().parent
@@ -90,6 +93,15 @@ class Settings(BaseSettings):
     # The HTTP API, intake and dashboard (`liftoff serve`).
     api_host: str = Field(default="127.0.0.1", validation_alias="LIFTOFF_API_HOST")
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias="LIFTOFF_API_PORT")
+    # host:port where this process serves Prometheus metrics at /metrics (the Temporal
+    # SDK's and Liftoff's own, observability/metrics.py); unset serves none.
+    metrics_address: str | None = Field(
+        default=None, pattern=HOST_PORT, validation_alias="LIFTOFF_METRICS_ADDRESS"
+    )
+    # host:port of the worker's health probe (/healthz, /readyz); unset serves none.
+    health_address: str | None = Field(
+        default=None, pattern=HOST_PORT, validation_alias="LIFTOFF_HEALTH_ADDRESS"
+    )
     # Segment calls name their customer by group id, or else by this trait of the user.
     intake_customer_trait: str = Field(
         default="company_id", validation_alias="LIFTOFF_INTAKE_CUSTOMER_TRAIT"

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
 from jinja2 import Environment
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.calendar import public_holidays
 from activities.mail import MailActivities
@@ -28,6 +29,8 @@ from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.render import build_template_environment
 from logs import configure_logging
+from observability.health import serve_worker_probe, worker_readiness
+from observability.metrics import ActivityFailureMetrics
 from records.database import Database
 from settings import Settings
 from workflows.onboarding import CustomerOnboardingWorkflow
@@ -105,6 +108,7 @@ def build_worker(
     activity_executor: Executor,
     max_concurrent_activities: int | None = None,
     max_cached_workflows: int = 1000,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The onboarding workflow and its activities, bound to their dependencies.
 
@@ -120,6 +124,7 @@ def build_worker(
         activity_executor=activity_executor,
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
+        interceptors=interceptors,
     )
 
 
@@ -135,7 +140,7 @@ async def run_worker(
     # Migrations are idempotent, so every worker may run them on start.
     await asyncio.to_thread(database.migrate)
     if client is None:
-        client = await connect_client(settings)
+        client = await connect_client(settings, serve_metrics=True)
     try:
         # Activities are synchronous (SQL, file and SMTP I/O), so they run in threads.
         with ThreadPoolExecutor(
@@ -152,6 +157,7 @@ async def run_worker(
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_cached_workflows=settings.max_cached_workflows,
+                interceptors=[ActivityFailureMetrics()],
             )
             log.info(
                 "worker started",
@@ -163,18 +169,40 @@ async def run_worker(
                 },
             )
             serving = asyncio.create_task(worker.run())
-            stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if serving in done:
-                stopping.cancel()
-                serving.result()  # the worker died on its own: surface why
-                return
-            log.info("shutting down: finishing running activities and workflow tasks")
-            await worker.shutdown()
-            await serving
-            log.info("worker stopped")
+            with _health_probe(settings, database, client, serving, stop):
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait(
+                    {serving, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if serving in done:
+                    stopping.cancel()
+                    serving.result()  # the worker died on its own: surface why
+                    return
+                log.info("shutting down: finishing running activities and workflow tasks")
+                await worker.shutdown()
+                await serving
+                log.info("worker stopped")
     finally:
         database.dispose()
+
+
+def _health_probe(
+    settings: Settings,
+    database: Database,
+    client: Client,
+    serving: asyncio.Task[None],
+    stop: asyncio.Event,
+) -> AbstractContextManager[object]:
+    """The worker's /healthz and /readyz at LIFTOFF_HEALTH_ADDRESS, if set."""
+    if settings.health_address is None:
+        return nullcontext()
+    loop = asyncio.get_running_loop()
+    log.info("health probe", extra={"url": f"http://{settings.health_address}"})
+    return serve_worker_probe(
+        settings.health_address,
+        serving=lambda: not serving.done() and not stop.is_set(),
+        ready=lambda: worker_readiness(database, client, loop),
+    )
 
 
 async def _main(settings: Settings) -> None:

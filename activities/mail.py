@@ -32,6 +32,7 @@ from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+import observability.metrics as metrics
 from emails.mailers import MAIL_REFUSED, SENDGRID_CANCEL_CUTOFF, Mailer, SchedulingMailer
 from emails.render import compose_message, render_email
 from models.activity_io import SendEmailInput, SendEmailResult
@@ -58,6 +59,8 @@ class MailActivities:
         self._sender = sender
         # Message ids in the sender's domain, as providers and spam filters expect.
         self._id_domain = parseaddr(sender)[1].rpartition("@")[2] or "liftoff.local"
+        # The metrics' provider label: "outbox", "sendgrid", "smtp", or a test mailer's class.
+        self._provider = str(getattr(mailer, "provider", type(mailer).__name__))
         self._scheduler = (
             mailer
             if isinstance(mailer, SchedulingMailer) and mailer.send_delay is not None
@@ -130,6 +133,7 @@ class MailActivities:
         recipients = self._recipients(input)
         if not recipients:
             role = input.to_role.value if input.to_role else "none"
+            self._count("no_recipient")
             return SendEmailResult(
                 skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
             )
@@ -163,15 +167,22 @@ class MailActivities:
                     status="failed" if final else "sending",
                     error=f"{type(err).__name__}: {err}"[:2000],
                 )
+                self._count("refused" if final else "unavailable")
                 if not isinstance(err, ApplicationError) or not final:
                     raise
                 refused.append((recipient, err))
                 continue
             self._mark(input, recipient, status="sent", message_id=message_id, sent_at=utc_now())
+            self._count("sent")
             result.sent.append(recipient)
         if refused:
             raise _refusal(refused, len(recipients))
         return result
+
+    def _count(self, result: str) -> None:
+        metrics.count(
+            metrics.activity_meter(), metrics.EMAILS, {"provider": self._provider, "result": result}
+        )
 
     def _hand_over(self, input: SendEmailInput, recipient: str, row: EmailLedgerEntry) -> str:
         message = self._compose(input, recipient)

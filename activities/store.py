@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+import observability.metrics as metrics
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
@@ -19,7 +20,7 @@ from models.activity_io import (
     UpsertCustomerInput,
 )
 from models.handoff import Contact
-from models.onboarding import Stage
+from models.onboarding import Stage, TimelineKind
 from models.tables import (
     Customer,
     CustomerContact,
@@ -115,7 +116,7 @@ class StoreActivities:
         """Store the entry and move the customer projection forward, in one transaction."""
         snapshot = input.snapshot.model_dump(mode="json") if input.snapshot else None
         with self._database.session() as session:
-            insert_ignore(
+            inserted = insert_ignore(
                 session,
                 TimelineEntry,
                 {
@@ -152,6 +153,13 @@ class StoreActivities:
                     )
                     .values(stage=input.stage.value, stage_since=input.at)
                 )
+        # Counted once committed, and only by the attempt that inserted the entry.
+        if inserted:
+            meter = metrics.activity_meter()
+            metrics.count(meter, metrics.TIMELINE_ENTRIES, {"kind": input.kind})
+            if input.kind == TimelineKind.WEEKLY_MEASUREMENT:
+                verdict = metrics.verdict_of(input.details)
+                metrics.count(meter, metrics.VERDICTS, {"verdict": verdict})
 
     @activity.defn
     def open_task(self, input: OpenTaskInput) -> None:

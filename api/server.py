@@ -7,6 +7,8 @@ import logging
 
 import uvicorn
 from temporalio.client import Client
+from temporalio.common import MetricMeter
+from temporalio.runtime import Runtime
 
 from api.app import create_app
 from api.services import Services
@@ -27,7 +29,14 @@ def build_services(settings: Settings, client: Client) -> Services:
         playbook=load_playbook(settings.playbook),
         customer_trait=settings.intake_customer_trait,
         webhook_public_key=settings.sendgrid_webhook_public_key,
+        metrics=_meter(client),
     )
+
+
+def _meter(client: Client) -> MetricMeter:
+    """The meter of the runtime the client connected with (telemetry_runtime)."""
+    runtime = client.service_client.config.runtime or Runtime.default()
+    return runtime.metric_meter
 
 
 async def serve_api(
@@ -38,7 +47,7 @@ async def serve_api(
 ) -> None:
     """Serve until `stop` is set (or SIGINT/SIGTERM when run alone)."""
     if client is None:
-        client = await connect_client(settings)
+        client = await connect_client(settings, serve_metrics=True)
     services = build_services(settings, client)
     # The API reads and writes the same tables as the worker; it migrates as a worker does.
     await asyncio.to_thread(services.database.migrate)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from temporalio.common import MetricMeter
 
 from client.onboarding import OnboardingClient
 from models.playbook import Playbook
@@ -20,3 +22,6 @@ class Services:
     customer_trait: str = "company_id"
     # SendGrid's event webhook verification key; None takes events unverified.
     webhook_public_key: str | None = None
+    # Liftoff's own counters (observability/metrics.py): the Temporal runtime's meter,
+    # served with the SDK's metrics at LIFTOFF_METRICS_ADDRESS; a no-op one without it.
+    metrics: MetricMeter = field(default=MetricMeter.noop)

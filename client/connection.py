@@ -6,6 +6,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from settings import Settings
@@ -38,7 +39,33 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_client(settings: Settings) -> Client:
+# One runtime per metrics address in a process: `make run` connects the worker and the
+# API separately, and a second runtime could not bind the same address.
+_runtimes: dict[str, Runtime] = {}
+
+
+def telemetry_runtime(settings: Settings) -> Runtime | None:
+    """The Temporal runtime serving Prometheus metrics at LIFTOFF_METRICS_ADDRESS, or None
+    for the SDK's default runtime (no metrics endpoint)."""
+    address = settings.metrics_address
+    if address is None:
+        return None
+    runtime = _runtimes.get(address)
+    if runtime is None:
+        metrics = PrometheusConfig(bind_address=address, counters_total_suffix=True)
+        try:
+            runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
+        except Exception as err:  # the core says only why, e.g. the address is taken
+            raise RuntimeError(
+                f"cannot serve metrics at LIFTOFF_METRICS_ADDRESS={address}: {err}"
+            ) from err
+        _runtimes[address] = runtime
+    return runtime
+
+
+async def connect_client(settings: Settings, *, serve_metrics: bool = False) -> Client:
+    """A client with Liftoff's data converter. Long-running services (the worker, the API)
+    pass `serve_metrics`; a CLI command that lives a second must not take the port."""
     api_key = settings.temporal_api_key
     return await Client.connect(
         settings.temporal_address,
@@ -46,4 +73,5 @@ async def connect_client(settings: Settings) -> Client:
         api_key=api_key.get_secret_value() if api_key is not None else None,
         tls=tls_config(settings),
         data_converter=pydantic_data_converter,
+        runtime=telemetry_runtime(settings) if serve_metrics else None,
     )

@@ -73,6 +73,8 @@ class SchedulingMailer(Protocol):
 class OutboxMailer:
     """Writes each message as one .eml file: the embedded default and the tests' mailbox."""
 
+    provider = "outbox"
+
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
@@ -220,6 +222,8 @@ class SendGridMailer:
     `unsubscribe_url` may hold `{recipient}` and `{customer_id}`, filled in
     URL-encoded, so the one-click POST tells the endpoint who unsubscribed.
     """
+
+    provider = "sendgrid"
 
     def __init__(
         self,
@@ -378,6 +382,8 @@ class SendGridMailer:
 
 class SmtpMailer:
     """Sends over SMTP: implicit TLS (`use_tls`, port 465) or STARTTLS, with optional auth."""
+
+    provider = "smtp"
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from fastapi.security import (
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
+import observability.metrics as metrics
 from api.deps import SESSION_COOKIE, AppServices, require
 from records.sessions import session_principal
 from records.tokens import Principal, TokenRole, authenticate
@@ -183,6 +184,7 @@ async def _kept(
     services: AppServices, request: Request, refused: HTTPException, body: bytes = b""
 ) -> HTTPException:
     """A refused request, kept for operators (Segment's clients discard the reply)."""
+    metrics.count(services.metrics, metrics.INTAKE_EVENTS, {"result": "refused_request"})
     await run_in_threadpool(
         record_refused_request,
         services.database,
@@ -191,6 +193,17 @@ async def _kept(
         body=body,
     )
     return refused
+
+
+def _count(services: AppServices, report: IntakeReport) -> None:
+    """Each call or row in exactly one result, as the report counts them."""
+    accepted = report.stored + report.duplicates + report.mapped + report.ignored
+    for result, value in (
+        ("accepted", accepted),
+        ("rejected", len(report.rejected)),
+        ("unmatched", len(report.unmatched)),
+    ):
+        metrics.count(services.metrics, metrics.INTAKE_EVENTS, {"result": result}, value)
 
 
 async def _json_body(
@@ -249,6 +262,7 @@ async def _single(request: Request, services: AppServices, call_type: CallType) 
         customer_trait=services.customer_trait,
         implied_type=call_type,
     )
+    _count(services, report)
     if report.rejected:
         # One call that could not be taken is the client's error, said plainly
         # (ingest_calls has kept it for operators).
@@ -325,6 +339,7 @@ async def batch(request: Request, _: UsageSender, services: AppServices) -> Inta
         # A request within one call's limit cannot hold a call over it.
         max_call_bytes=MAX_CALL_BYTES if len(body) > MAX_CALL_BYTES else None,
     )
+    _count(services, report)
     return IntakeResponse(**report.model_dump())
 
 
@@ -384,6 +399,7 @@ async def upload_usage_csv(
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
     except HTTPException as refused:
         raise await _kept(services, request, refused) from None
+    _count(services, report)
     return IntakeResponse(**report.model_dump())
 
 
