@@ -139,6 +139,9 @@ class Comparison:
 @dataclass(frozen=True)
 class CriterionAtHorizon:
     criterion: CriterionKey
+    # The intervals' level: 95% shared among the playbook's criteria (Bonferroni), so
+    # that one of several criteria does not look decisive by chance alone.
+    confidence: float
     churn_met: Proportion
     churn_not_met: Proportion
     # Not met minus met: positive when missing the criterion went with more churn.
@@ -232,18 +235,30 @@ def mean(values: Sequence[float]) -> Mean:
     return Mean(len(values), float(described.mean), float(low), float(high))
 
 
-def _verdict(low: float | None, high: float | None, null: float, smallest: int) -> Verdict:
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _estimate(
+    value: float | None, low: float | None, high: float | None, null: float, smallest: int
+) -> Estimate:
+    """The estimate with its verdict: too few below MIN_GROUP or without an interval,
+    conclusive when the interval leaves out `null` (0 for a difference, 1 for a ratio)."""
+    value, low, high = _finite(value), _finite(low), _finite(high)
     if smallest < MIN_GROUP or low is None or high is None:
-        return Verdict.TOO_FEW
-    excludes = low > null or high < null
-    return Verdict.CONCLUSIVE if excludes else Verdict.NOT_CONCLUSIVE
+        verdict = Verdict.TOO_FEW
+    elif low > null or high < null:
+        verdict = Verdict.CONCLUSIVE
+    else:
+        verdict = Verdict.NOT_CONCLUSIVE
+    return Estimate(value, low, high, verdict, smallest)
 
 
 def _too_few(smallest: int) -> Estimate:
     return Estimate(None, None, None, Verdict.TOO_FEW, smallest)
 
 
-def rate_difference(first: Proportion, second: Proportion) -> Estimate:
+def rate_difference(first: Proportion, second: Proportion, *, alpha: float = ALPHA) -> Estimate:
     """first's rate minus second's, Newcomb's hybrid score interval."""
     smallest = min(first.n, second.n)
     if first.rate is None or second.rate is None:
@@ -255,13 +270,12 @@ def rate_difference(first: Proportion, second: Proportion) -> Estimate:
         second.n,
         method="newcomb",
         compare="diff",
-        alpha=ALPHA,
+        alpha=alpha,
     )
-    low, high = float(low), float(high)
-    return Estimate(first.rate - second.rate, low, high, _verdict(low, high, 0, smallest), smallest)
+    return _estimate(first.rate - second.rate, float(low), float(high), 0, smallest)
 
 
-def rate_ratio(first: Proportion, second: Proportion) -> Estimate:
+def rate_ratio(first: Proportion, second: Proportion, *, alpha: float = ALPHA) -> Estimate:
     """first's rate over second's, log interval with 0.5 added to empty cells."""
     smallest = min(first.n, second.n)
     if first.rate is None or second.rate is None:
@@ -273,11 +287,10 @@ def rate_ratio(first: Proportion, second: Proportion) -> Estimate:
         second.n,
         method="log-adjusted",
         compare="ratio",
-        alpha=ALPHA,
+        alpha=alpha,
     )
-    low, high = float(low), float(high)
     value = first.rate / second.rate if second.rate > 0 else None
-    return Estimate(value, low, high, _verdict(low, high, 1, smallest), smallest)
+    return _estimate(value, float(low), float(high), 1, smallest)
 
 
 def mean_difference(first: Sequence[float], second: Sequence[float]) -> Estimate:
@@ -286,11 +299,11 @@ def mean_difference(first: Sequence[float], second: Sequence[float]) -> Estimate
     if smallest < 2:
         return _too_few(smallest)
     compared = CompareMeans(DescrStatsW(list(first)), DescrStatsW(list(second)))
-    low, high = (float(bound) for bound in compared.tconfint_diff(alpha=ALPHA, usevar="unequal"))
-    if math.isnan(low) or math.isnan(high):  # no spread in either group
-        low = high = _mean(first) - _mean(second)
     value = _mean(first) - _mean(second)
-    return Estimate(value, low, high, _verdict(low, high, 0, smallest), smallest)
+    if _variance(first) == 0 and _variance(second) == 0:
+        return _estimate(value, value, value, 0, smallest)  # no spread: t is undefined
+    low, high = compared.tconfint_diff(alpha=ALPHA, usevar="unequal")
+    return _estimate(value, float(low), float(high), 0, smallest)
 
 
 def mean_ratio(first: Sequence[float], second: Sequence[float]) -> Estimate:
@@ -305,11 +318,11 @@ def mean_ratio(first: Sequence[float], second: Sequence[float]) -> Estimate:
     ratio = m1 / m2
     spread = math.sqrt(v1 + v2)
     if spread == 0:
-        return Estimate(ratio, ratio, ratio, _verdict(ratio, ratio, 1, smallest), smallest)
+        return _estimate(ratio, ratio, ratio, 1, smallest)
     freedom = (v1 + v2) ** 2 / (v1 * v1 / (len(first) - 1) + v2 * v2 / (len(second) - 1))
     quantile = float(stats.t.ppf(1 - ALPHA / 2, freedom))
     low, high = ratio * math.exp(-quantile * spread), ratio * math.exp(quantile * spread)
-    return Estimate(ratio, low, high, _verdict(low, high, 1, smallest), smallest)
+    return _estimate(ratio, low, high, 1, smallest)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -372,7 +385,12 @@ def _high_health(customers: Sequence[CustomerFacts], months: int) -> Proportion:
 
 
 def _criterion(
-    key: CriterionKey, customers: Sequence[CustomerFacts], months: int, as_of: date
+    key: CriterionKey,
+    customers: Sequence[CustomerFacts],
+    months: int,
+    as_of: date,
+    *,
+    alpha: float,
 ) -> CriterionAtHorizon:
     met = [c for c in customers if c.criteria_met.get(key) is True]
     not_met = [c for c in customers if c.criteria_met.get(key) is False]
@@ -380,13 +398,14 @@ def _criterion(
     high_met, high_not_met = _high_health(met, months), _high_health(not_met, months)
     return CriterionAtHorizon(
         criterion=key,
+        confidence=1 - alpha,
         churn_met=churn_met,
         churn_not_met=churn_not_met,
-        churn_difference=rate_difference(churn_not_met, churn_met),
-        churn_lift=rate_ratio(churn_not_met, churn_met),
+        churn_difference=rate_difference(churn_not_met, churn_met, alpha=alpha),
+        churn_lift=rate_ratio(churn_not_met, churn_met, alpha=alpha),
         high_health_met=high_met,
         high_health_not_met=high_not_met,
-        health_lift=rate_ratio(high_met, high_not_met),
+        health_lift=rate_ratio(high_met, high_not_met, alpha=alpha),
     )
 
 
@@ -413,7 +432,10 @@ def analyse(
                     _compare(o, by_outcome[Stage.ONBOARDED], by_outcome[o], months, as_of)
                     for o in GROUPS[1:]
                 ],
-                criteria=[_criterion(key, customers, months, as_of) for key in criteria],
+                criteria=[
+                    _criterion(key, customers, months, as_of, alpha=ALPHA / len(criteria))
+                    for key in criteria
+                ],
             )
         )
     return OutcomeAnalysis(
@@ -435,10 +457,11 @@ CSV_HEADER = (
     "value",
     "ci_low",
     "ci_high",
+    "ci_level",
     "verdict",
 )
 
-CsvRow = tuple[str, int, str, str, int, int | str, float | str, float | str, float | str, str]
+CsvRow = tuple[str | int | float, ...]
 
 
 def csv_rows(analysis: OutcomeAnalysis) -> list[CsvRow]:
@@ -448,23 +471,17 @@ def csv_rows(analysis: OutcomeAnalysis) -> list[CsvRow]:
     def blank(value: float | None) -> float | str:
         return "" if value is None else round(value, 6)
 
-    def share(months: int, subject: str, measure: str, p: Proportion) -> None:
-        rows.append(
-            (
-                version,
-                months,
-                subject,
-                measure,
-                p.n,
-                p.count,
-                blank(p.rate),
-                blank(p.low),
-                blank(p.high),
-                "",
-            )
-        )
-
-    def estimate(months: int, subject: str, measure: str, e: Estimate, n: int) -> None:
+    def add(
+        months: int,
+        subject: str,
+        measure: str,
+        n: int,
+        count: int | str,
+        figures: tuple[float | None, float | None, float | None],
+        level: float = CONFIDENCE,
+        verdict: str = "",
+    ) -> None:
+        value, low, high = (blank(figure) for figure in figures)
         rows.append(
             (
                 version,
@@ -472,46 +489,42 @@ def csv_rows(analysis: OutcomeAnalysis) -> list[CsvRow]:
                 subject,
                 measure,
                 n,
-                "",
-                blank(e.value),
-                blank(e.low),
-                blank(e.high),
-                e.verdict.value,
+                count,
+                value,
+                low,
+                high,
+                round(level, 4),
+                verdict,
             )
         )
 
+    def share(months: int, subject: str, measure: str, p: Proportion, level: float) -> None:
+        add(months, subject, measure, p.n, p.count, (p.rate, p.low, p.high), level)
+
+    def estimate(
+        months: int, subject: str, measure: str, e: Estimate, n: int, level: float = CONFIDENCE
+    ) -> None:
+        add(months, subject, measure, n, "", (e.value, e.low, e.high), level, e.verdict.value)
+
     for h in analysis.horizons:
         for g in h.groups:
-            share(h.months, g.outcome.value, "churn_rate", g.churn)
-            m = g.health
-            rows.append(
-                (
-                    version,
-                    h.months,
-                    g.outcome.value,
-                    "health_mean",
-                    m.n,
-                    "",
-                    blank(m.mean),
-                    blank(m.low),
-                    blank(m.high),
-                    "",
-                )
-            )
+            share(h.months, g.outcome.value, "churn_rate", g.churn, CONFIDENCE)
+            add(h.months, g.outcome.value, "health_mean", g.health.n, "",
+                (g.health.mean, g.health.low, g.health.high))  # fmt: skip
         for c in h.comparisons:
             subject = f"{c.outcome.value}_vs_onboarded"
             estimate(h.months, subject, "churn_difference", c.churn_difference, c.churn_n)
             estimate(h.months, subject, "health_difference", c.health_difference, c.health_n)
             estimate(h.months, subject, "health_ratio", c.health_ratio, c.health_n)
         for k in h.criteria:
-            subject = k.criterion.label
-            share(h.months, subject, "churn_rate_met", k.churn_met)
-            share(h.months, subject, "churn_rate_not_met", k.churn_not_met)
+            subject, level = k.criterion.label, k.confidence
+            share(h.months, subject, "churn_rate_met", k.churn_met, level)
+            share(h.months, subject, "churn_rate_not_met", k.churn_not_met, level)
             n_churn = k.churn_met.n + k.churn_not_met.n
-            estimate(h.months, subject, "churn_difference", k.churn_difference, n_churn)
-            estimate(h.months, subject, "churn_lift", k.churn_lift, n_churn)
-            share(h.months, subject, "high_health_met", k.high_health_met)
-            share(h.months, subject, "high_health_not_met", k.high_health_not_met)
+            estimate(h.months, subject, "churn_difference", k.churn_difference, n_churn, level)
+            estimate(h.months, subject, "churn_lift", k.churn_lift, n_churn, level)
+            share(h.months, subject, "high_health_met", k.high_health_met, level)
+            share(h.months, subject, "high_health_not_met", k.high_health_not_met, level)
             n_health = k.high_health_met.n + k.high_health_not_met.n
-            estimate(h.months, subject, "high_health_lift", k.health_lift, n_health)
+            estimate(h.months, subject, "high_health_lift", k.health_lift, n_health, level)
     return rows
