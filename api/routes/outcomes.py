@@ -204,5 +204,7 @@ async def get_analysis_csv(
 
 
 def _safe(name: str) -> str:
-    # A version is free text in the playbook: keep the file name to plain characters.
-    return "".join(char if char.isalnum() or char in "._-" else "_" for char in name)
+    # A version is free text in the playbook: the header takes only plain ASCII.
+    return "".join(
+        char if char.isascii() and (char.isalnum() or char in "._-") else "_" for char in name
+    )
