@@ -6,7 +6,8 @@ A row names a customer Liftoff onboarded, or the whole write is refused with the
 named: an outcome of a customer Liftoff never knew cannot tell anything about its
 onboarding, and a typo kept aside would quietly lower the counts the analysis rests on.
 Each row is stored once under its natural key (ON CONFLICT DO NOTHING), so importing a
-file again changes nothing; a row that differs only outside its key is not a correction.
+file again changes nothing; a later row with the same key and other values (another
+ARR, say) does not overwrite the first, and is counted as already stored.
 """
 
 from __future__ import annotations

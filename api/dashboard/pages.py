@@ -43,6 +43,7 @@ from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
+from models import limits
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
 from records import customer_lists, reports
@@ -333,7 +334,7 @@ async def outcomes_page(request: Request, who: Who, services: AppServices) -> Re
         title = ctx.t("error_role_title")
         return _error(ctx, status.HTTP_403_FORBIDDEN, title, ctx.t("outcomes_forbidden"))
     version = request.query_params.get("playbook_version") or None
-    if version is not None and (len(version) > 64 or not version.isprintable()):
+    if version is not None and (len(version) > limits.VERSION_CHARS or not version.isprintable()):
         version = None  # not a version any customer can have
     found = await asyncio.to_thread(read_outcomes, services.database, version, ctx.fmt.today())
     return render(
