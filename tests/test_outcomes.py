@@ -157,6 +157,9 @@ async def test_rest_writes_are_for_leads_and_ops_and_refuse_unknown_customers_by
 ) -> None:
     _customers(api.database, "sakura")
     score = {"customer_id": "sakura", "scored_on": "2026-03-01", "score": 80, "source": "gs"}
+    async with api.client() as anonymous:
+        for path in ("/api/health-scores", "/api/outcomes"):
+            assert (await anonymous.post(path, json=score)).status_code == 401
     async with api.as_csm() as csm, api.as_lead() as lead:
         refused = await csm.post("/api/health-scores", json=score)
         assert refused.status_code == 403

@@ -664,7 +664,7 @@ OUTCOME_WORDS: dict[str, tuple[str, str]] = {
     "col_health": ("Mean health", "平均ヘルススコア"),
     "col_not_yet": ("Not yet", "未到来"),
     "col_compared": ("Compared with onboarded", "オンボーディング完了との比較"),
-    "col_churn_difference": ("Churn difference", "解約率の差"),
+    "col_churn_difference": ("Churn above onboarded", "完了顧客との解約率の差"),
     "col_health_ratio": ("Health ratio", "ヘルススコアの比"),
     "col_criterion": ("Criterion", "完了基準"),
     "col_churn_met": ("Churned if met", "達成時の解約率"),

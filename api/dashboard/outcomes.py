@@ -37,11 +37,12 @@ def percent(value: float | None) -> str:
 
 
 def points(estimate: Estimate) -> str:
-    """A difference of rates in percentage points, with its interval."""
+    """A difference of rates in percentage points, with its interval: +8.1 pp (−1.4…18.1)."""
     if estimate.value is None or estimate.low is None or estimate.high is None:
         return "–"
+    sign = "+" if estimate.value > 0 else ""
     return (
-        f"{signed(100 * estimate.value)} ({signed(100 * estimate.low)}…"
+        f"{sign}{signed(100 * estimate.value)} pp ({signed(100 * estimate.low)}…"
         f"{signed(100 * estimate.high)})"
     )
 
