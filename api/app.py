@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api import dashboard
 from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
-from api.routes import customers, health, tasks, usage, webhooks
+from api.routes import customers, health, outcomes, tasks, usage, webhooks
 from api.services import Services
 from client.errors import (
     CommandRejectedError,
@@ -85,6 +85,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(usage.router)
+    app.include_router(outcomes.router)
     app.include_router(dashboard.router)
     app.include_router(health.router)
     return app

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from cli.commands import Command, onboarding, records, serve, templates, tokens
+from cli.commands import Command, onboarding, outcomes, records, serve, templates, tokens
 from cli.errors import EXIT_BAD_INPUT
 from cli.handoff_csv import columns_help
 from models.events import MeetingKind
@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--customer", action="append", help="only this customer (repeatable; default: all)"
     )
 
+    add_outcome_commands(commands)
+
     playbook = commands.subparsers.add_parser("playbook", help="work with playbook files")
     playbook_commands = playbook.add_subparsers(
         dest="playbook_command", required=True, parser_class=_Parser
@@ -268,3 +270,46 @@ def add_recording_commands(commands: _Commands) -> Subcommands[_Parser]:
     cancel = commands.recording("cancel", "cancel the onboarding (contract ended, churned)")
     cancel.add_argument("--reason", required=True)
     return task_commands
+
+
+def add_outcome_commands(commands: _Commands) -> None:
+    """`outcomes import` and `health import`: what happened to customers after onboarding,
+    from another system's CSV export (the columns are in each command's --help)."""
+    from cli.csv_file import columns_help
+    from cli.outcomes_csv import HEALTH_COLUMNS, OUTCOME_COLUMNS
+
+    for name, columns, handler, help in (
+        (
+            "outcomes",
+            OUTCOME_COLUMNS,
+            outcomes.cmd_outcomes_import,
+            "import renewals, churn, expansions and contractions from a CSV file",
+        ),
+        (
+            "health",
+            HEALTH_COLUMNS,
+            outcomes.cmd_health_import,
+            "import health scores from a CSV file",
+        ),
+    ):
+        group = commands.subparsers.add_parser(name, help=help.removeprefix("import "))
+        sub = group.add_subparsers(dest=f"{name}_command", required=True, parser_class=_Parser)
+        imported = sub.add_parser(
+            "import",
+            parents=[commands.common],
+            help=help,
+            description=help,
+            epilog=columns_help(columns),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        imported.set_defaults(handler=handler)
+        imported.add_argument("file", type=Path, metavar="FILE.csv")
+        imported.add_argument(
+            "--dry-run", action="store_true", help="check every row, store nothing"
+        )
+        imported.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="store the good rows and list the refused ones (exit 2 if any); "
+            "by default one refused row stores none",
+        )

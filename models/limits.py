@@ -44,3 +44,9 @@ MEETINGS_KEPT = 50
 # A playbook's lists: purposes, steps per purpose, criteria, stall rules, ladder steps,
 # locales of a step's note.
 PLAYBOOK_ITEMS = 50
+
+# Outcomes from outside (renewals, churn, health scores): the system a row came from
+# (outcome_events.source, health_scores.source: VARCHAR(64)) and the rows one REST
+# request may carry; larger back-fills go through the CSV import.
+OUTCOME_SOURCE_CHARS = 64
+OUTCOME_ROWS_PER_REQUEST = 1_000

@@ -8,7 +8,7 @@ nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
@@ -377,6 +377,38 @@ class RejectedUsage(SQLModel, table=True):
     excerpt: str = _text()
 
 
+class OutcomeEventRecord(SQLModel, table=True):
+    """A renewal, churn, expansion or contraction another system reported
+    (models/outcomes.py); (customer, kind, day) is its natural key."""
+
+    __tablename__ = "outcome_events"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "kind", "occurred_on", name="uq_outcome_events_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=16)
+    occurred_on: date
+    arr: float | None = None
+    currency: str | None = Field(default=None, max_length=3)
+    source: str = Field(default="", max_length=64)
+    note: str = _text()
+    recorded_at: datetime = _instant()
+
+
+class HealthScoreRecord(SQLModel, table=True):
+    """One health score from a feed; (customer, day, source) is its natural key."""
+
+    __tablename__ = "health_scores"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    scored_on: date = Field(primary_key=True)
+    source: str = Field(primary_key=True, max_length=64)
+    score: float
+    recorded_at: datetime = _instant()
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -392,4 +424,6 @@ ALL_TABLES = (
     UsageUser,
     UnmatchedUsage,
     RejectedUsage,
+    OutcomeEventRecord,
+    HealthScoreRecord,
 )

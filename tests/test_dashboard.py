@@ -395,7 +395,9 @@ async def test_every_page_forbids_inline_script_and_style_and_uses_none(
         }
     # A lead's lists carry the CSM filter as well.
     async with api.client(api.token(TokenRole.LEAD)) as lead:
-        pages |= {f"lead {path}": await lead.get(path) for path in ("/", "/cohort")}
+        pages |= {
+            f"lead {path}": await lead.get(path) for path in ("/", "/cohort", "/cohort/outcomes")
+        }
     assert 'id="csm-filter"' in pages["lead /"].text
     for path, page in pages.items():
         policy = page.headers.get("content-security-policy", "")

@@ -630,6 +630,89 @@ for _kind, _words in EVENT_WORDS.items():
     EN |= _catalogue_entries(_kind, _words.en)
     JA |= _catalogue_entries(_kind, _words.ja)
 
+# The outcome analysis (/cohort/outcomes, api/dashboard/outcomes.py): (en, ja) side by side.
+OUTCOME_WORDS: dict[str, tuple[str, str]] = {
+    "nav_outcomes": ("Outcomes", "その後の成果"),
+    "outcomes_title": ("Outcomes after onboarding", "オンボーディング後の成果"),
+    "outcomes_note": (
+        "Churn and health 6 and 12 months after the onboarding ended, by its outcome, "
+        "from the renewals, churn and health scores imported (liftoff outcomes import, "
+        "liftoff health import). 95% confidence intervals; no conclusion below {minimum} "
+        "customers a group.",
+        "オンボーディング終了から 6・12 か月後の解約とヘルススコアを、オンボーディングの結果別に"
+        "示します（liftoff outcomes import・liftoff health import で取り込んだ更新・解約・"
+        "ヘルススコアから）。95% 信頼区間。1 グループ {minimum} 社未満では結論を出しません。",
+    ),
+    "outcomes_version": ("Playbook version", "プレイブックのバージョン"),
+    "outcomes_all_versions": ("All versions", "全バージョン"),
+    "outcomes_empty": (
+        "No customer has finished onboarding under this version yet.",
+        "このバージョンでオンボーディングを終えた顧客はまだいません。",
+    ),
+    "outcomes_months": (
+        "{months} months after onboarding ended",
+        "オンボーディング終了から {months} か月",
+    ),
+    "outcomes_criteria": (
+        "Completion criteria met at the last measurement, {months} months on",
+        "最後の計測で満たしていた完了基準と {months} か月後",
+    ),
+    "outcomes_download": ("Download as CSV", "CSV でダウンロード"),
+    "col_outcome": ("Outcome", "結果"),
+    "col_ended_n": ("Ended", "終了"),
+    "col_churn": ("Churned", "解約率"),
+    "col_health": ("Mean health", "平均ヘルススコア"),
+    "col_not_yet": ("Not yet", "未到来"),
+    "col_compared": ("Compared with onboarded", "オンボーディング完了との比較"),
+    "col_churn_difference": ("Churn above onboarded", "完了顧客との解約率の差"),
+    "col_health_ratio": ("Health ratio", "ヘルススコアの比"),
+    "col_criterion": ("Criterion", "完了基準"),
+    "col_churn_met": ("Churned if met", "達成時の解約率"),
+    "col_churn_not_met": ("Churned if not", "未達時の解約率"),
+    "col_churn_lift": ("Churn lift if not met", "未達時の解約リフト"),
+    "col_high_health_lift": ("High health lift if met", "達成時の高ヘルスのリフト"),
+    "verdict_conclusive": ("conclusive", "結論できる"),
+    "verdict_not_conclusive": ("not conclusive", "結論できない"),
+    "verdict_too_few": ("too few to conclude", "件数不足で結論できない"),
+    "oc_version": ("playbook version {version}", "プレイブック {version}"),
+    "oc_any_version": ("any playbook version", "全バージョンのプレイブック"),
+    "oc_less": ("less", "低い"),
+    "oc_more": ("more", "高い"),
+    "oc_churn": (
+        "customers onboarded under {version} churned {amount} percentage points {direction} "
+        "than failed ones within {months} months (95% CI {low}…{high}, n={n}): {verdict}",
+        "{version} でオンボーディングを完了した顧客の {months} か月以内の解約率は、失敗した顧客より"
+        " {amount} ポイント{direction}（95% 信頼区間 {low}…{high}、n={n}）: {verdict}",
+    ),
+    "oc_health": (
+        "their health {months} months on was {ratio}× that of failed ones "
+        "(95% CI {low}…{high}, n={n}): {verdict}",
+        "{months} か月後のヘルススコアは失敗した顧客の {ratio} 倍"
+        "（95% 信頼区間 {low}…{high}、n={n}）: {verdict}",
+    ),
+    "oc_churn_too_few": (
+        "churn within {months} months under {version}: too few customers to conclude "
+        "({onboarded} onboarded and {failed} failed observed; at least {minimum} of each needed)",
+        "{version} の {months} か月以内の解約: 件数不足で結論できません"
+        "（観測できたのは完了 {onboarded} 社・失敗 {failed} 社。各 {minimum} 社以上が必要）",
+    ),
+    "oc_health_too_few": (
+        "health {months} months on: too few scores to conclude "
+        "({onboarded} onboarded and {failed} failed scored; at least {minimum} of each needed)",
+        "{months} か月後のヘルススコア: 件数不足で結論できません"
+        "（スコアがあるのは完了 {onboarded} 社・失敗 {failed} 社。各 {minimum} 社以上が必要）",
+    ),
+    "oc_join": ("; ", "。"),
+    "outcomes_forbidden": (
+        "The outcome analysis covers every CSM's customers: sign in with a lead or ops token.",
+        "成果の分析は全 CSM の顧客を対象とします。"
+        "lead または ops のトークンでサインインしてください。",
+    ),
+}
+for _key, (_en, _ja) in OUTCOME_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 
 

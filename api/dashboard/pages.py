@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
+from analytics.outcomes import MIN_GROUP
 from api.dashboard import chart
+from api.dashboard import outcomes as outcome_words
 from api.dashboard.cohort import cohort_page as read_cohort
 from api.dashboard.data import (
     LIST_PAGE_SIZE,
@@ -35,11 +37,13 @@ from api.dashboard.forms import (
     new_event_id,
 )
 from api.dashboard.i18n import Translator
+from api.dashboard.outcomes import read_outcomes
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
+from models import limits
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.onboarding import OnboardingStatus, Stage, TaskKind
 from records import customer_lists, reports
@@ -317,6 +321,31 @@ async def cohort_page(request: Request, who: Who, services: AppServices) -> Resp
         widest=max((row.reached for row in found.cohort.funnel), default=0),
         csms=found.csms,
         csm_filter=csm_filter,
+    )
+
+
+@router.get("/cohort/outcomes")
+async def outcomes_page(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    if gate.role is TokenRole.CSM:
+        title = ctx.t("error_role_title")
+        return _error(ctx, status.HTTP_403_FORBIDDEN, title, ctx.t("outcomes_forbidden"))
+    version = request.query_params.get("playbook_version") or None
+    if version is not None and (len(version) > limits.VERSION_CHARS or not version.isprintable()):
+        version = None  # not a version any customer can have
+    found = await asyncio.to_thread(read_outcomes, services.database, version, ctx.fmt.today())
+    return render(
+        ctx,
+        "outcomes.html",
+        analysis=found.analysis,
+        versions=found.versions,
+        version=version,
+        conclusion=outcome_words.conclusion(ctx.t, found.analysis),
+        words=outcome_words,
+        minimum=MIN_GROUP,
     )
 
 
