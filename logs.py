@@ -14,6 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+from temporalio import activity
+
+from models.visibility import WORKFLOW_ID_PREFIX
 from settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -23,7 +27,12 @@ _STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"messag
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with `extra=` fields kept as keys for log pipelines."""
+    """One JSON object per line, with `extra=` fields kept as keys for log pipelines.
+
+    A line logged inside an activity carries its workflow id and customer id, and one
+    logged inside a traced span its trace and span ids, so a log pipeline can join a
+    line to the customer and the trace it belongs to.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -31,6 +40,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **_context(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_RECORD_KEYS and not key.startswith("_"):
@@ -38,6 +48,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _context() -> dict[str, str]:
+    found: dict[str, str] = {}
+    if activity.in_activity():
+        workflow_id = activity.info().workflow_id
+        if workflow_id:
+            found["workflow_id"] = workflow_id
+            found["customer_id"] = workflow_id.removeprefix(WORKFLOW_ID_PREFIX)
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        found["trace_id"] = format(span.trace_id, "032x")
+        found["span_id"] = format(span.span_id, "016x")
+    return found
 
 
 def configure_logging(

@@ -31,6 +31,7 @@ from emails.render import build_template_environment
 from logs import configure_logging
 from observability.health import serve_worker_probe, worker_readiness
 from observability.metrics import ActivityFailureMetrics
+from observability.tracing import configure_tracing, current_provider, trace_database
 from records.database import Database
 from settings import Settings
 from workflows.onboarding import CustomerOnboardingWorkflow
@@ -137,6 +138,7 @@ async def run_worker(
     """Serve until `stop` is set (or forever); usable from scripts and tests."""
     stop = stop or asyncio.Event()
     database = Database(settings.database_url)
+    trace_database(database.engine, current_provider())
     # Migrations are idempotent, so every worker may run them on start.
     await asyncio.to_thread(database.migrate)
     if client is None:
@@ -221,6 +223,7 @@ def main() -> None:
         problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in err.errors())
         raise SystemExit(f"liftoff worker: bad configuration: {problems}") from None
     configure_logging(settings)
+    configure_tracing("liftoff-worker")
     try:
         asyncio.run(_main(settings))
     except Exception:

@@ -14,6 +14,7 @@ from api.app import create_app
 from api.services import Services
 from client.connection import connect_client
 from client.onboarding import OnboardingClient
+from observability.tracing import configure_tracing, trace_database, trace_http
 from records.database import Database
 from records.playbooks import load_playbook
 from settings import Settings
@@ -46,13 +47,17 @@ async def serve_api(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until `stop` is set (or SIGINT/SIGTERM when run alone)."""
+    tracing = configure_tracing("liftoff-api")
     if client is None:
         client = await connect_client(settings, serve_metrics=True)
     services = build_services(settings, client)
+    trace_database(services.database.engine, tracing)
     # The API reads and writes the same tables as the worker; it migrates as a worker does.
     await asyncio.to_thread(services.database.migrate)
+    app = create_app(services)
+    trace_http(app, tracing)
     config = uvicorn.Config(
-        create_app(services),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),

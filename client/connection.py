@@ -9,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
+from observability.tracing import current_provider, temporal_interceptors
 from settings import Settings
 
 
@@ -74,4 +75,5 @@ async def connect_client(settings: Settings, *, serve_metrics: bool = False) -> 
         tls=tls_config(settings),
         data_converter=pydantic_data_converter,
         runtime=telemetry_runtime(settings) if serve_metrics else None,
+        interceptors=temporal_interceptors(current_provider()),
     )

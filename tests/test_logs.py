@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -94,3 +95,26 @@ def test_the_demo_logs_to_its_file_at_info_whatever_the_configured_level(
         "cohort started",
         3,
     )
+
+
+def test_a_json_line_names_the_customer_of_its_activity_and_its_trace() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from temporalio.testing import ActivityEnvironment
+
+    from logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    record = logging.makeLogRecord({"name": "liftoff.mail", "msg": "sent", "levelno": 20})
+    outside = json.loads(formatter.format(record))
+    assert "customer_id" not in outside and "trace_id" not in outside
+
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, workflow_id="onboarding-acme-42")
+    inside = json.loads(environment.run(lambda: formatter.format(record)))
+    assert (inside["workflow_id"], inside["customer_id"]) == ("onboarding-acme-42", "acme-42")
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("send") as span:
+        traced = json.loads(formatter.format(record))
+    assert traced["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert len(traced["span_id"]) == 16
