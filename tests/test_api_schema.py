@@ -113,7 +113,10 @@ async def test_no_generated_input_gets_a_server_error(api: ApiHarness) -> None:
         )
         assert started.status_code == 201, started.text
         for operation in operations:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            # A probe such as GET /healthz takes no input: nothing to make invalid.
+            takes_input = bool(list(operation.iter_parameters())) or bool(operation.body)
+            modes = [GenerationMode.POSITIVE] + [GenerationMode.NEGATIVE] * takes_input
+            for mode in modes:
                 await asyncio.to_thread(_fuzz, operation, mode, send, seen)
             if "{customer_id}" in operation.path:
                 on_live = {"customer_id": live["customer_id"]}
