@@ -11,6 +11,7 @@ Search attributes are not payloads of the codec: they stay plain (docs/architect
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
+
+log = logging.getLogger("liftoff.codec")
 
 ENCODING = b"binary/encrypted"
 # The metadata names Temporal's encryption samples use, so their tools read ours.
@@ -77,11 +80,14 @@ class EncryptionCodec(PayloadCodec):
         key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode("utf-8", "replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            held = ", ".join(self._ciphers) or "none: LIFTOFF_ENCRYPTION_KEYS is not set"
-            raise PayloadDecryptionError(
+            held = f"it has {', '.join(self._ciphers)}" if self._ciphers else "it has none"
+            message = (
                 f"a payload is encrypted with key {key_id!r}, which this process does not "
-                f"have (its keys: {held}); add that key to LIFTOFF_ENCRYPTION_KEYS"
+                f"have ({held}); add that key to LIFTOFF_ENCRYPTION_KEYS"
             )
+            # Logged here too: a worker reports it only inside a workflow task's traceback.
+            log.error(message, extra={"key_id": key_id})
+            raise PayloadDecryptionError(message)
         data = payload.data
         try:
             plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode())
