@@ -24,7 +24,7 @@ from temporalio.converter import PayloadCodec
 log = logging.getLogger("liftoff.codec")
 
 ENCODING = b"binary/encrypted"
-# The metadata names Temporal's encryption samples use, so their tools read ours.
+# The metadata names of Temporal's encryption samples (which authenticate no key id).
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
 
