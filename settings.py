@@ -7,6 +7,9 @@ Temporal's own names, so an environment set up for the `temporal` CLI works.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from pathlib import Path
 from typing import Literal, Self
 
@@ -19,6 +22,43 @@ HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$"
 # Templates and playbooks ship with the code, so their defaults do not depend
 # on the directory a command is run from.
 REPO = Path(__file__).resolve().parent
+
+# Payload encryption (client/codec.py): AES-256-GCM keys, named by a short id that
+# travels in each payload's metadata.
+ENCRYPTION_KEY_BYTES = 32
+ENCRYPTION_KEYS_MAX = 20
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The codec server's token: long enough that guessing it is hopeless.
+CODEC_TOKEN_MIN_CHARS = 24
+
+
+def parse_encryption_keys(text: str) -> list[tuple[str, bytes]]:
+    """`id:base64key,...` as (id, key) pairs, newest first; messages never show a key."""
+    keys: list[tuple[str, bytes]] = []
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if len(entries) > ENCRYPTION_KEYS_MAX:
+        raise ValueError(f"LIFTOFF_ENCRYPTION_KEYS holds at most {ENCRYPTION_KEYS_MAX} keys")
+    for number, entry in enumerate(entries, start=1):
+        key_id, colon, encoded = entry.partition(":")
+        key_id = key_id.strip()
+        if not colon or not _KEY_ID.fullmatch(key_id):
+            raise ValueError(
+                f"LIFTOFF_ENCRYPTION_KEYS entry {number} must be ID:BASE64KEY, the id 1-64 "
+                "letters, digits, '.', '_' or '-' (`liftoff codec keygen` prints one)"
+            )
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) != ENCRYPTION_KEY_BYTES:
+            raise ValueError(
+                f"LIFTOFF_ENCRYPTION_KEYS key {key_id!r} must be {ENCRYPTION_KEY_BYTES} bytes "
+                "in base64 (`liftoff codec keygen` prints one)"
+            )
+        if any(known == key_id for known, _ in keys):
+            raise ValueError(f"LIFTOFF_ENCRYPTION_KEYS names key {key_id!r} twice")
+        keys.append((key_id, key))
+    return keys
 
 
 class Settings(BaseSettings):
@@ -111,6 +151,24 @@ class Settings(BaseSettings):
         default=None, validation_alias="SENDGRID_WEBHOOK_PUBLIC_KEY"
     )
 
+    # Customer data in Temporal payloads is encrypted when keys are set (client/codec.py):
+    # `id:base64key,...`, the first encrypts new payloads, every one decrypts.
+    encryption_keys: SecretStr | None = Field(
+        default=None, validation_alias="LIFTOFF_ENCRYPTION_KEYS"
+    )
+    # `liftoff codec-server`: the Web UI's and `temporal` CLI's remote codec endpoint.
+    codec_host: str = Field(default="127.0.0.1", validation_alias="LIFTOFF_CODEC_HOST")
+    codec_port: int = Field(default=8081, ge=1, le=65535, validation_alias="LIFTOFF_CODEC_PORT")
+    codec_token: SecretStr | None = Field(
+        default=None, max_length=512, validation_alias="LIFTOFF_CODEC_TOKEN"
+    )
+    # Comma-separated origins of the Web UI pages allowed to call it (the dev server's UI).
+    codec_cors_origins: str = Field(
+        default="http://localhost:8233",
+        max_length=2000,
+        validation_alias="LIFTOFF_CODEC_CORS_ORIGINS",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LIFTOFF_LOG_LEVEL"
     )
@@ -140,4 +198,20 @@ class Settings(BaseSettings):
             raise ValueError("LIFTOFF_SMTP_USERNAME and LIFTOFF_SMTP_PASSWORD go together")
         if self.unsubscribe_url is not None and not self.unsubscribe_url.startswith("https://"):
             raise ValueError("LIFTOFF_UNSUBSCRIBE_URL must be https:// (one-click unsubscribe)")
+        if self.encryption_keys is not None:
+            parse_encryption_keys(self.encryption_keys.get_secret_value())
+        token = self.codec_token
+        if token is not None and len(token.get_secret_value()) < CODEC_TOKEN_MIN_CHARS:
+            raise ValueError(
+                f"LIFTOFF_CODEC_TOKEN must be at least {CODEC_TOKEN_MIN_CHARS} characters"
+            )
         return self
+
+    def encryption_key_ring(self) -> list[tuple[str, bytes]]:
+        """The payload keys, newest first; empty when encryption is off."""
+        if self.encryption_keys is None:
+            return []
+        return parse_encryption_keys(self.encryption_keys.get_secret_value())
+
+    def codec_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]

@@ -25,6 +25,7 @@ from activities.calendar import public_holidays
 from activities.mail import MailActivities
 from activities.measure import MeasureActivities
 from activities.store import StoreActivities
+from client.codec import EncryptionCodec
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.render import build_template_environment
@@ -168,6 +169,10 @@ async def run_worker(
                     "namespace": settings.temporal_namespace,
                     "address": settings.temporal_address,
                     "mail_backend": settings.mail_backend,
+                    # Which key seals new payloads (None: encryption off); never the key.
+                    "encryption_key_id": codec.key_id
+                    if isinstance(codec := client.data_converter.payload_codec, EncryptionCodec)
+                    else None,
                 },
             )
             serving = asyncio.create_task(worker.run())

@@ -18,6 +18,7 @@ from cli.commands import Command
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
 from cli.inputs import describe
 from cli.parser import build_parser
+from client.codec import PayloadDecryptionError
 from client.errors import LiftoffClientError
 from settings import Settings
 
@@ -35,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadInput, LiftoffClientError) as err:
         print(f"liftoff: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except PayloadDecryptionError as err:
+        print(f"liftoff: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except RPCError as err:
         print(
             f"liftoff: error: Temporal at {settings.temporal_address} answered: {err.message}",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from cli.commands import Command, onboarding, outcomes, records, serve, templates, tokens
+from cli.commands import Command, codec, onboarding, outcomes, records, serve, templates, tokens
 from cli.errors import EXIT_BAD_INPUT
 from cli.handoff_csv import columns_help
 from models.events import MeetingKind
@@ -214,6 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--host", help="default: LIFTOFF_API_HOST (127.0.0.1)")
     server.add_argument("--port", type=int, help="default: LIFTOFF_API_PORT (8000)")
+
+    codec_server = commands.add(
+        "codec-server",
+        codec.cmd_codec_server,
+        "serve the remote codec endpoint that decrypts payloads for the Temporal Web UI and CLI",
+    )
+    codec_server.add_argument("--host", help="default: LIFTOFF_CODEC_HOST (127.0.0.1)")
+    codec_server.add_argument("--port", type=int, help="default: LIFTOFF_CODEC_PORT (8081)")
+    codec_group = commands.subparsers.add_parser("codec", help="payload encryption keys")
+    codec_commands = codec_group.add_subparsers(
+        dest="codec_command", required=True, parser_class=_Parser
+    )
+    keygen = codec_commands.add_parser(
+        "keygen", parents=[common], help="print a new LIFTOFF_ENCRYPTION_KEYS entry (ID:KEY)"
+    )
+    keygen.set_defaults(handler=codec.cmd_codec_keygen)
+    keygen.add_argument("--id", help="the key's id (default: today's date, YYYYMMDD)")
     return parser
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
+from client.codec import EncryptionCodec
 from observability.tracing import current_provider, temporal_interceptors
 from settings import Settings
 
@@ -37,6 +40,22 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
         client_cert=_read(settings.temporal_tls_client_cert_path),
         client_private_key=_read(settings.temporal_tls_client_key_path),
         domain=settings.temporal_tls_server_name,
+    )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads through the encryption codec (a pass-through without keys).
+
+    With keys, failure messages and stack traces are encrypted too: they can quote
+    what people typed (a refused field, a recipient).
+    """
+    codec = EncryptionCodec(settings.encryption_key_ring())
+    if codec.key_id is None:
+        return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
 
@@ -73,7 +92,7 @@ async def connect_client(settings: Settings, *, serve_metrics: bool = False) -> 
         namespace=settings.temporal_namespace,
         api_key=api_key.get_secret_value() if api_key is not None else None,
         tls=tls_config(settings),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         runtime=telemetry_runtime(settings) if serve_metrics else None,
         interceptors=temporal_interceptors(current_provider()),
     )

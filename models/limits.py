@@ -50,3 +50,7 @@ PLAYBOOK_ITEMS = 50
 # request may carry; larger back-fills go through the CSV import.
 OUTCOME_SOURCE_CHARS = 64
 OUTCOME_ROWS_PER_REQUEST = 1_000
+
+# A request to the codec server (`liftoff codec-server`): Temporal caps one payload at
+# 2 MB, which base64 makes about 2.7 MB: a request of a few such payloads fits.
+CODEC_BODY_BYTES = 8 * 1024 * 1024

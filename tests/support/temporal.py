@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -51,6 +52,13 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     async with environment:
         yield environment
+
+
+def with_data_converter(client: Client, converter: DataConverter) -> Client:
+    """The same connection with another data converter (an encrypting one, or one without keys)."""
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)
 
 
 @pytest.fixture

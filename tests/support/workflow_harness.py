@@ -143,18 +143,28 @@ class Harness:
         return list(rows)
 
 
-@pytest.fixture
-async def harness(
-    env: WorkflowEnvironment, task_queue: str, sqlite_database: Database, tmp_path: Path
+@contextlib.asynccontextmanager
+async def running_harness(
+    env: WorkflowEnvironment, client: Client, task_queue: str, database: Database, outbox: Path
 ) -> AsyncIterator[Harness]:
-    outbox = tmp_path / "outbox"
-    async with onboarding_worker(env.client, task_queue, sqlite_database, outbox):
-        harness = Harness(env, env.client, task_queue, sqlite_database, outbox)
+    """A harness whose worker and commands go through `client` (e.g. one that encrypts)."""
+    async with onboarding_worker(client, task_queue, database, outbox):
+        harness = Harness(env, client, task_queue, database, outbox)
         yield harness
         # A failed test must not leave timers behind that hold the shared clock.
         for handle in harness.started:
             with contextlib.suppress(RPCError):
                 await handle.terminate("test finished")
+
+
+@pytest.fixture
+async def harness(
+    env: WorkflowEnvironment, task_queue: str, sqlite_database: Database, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    async with running_harness(
+        env, env.client, task_queue, sqlite_database, tmp_path / "outbox"
+    ) as harness:
+        yield harness
 
 
 def body_text(message: email.message.Message) -> str:

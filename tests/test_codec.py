@@ -1,0 +1,349 @@
+"""The payload codec, its keys and the codec server: what is sealed opens only with its key,
+old keys keep old payloads readable, and the server answers only its token and its origins."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr, ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from api.codec_server import COOKIE, CodecServerConfigError, codec_app_from_settings
+from cli.main import main
+from client.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, PayloadDecryptionError
+from client.connection import data_converter
+from models.limits import CODEC_BODY_BYTES
+from settings import Settings, parse_encryption_keys
+
+UI = "http://localhost:8233"
+EMAIL = "boss@acme.example"
+
+
+def key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def key_entry(key_id: str, secret: bytes) -> str:
+    return f"{key_id}:{base64.b64encode(secret).decode()}"
+
+
+def json_payload(value: Any) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(value).encode())
+
+
+async def test_a_payload_round_trips_and_holds_nothing_in_clear() -> None:
+    codec = EncryptionCodec([("k1", key())])
+    plain = json_payload({"email": EMAIL, "name": "Dana Boss"})
+
+    [sealed] = await codec.encode([plain])
+
+    assert sealed.metadata["encoding"] == ENCODING
+    assert sealed.metadata[KEY_ID_METADATA] == b"k1"
+    assert b"acme" not in sealed.SerializeToString()
+    assert await codec.decode([sealed]) == [plain]
+
+
+async def test_each_payload_gets_a_fresh_nonce() -> None:
+    codec = EncryptionCodec([("k1", key())])
+    first, second = await codec.encode([json_payload(EMAIL), json_payload(EMAIL)])
+
+    assert first.data[:12] != second.data[:12]
+    assert first.data != second.data
+
+
+async def test_after_a_rotation_new_payloads_use_the_new_key_and_old_ones_still_open() -> None:
+    old_key = key()
+    [old] = await EncryptionCodec([("2025", old_key)]).encode([json_payload(EMAIL)])
+    rotated = EncryptionCodec([("2026", key()), ("2025", old_key)])
+
+    [new] = await rotated.encode([json_payload(EMAIL)])
+
+    assert new.metadata[KEY_ID_METADATA] == b"2026"
+    assert await rotated.decode([old, new]) == [json_payload(EMAIL), json_payload(EMAIL)]
+
+
+async def test_an_unknown_key_id_is_refused_naming_it() -> None:
+    [sealed] = await EncryptionCodec([("gone", key())]).encode([json_payload(EMAIL)])
+
+    with pytest.raises(PayloadDecryptionError, match="key 'gone'.*it has k2, k3"):
+        await EncryptionCodec([("k2", key()), ("k3", key())]).decode([sealed])
+    with pytest.raises(PayloadDecryptionError, match="it has none.*LIFTOFF_ENCRYPTION_KEYS"):
+        await EncryptionCodec([]).decode([sealed])
+
+
+@pytest.mark.parametrize("where", ["ciphertext", "nonce", "key id"])
+async def test_a_tampered_payload_is_refused_never_returned(where: str) -> None:
+    codec = EncryptionCodec([("k1", key()), ("k0", key())])
+    [sealed] = await codec.encode([json_payload(EMAIL)])
+    data = bytearray(sealed.data)
+    if where == "ciphertext":
+        data[-1] ^= 1
+    elif where == "nonce":
+        data[0] ^= 1
+    else:
+        sealed.metadata[KEY_ID_METADATA] = b"k0"
+    sealed.data = bytes(data)
+
+    with pytest.raises(PayloadDecryptionError, match="does not open"):
+        await codec.decode([sealed])
+
+
+async def test_the_same_id_with_another_key_is_refused() -> None:
+    [sealed] = await EncryptionCodec([("k1", key())]).encode([json_payload(EMAIL)])
+
+    with pytest.raises(PayloadDecryptionError, match="key 'k1' does not open"):
+        await EncryptionCodec([("k1", key())]).decode([sealed])
+
+
+async def test_unencrypted_payloads_pass_through_and_no_keys_encrypts_nothing() -> None:
+    plain = json_payload({"email": EMAIL})
+
+    assert await EncryptionCodec([("k1", key())]).decode([plain]) == [plain]
+    assert await EncryptionCodec([]).encode([plain]) == [plain]
+
+
+async def test_the_data_converter_encrypts_only_with_keys() -> None:
+    secret = key()
+    sealing = data_converter(Settings(encryption_keys=SecretStr(key_entry("k1", secret))))
+    plain = data_converter(Settings(encryption_keys=None))
+
+    [sealed] = await sealing.encode([{"email": EMAIL}])
+    [unsealed] = await plain.encode([{"email": EMAIL}])
+
+    assert sealed.metadata["encoding"] == ENCODING
+    assert unsealed == (await pydantic_data_converter.encode([{"email": EMAIL}]))[0]
+    assert await sealing.decode([sealed, unsealed]) == [{"email": EMAIL}, {"email": EMAIL}]
+    with pytest.raises(PayloadDecryptionError, match="key 'k1'"):
+        await plain.decode([sealed])
+
+
+def test_keys_parse_newest_first() -> None:
+    first, second = key(), key()
+    assert parse_encryption_keys(f"{key_entry('b', first)}, {key_entry('a', second)}") == [
+        ("b", first),
+        ("a", second),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("no-colon", "entry 1 must be ID:BASE64KEY"),
+        (f"bad id:{base64.b64encode(bytes(32)).decode()}", "entry 1 must be ID:BASE64KEY"),
+        (f"short:{base64.b64encode(bytes(16)).decode()}", "key 'short' must be 32 bytes"),
+        ("junk:not base64!", "key 'junk' must be 32 bytes"),
+        (f"{key_entry('a', bytes(32))},{key_entry('a', bytes(32))}", "names key 'a' twice"),
+    ],
+)
+def test_bad_keys_are_refused_at_start_up_without_echoing_them(entry: str, message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(encryption_keys=SecretStr(entry))
+
+    assert message in str(refused.value)
+    if secret_part := entry.partition(":")[2]:
+        assert secret_part not in str(refused.value)
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    entry, token = key_entry("k1", key()), secrets.token_urlsafe(32)
+    settings = Settings(encryption_keys=SecretStr(entry), codec_token=SecretStr(token))
+
+    shown = repr(settings) + str(settings.model_dump())
+    codec = repr(EncryptionCodec(settings.encryption_key_ring()))
+    assert entry.partition(":")[2] not in shown + codec
+    assert token not in shown
+    assert codec == "EncryptionCodec(key_id='k1', key_ids=['k1'])"
+
+
+def test_keygen_prints_a_key_the_settings_accept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["codec", "keygen", "--id", "2026-q4"]) == 0
+    entry = capsys.readouterr().out.strip()
+
+    [(key_id, secret)] = Settings(encryption_keys=SecretStr(entry)).encryption_key_ring()
+    assert key_id == "2026-q4"
+    assert len(secret) == 32
+    assert main(["codec", "keygen", "--id", "bad id"]) == 2
+
+
+# The codec server, spoken to over HTTP as the Web UI and the `temporal` CLI do.
+
+TOKEN = f"codec-{secrets.token_urlsafe(24)}"
+
+
+@pytest.fixture
+def keys() -> list[tuple[str, bytes]]:
+    return [("k2", key()), ("k1", key())]
+
+
+@pytest.fixture
+async def server(keys: list[tuple[str, bytes]]) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        encryption_keys=SecretStr(",".join(key_entry(*pair) for pair in keys)),
+        codec_token=SecretStr(TOKEN),
+        codec_cors_origins=f"{UI}, https://temporal.example.com",
+    )
+    app = codec_app_from_settings(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec.test") as client:
+        yield client
+
+
+def as_json(*payloads: Payload) -> dict[str, Any]:
+    """Temporal's payloads JSON, as the Web UI and the CLI send it."""
+    return {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                "data": base64.b64encode(p.data).decode(),
+            }
+            for p in payloads
+        ]
+    }
+
+
+def from_json(body: dict[str, Any]) -> list[Payload]:
+    return [
+        Payload(
+            metadata={k: base64.b64decode(v) for k, v in p.get("metadata", {}).items()},
+            data=base64.b64decode(p.get("data", "")),
+        )
+        for p in body["payloads"]
+    ]
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_the_server_decodes_what_a_worker_encoded(
+    server: httpx.AsyncClient, keys: list[tuple[str, bytes]]
+) -> None:
+    worker_codec = EncryptionCodec(keys[1:])  # sealed before the rotation to k2
+    plain = [json_payload({"email": EMAIL}), json_payload("Dana Boss")]
+    sealed = await worker_codec.encode(plain)
+
+    response = await server.post(
+        "/decode?preserveStorageRefs=true",
+        json=as_json(*sealed),
+        headers={**BEARER, "X-Namespace": "default", "Origin": UI},
+    )
+
+    assert response.status_code == 200, response.text
+    assert from_json(response.json()) == plain
+    assert response.headers["access-control-allow-origin"] == UI
+
+
+async def test_the_server_encodes_with_the_newest_key(server: httpx.AsyncClient) -> None:
+    response = await server.post("/encode", json=as_json(json_payload(EMAIL)), headers=BEARER)
+
+    [sealed] = from_json(response.json())
+    assert sealed.metadata[KEY_ID_METADATA] == b"k2"
+    decoded = await server.post("/decode", json=response.json(), headers=BEARER)
+    assert from_json(decoded.json()) == [json_payload(EMAIL)]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic x"}],
+)
+async def test_without_the_token_the_server_refuses_in_one_sentence(
+    server: httpx.AsyncClient,
+    keys: list[tuple[str, bytes]],
+    headers: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sealed = await EncryptionCodec(keys).encode([json_payload(EMAIL)])
+
+    with caplog.at_level(logging.WARNING, logger="liftoff.codec"):
+        for path in ("/decode", "/encode"):
+            response = await server.post(path, json=as_json(*sealed), headers=headers)
+            assert response.status_code == 401
+            assert response.json()["detail"].startswith("refused: the codec server needs")
+            assert EMAIL not in response.text
+    assert "codec request refused" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+async def test_a_cors_preflight_is_answered_for_the_configured_origins_only(
+    server: httpx.AsyncClient,
+) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-namespace",
+    }
+    allowed = await server.options("/decode", headers={**preflight, "Origin": UI})
+    other = await server.options("/decode", headers={**preflight, "Origin": "https://evil.example"})
+    answered = await server.post(
+        "/decode", json={"payloads": []}, headers={**BEARER, "Origin": "https://evil.example"}
+    )
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == UI
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "x-namespace" in allowed.headers["access-control-allow-headers"].lower()
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
+    # The browser will not hand another origin's page the answer.
+    assert "access-control-allow-origin" not in answered.headers
+
+
+async def test_the_web_ui_signs_in_once_and_decodes_with_its_cookie(
+    server: httpx.AsyncClient, keys: list[tuple[str, bytes]]
+) -> None:
+    sealed = await EncryptionCodec(keys).encode([json_payload(EMAIL)])
+    page = await server.get("/")
+    wrong = await server.post("/", data={"token": "not-the-token"})
+    assert COOKIE not in server.cookies
+
+    signed_in = await server.post("/", data={"token": TOKEN})
+    response = await server.post("/decode", json=as_json(*sealed), headers={"Origin": UI})
+
+    assert 'name="token"' in page.text
+    assert "script" not in page.headers["content-security-policy"]
+    assert wrong.status_code == 401
+    assert signed_in.status_code == 200
+    set_cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+    assert TOKEN not in signed_in.headers["set-cookie"]
+    assert response.status_code == 200, response.text
+    assert from_json(response.json()) == [json_payload(EMAIL)]
+
+
+async def test_a_payload_it_cannot_open_is_refused_naming_the_key(
+    server: httpx.AsyncClient,
+) -> None:
+    sealed = await EncryptionCodec([("retired", key())]).encode([json_payload(EMAIL)])
+
+    response = await server.post("/decode", json=as_json(*sealed), headers=BEARER)
+
+    assert response.status_code == 400
+    assert "key 'retired'" in response.json()["detail"]
+
+
+async def test_a_body_that_is_not_payloads_or_too_large_is_refused(
+    server: httpx.AsyncClient,
+) -> None:
+    not_payloads = await server.post("/decode", content=b"[1, 2]", headers=BEARER)
+    too_large = await server.post("/decode", content=b"x" * (CODEC_BODY_BYTES + 1), headers=BEARER)
+
+    assert not_payloads.status_code == 400
+    assert "payloads JSON" in not_payloads.json()["detail"]
+    assert too_large.status_code == 413
+
+
+def test_the_server_needs_keys_and_a_token() -> None:
+    with pytest.raises(CodecServerConfigError, match="LIFTOFF_CODEC_TOKEN"):
+        codec_app_from_settings(
+            Settings(encryption_keys=SecretStr(key_entry("k1", key())), codec_token=None)
+        )
+    with pytest.raises(CodecServerConfigError, match="LIFTOFF_ENCRYPTION_KEYS"):
+        codec_app_from_settings(Settings(encryption_keys=None, codec_token=SecretStr(TOKEN)))
+    with pytest.raises(ValidationError, match="at least 24 characters"):
+        Settings(codec_token=SecretStr("short"))
