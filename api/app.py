@@ -16,6 +16,7 @@ from api import dashboard
 from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
 from api.routes import customers, health, outcomes, tasks, usage, webhooks
 from api.services import Services
+from client.codec import PayloadDecryptionError
 from client.errors import (
     CommandRejectedError,
     LiftoffClientError,
@@ -55,6 +56,14 @@ def create_app(services: Services) -> FastAPI:
         return JSONResponse(
             {"detail": jsonable_encoder(errors)},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(PayloadDecryptionError)
+    async def missing_key(request: Request, err: PayloadDecryptionError) -> JSONResponse:
+        # A deployment mistake, not the caller's: this server lacks a key its data needs.
+        return JSONResponse(
+            {"detail": f"this server cannot read the customer's data: {err}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
     @app.exception_handler(RPCError)

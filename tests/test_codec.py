@@ -22,6 +22,7 @@ from client.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, PayloadDecr
 from client.connection import data_converter
 from models.limits import CODEC_BODY_BYTES
 from settings import Settings, parse_encryption_keys
+from tests.support.api_harness import ApiHarness
 
 UI = "http://localhost:8233"
 EMAIL = "boss@acme.example"
@@ -347,3 +348,19 @@ def test_the_server_needs_keys_and_a_token() -> None:
         codec_app_from_settings(Settings(encryption_keys=None, codec_token=SecretStr(TOKEN)))
     with pytest.raises(ValidationError, match="at least 24 characters"):
         Settings(codec_token=SecretStr("short"))
+
+
+async def test_the_api_answers_a_missing_key_as_its_own_fault_in_one_sentence(
+    api: ApiHarness,
+) -> None:
+    async def needs_a_key() -> None:
+        raise PayloadDecryptionError("no encryption key 'k2026' here to open this payload")
+
+    api.app.add_api_route("/needs-a-key", needs_a_key)
+    async with api.client() as http:
+        response = await http.get("/needs-a-key")
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "this server cannot read the customer's data: "
+        "no encryption key 'k2026' here to open this payload"
+    }
