@@ -7,6 +7,9 @@ the time paused and the step emails go out spread as they were planned.
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +18,10 @@ import pytest
 from sqlmodel import select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
+from cli import connections
+from cli.commands.onboarding import cmd_pause_or_resume
+from cli.parser import build_parser
+from client.onboarding import OnboardingClient
 from models.events import (
     Cancelled,
     GoalAgreed,
@@ -26,6 +33,8 @@ from models.events import (
 )
 from models.onboarding import Due, DueKind, OnboardingStatus, Stage, TaskKind
 from models.tables import CustomerProjection, WeeklyMeasurementRecord
+from records.database import Database
+from settings import Settings
 from testkit.factories import make_handoff, make_playbook
 from tests.support.workflow_harness import (
     Harness,
@@ -275,3 +284,57 @@ async def test_step_emails_held_by_a_pause_go_out_after_it_spread_as_they_were_p
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
     save_history("pause_holds_step_emails", (await handle.fetch_history()).to_json())
+
+
+async def test_a_lead_pauses_and_resumes_every_ongoing_customer_of_a_playbook_version(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = f"v-{uuid.uuid4().hex[:8]}"
+    on_version = make_playbook(version=version)
+    cohort = [await h.start(make_handoff(), on_version) for _ in range(2)]
+    other = await h.start(make_handoff(), make_playbook(version=f"{version}-next"))
+    ended = await h.start(make_handoff(), on_version)
+    await h.record(ended, Cancelled(reason="churned"))
+    await ended.result()
+
+    @contextlib.contextmanager
+    def the_database(settings: Settings) -> Iterator[Database]:
+        yield h.database
+
+    async def the_client(settings: Settings) -> OnboardingClient:
+        return h.onboarding
+
+    monkeypatch.setattr(connections, "database", the_database)
+    monkeypatch.setattr(connections, "onboarding_client", the_client)
+
+    async def run(*argv: str) -> tuple[int, str]:
+        for handle in [*cohort, other]:
+            await h.wait_for(handle, lambda s: True)  # its projection row is written
+        code = await cmd_pause_or_resume(build_parser().parse_args(argv), Settings())
+        for handle in [*cohort, other]:
+            await h.wait_for(handle, lambda s: True)
+        return code, capsys.readouterr().out
+
+    code, out = await run("pause", "--playbook-version", version, "--reason", "playbook freeze")
+    assert code == 0, out
+    assert out.splitlines()[-1] == f"2 paused, 0 refused (playbook version {version})"
+    for handle in cohort:
+        status = await h.status(handle)
+        assert status.state.pause is not None and status.state.pause.reason == "playbook freeze"
+        assert projection(h, status.customer_id).paused
+    assert (await h.status(other)).state.pause is None
+
+    # Sent to each in turn: a customer that refuses is reported, the others still go.
+    ids = [(await h.status(handle)).customer_id for handle in cohort]
+    answers = await h.onboarding.record_each([ids[0], "nobody", ids[1]], Resumed())
+    assert [a.result is not None for a in answers] == [True, False, True]
+    assert answers[1].refused is not None and "unknown customer 'nobody'" in answers[1].refused
+    code, out = await run("resume", "--playbook-version", version)
+    assert code == 0
+    assert out.splitlines()[-1] == f"0 resumed, 0 refused (playbook version {version})"
+
+    await h.record(cohort[0], Paused(reason="by hand"))
+    code, out = await run("resume", "--playbook-version", version)
+    assert code == 0 and f"{ids[0]}: resumed recorded" in out
+    for handle in [*cohort, other]:
+        await h.record(handle, Cancelled(reason="test over"))
