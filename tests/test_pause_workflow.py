@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +20,10 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from cli import connections
 from cli.commands.onboarding import cmd_pause_or_resume
+from cli.output import status_text
 from cli.parser import build_parser
 from client.onboarding import OnboardingClient
+from models import limits
 from models.events import (
     Cancelled,
     GoalAgreed,
@@ -31,7 +33,15 @@ from models.events import (
     Paused,
     Resumed,
 )
-from models.onboarding import Due, DueKind, OnboardingStatus, Stage, TaskKind
+from models.onboarding import (
+    Due,
+    DueKind,
+    OnboardingState,
+    OnboardingStatus,
+    PauseState,
+    Stage,
+    TaskKind,
+)
 from models.tables import CustomerProjection, WeeklyMeasurementRecord
 from records.database import Database
 from settings import Settings
@@ -42,6 +52,7 @@ from tests.support.workflow_harness import (
     save_history,
     through_training,
 )
+from workflows import events
 
 DAY = timedelta(days=1)
 
@@ -107,6 +118,9 @@ async def test_a_pause_sends_nothing_keeps_every_event_and_resume_moves_every_cl
     ]
     assert open_kinds(status) == [TaskKind.SCHEDULE_TRAINING, TaskKind.MEETING]
     assert status.state.agenda == []  # every timer is held
+    assert "PAUSED since" in status_text(status) and "(customer is reorganising)" in status_text(
+        status
+    )
     entered_training = status.state.stage_since
     assert entered_training is not None
 
@@ -338,3 +352,33 @@ async def test_a_lead_pauses_and_resumes_every_ongoing_customer_of_a_playbook_ve
     assert code == 0 and f"{ids[0]}: resumed recorded" in out
     for handle in [*cohort, other]:
         await h.record(handle, Cancelled(reason="test over"))
+
+
+def test_a_resume_date_may_be_up_to_the_pause_bound_ahead_and_no_further() -> None:
+    today = date(2026, 12, 4)
+
+    def refusal(event: Paused | Resumed, state: OnboardingState) -> str | None:
+        return events.refusal(
+            event,
+            stage=Stage.ADOPTION,
+            state=state,
+            handoff=make_handoff(),
+            playbook=make_playbook(),
+            today=today,
+        )
+
+    active = OnboardingState(stage=Stage.ADOPTION)
+    last_day = today + timedelta(days=limits.PAUSE_DAYS)
+    assert refusal(Paused(reason="x", resume_on=last_day), active) is None
+    assert refusal(Paused(reason="x", resume_on=today + DAY), active) is None
+    too_far = refusal(Paused(reason="x", resume_on=last_day + DAY), active)
+    assert too_far is not None and f"more than {limits.PAUSE_DAYS} days ahead" in too_far
+    assert refusal(Resumed(), active) == "the customer is not paused"
+    paused = OnboardingState(
+        stage=Stage.ADOPTION,
+        pause=PauseState(since=datetime(2026, 12, 1, tzinfo=UTC), reason="budget"),
+    )
+    assert refusal(Paused(reason="x"), paused) == (
+        "the customer is already paused since 2026-12-01 (budget)"
+    )
+    assert refusal(Resumed(), paused) is None
