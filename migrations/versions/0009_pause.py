@@ -5,7 +5,7 @@ Rows fill in with each customer's next timeline entry, or at once with
 `liftoff projections rebuild`; until then a row reads "not paused", as it did.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -20,8 +20,8 @@ from alembic import op
 INSTANT = sa.DateTime(timezone=True)
 
 revision: str = "0009"
-# Chained to 0007 on this branch; re-chain it after the outcomes migration (0008).
-down_revision: str | None = "0007"
+# Chained to main's 0008 (scheduled sends); re-chain it if another migration lands first.
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
