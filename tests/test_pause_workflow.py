@@ -352,6 +352,8 @@ async def test_a_lead_pauses_and_resumes_every_ongoing_customer_of_a_playbook_ve
     assert code == 0 and f"{ids[0]}: resumed recorded" in out
     for handle in [*cohort, other]:
         await h.record(handle, Cancelled(reason="test over"))
+        # Awaited: a run still writing when the worker stops holds the shared clock.
+        await handle.result()
 
 
 def test_a_resume_date_may_be_up_to_the_pause_bound_ahead_and_no_further() -> None:
