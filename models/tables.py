@@ -174,7 +174,7 @@ class CustomerProjection(SQLModel, table=True):
     furthest: int = 0
     stalled: bool = False
     setup_stuck: bool = False
-    # Paused since when and why (migration 0009).
+    # Paused since when and why (migration 0010).
     paused: bool = False
     paused_since: datetime | None = _instant(nullable=True)
     pause_reason: str | None = Field(default=None, max_length=500)  # limits.LINE_CHARS

@@ -4,8 +4,8 @@ paused (`paused` itself has been there since 0005).
 Rows fill in with each customer's next timeline entry, or at once with
 `liftoff projections rebuild`; until then a row reads "not paused", as it did.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -19,9 +19,9 @@ from alembic import op
 # Written out instead of imported from models.tables, as in 0001.
 INSTANT = sa.DateTime(timezone=True)
 
-revision: str = "0009"
-# Chained to main's 0008 (scheduled sends); re-chain it if another migration lands first.
-down_revision: str | None = "0008"
+revision: str = "0010"
+# After main's 0009 (outcomes); re-chain it if another migration lands first.
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
