@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api import dashboard
 from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
-from api.routes import customers, health, outcomes, tasks, usage, webhooks
+from api.routes import customers, health, outcomes, playbook_versions, tasks, usage, webhooks
 from api.services import Services
 from client.codec import PayloadDecryptionError
 from client.errors import (
@@ -91,6 +91,7 @@ def create_app(services: Services) -> FastAPI:
         },
     )
     app.include_router(customers.router)
+    app.include_router(playbook_versions.router)
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(usage.router)

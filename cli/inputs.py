@@ -174,6 +174,8 @@ COMMAND_KINDS: dict[str, tuple[str, ...]] = {
     "contact": ("contact_added",),
     "review": ("completion_review_held",),
     "task": ("task_completed",),
+    "pause": ("paused",),
+    "resume": ("resumed",),
     "cancel": ("cancelled",),
 }
 
@@ -225,6 +227,10 @@ def event_fields(args: argparse.Namespace) -> dict[str, Any]:
         }
     elif command == "task":
         fields = {"kind": "task_completed", "task_id": args.task_id, "note": args.note}
+    elif command == "pause":
+        fields = {"kind": "paused", "reason": args.reason, "resume_on": args.until}
+    elif command == "resume":
+        fields = {"kind": "resumed"}
     elif command == "cancel":
         fields = {"kind": "cancelled", "reason": args.reason}
     else:  # pragma: no cover - argparse only dispatches known commands

@@ -101,6 +101,12 @@ def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
         "  goals: " + ("; ".join(goal.text for goal in s.goals) or "none agreed yet"),
         "  purposes: " + (", ".join(s.purposes) or "none chosen yet"),
     ]
+    if s.pause is not None:
+        until = f", resumes {when(s.pause.resume_at)}" if s.pause.resume_at else ""
+        lines.append(
+            f"  PAUSED since {when(s.pause.since)} ({s.pause.reason}){until}: "
+            f"{len(s.pause.held)} timer(s) and step(s) held"
+        )
     if s.recent_weeks:
         lines += ["  " + line for line in verdict_lines(s.recent_weeks[-1])]
     else:

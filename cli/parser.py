@@ -284,6 +284,33 @@ def add_recording_commands(commands: _Commands) -> Subcommands[_Parser]:
     done.add_argument("task_id", metavar="TASK_ID")
     done.add_argument("--note", default="")
 
+    # Pause and resume take one customer, or (a lead's command) every ongoing customer
+    # of a playbook version, read from the customer projection.
+    pause = commands.add(
+        "pause",
+        onboarding.cmd_pause_or_resume,
+        "pause a customer's onboarding: no emails, reminders, escalations or verdicts "
+        "until it is resumed; events and usage are still recorded",
+    )
+    resume = commands.add(
+        "resume",
+        onboarding.cmd_pause_or_resume,
+        "resume a paused onboarding: its timers and deadline move by the time paused",
+    )
+    for sub in (pause, resume):
+        sub.add_argument("customer", metavar="CUSTOMER", nargs="?", help="customer id")
+        sub.add_argument(
+            "--playbook-version",
+            metavar="VERSION",
+            help="instead of CUSTOMER: every ongoing customer on this playbook version",
+        )
+    pause.add_argument("--reason", required=True)
+    pause.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD",
+        help="resume by itself as this day begins in the customer's time zone",
+    )
+
     cancel = commands.recording("cancel", "cancel the onboarding (contract ended, churned)")
     cancel.add_argument("--reason", required=True)
     return task_commands

@@ -6,6 +6,7 @@ same idempotent start, the same refusals and the same listing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NoReturn
 
@@ -25,7 +26,12 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
+from client.errors import (
+    CommandRejectedError,
+    LiftoffClientError,
+    OnboardingClosedError,
+    UnknownCustomerError,
+)
 from models import visibility
 from models.events import SUBMIT_EVENT as SUBMIT_EVENT  # re-exported for callers
 from models.events import OnboardingEvent
@@ -44,6 +50,14 @@ class StartResult(BaseModel):
     workflow_id: str
     run_id: str | None
     already_running: bool
+
+
+class EachResult(BaseModel):
+    """One customer's answer to a command sent to many: its result, or why it was refused."""
+
+    customer_id: str
+    result: EventResult | None = None
+    refused: str | None = None
 
 
 class CustomerSummary(BaseModel):
@@ -154,6 +168,21 @@ class OnboardingClient:
             raise CommandRejectedError(message or f"{event.kind} was rejected") from None
         except RPCError as err:
             await self._raise_not_found(customer_id, err)
+
+    async def record_each(
+        self, customer_ids: Sequence[str], event: OnboardingEvent
+    ) -> list[EachResult]:
+        """The same command to each customer in turn (a lead pausing a playbook version):
+        one customer's refusal or ended onboarding is its answer, not the end of the run."""
+        answers = []
+        for customer_id in customer_ids:
+            try:
+                result = await self.record(customer_id, event)
+            except LiftoffClientError as err:
+                answers.append(EachResult(customer_id=customer_id, refused=str(err)))
+            else:
+                answers.append(EachResult(customer_id=customer_id, result=result))
+        return answers
 
     async def status(self, customer_id: str) -> OnboardingStatus:
         handle = self._handle(customer_id)

@@ -111,6 +111,19 @@ class TaskCompleted(_Event):
     note: str = Field(default="", max_length=limits.NOTE_CHARS)
 
 
+class Paused(_Event):
+    kind: Literal["paused"] = "paused"
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
+    # The customer's local day on which the onboarding resumes by itself; without
+    # one it stays paused until someone resumes it.
+    resume_on: date | None = None
+
+
+class Resumed(_Event):
+    kind: Literal["resumed"] = "resumed"
+    note: str = Field(default="", max_length=limits.LINE_CHARS)
+
+
 class Cancelled(_Event):
     kind: Literal["cancelled"] = "cancelled"
     reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
@@ -127,6 +140,8 @@ OnboardingEvent = Annotated[
     | ContactAdded
     | CompletionReviewHeld
     | TaskCompleted
+    | Paused
+    | Resumed
     | Cancelled,
     Field(discriminator="kind"),
 ]

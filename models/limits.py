@@ -41,6 +41,10 @@ CONTACTS = 100
 GOALS = 50
 MEETINGS_KEPT = 50
 
+# How far ahead a pause may be scheduled to end: a pause is a hold, not a way to
+# park a customer for good (cancel it instead).
+PAUSE_DAYS = 366
+
 # A playbook's lists: purposes, steps per purpose, criteria, stall rules, ladder steps,
 # locales of a step's note.
 PLAYBOOK_ITEMS = 50

@@ -104,6 +104,8 @@ class DueKind(StrEnum):
     MOMENTUM = "momentum"
     DEADLINE = "deadline"
     CAMPAIGN_STEP = "campaign_step"
+    # A pause's scheduled end.
+    RESUME = "resume"
 
 
 class Due(BaseModel):
@@ -174,6 +176,25 @@ class SetupState(BaseModel):
     escalated: bool = False
 
 
+class HeldDue(BaseModel):
+    """An agenda item a pause holds, and since when: on resume it moves by the time
+    it was held (workflows/pausing.py)."""
+
+    due: Due
+    held_at: datetime
+
+
+class PauseState(BaseModel):
+    since: datetime
+    reason: str
+    # When a scheduled pause resumes by itself (the agenda's `resume` item).
+    resume_at: datetime | None = None
+    # The timers and steps that do not fire while paused.
+    held: list[HeldDue] = Field(default_factory=list)
+    # Tasks opened while paused whose email to the assignee waits for the resume.
+    unannounced: list[str] = Field(default_factory=list)
+
+
 class RejectedEvent(BaseModel):
     at: datetime
     kind: str
@@ -202,6 +223,11 @@ class OnboardingState(BaseModel):
     stall: StallState = StallState()
     setup: SetupState = SetupState()
     momentum_requested: bool = False
+    # Set while the onboarding is paused (a `paused` event until `resumed`).
+    pause: PauseState | None = None
+    # Time spent paused, in all and since adoption began (the setup watch's clock).
+    paused_seconds: float = 0
+    adoption_paused_seconds: float = 0
     # Purposes whose step emails are on the agenda ("choose_purpose" for that step).
     campaign_planned: list[str] = Field(default_factory=list)
     # Campaign steps sent or skipped for good, and shared steps already sent.
@@ -292,6 +318,8 @@ class TimelineKind(StrEnum):
     STALL_CLEARED = "stall_cleared"
     SETUP_STUCK = "setup_stuck"
     SETUP_UNSTUCK = "setup_unstuck"
+    # A week measured while paused: its facts, no verdict acted on.
+    PAUSED_MEASUREMENT = "paused_measurement"
     STORE_FAILED = "store_failed"
 
 

@@ -37,6 +37,10 @@ class ProjectionSnapshot(BaseModel):
     started_at: datetime | None = None
     stalled: bool = False
     setup_stuck: bool = False
+    # Paused since when and why (a `paused` event until `resumed`).
+    paused: bool = False
+    paused_since: datetime | None = None
+    pause_reason: str | None = None
     next_due_kind: DueKind | None = None
     next_due_at: datetime | None = None
     open_tasks: int = 0

@@ -174,8 +174,10 @@ class CustomerProjection(SQLModel, table=True):
     furthest: int = 0
     stalled: bool = False
     setup_stuck: bool = False
-    # Room for a pause the workflow does not have yet.
+    # Paused since when and why (migration 0010).
     paused: bool = False
+    paused_since: datetime | None = _instant(nullable=True)
+    pause_reason: str | None = Field(default=None, max_length=500)  # limits.LINE_CHARS
     next_due_kind: str | None = Field(default=None, max_length=32)
     next_due_at: datetime | None = _instant(nullable=True)
     open_tasks: int = 0

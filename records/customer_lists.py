@@ -50,6 +50,8 @@ class Filters:
     stuck: bool | None = None
     # False: ongoing only; True: ended only.
     ended: bool | None = None
+    paused: bool | None = None
+    playbook_version: str | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -61,6 +63,10 @@ class Filters:
             found.append(col(P.stalled) == self.stalled)
         if self.stuck is not None:
             found.append(col(P.setup_stuck) == self.stuck)
+        if self.paused is not None:
+            found.append(col(P.paused) == self.paused)
+        if self.playbook_version is not None:
+            found.append(col(P.playbook_version) == self.playbook_version)
         if self.ended is True:
             found.append(col(P.stage).in_(ENDED))
         elif self.ended is False:
@@ -112,6 +118,13 @@ def list_page(
             query = query.options(load_only(*columns, raiseload=True))
         rows = session.exec(query).all()
     return Page(list(rows), total, limit, offset)
+
+
+def customer_ids(database: Database, filters: Filters) -> list[str]:
+    """Every customer the filters select, by id: the cohort a lead's command goes to."""
+    with database.session() as session:
+        query = select(P.customer_id).where(*filters.clauses()).order_by(col(P.customer_id))
+        return list(session.exec(query).all())
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ def projection_row(customer_id: str, now: datetime, **overrides: Any) -> dict[st
         "stalled": False,
         "setup_stuck": False,
         "paused": False,
+        "paused_since": None,
+        "pause_reason": None,
         "next_due_kind": DueKind.REMIND_CSM.value,
         "next_due_at": now + 2 * DAY,
         "open_tasks": 1,

@@ -35,6 +35,7 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("POST", f"/api/customers/{UNKNOWN_ID}/events", {"kind": "goal_agreed", "goal": "Go live"}),
     ("GET", "/api/tasks", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/tasks/{UNKNOWN_ID}-1/done", {"note": "done"}),
+    ("POST", "/api/playbook-versions/none/pause", {"reason": "freeze"}),
 ]
 
 
@@ -196,6 +197,43 @@ async def test_a_lead_may_act_on_any_customer(api: ApiHarness) -> None:
         assert meeting.json()["kind"] == "meeting_requested"
     async with api.client(api.token(TokenRole.OPS)) as ops:
         assert (await ops.get(f"/api/customers/{customer}")).status_code == 200
+
+
+async def test_a_lead_pauses_and_resumes_a_playbook_version_and_a_csm_may_not(
+    api: ApiHarness,
+) -> None:
+    version = api.services.playbook.version
+    async with api.as_lead() as lead, api.as_csm(CSM) as csm:
+        cohort = [await start(lead, csm=CSM) for _ in range(2)]
+        for customer in cohort:
+            await api.past_handoff(customer)
+        pause = f"/api/playbook-versions/{version}/pause"
+        refused = await csm.post(pause, json={"reason": "playbook freeze"})
+        assert refused.status_code == 403, refused.text
+        empty = await lead.post(pause, json={"reason": ""})
+        assert empty.status_code == 422, empty.text
+
+        resume_on = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+        paused = await lead.post(pause, json={"reason": "playbook freeze", "resume_on": resume_on})
+        assert paused.status_code == 200, paused.text
+        answers = {answer["customer_id"]: answer for answer in paused.json()}
+        assert answers.keys() == set(cohort)
+        assert all(answer["result"]["kind"] == "paused" for answer in answers.values())
+        for customer in cohort:
+            detail = await settled(lead, customer)
+            assert detail["state"]["pause"]["reason"] == "playbook freeze"
+            assert detail["next_due"]["kind"] == "resume"
+
+        # One customer by the CSM, through the events route every kind goes through.
+        first = f"/api/customers/{cohort[0]}/events"
+        assert (await csm.post(first, json={"kind": "resumed"})).status_code == 200
+        again = await csm.post(first, json={"kind": "resumed"})
+        assert again.status_code == 409 and "not paused" in again.json()["detail"]
+        await settled(lead, cohort[0])
+        resumed = await lead.post(f"/api/playbook-versions/{version}/resume")
+        assert resumed.status_code == 200, resumed.text
+        assert [answer["customer_id"] for answer in resumed.json()] == [cohort[1]]
+        assert (await settled(lead, cohort[1]))["state"]["pause"] is None
 
 
 # Starting customers

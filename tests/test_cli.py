@@ -96,6 +96,19 @@ def test_every_event_kind_has_a_recording_command_that_sends_it(
         assert exit_info.value.code == 0, command
 
 
+def test_pause_needs_one_customer_or_a_playbook_version_and_a_real_date(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert_refused(run(capsys, "pause", "--reason", "x"), "CUSTOMER or --playbook-version")
+    assert_refused(run(capsys, "resume", "acme", "--playbook-version", "1"), "not both")
+    assert_refused(run(capsys, "pause", "acme"), "--reason")
+    assert_refused(
+        run(capsys, "pause", "acme", "--reason", "x", "--until", "2026-02-30"), "resume_on"
+    )
+    long_reason = "x" * 501
+    assert_refused(run(capsys, "pause", "acme", "--reason", long_reason), "reason")
+
+
 def test_an_unknown_stage_is_refused_naming_the_stages(capsys: pytest.CaptureFixture[str]) -> None:
     assert_refused(run(capsys, "list", "--stage", "bogus"), "bogus", "kickoff", "completion_review")
 

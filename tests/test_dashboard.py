@@ -246,6 +246,43 @@ async def test_a_recorded_action_redirects_and_shows_on_the_timeline_once(
         assert f'data-task="{task.task_id}"' not in page
 
 
+async def test_a_paused_customer_shows_since_when_and_why_on_its_page_and_the_list(
+    api: ApiHarness,
+) -> None:
+    csm = _csm()
+    customer = await _start(api, csm=csm, time_zone="UTC")
+    today = datetime.now(UTC).date()
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{customer}")).text
+        assert 'id="action-paused"' in page and 'id="action-resumed"' not in page
+        paused = await browser.post(
+            f"/customers/{customer}",
+            data={"kind": "paused", "reason": "Budget <freeze>", "resume_on": ""},
+        )
+        assert paused.status_code == 303, paused.text
+        page = (await browser.get(paused.headers["location"])).text
+        flag = f"Paused since {today.isoformat()} (Budget &lt;freeze&gt;)"
+        assert flag in page
+        assert 'id="action-resumed"' in page and 'id="action-paused"' not in page
+        assert "paused" in _timeline_kinds(page)
+        japanese = (await browser.get(f"/customers/{customer}?lang=ja")).text
+        assert f"{today.isoformat()} から一時停止中（Budget &lt;freeze&gt;）" in japanese
+
+        await eventually(
+            lambda: browser.get("/?lang=en"),
+            lambda listed: flag in _row(listed.text, customer),
+            what="the paused flag on the list",
+            timeout=WAIT_SECONDS,
+            interval=0.2,
+        )
+        resumed = await browser.post(f"/customers/{customer}", data={"kind": "resumed"})
+        assert resumed.status_code == 303, resumed.text
+        page = (await browser.get(resumed.headers["location"])).text
+        assert "flag-paused" not in page and 'id="action-paused"' in page
+    status = await api.services.onboarding.status(customer)
+    assert status.state.pause is None and status.state.paused_seconds > 0
+
+
 async def test_a_customers_page_shows_its_people_the_handoff_notes_and_meeting_notes(
     api: ApiHarness,
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 from temporalio.client import WorkflowUpdateFailedError
 
-from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED
+from api.dashboard.forms import FORM_FIELDS, NEXT_STEP, OFFERED, offered
 from api.dashboard.i18n import EN, EVENT_WORDS, JA
 from client.onboarding import SUBMIT_EVENT
 from models import limits
@@ -58,7 +58,7 @@ def test_every_kind_has_its_stages_form_and_words_in_english_and_japanese(kind: 
 
 def test_forms_shown_per_stage_follow_the_stages_the_rules_accept() -> None:
     any_stage = {"meeting_requested", "meeting_held", "purpose_added", "contact_added"}
-    any_stage |= {"task_completed", "cancelled"}
+    any_stage |= {"task_completed", "cancelled", "paused", "resumed"}
     assert {stage: set(kinds) for stage, kinds in OFFERED.items()} == {
         Stage.HANDOFF: {"kickoff_held", *any_stage},
         Stage.KICKOFF: {"kickoff_held", *any_stage},
@@ -73,6 +73,14 @@ def test_forms_shown_per_stage_follow_the_stages_the_rules_accept() -> None:
         Stage.ADOPTION: {"meeting_held", "goal_agreed"},
         Stage.COMPLETION_REVIEW: {"completion_review_held"},
     }
+
+
+def test_a_paused_customer_is_offered_resume_and_an_active_one_pause() -> None:
+    for stage in OFFERED:
+        assert "paused" in offered(stage, paused=False)
+        assert "resumed" not in offered(stage, paused=False)
+        assert "resumed" in offered(stage, paused=True)
+        assert "paused" not in offered(stage, paused=True)
 
 
 class BrandNewThing(BaseModel):

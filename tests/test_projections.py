@@ -22,7 +22,7 @@ from cli.main import main
 from client.errors import UnknownCustomerError
 from models import visibility
 from models.activity_io import RecordTimelineInput
-from models.events import Cancelled, CompletionReviewHeld
+from models.events import Cancelled, CompletionReviewHeld, Paused
 from models.onboarding import DueKind, Stage
 from models.projection import ProjectionSnapshot
 from models.tables import CustomerProjection
@@ -128,7 +128,9 @@ def test_an_entry_without_a_snapshot_changes_what_it_says(database: Database) ->
 
 async def test_a_rebuild_equals_the_live_projection_after_a_journey(h: Harness) -> None:
     onboarded, cancelled, running = make_handoff(), make_handoff(), make_handoff(seats_contracted=3)
-    handles = [await h.start(handoff) for handoff in (onboarded, cancelled, running)]
+    paused = make_handoff()
+    handles = [await h.start(handoff) for handoff in (onboarded, cancelled, running, paused)]
+    await h.record(handles[3], Paused(reason="customer merger"))
     await through_training(h, handles[0])
     await h.usage(onboarded, active_users=7, quota_units=40)
     await h.next_week(handles[0])
@@ -142,6 +144,7 @@ async def test_a_rebuild_equals_the_live_projection_after_a_journey(h: Harness) 
     await h.record(handles[1], Cancelled(reason="budget cut"))
     await h.wait_for(handles[1], lambda s: s.state.stage is Stage.CANCELLED)
     waiting = await h.wait_for(handles[2], lambda s: True)
+    held = await h.wait_for(handles[3], lambda s: True)
 
     live = projection_rows(h.database)
     assert live[onboarded.customer_id]["outcome"] == "onboarded"
@@ -155,13 +158,20 @@ async def test_a_rebuild_equals_the_live_projection_after_a_journey(h: Harness) 
     assert waiting.next_due is not None
     assert live[running.customer_id]["next_due_at"] == waiting.next_due.at
     assert status.state.stage is Stage.COMPLETION_REVIEW
+    assert held.state.pause is not None
+    row = live[paused.customer_id]
+    assert (row["paused"], row["pause_reason"]) == (True, "customer merger")
+    assert row["paused_since"] == held.state.pause.since
+    assert not live[running.customer_id]["paused"]
+    # Paused a fortnight ago: no reminder or escalation was opened meanwhile.
+    assert row["open_tasks"] == 1 and row["escalations"] == 0
 
     with h.database.session() as session:
         session.exec(delete(CustomerProjection))
-    assert rebuild(h.database) == 3
+    assert rebuild(h.database) == 4
     assert projection_rows(h.database) == live
     # A second rebuild over the rows it wrote is harmless.
-    assert rebuild(h.database) == 3
+    assert rebuild(h.database) == 4
     assert projection_rows(h.database) == live
 
 
@@ -181,8 +191,15 @@ def test_lists_filter_order_and_page_in_sql(database: Database) -> None:
             projection_row("done", NOW, stage="onboarded", furthest=5, ended_at=NOW - DAY),
             projection_row("gone", NOW, stage="failed", furthest=3, ended_at=NOW - 2 * DAY),
             projection_row("theirs", NOW, csm=theirs, open_tasks=4),
+            projection_row("k-paused", NOW, csm=theirs, paused=True, playbook_version="2"),
+            projection_row("k-v2", NOW, csm=theirs, playbook_version="2"),
+            projection_row("gone-v2", NOW, stage="failed", csm=theirs, playbook_version="2"),
         ],
     )
+    on_v2 = customer_lists.Filters(ended=False, playbook_version="2")
+    assert customer_lists.customer_ids(database, on_v2) == ["k-paused", "k-v2"]
+    paused = customer_lists.Filters(ended=False, paused=True, playbook_version="2")
+    assert customer_lists.customer_ids(database, paused) == ["k-paused"]
     ongoing = customer_lists.Filters(csm=mine.upper(), ended=False)
     page = customer_lists.list_page(
         database, ongoing, order=customer_lists.Order.ATTENTION, limit=3

@@ -31,7 +31,9 @@ from models.events import (
     MeetingKind,
     MeetingRequested,
     OnboardingEvent,
+    Paused,
     PurposeAdded,
+    Resumed,
     TaskCompleted,
     TrainingHeld,
     TrainingSkipped,
@@ -81,6 +83,8 @@ STAGES: dict[type[BaseModel], KindStages] = {
         accepted=(Stage.COMPLETION_REVIEW,), awaited=(Stage.COMPLETION_REVIEW,)
     ),
     TaskCompleted: KindStages(accepted=OPEN_STAGES),
+    Paused: KindStages(accepted=OPEN_STAGES),
+    Resumed: KindStages(accepted=OPEN_STAGES),
     Cancelled: KindStages(accepted=OPEN_STAGES),
 }
 _unruled = set(EVENT_MODELS.values()) ^ set(STAGES)
@@ -143,6 +147,8 @@ def _out_of_stage(event: OnboardingEvent, stage: Stage, state: OnboardingState) 
             | PurposeAdded()
             | ContactAdded()
             | TaskCompleted()
+            | Paused()
+            | Resumed()
             | Cancelled()
         ):
             return f"{event.kind} is not accepted in the {stage.value} stage"
@@ -188,6 +194,17 @@ def _invalid(
             if not any(task.task_id == event.task_id for task in state.open_tasks):
                 return f"no open task {event.task_id!r} for this customer"
             return None
+        case Paused():
+            if state.pause is not None:
+                return (
+                    f"the customer is already paused since {state.pause.since:%Y-%m-%d} "
+                    f"({state.pause.reason})"
+                )
+            return _resume_date_problem(event.resume_on, today)
+        case Resumed():
+            if state.pause is None:
+                return "the customer is not paused"
+            return None
         case _:
             assert_never(event)
 
@@ -196,6 +213,19 @@ def _not_in_future(held_on: date, today: date) -> str | None:
     # One day of slack: the CSM's local date can be ahead of UTC.
     if held_on > today + timedelta(days=1):
         return f"the date {held_on} is in the future"
+    return None
+
+
+def _resume_date_problem(resume_on: date | None, today: date) -> str | None:
+    if resume_on is None:
+        return None
+    if resume_on <= today:
+        return f"the resume date {resume_on} is not after today"
+    if resume_on > today + timedelta(days=limits.PAUSE_DAYS):
+        return (
+            f"the resume date {resume_on} is more than {limits.PAUSE_DAYS} days ahead; "
+            "pause without a date and resume by hand"
+        )
     return None
 
 
@@ -222,6 +252,14 @@ class Operations(Protocol):
     def close_tasks(self, matches: Callable[[OpenTask], bool], resolution: str) -> None: ...
 
     def add_contact(self, contact: Contact) -> None: ...
+
+    def pause(self, reason: str, resume_on: date | None) -> None:
+        """Hold reminders, escalations, the deadline and step emails until resumed."""
+        ...
+
+    def resume(self) -> None:
+        """Move every held clock by the time paused and let it run again."""
+        ...
 
     def patched(self, change: str) -> bool:
         """Whether this history takes `change`, made after it began (workflow.patched)."""
@@ -303,6 +341,10 @@ def apply(
             workflow.close_tasks(
                 lambda task: task.task_id == task_id, event.note or "done by the CSM"
             )
+        case Paused():
+            workflow.pause(event.reason, event.resume_on)
+        case Resumed():
+            workflow.resume()
         case Cancelled():
             workflow.move_to(Stage.CANCELLED, f"cancelled: {event.reason}")
         case _:
@@ -344,6 +386,11 @@ def summary(event: OnboardingEvent) -> str:
             return f"completion review held on {event.held_on}"
         case TaskCompleted():
             return f"task {event.task_id} done"
+        case Paused():
+            until = f" until {event.resume_on}" if event.resume_on else ""
+            return f"paused{until}: {event.reason}"
+        case Resumed():
+            return f"resumed: {event.note}" if event.note else "resumed"
         case Cancelled():
             return f"cancelled: {event.reason}"
         case _:

@@ -9,7 +9,7 @@ the next due item is visible in the status query.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.campaign as campaign
     import workflows.effects as effects
     import workflows.events as events
+    import workflows.pausing as pausing
     import workflows.projection as projection
     import workflows.rules as rules
     import workflows.step_emails as step_emails
@@ -51,11 +52,13 @@ with workflow.unsafe.imports_passed_through():
         Due,
         DueKind,
         EventResult,
+        HeldDue,
         Meeting,
         OnboardingInput,
         OnboardingState,
         OnboardingStatus,
         OpenTask,
+        PauseState,
         RejectedEvent,
         Stage,
         TaskKind,
@@ -283,6 +286,10 @@ class CustomerOnboardingWorkflow:
         state.stage_since = now
         # Service-level timers and tasks of the stage left behind lapse.
         state.agenda = [due for due in state.agenda if due.stage is None or due.stage is stage]
+        if state.pause is not None:
+            state.pause.held = [
+                held for held in state.pause.held if held.due.stage in (None, stage)
+            ]
         if previous is not None and previous is not stage:
             self.close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
         if stage.terminal:
@@ -322,6 +329,8 @@ class CustomerOnboardingWorkflow:
 
     def _end(self, stage: Stage) -> None:
         self._state.agenda = []
+        # An ended onboarding holds nothing: a cancelled pause is no longer paused.
+        self._state.pause = None
         self.close_tasks(lambda task: True, f"onboarding {stage.value}")
         if self._state.stall.stalled:
             self._state.stall.stalled = False
@@ -352,6 +361,52 @@ class CustomerOnboardingWorkflow:
             )
         )
 
+    # Pause and resume (workflows/pausing.py)
+
+    def pause(self, reason: str, resume_on: date | None) -> None:
+        state = self._state
+        now = workflow.now()
+        resume_at = (
+            pausing.resume_instant(resume_on, self._handoff.time_zone) if resume_on else None
+        )
+        state.pause = PauseState(since=now, reason=reason, resume_at=resume_at)
+        if resume_at is not None:
+            state.agenda.append(Due(kind=DueKind.RESUME, at=resume_at))
+        self._hold_while_paused()
+
+    def resume(self) -> None:
+        state = self._state
+        pause = state.pause
+        if pause is None:
+            return
+        now = workflow.now()
+        state.agenda = [due for due in state.agenda if due.kind is not DueKind.RESUME]
+        state.agenda += [self._released(held, now) for held in pause.held]
+        state.paused_seconds += (now - pause.since).total_seconds()
+        if state.adoption_started_at is not None:
+            held_since = max(pause.since, state.adoption_started_at)
+            state.adoption_paused_seconds += (now - held_since).total_seconds()
+        unannounced = [task for task in state.open_tasks if task.task_id in pause.unannounced]
+        state.pause = None
+        if unannounced:
+            self._effects.send_in_turn([self._task_email(task) for task in unannounced])
+
+    def _hold_while_paused(self) -> None:
+        """Move what a pause holds off the agenda, including what was added since
+        (a stage entered while paused, steps planned for a purpose added)."""
+        pause = self._state.pause
+        if pause is None:
+            return
+        self._state.agenda, held = pausing.hold(self._state.agenda, workflow.now())
+        pause.held += held
+
+    def _released(self, held: HeldDue, now: datetime) -> Due:
+        """A held item back on the agenda as far ahead as it was when held; a step
+        email as many business days ahead, so steps keep their spacing."""
+        if held.due.kind is DueKind.CAMPAIGN_STEP:
+            return held.due.model_copy(update={"at": self._step_emails.replanned(held, now)})
+        return pausing.released(held, now)
+
     # Waiting and timers
 
     def _should_continue_as_new(self) -> bool:
@@ -362,6 +417,7 @@ class CustomerOnboardingWorkflow:
         return limit is not None and info.get_current_history_length() >= limit
 
     async def _wait_for_something_due(self) -> None:
+        self._hold_while_paused()
         next_due = min(self._state.agenda, key=lambda due: due.at, default=None)
         timeout: timedelta | None = None
         if next_due is not None:
@@ -376,6 +432,7 @@ class CustomerOnboardingWorkflow:
             pass
 
     async def _fire_due_items(self) -> None:
+        self._hold_while_paused()
         now = workflow.now()
         due_now = sorted((d for d in self._state.agenda if d.at <= now), key=lambda d: d.at)
         campaign_steps = sum(d.kind is DueKind.CAMPAIGN_STEP for d in due_now)
@@ -413,6 +470,14 @@ class CustomerOnboardingWorkflow:
             elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
                 await self._step_emails.ensure_holidays(now)
                 self._step_emails.step_due(due.ref, now)
+            elif due.kind is DueKind.RESUME and self._state.pause is not None:
+                paused_for = now - self._state.pause.since
+                self.resume()
+                self._effects.timeline(
+                    "resumed",
+                    f"resumed as scheduled after {_days(paused_for)}",
+                    {"kind": "resumed"},
+                )
 
     def _rank(self, due: Due) -> int:
         """Among items due at the same instant, campaign steps go in their sequence's
@@ -465,6 +530,20 @@ class CustomerOnboardingWorkflow:
             start_to_close_timeout=options.MEASURE_TIMEOUT,
             retry_policy=options.MEASURE_RETRY,
         )
+        if state.pause is not None:
+            # Paused: the week is measured on its cadence and its usage counted, but
+            # no verdict acts on it and it does not count towards weeks running.
+            state.week_index = measurement.week_index
+            state.last_measured_at = window_end
+            self._effects.timeline(
+                "paused_measurement",
+                f"week {measurement.week_index} measured while paused, not judged: "
+                f"active seats {measurement.active_seat_ratio:.0%}, "
+                f"{sum(measurement.key_actions.values())} key actions",
+                measurement.model_dump(mode="json"),
+            )
+            self._schedule_measurement(after=window_end)
+            return
         verdict = rules.evaluate_week(
             self._playbook,
             measurement,
@@ -508,7 +587,9 @@ class CustomerOnboardingWorkflow:
                 self._effects.timeline("setup_unstuck", "usage data arrived: setup is done", {})
                 self._index()
             return
-        waited = now - (self._state.adoption_started_at or now)
+        # Time paused is not time waited.
+        paused = timedelta(seconds=self._state.adoption_paused_seconds)
+        waited = now - (self._state.adoption_started_at or now) - paused
         policy = self._playbook.setup
         if waited >= policy.no_data_after and not setup.stuck:
             setup.stuck = True
@@ -659,25 +740,32 @@ class CustomerOnboardingWorkflow:
             due_at=due_at,
         )
         self._effects.store(StoreActivities.open_task, task_input)
-        self._effects.send(
-            SendEmailInput(
-                ledger_key=f"task:{task.task_id}",
-                customer_id=handoff.customer_id,
-                template=contexts.TASK_ASSIGNED,
-                to=[assignee],
-                context=contexts.task_assigned(
-                    customer_name=handoff.name,
-                    customer_id=handoff.customer_id,
-                    task_id=task.task_id,
-                    kind=kind.value,
-                    title=title,
-                    due_at=due_at,
-                    assignee=assignee,
-                ),
-            )
-        )
+        pause = self._state.pause
+        if pause is None:
+            self._effects.send(self._task_email(task))
+        else:
+            # No email while paused: the assignee hears of it on resume if still open.
+            pause.unannounced = [*pause.unannounced, task.task_id][-limits.LIST_ITEMS :]
         self._effects.timeline(
             "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
+        )
+
+    def _task_email(self, task: OpenTask) -> SendEmailInput:
+        handoff = self._handoff
+        return SendEmailInput(
+            ledger_key=f"task:{task.task_id}",
+            customer_id=handoff.customer_id,
+            template=contexts.TASK_ASSIGNED,
+            to=[task.assignee],
+            context=contexts.task_assigned(
+                customer_name=handoff.name,
+                customer_id=handoff.customer_id,
+                task_id=task.task_id,
+                kind=task.kind.value,
+                title=task.title,
+                due_at=task.due_at,
+                assignee=task.assignee,
+            ),
         )
 
     def _store_failed(self, activity: str, reason: str) -> None:

@@ -59,6 +59,17 @@ def add_business_days(
     return day
 
 
+def business_days_between(start: datetime, end: datetime, window: SendWindow) -> int:
+    """Business days after `start`'s local day, up to and including `end`'s."""
+    zone = ZoneInfo(window.time_zone)
+    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    count = 0
+    while day < last:
+        day += timedelta(days=1)
+        count += is_business_day(day, window.holidays, window.weekend)
+    return count
+
+
 def next_send_at(after: datetime, window: SendWindow) -> datetime:
     """The earliest instant at or after `after` inside the window on a business day."""
     zone = ZoneInfo(window.time_zone)

@@ -22,7 +22,7 @@ import workflows.send_window as send_window
 from activities.calendar import public_holidays
 from models.activity_io import PublicHolidaysInput, SendEmailInput
 from models.handoff import CustomerHandoff, Role
-from models.onboarding import Due, DueKind, OnboardingState
+from models.onboarding import Due, DueKind, HeldDue, OnboardingState
 from models.playbook import CampaignPolicy, Playbook
 from workflows.effects import Effects
 
@@ -107,6 +107,13 @@ class StepEmails:
         )
         self._state.holidays = sorted({*self._state.holidays, *fetched})
         self._state.holiday_years = sorted({*self._state.holiday_years, *years})
+
+    def replanned(self, held: HeldDue, now: datetime) -> datetime:
+        """When a step a pause held goes out after it: as many business days after `now`
+        as it was after the pause began, in the send window (by the holidays known)."""
+        window = self._send_window()
+        days = send_window.business_days_between(held.held_at, held.due.at, window)
+        return send_window.business_day_at(now, days, window)
 
     def _policy(self) -> CampaignPolicy:
         policy = self._playbook.campaign

@@ -64,6 +64,18 @@ class ListedCustomer:
         return self.row.stalled
 
     @property
+    def paused(self) -> bool:
+        return self.row.paused
+
+    @property
+    def paused_since(self) -> datetime | None:
+        return self.row.paused_since
+
+    @property
+    def pause_reason(self) -> str:
+        return self.row.pause_reason or ""
+
+    @property
     def next_due(self) -> Due | None:
         if self.row.next_due_kind is None or self.row.next_due_at is None:
             return None

@@ -29,6 +29,14 @@ PANEL_ACTIONS = [kind for kind in EVENT_TYPES if kind != "task_completed"]
 OFFERED: dict[Stage, tuple[str, ...]] = {stage: accepted_kinds(stage) for stage in OPEN_STAGES}
 # The actions a stage is waiting for; they are shown open, the rest folded.
 NEXT_STEP: dict[Stage, tuple[str, ...]] = {stage: awaited_kinds(stage) for stage in OPEN_STAGES}
+
+
+def offered(stage: Stage, *, paused: bool) -> tuple[str, ...]:
+    """The forms a customer's page offers: a paused customer can be resumed, not paused."""
+    hidden = "paused" if paused else "resumed"
+    return tuple(kind for kind in OFFERED.get(stage, ()) if kind != hidden)
+
+
 # Fields entered one item per line.
 _LINES = ("attendees", "goals", "feature_requests")
 _CHECKBOXES = ("success_confirmed", "confirm")
@@ -190,6 +198,11 @@ FORM_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("feature_requests", "textarea"),
         Field("nps", "textarea"),
     ),
+    "paused": (
+        Field("reason", "text", required=True, max_length=500),
+        Field("resume_on", "date"),
+    ),
+    "resumed": (),
     "cancelled": (
         Field("reason", "text", required=True, max_length=500),
         Field("confirm", "checkbox", required=True),

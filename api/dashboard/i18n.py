@@ -63,6 +63,9 @@ EN: dict[str, str] = {
     "flag_stuck_hint": "No usage data has arrived: device or integration?",
     "flag_stalled": "Stalled",
     "flag_stalled_hint": "Usage is below the stall rules",
+    "flag_paused": "Paused since {since} ({reason})",
+    "flag_paused_hint": "No emails, reminders or verdicts until resumed",
+    "flag_paused_until": "resumes on {day}",
     "no_customers": "No customers to show.",
     "ended_customers": "Ended ({n})",
     "col_ended": "Ended",
@@ -86,6 +89,7 @@ EN: dict[str, str] = {
     "due_momentum": "Momentum meeting",
     "due_deadline": "Deadline",
     "due_campaign_step": "Step email",
+    "due_resume": "Resume",
     # Durations and relative times
     "unit_d": "{n} d",
     "unit_h": "{n} h",
@@ -181,6 +185,7 @@ EN: dict[str, str] = {
     "actions_other": "Other actions",
     "actions_ended": "The onboarding has ended ({stage}): it takes no more actions.",
     "field_held_on": "Held on",
+    "field_resume_on": "Resume on (optional)",
     "field_attendees": "Attendees (one per line)",
     "field_goals": "Goals agreed (one per line)",
     "field_goal": "Goal",
@@ -220,6 +225,7 @@ EN: dict[str, str] = {
     "kind_transition": "Stage change",
     "kind_event_rejected": "Refused",
     "kind_weekly_measurement": "Weekly measurement",
+    "kind_paused_measurement": "Measured while paused",
     "kind_setup_stuck": "Stuck in setup",
     "kind_setup_unstuck": "Setup done",
     "kind_stall_started": "Usage stalled",
@@ -235,6 +241,9 @@ EN: dict[str, str] = {
     "tl_setup_stuck": "no usage data for {waited}: stuck in setup",
     "tl_setup_unstuck": "usage data arrived: setup is done",
     "tl_weekly_measurement": "week {n}: active seats {ratio}, {actions} key actions: {outcome}",
+    "tl_paused_measurement": (
+        "week {n} measured while paused, not judged: active seats {ratio}, {actions} key actions"
+    ),
     "tl_late_events": "; {n} events of earlier weeks arrived after their verdict",
     "outcome_met": "criteria met",
     "outcome_stalled": "stalled",
@@ -323,6 +332,9 @@ JA: dict[str, str] = {
     "flag_stuck_hint": "利用データが届いていません（デバイス未設置・連携未接続の可能性）",
     "flag_stalled": "利用停滞",
     "flag_stalled_hint": "利用状況が停滞ルールを下回っています",
+    "flag_paused": "{since} から一時停止中（{reason}）",
+    "flag_paused_hint": "再開するまでメール・リマインド・判定は行いません",
+    "flag_paused_until": "{day} に再開",
     "no_customers": "表示する顧客はいません。",
     "ended_customers": "終了（{n} 社）",
     "col_ended": "終了日",
@@ -344,6 +356,7 @@ JA: dict[str, str] = {
     "due_momentum": "モメンタムミーティング",
     "due_deadline": "期限",
     "due_campaign_step": "ステップメール",
+    "due_resume": "再開",
     "unit_d": "{n}日",
     "unit_h": "{n}時間",
     "unit_min": "{n}分",
@@ -435,6 +448,7 @@ JA: dict[str, str] = {
     "actions_other": "その他の対応",
     "actions_ended": "オンボーディングは終了しました（{stage}）。これ以上の記録はできません。",
     "field_held_on": "実施日",
+    "field_resume_on": "再開日（任意）",
     "field_attendees": "参加者（1行に1名）",
     "field_goals": "合意したゴール（1行に1つ）",
     "field_goal": "ゴール",
@@ -473,6 +487,7 @@ JA: dict[str, str] = {
     "kind_transition": "ステージ移行",
     "kind_event_rejected": "却下",
     "kind_weekly_measurement": "週次計測",
+    "kind_paused_measurement": "一時停止中の計測",
     "kind_setup_stuck": "セットアップ停滞",
     "kind_setup_unstuck": "セットアップ完了",
     "kind_stall_started": "利用停滞",
@@ -485,6 +500,9 @@ JA: dict[str, str] = {
     "tl_transition": "{source} → {target}（{cause}）",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",
+    "tl_paused_measurement": (
+        "第{n}週（一時停止中のため判定なし）: アクティブ席率 {ratio}、主要アクション {actions} 回"
+    ),
     "tl_weekly_measurement": (
         "第{n}週: アクティブ席率 {ratio}、主要アクション {actions} 回: {outcome}"
     ),
@@ -614,6 +632,14 @@ EVENT_WORDS: dict[str, EventWords] = {
     "task_completed": EventWords(
         en=Words("Task done", "Task done", "task {task_id} done"),
         ja=Words("タスク完了", "タスク完了", "タスク {task_id} を完了"),
+    ),
+    "paused": EventWords(
+        en=Words("Pause", "Paused", "paused: {reason}"),
+        ja=Words("一時停止", "一時停止", "一時停止: {reason}"),
+    ),
+    "resumed": EventWords(
+        en=Words("Resume", "Resumed", "resumed"),
+        ja=Words("再開", "再開", "再開"),
     ),
     "cancelled": EventWords(
         en=Words("Cancel the onboarding", "Cancelled", "cancelled: {reason}"),

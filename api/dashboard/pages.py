@@ -35,6 +35,7 @@ from api.dashboard.forms import (
     FieldError,
     build_event,
     new_event_id,
+    offered,
 )
 from api.dashboard.i18n import Translator
 from api.dashboard.outcomes import read_outcomes
@@ -534,12 +535,12 @@ async def _customer_page(
     today = ctx.fmt.today()
     titles = _purpose_titles(status_now)
     purposes = [(pid, title) for pid, title in titles.items() if pid not in state.purposes]
-    offered = OFFERED.get(state.stage, ())
+    offered_kinds = offered(state.stage, paused=state.pause is not None)
     # A form just submitted is always shown, so its reason or errors are seen.
     kinds = [
         kind
         for kind in PANEL_ACTIONS
-        if (kind in offered and (kind != "purpose_added" or purposes))
+        if (kind in offered_kinds and (kind != "purpose_added" or purposes))
         or (attempt is not None and attempt.kind == kind)
     ]
     forms = [

@@ -20,7 +20,7 @@ from api.dashboard.i18n import Translator
 from api.dashboard.render import Formatter
 from models.events import ONBOARDING_EVENT
 from models.handoff import Role
-from models.onboarding import WeekVerdict
+from models.onboarding import WeeklyMeasurement, WeekVerdict
 from models.playbook import Metric
 from records.reports import TimelineRow
 
@@ -74,6 +74,16 @@ def _weekly_measurement(details: dict[str, Any], fmt: Formatter) -> str:
     return text
 
 
+def _paused_measurement(details: dict[str, Any], fmt: Formatter) -> str:
+    week = WeeklyMeasurement.model_validate(details)
+    return fmt.t(
+        "tl_paused_measurement",
+        n=week.week_index,
+        ratio=fmt.metric(Metric.ACTIVE_SEAT_RATIO, week.active_seat_ratio),
+        actions=sum(week.key_actions.values()),
+    )
+
+
 def _campaign_step_sent(details: dict[str, Any], fmt: Formatter) -> str:
     roles = ", ".join(fmt.t(f"contact_role_{Role(role).value}") for role in details["roles"])
     if not roles:
@@ -92,6 +102,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "setup_stuck": _setup_stuck,
     "setup_unstuck": lambda details, fmt: fmt.t("tl_setup_unstuck"),
     "weekly_measurement": _weekly_measurement,
+    "paused_measurement": _paused_measurement,
     "campaign_step_sent": _campaign_step_sent,
     "stall_proposal": _stall_proposal,
 }

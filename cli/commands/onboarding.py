@@ -77,6 +77,41 @@ async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+async def cmd_pause_or_resume(args: argparse.Namespace, settings: Settings) -> int:
+    """`pause` / `resume`: one customer, or every ongoing customer of a playbook version."""
+    if args.playbook_version is None:
+        if args.customer is None:
+            raise BadInput(f"{args.command} needs CUSTOMER or --playbook-version VERSION")
+        return await cmd_record(args, settings)
+    if args.customer is not None:
+        raise BadInput(f"{args.command} takes CUSTOMER or --playbook-version, not both")
+    from records.customer_lists import Filters, customer_ids
+
+    event = event_from_args(args)
+    pausing = args.command == "pause"
+    # The projection may lag a moment behind; the workflow judges each customer anyway.
+    cohort = Filters(ended=False, paused=not pausing, playbook_version=args.playbook_version)
+    with connections.database(settings) as database:
+        ids = customer_ids(database, cohort)
+    client = await connections.onboarding_client(settings)
+    answers = await client.record_each(ids, event)
+    refused = [answer for answer in answers if answer.refused is not None]
+    if args.json:
+        print(to_json(answers))
+    else:
+        for answer in answers:
+            if answer.result is not None:
+                print(event_line(answer.customer_id, answer.result))
+            else:
+                print(f"{answer.customer_id}: refused: {answer.refused}")
+        done = "paused" if pausing else "resumed"
+        print(
+            f"{len(answers) - len(refused)} {done}, {len(refused)} refused "
+            f"(playbook version {args.playbook_version})"
+        )
+    return EXIT_BAD_INPUT if refused else EXIT_OK
+
+
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
