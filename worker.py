@@ -8,12 +8,14 @@ onboarding workflow and its activities on one task queue until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+import workflows
 from activities.calendar import public_holidays
 from activities.mail import MailActivities
 from activities.measure import MeasureActivities
@@ -130,6 +133,23 @@ def build_worker(
     )
 
 
+def precompile_workflow_code() -> bool:
+    """Write the workflow modules' bytecode once, whatever PYTHONDONTWRITEBYTECODE says.
+
+    The sandbox imports the workflow module afresh for every workflow it starts or
+    replays. Without cached bytecode (the variable set, as on these machines, or a
+    read-only tree never compiled) each import compiles the source again: 6 to 13 ms
+    for workflows/onboarding.py, against 0.1 ms to load its bytecode. compileall writes
+    whatever the variable says; a tree it cannot write (an image compiled at build
+    time, deploy/Dockerfile) is left as it is. True when the bytecode is there.
+    """
+    package = Path(workflows.__file__).resolve().parent
+    try:
+        return bool(compileall.compile_dir(package, quiet=2))
+    except OSError:
+        return False
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -140,6 +160,7 @@ async def run_worker(
     stop = stop or asyncio.Event()
     database = Database(settings.database_url)
     trace_database(database.engine, current_provider())
+    await asyncio.to_thread(precompile_workflow_code)
     # Migrations are idempotent, so every worker may run them on start.
     await asyncio.to_thread(database.migrate)
     if client is None:
