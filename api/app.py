@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api import dashboard
 from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
-from api.routes import customers, tasks, usage, webhooks
+from api.routes import cohort, customers, tasks, usage, webhooks
 from api.services import Services
 from client.errors import (
     CommandRejectedError,
@@ -82,6 +82,7 @@ def create_app(services: Services) -> FastAPI:
         },
     )
     app.include_router(customers.router)
+    app.include_router(cohort.router)
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(usage.router)
