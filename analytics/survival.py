@@ -69,15 +69,19 @@ class GroupBy(StrEnum):
     COUNTRY = "country"
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and
+# 10,000 of these are built per figure.
+@dataclass(slots=True)
 class Journey:
-    """One customer as the survival figures read it (from the customer projection)."""
+    """One customer as the survival figures read it (from the customer projection).
+    Instants are Unix seconds: 10,000 customers read as numbers cost a fraction of
+    what they cost as datetimes."""
 
     customer_id: str
     stage: str
-    stage_since: datetime | None
-    started_at: datetime | None
-    ended_at: datetime | None
+    stage_since: float | None
+    started_at: float | None
+    ended_at: float | None
     outcome: str | None
     # The furthest stage on the path reached (handoff 0 ... onboarded 5).
     furthest: int
@@ -99,7 +103,9 @@ def groups_of(journey: Journey, by: GroupBy) -> list[str]:
             return ["all"]
         case GroupBy.START_MONTH:
             started = journey.started_at
-            return [started.astimezone(UTC).strftime("%Y-%m") if started else NO_VALUE]
+            if started is None:
+                return [NO_VALUE]
+            return [datetime.fromtimestamp(started, UTC).strftime("%Y-%m")]
         case GroupBy.PURPOSE:
             return list(dict.fromkeys(journey.purposes)) or [NO_VALUE]
         case GroupBy.PLAYBOOK_VERSION:
@@ -114,7 +120,7 @@ def groups_of(journey: Journey, by: GroupBy) -> list[str]:
             return [journey.country or NO_VALUE]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Span:
     """One customer's time at risk: `event` False means censored at `seconds`."""
 
@@ -127,18 +133,20 @@ _ABANDONED = (Stage.FAILED.value, Stage.CANCELLED.value)
 _PATH_RANK = {stage.value: rank for rank, stage in enumerate(TIMED_STAGES, start=1)}
 
 
-def _since(start: datetime | None, end: datetime) -> float | None:
+def _since(start: float | None, end: float) -> float | None:
     if start is None:
         return None
-    return max(0.0, (end - start).total_seconds())
+    return max(0.0, end - start)
 
 
 def time_to_onboard(journeys: Iterable[Journey], now: datetime) -> list[Span]:
     """Each started customer: onboarded (the event), or censored at its end or at now.
     A customer not started yet (no first transition) has no time at risk."""
     spans = []
+    at = now.timestamp()
     for journey in journeys:
-        seconds = _since(journey.started_at, journey.ended_at or now)
+        end = journey.ended_at if journey.ended_at is not None else at
+        seconds = _since(journey.started_at, end)
         if seconds is not None:
             spans.append(Span(journey, seconds, journey.outcome == Stage.ONBOARDED.value))
     return spans
@@ -149,6 +157,7 @@ def time_in_stage(journeys: Iterable[Journey], stage: Stage, now: datetime) -> l
     if stage not in TIMED_STAGES:
         raise ValueError(f"{stage.value} is not a timed stage")
     spans = []
+    at = now.timestamp()
     for journey in journeys:
         finished = journey.stays.get(stage.value)
         if finished is not None:
@@ -156,7 +165,7 @@ def time_in_stage(journeys: Iterable[Journey], stage: Stage, now: datetime) -> l
             abandoned = journey.outcome in _ABANDONED and journey.furthest <= _PATH_RANK[stage]
             spans.append(Span(journey, max(0.0, finished), not abandoned))
         elif journey.stage == stage.value:
-            running = _since(journey.stage_since, now)
+            running = _since(journey.stage_since, at)
             if running is not None:
                 spans.append(Span(journey, running, False))
     return spans

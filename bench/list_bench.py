@@ -73,6 +73,7 @@ PAGES = (
     ("REST: email steps", "lead", "/api/cohort/email-steps"),
     ("REST: stall recovery by step", "lead", "/api/cohort/stall-recovery"),
     ("dashboard: cohort analytics (lead)", "lead", "/cohort/analytics?by=seats_band"),
+    ("dashboard: step emails (lead)", "lead", "/cohort/analytics/emails"),
 )
 
 

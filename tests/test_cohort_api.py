@@ -388,6 +388,10 @@ async def test_step_emails_count_each_message_once_and_steps_before_a_recovery(
     ]  # fmt: skip
     recovery = (await lead.get("/api/cohort/stall-recovery")).json()
     assert recovery == [{"step": "A:welcome", "sent_in_stall": 2, "recovered": 1}]
+    page = await lead.get("/cohort/analytics/emails", params={"lang": "ja"})
+    assert page.status_code == 200
+    assert "ステップメール" in page.text and "配信停止" in page.text
+    assert page.text.count('data-step="A:welcome"') == 3  # en, ja, and its recovery row
 
 
 async def test_the_analytics_page_draws_the_curves_in_english_and_japanese(

@@ -43,6 +43,10 @@ def journey(customer_id: str, **fields: Any) -> Journey:
         "locale": "en",
         "country": None,
     }
+    # Instants given as datetimes, kept as Unix seconds as the records layer reads them.
+    for name in ("stage_since", "started_at", "ended_at"):
+        if isinstance(fields.get(name), datetime):
+            fields[name] = fields[name].timestamp()
     return Journey(**(values | fields))
 
 

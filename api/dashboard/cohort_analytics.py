@@ -34,9 +34,17 @@ class AnalyticsPage:
     in_stage: SurvivalPanel
     stalls: StallAnalysis
     escalations: list[CsmEscalations]
+    # The CSMs a lead may narrow to; empty for a CSM, who sees only their own.
+    csms: list[str]
+
+
+@dataclass(frozen=True)
+class EmailsPage:
+    """The step emails, a page of their own: counting every message's events is the
+    costliest read of the analytics, and the times and stalls need not wait for it."""
+
     email_steps: list[StepEmails]
     recovery: list[StepRecovery]
-    # The CSMs a lead may narrow to; empty for a CSM, who sees only their own.
     csms: list[str]
 
 
@@ -57,7 +65,18 @@ def analytics_page(
         in_stage=SurvivalPanel(in_stage, survival_chart(in_stage.groups)),
         stalls=cohort_analytics.stalls(database, filters),
         escalations=cohort_analytics.escalations_by_csm(database, filters),
+        csms=_csms(database, who),
+    )
+
+
+def emails_page(database: Database, who: Principal, csm_filter: str | None) -> EmailsPage:
+    filters = visible_filters(who, csm_filter)
+    return EmailsPage(
         email_steps=cohort_analytics.email_steps(database, filters),
         recovery=cohort_analytics.stall_recovery(database, filters),
-        csms=[] if who.role is TokenRole.CSM else customer_lists.csms(database),
+        csms=_csms(database, who),
     )
+
+
+def _csms(database: Database, who: Principal) -> list[str]:
+    return [] if who.role is TokenRole.CSM else customer_lists.csms(database)

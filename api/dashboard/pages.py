@@ -19,6 +19,7 @@ from analytics.survival import GroupBy, TimedStage
 from api.dashboard import chart
 from api.dashboard.cohort import cohort_page as read_cohort
 from api.dashboard.cohort_analytics import analytics_page as read_analytics
+from api.dashboard.cohort_analytics import emails_page as read_emails
 from api.dashboard.data import (
     LIST_PAGE_SIZE,
     STATUS_TIMEOUT_SECONDS,
@@ -357,6 +358,17 @@ async def cohort_analytics_page(request: Request, who: Who, services: AppService
         csms=found.csms,
         csm_filter=csm_filter,
     )
+
+
+@router.get("/cohort/analytics/emails")
+async def cohort_emails_page(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    csm_filter = request.query_params.get("csm") or None
+    found = await asyncio.to_thread(read_emails, services.database, gate, csm_filter)
+    return render(ctx, "cohort_emails.html", page=found, csms=found.csms, csm_filter=csm_filter)
 
 
 # One customer
