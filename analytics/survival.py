@@ -204,6 +204,10 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _rounded(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
 def _band(survival: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pointwise 95% band on the log-log scale (as quantile_ci's "cloglog")."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -238,12 +242,14 @@ def estimate(group: str, spans: Sequence[Span]) -> GroupEstimate:
         median = float(fit.quantile(0.5))
         low, high = fit.quantile_ci(0.5, alpha=ALPHA, method="cloglog")
     band_low, band_high = _band(fit.surv_prob, fit.surv_prob_se)
+    # Milliseconds and six decimals: finer than any instant stored or share drawn, and
+    # a curve of 10,000 customers a third shorter as JSON.
     curve = [
         CurvePoint(
-            seconds=float(t),
-            survival=float(s),
-            ci_low=_finite(lo),
-            ci_high=_finite(hi),
+            seconds=round(float(t), 3),
+            survival=round(float(s), 6),
+            ci_low=_rounded(lo),
+            ci_high=_rounded(hi),
             at_risk=int(n),
             events=int(d),
         )

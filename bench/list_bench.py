@@ -17,6 +17,7 @@ schema of its own, dropped afterwards; skipped, with the reason, when it does no
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -133,6 +134,8 @@ async def measure_lists(database: Database, name: str, customers: int) -> ListFi
         playbook=load_playbook(PLAYBOOK),
     )
     app = create_app(services)
+    # As `liftoff serve` does (api/server.py): long-lived objects out of full collections.
+    gc.freeze()
     figures = ListFigures(name, customers)
     for label, who, path in PAGES:
         async with httpx.AsyncClient(
