@@ -1,5 +1,6 @@
 """Time to onboard and time in stage: Kaplan-Meier with in-flight customers censored,
-medians and their 95% intervals checked against the product-limit worked by hand."""
+medians and their 95% intervals checked against the product-limit worked by hand, and
+the curve drawn from them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from analytics.survival import (
     time_to_onboard,
     time_to_onboard_figure,
 )
+from api.dashboard.chart import survival_chart
 from models.onboarding import Stage
 
 NOW = datetime(2026, 6, 1, 9, tzinfo=UTC)
@@ -191,3 +193,25 @@ def test_groups_come_from_a_fixed_list_and_a_customer_counts_in_each_of_its_purp
     assert members(GroupBy.PLAYBOOK_VERSION) == {"default:1": ["ab", "b", "none"]}
     assert [g.group for g in estimate_by(spans, GroupBy.PURPOSE)] == ["A", "B", "none"]
     assert [g.customers for g in estimate_by(spans, GroupBy.PURPOSE)] == [1, 2, 1]
+    banded = [
+        journey(band, seats_band=band, started_at=days_ago(3))
+        for band in ("1001+", "201-1000", "11-50", "1-10", "51-200")
+    ]
+    groups = estimate_by(time_to_onboard(banded, NOW), GroupBy.SEATS_BAND)
+    assert [g.group for g in groups] == ["1-10", "11-50", "51-200", "201-1000", "1001+"]
+
+
+def test_the_curve_is_drawn_as_steps_with_its_band_between_the_pointwise_limits() -> None:
+    # The five customers worked by hand in tests/test_cohort_survival.py: S = 0.8 from
+    # day 10, 0.5333 from day 30, 0 at day 50; the axis runs to 50 days on 496 pixels
+    # from x = 48, shares on 186 pixels from y = 14 (100%) down to y = 200 (0%).
+    figure = time_to_onboard_figure(ONBOARDING, GroupBy.ALL, NOW)
+    chart = survival_chart(figure.groups)
+    assert chart is not None and chart.x_unit == "days"
+    (series,) = chart.series
+    # y(0.8) = 14 + 186 * 0.2 = 51.2; y(0.5333) = 100.8; x(10 days) = 48 + 496 / 5 = 147.2.
+    assert series.line == "M48,14.0H147.2V51.2H345.6V100.8H544.0V200.0H544.0V200.0"
+    # Up the upper limits, back down the lower ones (0.8's: 0.359 -> y 162.1).
+    assert series.band.startswith("M48,14.0H147.2V19.7H345.6V39.5")
+    assert series.band.endswith("H544.0V187.3H345.6V162.1H147.2V14.0H48Z")
+    assert [label for _, label in chart.x_ticks] == ["0", "10", "20", "30", "40", "50"]
