@@ -1,0 +1,1 @@
+"""Cohort analytics: pure computation over rows the records layer reads; no database, no HTTP."""

@@ -14,7 +14,16 @@ from temporalio.service import RPCError
 
 from api import dashboard
 from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
-from api.routes import customers, health, outcomes, playbook_versions, tasks, usage, webhooks
+from api.routes import (
+    cohort,
+    customers,
+    health,
+    outcomes,
+    playbook_versions,
+    tasks,
+    usage,
+    webhooks,
+)
 from api.services import Services
 from client.codec import PayloadDecryptionError
 from client.errors import (
@@ -92,6 +101,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.include_router(customers.router)
     app.include_router(playbook_versions.router)
+    app.include_router(cohort.router)
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(usage.router)

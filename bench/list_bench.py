@@ -1,11 +1,14 @@
-"""List and cohort figures for `make bench`: p50/p95 per page with 10,000 customers.
+"""List, cohort and cohort analytics figures for `make bench`: p50/p95 per page with
+10,000 customers.
 
 The customer projection is filled directly (testkit/projections.py: a synthetic book
 of business over 40 CSMs, most customers ended), then each page is asked for
 REQUESTS times through the app `liftoff serve` runs, in-process (httpx's ASGI
 transport): the "my customers" page for a lead (everyone) and for one CSM, the cohort
 for a lead, and GET /api/customers (its default page of 1,000, and a filtered one).
-Nothing reaches Temporal: the lists read only the database.
+The cohort analytics endpoints are asked over the same book, with the weekly verdicts,
+stall episodes and step emails testkit/cohort.py derives from it. Nothing reaches
+Temporal: the lists read only the database.
 
 SQLite: a file in a temporary directory. PostgreSQL: the server the tests use, in a
 schema of its own, dropped afterwards; skipped, with the reason, when it does not answer.
@@ -14,6 +17,7 @@ schema of its own, dropped afterwards; skipped, with the reason, when it does no
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -35,6 +39,7 @@ from records.playbooks import load_playbook
 from records.sessions import start_session
 from records.tokens import TokenRole, authenticate, create_token
 from testkit import postgres
+from testkit.cohort import insert_activity, synthetic_activity
 from testkit.projections import insert_projection_rows, synthetic_cohort
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +52,13 @@ GOAL_P95_MS = 300.0
 BASE_URL = "http://liftoff.bench"
 UNUSED_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 ONE_CSM = "csm-07@liftoff.example"
+BULK_LOADED = (
+    "customer_projections",
+    "timeline_entries",
+    "contacts",
+    "email_ledger",
+    "email_events",
+)
 
 # (label, who asks, path)
 PAGES = (
@@ -55,6 +67,21 @@ PAGES = (
     ("dashboard: cohort (lead)", "lead", "/cohort"),
     ("REST: GET /api/customers (1,000 a page)", "lead", "/api/customers"),
     ("REST: stalled in adoption", "lead", "/api/customers?stage=adoption&stalled=true"),
+    # Cohort analytics (analytics/, records/cohort_analytics.py), over the same book with
+    # its weekly verdicts, stall episodes and step emails (testkit/cohort.py).
+    ("REST: time to onboard by purpose", "lead", "/api/cohort/time-to-onboard?by=purpose"),
+    (
+        "REST: time in adoption by start month",
+        "lead",
+        "/api/cohort/time-in-stage?stage=adoption&by=start_month",
+    ),
+    ("REST: time to onboard CSV (one CSM)", "csm", "/api/cohort/time-to-onboard?format=csv"),
+    ("REST: stalls (missing criteria)", "lead", "/api/cohort/stalls"),
+    ("REST: escalations per CSM", "lead", "/api/cohort/escalations"),
+    ("REST: email steps", "lead", "/api/cohort/email-steps"),
+    ("REST: stall recovery by step", "lead", "/api/cohort/stall-recovery"),
+    ("dashboard: cohort analytics (lead)", "lead", "/cohort/analytics?by=seats_band"),
+    ("dashboard: step emails (lead)", "lead", "/cohort/analytics/emails"),
 )
 
 
@@ -92,7 +119,15 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 async def measure_lists(database: Database, name: str, customers: int) -> ListFigures:
     database.migrate()
-    insert_projection_rows(database, synthetic_cohort(customers, utc_now()))
+    now = utc_now()
+    book = synthetic_cohort(customers, now)
+    insert_projection_rows(database, book)
+    insert_activity(database, synthetic_activity(book, now))
+    if database.dialect == "postgresql":
+        # Planner statistics, as autovacuum gathers them soon after a bulk load: without
+        # them PostgreSQL plans the analytics' joins for empty tables.
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql(f"ANALYZE {', '.join(BULK_LOADED)}")
     tokens = {
         "lead": create_token(database, name="bench lead", role=TokenRole.LEAD)[0],
         "csm": create_token(database, name="bench csm", role=TokenRole.CSM, csm=ONE_CSM)[0],
@@ -111,6 +146,8 @@ async def measure_lists(database: Database, name: str, customers: int) -> ListFi
         playbook=load_playbook(PLAYBOOK),
     )
     app = create_app(services)
+    # As `liftoff serve` does (api/server.py): long-lived objects out of full collections.
+    gc.freeze()
     figures = ListFigures(name, customers)
     for label, who, path in PAGES:
         async with httpx.AsyncClient(

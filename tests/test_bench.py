@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from bench.list_bench import PAGES
 from testkit.factories import REPO
 
 
@@ -82,6 +83,8 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
         if figures["skipped"] is not None:
             continue
         assert figures["customers"] == 300
-        assert len(figures["pages"]) == 5
+        # Every page of the list bench, the cohort analytics included.
+        assert [page["label"] for page in figures["pages"]] == [label for label, _, _ in PAGES]
         assert all(0 < page["p50_ms"] <= page["p95_ms"] for page in figures["pages"])
     assert "dashboard: cohort (lead)" in run.stderr
+    assert "REST: time to onboard by purpose" in run.stderr

@@ -656,6 +656,88 @@ for _kind, _words in EVENT_WORDS.items():
     EN |= _catalogue_entries(_kind, _words.en)
     JA |= _catalogue_entries(_kind, _words.ja)
 
+# The cohort analytics page (/cohort/analytics): (English, Japanese) side by side.
+ANALYTICS_WORDS: dict[str, tuple[str, str]] = {
+    "analytics_title": ("Cohort analytics", "コホート分析"),
+    "analytics_link": ("Analytics", "分析"),
+    "analytics_note": (
+        "Customers still onboarding count as still waiting (censored at today), neither"
+        " dropped nor counted as zero; failed and cancelled ones as never onboarded, at"
+        " their end. Medians and their 95% intervals are Kaplan-Meier estimates.",
+        "オンボーディング中の顧客は除外もゼロ扱いもせず、本日時点で「まだ待機中」（打ち切り）と"
+        "して数えます。未達・中止の顧客は終了時点で「完了しなかった」として扱います。中央値と"
+        "その95%信頼区間はカプラン・マイヤー推定です。",
+    ),
+    "analytics_bad_query": (
+        "Unknown grouping or stage: group by one of {by}; a stage of {stages}.",
+        "グループまたはステージが不明です。グループは {by}、"
+        "ステージは {stages} から選んでください。",
+    ),
+    "analytics_by": ("Group by", "グループ"),
+    "analytics_csv": ("CSV", "CSV"),
+    "analytics_nothing": ("Nothing to count yet.", "集計できるデータはまだありません。"),
+    "analytics_yes": ("trial used", "トライアルあり"),
+    "analytics_no": ("no trial", "トライアルなし"),
+    "by_all": ("Everyone", "全体"),
+    "by_start_month": ("Start month", "開始月"),
+    "by_purpose": ("Purpose", "利用目的"),
+    "by_playbook_version": ("Playbook version", "プレイブックのバージョン"),
+    "by_seats_band": ("Seats", "契約席数"),
+    "by_trial_used": ("Trial", "トライアル"),
+    "by_locale": ("Language", "言語"),
+    "by_country": ("Country", "国"),
+    "km_onboard_title": ("Time to onboard", "オンボーディング完了までの期間"),
+    "km_stage_title": ("Time in {stage}", "{stage}の滞在期間"),
+    "km_axis_days": ("days", "日"),
+    "km_axis_hours": ("hours", "時間"),
+    "km_axis_minutes": ("minutes", "分"),
+    "km_axis_seconds": ("seconds", "秒"),
+    "km_axis_waiting": ("share not yet through", "未完了の割合"),
+    "km_band": ("Shaded: 95% confidence band", "網掛け: 95%信頼区間"),
+    "km_more_groups": ("{n} smaller groups in the table only", "小さい {n} グループは表のみ"),
+    "not_reached": ("not reached", "未到達"),
+    "col_group": ("Group", "グループ"),
+    "col_customers": ("Customers", "顧客数"),
+    "col_onboarded": ("Onboarded", "完了"),
+    "col_moved_on": ("Moved on", "次へ進んだ"),
+    "col_censored": ("Censored", "打ち切り"),
+    "col_median": ("Median", "中央値"),
+    "col_ci": ("95% interval", "95%信頼区間"),
+    "stalls_title": ("Where failed and stalled customers stall", "未達・停滞顧客のつまずき"),
+    "stalls_totals": (
+        "{failed} failed, {stalled} stalled now, {without} of them before any weekly verdict."
+        " Each criterion missing at a customer's latest verdict, and for how many weeks running.",
+        "未達 {failed} 社、停滞中 {stalled} 社（うち週次判定前 {without} 社）。"
+        "各顧客の最新の週次判定で満たしていなかった完了条件と、連続して未達だった週数です。",
+    ),
+    "col_criterion": ("Completion criterion", "完了条件"),
+    "col_missing": ("Customers missing it", "未達の顧客"),
+    "col_weeks_missing": ("Median weeks missing", "未達週数（中央値）"),
+    "col_longest_weeks": ("Longest", "最長"),
+    "escalations_title": ("Escalations per CSM", "CSM別のエスカレーション"),
+    "email_steps_title": ("Step emails", "ステップメール"),
+    "col_step": ("Step", "ステップ"),
+    "col_role": ("Role", "役割"),
+    "col_locale": ("Language", "言語"),
+    "col_email_sent": ("Sent", "送信"),
+    "col_email_delivered": ("Delivered", "配信"),
+    "col_email_opened": ("Opened", "開封"),
+    "col_email_clicked": ("Clicked", "クリック"),
+    "col_email_opted_out": ("Opted out", "配信停止"),
+    "recovery_title": ("Steps before a recovery from a stall", "停滞からの回復に先立ったステップ"),
+    "recovery_note": (
+        "Each step sent during a stall, and how many of those stalls were then cleared."
+        " Coming before a recovery is not causing it.",
+        "停滞中に送信されたステップと、そのうち停滞が解消した件数です。先立ったことは原因を意味しません。",
+    ),
+    "col_sent_in_stall": ("Stalls it was sent in", "送信された停滞"),
+    "col_recovered": ("Then cleared", "その後解消"),
+}
+
+for _key, (_en, _ja) in ANALYTICS_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 # The outcome analysis (/cohort/outcomes, api/dashboard/outcomes.py): (en, ja) side by side.
 OUTCOME_WORDS: dict[str, tuple[str, str]] = {
     "nav_outcomes": ("Outcomes", "その後の成果"),

@@ -16,9 +16,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from temporalio.service import RPCError
 
 from analytics.outcomes import MIN_GROUP
+from analytics.survival import GroupBy, TimedStage
 from api.dashboard import chart
 from api.dashboard import outcomes as outcome_words
 from api.dashboard.cohort import cohort_page as read_cohort
+from api.dashboard.cohort_analytics import analytics_page as read_analytics
+from api.dashboard.cohort_analytics import emails_page as read_emails
 from api.dashboard.data import (
     LIST_PAGE_SIZE,
     STATUS_TIMEOUT_SECONDS,
@@ -323,6 +326,54 @@ async def cohort_page(request: Request, who: Who, services: AppServices) -> Resp
         csms=found.csms,
         csm_filter=csm_filter,
     )
+
+
+@router.get("/cohort/analytics")
+async def cohort_analytics_page(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    try:
+        by = GroupBy(request.query_params.get("by") or GroupBy.ALL)
+        stage = TimedStage(request.query_params.get("stage") or TimedStage.KICKOFF)
+    except ValueError:
+        return _error(
+            ctx,
+            status.HTTP_400_BAD_REQUEST,
+            ctx.t("analytics_title"),
+            ctx.t(
+                "analytics_bad_query",
+                by=", ".join(g.value for g in GroupBy),
+                stages=", ".join(s.value for s in TimedStage),
+            ),
+        )
+    csm_filter = request.query_params.get("csm") or None
+    found = await asyncio.to_thread(
+        read_analytics, services.database, gate, csm_filter, by, stage, ctx.fmt.now
+    )
+    return render(
+        ctx,
+        "cohort_analytics.html",
+        page=found,
+        by=by,
+        stage=stage,
+        groupings=list(GroupBy),
+        stages=list(TimedStage),
+        csms=found.csms,
+        csm_filter=csm_filter,
+    )
+
+
+@router.get("/cohort/analytics/emails")
+async def cohort_emails_page(request: Request, who: Who, services: AppServices) -> Response:
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    csm_filter = request.query_params.get("csm") or None
+    found = await asyncio.to_thread(read_emails, services.database, gate, csm_filter)
+    return render(ctx, "cohort_emails.html", page=found, csms=found.csms, csm_filter=csm_filter)
 
 
 @router.get("/cohort/outcomes")
