@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a file: make the project importable
 
+from sqlmodel import col, select  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.common import SearchAttributeIndexedValueType  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
@@ -37,11 +38,13 @@ from models import visibility  # noqa: E402
 from models.events import CompletionReviewHeld, KickoffHeld, NpsAnswer, TrainingHeld  # noqa: E402
 from models.handoff import Contact, CustomerHandoff, Role  # noqa: E402
 from models.onboarding import OnboardingStatus, Stage  # noqa: E402
+from models.tables import CustomerProjection  # noqa: E402
 from records.database import Database  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
 from records.tokens import TokenRole, create_token  # noqa: E402
 from records.usage.events import record_usage_event  # noqa: E402
 from settings import Settings  # noqa: E402
+from testkit.outcomes import SEATS_DRIVE_OUTCOMES, write_outcome_cohort  # noqa: E402
 from worker import run_worker  # noqa: E402
 
 STATE_DIR = REPO / ".liftoff"
@@ -50,6 +53,9 @@ PORT = 7233
 UI_PORT = 8233
 API_PORT = 8000
 DEMO_CSM = "yuki.tanaka@liftoff.example"
+# Past customers seeded once so the leader's pages have outcomes to show.
+PAST_CUSTOMERS = 48
+PAST_PREFIX = "past"
 SERVER_READY_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 10.0
 POLL_EVERY = 1.0
@@ -396,6 +402,30 @@ async def watch(onboarding: OnboardingClient, cohort: list[DemoCustomer], starte
 class DemoTokens:
     csm: str
     ingest: str
+    lead: str
+
+
+def seed_past_customers(database: Database, version: str) -> int:
+    """A few dozen customers who finished a year or two ago, written through the real
+    store activity and outcome store (testkit/outcomes.py): failed ones churn about 3x
+    as often, as in the seeds. Once per state directory; returns how many were written."""
+    with database.session() as session:
+        already = session.exec(
+            select(CustomerProjection.customer_id)
+            .where(col(CustomerProjection.customer_id).startswith(f"{PAST_PREFIX}-"))
+            .limit(1)
+        ).first()
+    if already is not None:
+        return 0
+    write_outcome_cohort(
+        database,
+        SEATS_DRIVE_OUTCOMES,
+        count=PAST_CUSTOMERS,
+        as_of=datetime.now(UTC).date(),
+        version=version,
+        prefix=PAST_PREFIX,
+    )
+    return PAST_CUSTOMERS
 
 
 def banner(cohort: list[DemoCustomer], api_url: str, tokens: DemoTokens) -> None:
@@ -417,6 +447,7 @@ Where to look while it runs:
   worker log        {STATE_DIR / "demo.log"}
 
   CSM token ({DEMO_CSM}):  {tokens.csm}
+  CS leader token (cohort, analytics, outcomes of every CSM):  {tokens.lead}
   usage write key (ingest):  {tokens.ingest}
     curl -u "{tokens.ingest}:" {api_url}/v1/track -H 'Content-Type: application/json' \\
       -d '{{"userId": "u-1", "event": "document_scanned", "context": {{"groupId": "{first}"}}}}'
@@ -484,7 +515,9 @@ async def run_demo(duration: float | None) -> None:
         tokens = DemoTokens(
             csm=create_token(database, name="demo CSM", role=TokenRole.CSM, csm=DEMO_CSM)[0],
             ingest=create_token(database, name="demo usage", role=TokenRole.INGEST)[0],
+            lead=create_token(database, name="demo CS leader", role=TokenRole.LEAD)[0],
         )
+        seeded = await asyncio.to_thread(seed_past_customers, database, playbook.version)
         api = asyncio.create_task(serve_api(settings, client=client, stop=api_stop))
 
         cohort = demo_cohort(secrets.token_hex(2))
@@ -492,6 +525,12 @@ async def run_demo(duration: float | None) -> None:
             purpose = playbook.purpose(customer.handoff.purposes[0])
             customer.key_action = purpose.key_action if purpose else None
         banner(cohort, base_url(settings), tokens)
+        if seeded:
+            print(
+                f"  and {seeded} past customers who finished 13 to 30 months ago, with their "
+                "renewals, churn and health since,\n  so /cohort, /cohort/analytics and "
+                "/cohort/outcomes show a year of outcomes from the start.\n"
+            )
         started = time.monotonic()
         for customer in cohort:
             result = await onboarding.start(customer.handoff, playbook)
