@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.projection as projection
     import workflows.rules as rules
     import workflows.step_emails as step_emails
+    import workflows.surveys as surveys
     from activities.measure import MeasureActivities
     from activities.store import StoreActivities
     from models import limits, visibility
@@ -244,7 +245,16 @@ class CustomerOnboardingWorkflow:
             playbook=self._playbook,
             now=workflow.now(),
         )
+        self._send_surveys(event)
         return state.stage.value
+
+    def _send_surveys(self, event: OnboardingEvent) -> None:
+        """The playbook's NPS survey of the touchpoint this event passes, one email per
+        role (workflows/surveys.py). Histories from before never sent one."""
+        emails = surveys.survey_emails(event.kind, self._handoff, self._playbook)
+        if emails and workflow.patched("survey-emails"):
+            for email in emails:
+                self._effects.send(email)
 
     # Lifecycle
 
