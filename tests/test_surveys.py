@@ -6,6 +6,7 @@ and the cohort reads NPS by role, touchpoint and seats band, scoped like the coh
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from activities.store import StoreActivities
 from analytics.nps import MIN_ANSWERS, nps_by, nps_group
 from api.app import create_app
 from api.services import Services
+from emails.catalogue import check_templates, email_catalogue
+from emails.render import build_template_environment
 from emails.survey_links import LinkExpired, LinkRefused, SurveyLinks
 from models import limits
 from models.activity_io import RecordTimelineInput
@@ -141,6 +144,28 @@ def test_a_survey_section_is_bounded_and_a_playbook_without_one_sends_none(
     ]:
         with pytest.raises(PlaybookError, match=refusal):
             load_playbook(with_section(section))
+
+
+def test_every_survey_of_the_playbook_is_checked_in_every_role_and_locale(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates" / "email", templates)
+    playbook = make_playbook(surveys=True)
+    environment = build_template_environment(templates)
+    surveyed = {
+        (s.step, s.role, s.locale) for s in email_catalogue(playbook) if s.template == "nps_survey"
+    }
+    assert surveyed == {
+        (f"surveys.{touchpoint.value}", role, locale)
+        for touchpoint, roles in (playbook.surveys.touchpoints if playbook.surveys else {}).items()
+        for role in roles
+        for locale in ("en", "ja")
+    }
+    assert check_templates(environment, playbook) == []
+
+    (templates / "nps_survey.ja.txt").unlink()
+    problems = [p.line() for p in check_templates(build_template_environment(templates), playbook)]
+    assert problems and all("no ja translation" in line for line in problems)
+    assert any(line.startswith("surveys.after_training, role end_user") for line in problems)
 
 
 # The workflow: one email per role at each touchpoint
