@@ -26,7 +26,7 @@ from emails.render import build_template_environment
 from emails.survey_links import LinkExpired, LinkRefused, SurveyLinks
 from models import limits
 from models.activity_io import RecordTimelineInput
-from models.events import KickoffHeld, TrainingHeld
+from models.events import KickoffHeld, Paused, Resumed, TrainingHeld
 from models.handoff import Role
 from models.onboarding import Stage
 from models.playbook import PlaybookError, Touchpoint
@@ -221,6 +221,25 @@ async def test_a_playbook_without_surveys_sends_none(h: Harness) -> None:
 
     assert h.emails(), "the journey sent its task emails"
     assert survey_mail(h) == Counter()
+
+
+async def test_a_survey_of_a_touchpoint_passed_while_paused_waits_for_the_resume(
+    h: Harness,
+) -> None:
+    handle = await h.start(make_handoff(), make_playbook(surveys=True))
+    await h.record(handle, Paused(reason="customer is reorganising"))
+    await h.record(handle, KickoffHeld(held_on=await h.today()))
+    await h.wait_for(handle, lambda s: s.state.stage is Stage.TRAINING)
+    assert survey_mail(h) == Counter()
+
+    await h.record(handle, Resumed())
+    await h.wait_for(handle, lambda s: s.state.pause is None)
+    assert survey_mail(h) == Counter(
+        {
+            ("boss@acme.example", "survey:after_kickoff:decision_maker"): 1,
+            ("admin@acme.example", "survey:after_kickoff:administrator"): 1,
+        }
+    )
 
 
 # The completion review's answers, in the same store
