@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ from testkit.factories import (
     store_customer,
 )
 from testkit.projections import insert_projection_rows, projection_row
+from tests.support.api_harness import ApiHarness
 from tests.support.workflow_harness import Harness, body_text
 
 BASE_URL = "http://liftoff.test"
@@ -336,6 +338,12 @@ async def test_a_link_shows_a_confirm_page_and_only_the_posted_answer_counts_onc
     assert "回答を送信する" in shown.text and f'action="/s/{token}"' in shown.text
     assert answers_of(database, "sakura") == []
 
+    # A page under the dashboard's policy: nothing inline, forms only to this site.
+    policy = shown.headers["content-security-policy"]
+    assert "form-action 'self'" in policy and "script-src 'self'" in policy
+    assert "<style" not in shown.text and " style=" not in shown.text
+    assert shown.headers["cache-control"] == "no-store"
+
     sent = await client.post(f"/s/{token}", data={"comment": "とても分かりやすい説明でした"})
     assert sent.status_code == 200 and "ありがとうございました" in sent.text
     [answer] = answers_of(database, "sakura")
@@ -497,3 +505,58 @@ def test_the_survey_answers_table_holds_the_longest_address_and_comment(
     )
     assert new and isinstance(stored, SurveyAnswer)
     assert len(stored.comment) == limits.NOTE_CHARS
+
+
+async def test_the_csm_sees_a_customers_answers_on_its_page_and_nps_on_the_cohort(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    handoff = make_handoff(csm=csm)
+    await api.services.onboarding.start(handoff, make_playbook())
+    await api.past_handoff(handoff.customer_id, timeout=30.0)
+    now = datetime.now(UTC)
+    for touchpoint, email, role, score, source, comment in [
+        (Touchpoint.AFTER_KICKOFF, "admin@acme.example", "administrator", 9, Source.LINK, ""),
+        (
+            Touchpoint.AT_COMPLETION_REVIEW,
+            "boss@acme.example",
+            "decision_maker",
+            4,
+            Source.COMPLETION_REVIEW,
+            "Reports are <slow>",
+        ),
+    ]:
+        record_answer(
+            api.database,
+            AnswerIn(handoff.customer_id, touchpoint, email, role, score, now, source, comment),
+        )
+
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{handoff.customer_id}")).text
+        answers = page[
+            page.index('id="survey-answers"') : page.index(
+                "</section>", page.index('id="survey-answers"')
+            )
+        ]
+        assert '<span class="count">2</span>' in answers
+        assert "Completion review" in answers and "After kickoff" in answers
+        assert "Reports are &lt;slow&gt;" in answers  # escaped, as everything typed
+        assert "completion review" in answers and "survey email" in answers
+
+        cohort = (await browser.get("/cohort")).text
+        nps = cohort[
+            cohort.index('id="nps"') : cohort.index("</section>", cohort.index('id="nps"'))
+        ]
+        role_rows = re.findall(
+            r'data-group="([a-z_]+)">\s*<th scope="row">([^<]+)</th>\s*'
+            r'<td class="num">(.*?)</td>\s*<td class="num">(\d+)</td>',
+            nps[nps.index('id="nps-role"') : nps.index('id="nps-touchpoint"')],
+        )
+        assert [(group, answers) for group, _, _, answers in role_rows] == [
+            ("decision_maker", "1"),
+            ("administrator", "1"),
+            ("end_user", "0"),
+        ]
+        assert "n too small" in nps
+        japanese = (await browser.get("/cohort", params={"lang": "ja"})).text
+        assert "回答数不足" in japanese and "役割別" in japanese
