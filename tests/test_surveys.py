@@ -378,6 +378,8 @@ async def test_refused_links_answer_a_page_with_400_or_410_never_a_500(
         assert gone.status_code == 410 and "expired" in gone.text
         bad = await client.request(method.upper(), f"/s/{tampered}")
         assert bad.status_code == 400 and "does not work" in bad.text
+    japanese = await client.get(f"/s/{expired}", headers={"Accept-Language": "ja,en;q=0.5"})
+    assert japanese.status_code == 410 and "有効期限が切れています" in japanese.text
     # Signed by us, for a customer this database never held.
     unknown = await client.get(f"/s/{a_token(links(), customer_id='nobody')}")
     assert unknown.status_code == 400

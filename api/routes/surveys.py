@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from analytics.nps import CSV_HEADER, MIN_ANSWERS, csv_rows
 from api.dashboard.cohort import nps_groups
 from api.dashboard.i18n import Locale, Translator, parse_locale
-from api.dashboard.render import Formatter, PageContext, render
+from api.dashboard.render import Formatter, PageContext, page_context, render
 from api.deps import AppServices, Staff
 from api.routes.customers import problem
 from emails.survey_links import LinkExpired, LinkRefused, ScoreClaim
@@ -84,7 +84,8 @@ def _refusal(ctx: PageContext, code: int, key: str) -> HTMLResponse:
 async def _claim(request: Request, services: AppServices, token: str) -> ScoreClaim | HTMLResponse:
     """The verified link, or the page that says why it does not count."""
     links = services.survey_links
-    fallback = _page(request, "en")
+    # No customer to take the language from: the browser's, as on the dashboard.
+    fallback = page_context(request, None)
     if links is None:
         return _refusal(fallback, status.HTTP_503_SERVICE_UNAVAILABLE, "off")
     try:
@@ -101,7 +102,7 @@ async def _context(
     found = await asyncio.to_thread(respondent, services.database, claim.customer_id)
     if found is None or claim.touchpoint not in {t.value for t in Touchpoint}:
         # Signed by us, yet naming no customer this database holds (another deployment).
-        return _refusal(_page(request, "en"), status.HTTP_400_BAD_REQUEST, "invalid")
+        return _refusal(page_context(request, None), status.HTTP_400_BAD_REQUEST, "invalid")
     return _page(request, found.locale), found.name
 
 
