@@ -169,6 +169,20 @@ class Settings(BaseSettings):
         validation_alias="LIFTOFF_CODEC_CORS_ORIGINS",
     )
 
+    # Signs the one-click score links of NPS survey emails (emails/survey_links.py): the
+    # worker signs, `liftoff serve` verifies, so both need the same value. Unset: survey
+    # emails fail visibly and the answer pages say surveys are not set up.
+    survey_secret: SecretStr | None = Field(
+        default=None, min_length=32, max_length=512, validation_alias="LIFTOFF_SURVEY_SECRET"
+    )
+    # Where customers' people reach `liftoff serve`: the links in survey emails start so.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        max_length=200,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        validation_alias="LIFTOFF_PUBLIC_URL",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LIFTOFF_LOG_LEVEL"
     )

@@ -32,6 +32,7 @@ from client.codec import EncryptionCodec
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.render import build_template_environment
+from emails.survey_links import SurveyLinks
 from logs import configure_logging
 from observability.health import serve_worker_probe, worker_readiness
 from observability.metrics import ActivityFailureMetrics
@@ -86,6 +87,18 @@ def build_mailer(settings: Settings) -> Mailer:
     return OutboxMailer(settings.outbox_dir)
 
 
+def survey_links(settings: Settings) -> SurveyLinks | None:
+    """The signer of survey score links; without LIFTOFF_SURVEY_SECRET survey emails fail
+    visibly (email_failed on the customer's timeline), and the worker says so now."""
+    if settings.survey_secret is None:
+        log.warning(
+            "LIFTOFF_SURVEY_SECRET is not set: a playbook's survey emails will fail "
+            "(set the same secret on the worker and on `liftoff serve`)"
+        )
+        return None
+    return SurveyLinks(settings.survey_secret.get_secret_value(), settings.public_url)
+
+
 def onboarding_activities(
     store: StoreActivities, measure: MeasureActivities, mail: MailActivities
 ) -> list[Callable[..., Any]]:
@@ -114,12 +127,13 @@ def build_worker(
     max_concurrent_activities: int | None = None,
     max_cached_workflows: int = 1000,
     interceptors: Sequence[Interceptor] = (),
+    survey_links: SurveyLinks | None = None,
 ) -> Worker:
     """The onboarding workflow and its activities, bound to their dependencies.
 
     The worker service, the tests and the bench all serve through this one wiring.
     """
-    mail = MailActivities(database, mailer, templates, sender)
+    mail = MailActivities(database, mailer, templates, sender, survey_links)
     store, measure = StoreActivities(database), MeasureActivities(database)
     return Worker(
         client,
@@ -182,6 +196,7 @@ async def run_worker(
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_cached_workflows=settings.max_cached_workflows,
                 interceptors=[ActivityFailureMetrics()],
+                survey_links=survey_links(settings),
             )
             log.info(
                 "worker started",

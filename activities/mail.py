@@ -35,6 +35,7 @@ from temporalio.exceptions import ApplicationError
 import observability.metrics as metrics
 from emails.mailers import MAIL_REFUSED, SENDGRID_CANCEL_CUTOFF, Mailer, SchedulingMailer
 from emails.render import compose_message, render_email
+from emails.survey_links import SurveyLinks, with_score_links
 from models.activity_io import SendEmailInput, SendEmailResult
 from models.tables import CustomerContact, EmailLedgerEntry, WithdrawnBatch, utc_now
 from records.database import Database, insert_ignore
@@ -52,8 +53,11 @@ class MailActivities:
         mailer: Mailer,
         templates: jinja2.Environment,
         sender: str,
+        survey_links: SurveyLinks | None = None,
     ) -> None:
         self._database = database
+        # Signs a survey email's score links per recipient; None: surveys fail visibly.
+        self._survey_links = survey_links
         self._mailer = mailer
         self._templates = templates
         self._sender = sender
@@ -115,13 +119,11 @@ class MailActivities:
             )
 
     def _compose(self, input: SendEmailInput, recipient: str) -> EmailMessage:
-        rendered = render_email(
-            self._templates,
-            input.template,
-            input.locale,
-            {**input.context, "recipient": recipient},
-            role=input.to_role.value if input.to_role else None,
+        role = input.to_role.value if input.to_role else None
+        context = with_score_links(
+            self._survey_links, {**input.context, "recipient": recipient}, role, recipient
         )
+        rendered = render_email(self._templates, input.template, input.locale, context, role=role)
         message = compose_message(rendered, sender=self._sender, recipient=recipient)
         message["Message-ID"] = make_msgid(domain=self._id_domain)
         message["X-Liftoff-Customer"] = input.customer_id

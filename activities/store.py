@@ -30,6 +30,7 @@ from models.tables import (
 )
 from records.database import Database, insert_ignore
 from records.projections import apply_entry
+from records.surveys import REVIEW_KIND, store_review_answers
 from records.usage.unmatched import adopt_unmatched
 
 TRANSITION = "transition"
@@ -140,6 +141,9 @@ class StoreActivities:
                 details=input.details,
                 snapshot=input.snapshot,
             )
+            if input.kind == REVIEW_KIND:
+                # The review's NPS answers join the survey answers (the first one stands).
+                store_review_answers(session, input.customer_id, input.details, input.at)
             if input.kind == TRANSITION:
                 # Entries may be written out of order; the latest transition wins.
                 session.exec(

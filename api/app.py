@@ -20,6 +20,7 @@ from api.routes import (
     health,
     outcomes,
     playbook_versions,
+    surveys,
     tasks,
     usage,
     webhooks,
@@ -97,6 +98,8 @@ def create_app(services: Services) -> FastAPI:
             "/api/usage/csv": MAX_CSV_BYTES + 64 * 1024,
             # SendGrid posts events in batches; a busy hour's batch stays well inside.
             "/webhooks/": 10 * DEFAULT_BODY_BYTES,
+            # A survey answer's comment form (4,000 characters, URL-encoded).
+            "/s/": surveys.BODY_BYTES,
         },
     )
     app.include_router(customers.router)
@@ -106,6 +109,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(usage.router)
     app.include_router(outcomes.router)
+    app.include_router(surveys.router)
+    app.include_router(surveys.api_router)
     app.include_router(dashboard.router)
     app.include_router(health.router)
     return app

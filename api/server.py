@@ -15,6 +15,7 @@ from api.app import create_app
 from api.services import Services
 from client.connection import connect_client
 from client.onboarding import OnboardingClient
+from emails.survey_links import SurveyLinks
 from observability.tracing import configure_tracing, trace_database, trace_http
 from records.database import Database
 from records.playbooks import load_playbook
@@ -32,7 +33,15 @@ def build_services(settings: Settings, client: Client) -> Services:
         customer_trait=settings.intake_customer_trait,
         webhook_public_key=settings.sendgrid_webhook_public_key,
         metrics=_meter(client),
+        survey_links=_survey_links(settings),
     )
+
+
+def _survey_links(settings: Settings) -> SurveyLinks | None:
+    if settings.survey_secret is None:
+        log.warning("LIFTOFF_SURVEY_SECRET is not set: survey links will not be accepted")
+        return None
+    return SurveyLinks(settings.survey_secret.get_secret_value(), settings.public_url)
 
 
 def _meter(client: Client) -> MetricMeter:

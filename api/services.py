@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from temporalio.common import MetricMeter
 
 from client.onboarding import OnboardingClient
+from emails.survey_links import SurveyLinks
 from models.playbook import Playbook
 from records.database import Database
 
@@ -25,3 +26,6 @@ class Services:
     # Liftoff's own counters (observability/metrics.py): the Temporal runtime's meter,
     # served with the SDK's metrics at LIFTOFF_METRICS_ADDRESS; a no-op one without it.
     metrics: MetricMeter = field(default=MetricMeter.noop)
+    # Verifies survey score links (LIFTOFF_SURVEY_SECRET); None: the answer pages say
+    # surveys are not set up.
+    survey_links: SurveyLinks | None = None

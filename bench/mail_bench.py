@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import JsonValue, SecretStr
 from temporalio.testing import ActivityEnvironment
 
-from emails.catalogue import WORKFLOW_EMAILS, workflow_sample
+from emails.catalogue import WORKFLOW_EMAILS, survey_sample, workflow_sample
 from emails.contexts import choose_purpose_context, step_context
 from emails.mailers import SendGridMailer
 from emails.render import build_template_environment, render_email
@@ -126,6 +126,10 @@ def sample_context(template: ShippedTemplate, playbook: Playbook) -> dict[str, J
         context = workflow_sample(playbook, template.name, template.locale).context
     elif choose is not None and template.name == choose.template:
         context = choose_purpose_context(CUSTOMER_NAME, playbook.purposes)
+    elif playbook.surveys is not None and template.name == playbook.surveys.template:
+        # The survey after kickoff, to its first role, score links signed as for a recipient.
+        touchpoint, roles = next(iter(playbook.surveys.touchpoints.items()))
+        context = survey_sample(playbook, touchpoint, roles[0], template.locale).context
     else:
         purpose, step = _campaign_step(playbook, template)
         context = step_context(CUSTOMER_NAME, purpose, step, template.locale, KEY_ACTIONS_LAST_WEEK)

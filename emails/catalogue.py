@@ -15,8 +15,9 @@ from temporalio.exceptions import ApplicationError
 
 import emails.contexts as contexts
 from emails.render import DEFAULT_LOCALE, RenderedEmail, pick_template, render_email
+from emails.survey_links import SCORE_LINKS, SurveyLinks
 from models.handoff import Locale, Role
-from models.playbook import CampaignStep, ChoosePurposeStep, Playbook, Purpose
+from models.playbook import CampaignStep, ChoosePurposeStep, Playbook, Purpose, Touchpoint
 
 LOCALES: tuple[str, ...] = get_args(Locale)
 SAMPLE_CUSTOMER_ID = "acme"
@@ -33,6 +34,10 @@ WORKFLOW_EMAILS: dict[str, Role | None] = {
     "task_assigned": None,
     "onboarding_failed": None,
 }
+
+
+# Signs the sample's score links: a preview shows links as recipients get them.
+SAMPLE_SURVEY_LINKS = SurveyLinks("sample-secret-" + "x" * 32, "https://liftoff.example")
 
 
 def _sample_customer(locale: str) -> str:
@@ -132,6 +137,33 @@ def workflow_sample(playbook: Playbook, template: str, locale: str) -> EmailSamp
     return EmailSample(template, WORKFLOW_EMAILS[template], locale, context)
 
 
+def survey_sample(
+    playbook: Playbook, touchpoint: Touchpoint, role: Role, locale: str
+) -> EmailSample:
+    """A survey as the workflow queues it (workflows/surveys.py), with the score links
+    the mail activity adds for its recipient."""
+    if playbook.surveys is None:
+        raise ValueError("the playbook sends no survey")
+    context = contexts.survey_context(
+        customer_name=_sample_customer(locale),
+        customer_id=SAMPLE_CUSTOMER_ID,
+        touchpoint=touchpoint.value,
+        valid_for=playbook.surveys.valid_for,
+    )
+    links = SAMPLE_SURVEY_LINKS.score_links(
+        context[contexts.SURVEY],  # type: ignore[arg-type]
+        role.value,
+        SAMPLE_RECIPIENT,
+    )
+    return EmailSample(
+        playbook.surveys.template,
+        role,
+        locale,
+        {**context, SCORE_LINKS: links},
+        step=f"surveys.{touchpoint.value}",
+    )
+
+
 def email_catalogue(playbook: Playbook) -> list[EmailSample]:
     """Every email the playbook can make the workflow send, in every locale."""
     samples = [
@@ -146,6 +178,13 @@ def email_catalogue(playbook: Playbook) -> list[EmailSample]:
         samples += [
             choose_purpose_sample(playbook, choose, role, locale)
             for role in choose.roles
+            for locale in LOCALES
+        ]
+    if playbook.surveys is not None:
+        samples += [
+            survey_sample(playbook, touchpoint, role, locale)
+            for touchpoint, roles in playbook.surveys.touchpoints.items()
+            for role in roles
             for locale in LOCALES
         ]
     samples += [

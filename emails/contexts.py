@@ -7,7 +7,7 @@ Pure functions of their arguments: workflows import this module."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import JsonValue
 
@@ -16,6 +16,9 @@ from models.playbook import CampaignStep, Purpose
 TASK_ASSIGNED = "task_assigned"
 ONBOARDING_FAILED = "onboarding_failed"
 STALL_PROPOSAL = "stall_proposal"
+# The key of a survey email's context that asks the mail activity for score links
+# (emails/survey_links.py): only the activity knows the recipient they are signed for.
+SURVEY = "survey"
 
 
 def task_assigned(
@@ -81,3 +84,22 @@ def step_context(
 def choose_purpose_context(customer_name: str, purposes: Sequence[Purpose]) -> dict[str, JsonValue]:
     offered: list[JsonValue] = [{"id": p.id, "title": p.title} for p in purposes]
     return {"customer_name": customer_name, "purposes_offered": offered}
+
+
+# NPS surveys
+
+
+def survey_context(
+    *, customer_name: str, customer_id: str, touchpoint: str, valid_for: timedelta
+) -> dict[str, JsonValue]:
+    """What a survey's template sees, plus `score_links` (0 to 10) added per recipient."""
+    return {
+        "customer_name": customer_name,
+        "touchpoint": touchpoint,
+        "valid_days": max(1, round(valid_for / timedelta(days=1))),
+        SURVEY: {
+            "customer_id": customer_id,
+            "touchpoint": touchpoint,
+            "valid_seconds": int(valid_for.total_seconds()),
+        },
+    }

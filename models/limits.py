@@ -49,6 +49,10 @@ PAUSE_DAYS = 366
 # locales of a step's note.
 PLAYBOOK_ITEMS = 50
 
+# How long a survey email's score links stay valid, at most (a playbook's
+# `surveys.valid_for`): a link forwarded or found months later must not still count.
+SURVEY_LINK_DAYS_MAX = 90
+
 # Outcomes from outside (renewals, churn, health scores): the system a row came from
 # (outcome_events.source, health_scores.source: VARCHAR(64)) and the rows one REST
 # request may carry; larger back-fills go through the CSV import.

@@ -193,6 +193,8 @@ class PauseState(BaseModel):
     held: list[HeldDue] = Field(default_factory=list)
     # Tasks opened while paused whose email to the assignee waits for the resume.
     unannounced: list[str] = Field(default_factory=list)
+    # Events passing a survey touchpoint while paused: their survey waits for the resume.
+    surveys_held: list[str] = Field(default_factory=list)
 
 
 class RejectedEvent(BaseModel):

@@ -272,6 +272,42 @@ class CampaignPolicy(BaseModel):
         return self
 
 
+class Touchpoint(StrEnum):
+    """Where in the journey the customer's people are asked how likely they are to
+    recommend the product (NPS): right after the event the CSM records."""
+
+    AFTER_KICKOFF = "after_kickoff"
+    AFTER_TRAINING = "after_training"
+    AT_COMPLETION_REVIEW = "at_completion_review"
+
+
+DEFAULT_SURVEY_VALIDITY = timedelta(days=14)
+
+
+class SurveyPolicy(BaseModel):
+    """Short NPS survey emails: which roles each touchpoint asks, with one-click score
+    links (0 to 10) that stay valid `valid_for` and count once per person."""
+
+    # templates/email/<template>[.<role>].<locale>.{txt,html}
+    template: str = Field(default="nps_survey", pattern=_TEMPLATE)
+    valid_for: Duration = DEFAULT_SURVEY_VALIDITY
+    touchpoints: dict[Touchpoint, list[Role]] = Field(min_length=1, max_length=len(Touchpoint))
+
+    @model_validator(mode="after")
+    def _sensible(self) -> SurveyPolicy:
+        longest = timedelta(days=limits.SURVEY_LINK_DAYS_MAX)
+        if not timedelta(minutes=1) <= self.valid_for <= longest:
+            raise ValueError(
+                f"surveys.valid_for must be between 1 minute and {limits.SURVEY_LINK_DAYS_MAX} days"
+            )
+        for touchpoint, roles in self.touchpoints.items():
+            if not roles or len(roles) != len(set(roles)):
+                raise ValueError(
+                    f"surveys.touchpoints.{touchpoint.value} must name each role once, at least one"
+                )
+        return self
+
+
 class Playbook(BaseModel):
     name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
     version: str = Field(min_length=1, max_length=limits.VERSION_CHARS)
@@ -291,6 +327,8 @@ class Playbook(BaseModel):
     purposes: list[Purpose] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     # Purpose step emails; without it a playbook sends only tasks and escalations.
     campaign: CampaignPolicy | None = None
+    # NPS survey emails at touchpoints; without it no survey is sent.
+    surveys: SurveyPolicy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:

@@ -411,6 +411,30 @@ class HealthScoreRecord(SQLModel, table=True):
     recorded_at: datetime = _instant()
 
 
+class SurveyAnswer(SQLModel, table=True):
+    """One person's NPS answer at one touchpoint (records/surveys.py): from a survey
+    email's score link or recorded by the CSM at the completion review. The first
+    answer per (customer, touchpoint, email) stands: a link is usable once."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "touchpoint", "email", name="uq_survey_answers_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=64, index=True)
+    touchpoint: str = Field(max_length=32)
+    email: str = Field(max_length=320)
+    # The contact's role; "" when the address is no contact of the customer.
+    role: str = Field(default="", max_length=32)
+    score: int
+    comment: str = _text()
+    answered_at: datetime = _instant()
+    commented_at: datetime | None = _instant(nullable=True)
+    # "link" (a survey email) or "completion_review" (what the CSM recorded).
+    source: str = Field(max_length=24)
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -428,4 +452,5 @@ ALL_TABLES = (
     RejectedUsage,
     OutcomeEventRecord,
     HealthScoreRecord,
+    SurveyAnswer,
 )

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a file: make the project importable
 
+from pydantic import SecretStr  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.common import SearchAttributeIndexedValueType  # noqa: E402
@@ -460,7 +461,8 @@ Ctrl-C stops the API, the worker and the Temporal server.
 def demo_settings() -> Settings:
     # Pinned to the local server whatever the environment says: the demo never
     # reaches a production cluster by accident.
-    return Settings().model_copy(
+    base = Settings()
+    return base.model_copy(
         update={
             "temporal_address": f"{HOST}:{PORT}",
             "temporal_namespace": "default",
@@ -476,6 +478,10 @@ def demo_settings() -> Settings:
             "playbook": REPO / "playbooks" / "demo.toml",
             "api_host": HOST,
             "api_port": API_PORT,
+            "public_url": f"http://{HOST}:{API_PORT}",
+            # The demo's worker and API share this process: a secret of its own signs
+            # and checks the survey links, unless one is set (links then outlive a run).
+            "survey_secret": base.survey_secret or SecretStr(secrets.token_urlsafe(32)),
         }
     )
 

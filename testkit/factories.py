@@ -24,6 +24,9 @@ from records.usage.events import record_usage_event
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates" / "email"
 SENDER = "Liftoff <onboarding@liftoff.example>"
+# Signs survey score links in tests (the worker) and verifies them (the API).
+SURVEY_SECRET = "test-survey-secret-" + "s" * 32
+PUBLIC_URL = "http://testserver"
 
 
 def make_handoff(**overrides: Any) -> CustomerHandoff:
@@ -48,17 +51,19 @@ def make_handoff(**overrides: Any) -> CustomerHandoff:
     return CustomerHandoff(**fields)
 
 
-def make_playbook(*, campaign: bool = False, **overrides: Any) -> Playbook:
+def make_playbook(*, campaign: bool = False, surveys: bool = False, **overrides: Any) -> Playbook:
     """The shipped playbook, measuring every 7 days from adoption start.
 
-    Lifecycle tests leave its step emails out, so their mail assertions see only
-    tasks and escalations; the campaign tests turn them on.
+    Lifecycle tests leave its step emails and surveys out, so their mail assertions
+    see only tasks and escalations; the campaign and survey tests turn them on.
     """
     playbook = load_playbook(REPO / "playbooks" / "default.toml")
     measurement = playbook.measurement.model_copy(update={"align_to_weekday": False})
     update: dict[str, Any] = {"measurement": measurement}
     if not campaign:
         update["campaign"] = None
+    if not surveys:
+        update["surveys"] = None
     return playbook.model_copy(update={**update, **overrides})
 
 

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.projection as projection
     import workflows.rules as rules
     import workflows.step_emails as step_emails
+    import workflows.surveys as surveys
     from activities.measure import MeasureActivities
     from activities.store import StoreActivities
     from models import limits, visibility
@@ -244,7 +245,22 @@ class CustomerOnboardingWorkflow:
             playbook=self._playbook,
             now=workflow.now(),
         )
+        self._send_surveys(event.kind)
         return state.stage.value
+
+    def _send_surveys(self, event_kind: str) -> None:
+        """The playbook's NPS survey of the touchpoint this event passes, one email per
+        role (workflows/surveys.py); while paused it waits for the resume. Histories
+        from before never sent one."""
+        emails = surveys.survey_emails(event_kind, self._handoff, self._playbook)
+        if not emails or not workflow.patched("survey-emails"):
+            return
+        pause = self._state.pause
+        if pause is not None:
+            pause.surveys_held = [*pause.surveys_held, event_kind][-limits.LIST_ITEMS :]
+            return
+        for email in emails:
+            self._effects.send(email)
 
     # Lifecycle
 
@@ -390,6 +406,8 @@ class CustomerOnboardingWorkflow:
         state.pause = None
         if unannounced:
             self._effects.send_in_turn([self._task_email(task) for task in unannounced])
+        for event_kind in pause.surveys_held:
+            self._send_surveys(event_kind)
 
     def _hold_while_paused(self) -> None:
         """Move what a pause holds off the agenda, including what was added since

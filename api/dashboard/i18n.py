@@ -821,6 +821,101 @@ for _key, (_en, _ja) in OUTCOME_WORDS.items():
     EN[_key] = _en
     JA[_key] = _ja
 
+# NPS: the cohort's figures, a customer's answers, and the public answer page that a
+# survey email's score link opens (api/routes/surveys.py).
+SURVEY_WORDS: dict[str, tuple[str, str]] = {
+    "nps_title": ("NPS", "NPS"),
+    "nps_note": (
+        "Promoters (9-10) minus detractors (0-6), in percent, over the survey answers and "
+        "the completion reviews' NPS; a group with fewer than {minimum} answers is too small "
+        "to read.",
+        "推奨者（9〜10）の割合から批判者（0〜6）の割合を引いた値（%）。アンケートと完了レビューの "
+        "NPS 回答から集計します。回答が {minimum} 件未満のグループは少なすぎて判断できません。",
+    ),
+    "nps_empty": ("No NPS answers yet.", "NPS の回答はまだありません。"),
+    "nps_by_role": ("By role", "役割別"),
+    "nps_by_touchpoint": ("By touchpoint", "タッチポイント別"),
+    "nps_by_seats_band": ("By seats (segment)", "契約席数別（セグメント）"),
+    "col_group": ("Group", "グループ"),
+    "col_nps": ("NPS", "NPS"),
+    "col_answers": ("Answers", "回答数"),
+    "col_promoters": ("Promoters", "推奨者"),
+    "col_detractors": ("Detractors", "批判者"),
+    "nps_too_small": ("n too small", "回答数不足"),
+    "nps_group_unknown": ("Not a contact", "担当者以外"),
+    "touchpoint_after_kickoff": ("After kickoff", "キックオフ後"),
+    "touchpoint_after_training": ("After training", "トレーニング後"),
+    "touchpoint_at_completion_review": ("Completion review", "完了レビュー"),
+    "seats_band_unit": ("{band} seats", "{band} 席"),
+    "section_survey_answers": ("NPS answers", "NPS 回答"),
+    "survey_answers_empty": ("No NPS answers yet.", "NPS の回答はまだありません。"),
+    "col_score": ("Score", "スコア"),
+    "col_touchpoint": ("Touchpoint", "タッチポイント"),
+    "col_comment": ("Comment", "コメント"),
+    "col_role": ("Role", "役割"),
+    "source_link": ("survey email", "アンケートメール"),
+    "source_completion_review": ("completion review", "完了レビュー"),
+    # The public answer page.
+    "survey_title": ("Your answer", "ご回答"),
+    "survey_question": (
+        "How likely are you to recommend the product to a friend or colleague?",
+        "本サービスを友人や同僚にすすめる可能性はどのくらいありますか。",
+    ),
+    "survey_chosen": ("You chose {score} out of 10.", "選択された点数：{score}（10点満点）"),
+    "survey_comment_label": (
+        "Anything you would like to add? (optional, up to {max} characters)",
+        "ご意見があればお書きください（任意・{max} 文字まで）",
+    ),
+    "survey_confirm": ("Send my answer", "回答を送信する"),
+    "survey_confirm_hint": (
+        "Your answer is recorded when you press the button; your first answer counts.",
+        "ボタンを押すと回答が記録されます。最初のご回答が有効です。",
+    ),
+    "survey_thanks_title": ("Thank you", "ありがとうございました"),
+    "survey_thanks_body": (
+        "Your score of {score} for {customer} is recorded.",
+        "{customer}様のご回答（{score}点）を記録しました。",
+    ),
+    "survey_already_title": ("Already answered, thank you", "回答済みです。ありがとうございました"),
+    "survey_already_body": (
+        "An answer of {score} was recorded on {day}; it stays as it is.",
+        "{day} に {score} 点のご回答を記録済みです。回答は変更されません。",
+    ),
+    "survey_add_comment": ("Add a comment", "コメントを追加する"),
+    "survey_comment_saved": ("Your comment is recorded.", "コメントを記録しました。"),
+    "survey_comment_kept": (
+        "A comment was already recorded; it stays as it is.",
+        "コメントは記録済みのため、変更されません。",
+    ),
+    "survey_comment_too_long": (
+        "A comment may be at most {max} characters; this one has {n}. Nothing was recorded.",
+        "コメントは {max} 文字までです（入力は {n} 文字）。まだ何も記録していません。",
+    ),
+    "survey_comment_empty": ("Write a comment first.", "コメントを入力してください。"),
+    "survey_expired_title": ("This link has expired", "このリンクは有効期限が切れています"),
+    "survey_expired_body": (
+        "Survey links stay valid for a limited time. Thank you all the same; your customer "
+        "success manager is glad to hear from you directly.",
+        "アンケートのリンクには有効期限があります。ご協力ありがとうございました。"
+        "ご意見は担当のカスタマーサクセスまで直接お寄せください。",
+    ),
+    "survey_invalid_title": ("This link does not work", "このリンクは使用できません"),
+    "survey_invalid_body": (
+        "The link may have been cut or changed on the way. Please open it from the email "
+        "again, whole.",
+        "リンクが途中で切れたり変わったりした可能性があります。メールのリンクをそのまま開き直してください。",
+    ),
+    "survey_off_title": ("Surveys are not available", "アンケートは利用できません"),
+    "survey_off_body": (
+        "This server cannot check survey links just now (LIFTOFF_SURVEY_SECRET is not set).",
+        "現在このサーバーではアンケートのリンクを確認できません"
+        "（LIFTOFF_SURVEY_SECRET が未設定）。",
+    ),
+}
+for _key, (_en, _ja) in SURVEY_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from temporalio.service import RPCError
 
+from analytics.nps import MIN_ANSWERS as NPS_MIN_ANSWERS
 from analytics.outcomes import MIN_GROUP
 from analytics.survival import GroupBy, TimedStage
 from api.dashboard import chart
@@ -54,6 +55,7 @@ from records import customer_lists, reports
 from records.database import Database
 from records.reports import customer_csm
 from records.sessions import end_session, start_session
+from records.surveys import answers_of
 from records.tokens import Principal, TokenRole, authenticate
 
 router = APIRouter(include_in_schema=False)
@@ -325,6 +327,8 @@ async def cohort_page(request: Request, who: Who, services: AppServices) -> Resp
         widest=max((row.reached for row in found.cohort.funnel), default=0),
         csms=found.csms,
         csm_filter=csm_filter,
+        nps={by.value: groups for by, groups in found.nps.items()},
+        nps_minimum=NPS_MIN_ANSWERS,
     )
 
 
@@ -575,10 +579,11 @@ async def _customer_page(
 ) -> HTMLResponse:
     customer_id = status_now.customer_id
     state = status_now.state
-    timeline, emails, profile = await asyncio.gather(
+    timeline, emails, profile, answers = await asyncio.gather(
         asyncio.to_thread(_timeline, services.database, status_now),
         asyncio.to_thread(reports.customer_emails, services.database, customer_id=customer_id),
         asyncio.to_thread(reports.customer_profile, services.database, customer_id=customer_id),
+        asyncio.to_thread(answers_of, services.database, customer_id),
     )
     # The page speaks the customer's clock: when their emails went out, when they met.
     ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(status_now.time_zone)))
@@ -632,6 +637,7 @@ async def _customer_page(
         timeline=list(reversed(timeline)),
         describe=lambda row: timeline_sentence(row, ctx.fmt),
         emails=_email_views(emails),
+        survey_answers=answers,
         purpose_titles=titles,
         next_forms=[f for f in forms if f.is_next],
         other_forms=[f for f in forms if not f.is_next],

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from models import visibility
-from testkit.factories import REPO
+from testkit.factories import REPO, SURVEY_SECRET
 from testkit.temporal import venv_binary
 from tests.support.eventually import eventually_blocking
 
@@ -105,6 +105,7 @@ def liftoff_environment(temporal_address: str, workdir: Path, **extra: str) -> d
         LIFTOFF_OUTBOX_DIR=str(workdir / "outbox"),
         LIFTOFF_PLAYBOOK=str(REPO / "playbooks" / "demo.toml"),
         LIFTOFF_LOG_FORMAT="json",
+        LIFTOFF_SURVEY_SECRET=SURVEY_SECRET,
     )
     env.update(extra)
     return env

@@ -18,9 +18,10 @@ from temporalio.worker import Worker
 
 from emails.mailers import OutboxMailer
 from emails.render import build_template_environment
+from emails.survey_links import SurveyLinks
 from models import visibility
 from records.database import Database
-from testkit.factories import SENDER, TEMPLATES
+from testkit.factories import PUBLIC_URL, SENDER, SURVEY_SECRET, TEMPLATES
 from testkit.temporal import add_search_attributes, venv_binary
 from worker import build_worker
 
@@ -85,5 +86,6 @@ async def onboarding_worker(
             templates=build_template_environment(TEMPLATES),
             sender=SENDER,
             activity_executor=executor,
+            survey_links=SurveyLinks(SURVEY_SECRET, PUBLIC_URL),
         ) as worker:
             yield worker
