@@ -185,9 +185,30 @@ def emails_text(emails: Sequence[EmailRow]) -> str:
 def list_text(summaries: Sequence[CustomerSummary]) -> str:
     if not summaries:
         return "no customers match"
-    rows = [("CUSTOMER", "STAGE", "CSM", "FLAGS", "WORKFLOW")]
+    rows = [("CUSTOMER", "STAGE", "CSM", "FLAGS", "PLAYBOOK", "WORKFLOW")]
     for s in summaries:
-        flags = ",".join(f for f, on in (("stalled", s.stalled), ("stuck", s.setup_stuck)) if on)
+        flags = ",".join(
+            f
+            for f, on in (("stalled", s.stalled), ("stuck", s.setup_stuck), ("paused", s.paused))
+            if on
+        )
         stage = s.stage.value if s.stage else "?"
-        rows.append((s.customer_id, stage, s.csm or "-", flags or "-", s.workflow_status))
+        rows.append(
+            (
+                s.customer_id,
+                stage,
+                s.csm or "-",
+                flags or "-",
+                s.playbook_version or "-",
+                s.workflow_status,
+            )
+        )
     return "\n".join(table(rows))
+
+
+def page_line(total: int, offset: int, shown: int, page: int) -> str:
+    """Where a page of a list sits in the whole, and how to get the next."""
+    if shown == 0:
+        return f"{total:,} match; page {page} is past the end" if total else ""
+    line = f"{offset + 1:,}-{offset + shown:,} of {total:,}"
+    return line + (f" (next: --page {page + 1})" if offset + shown < total else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,6 +15,24 @@ from models.onboarding import TIMELINE_KINDS, Stage
 
 # What `add_subparsers` returns; argparse gives the class no public name.
 Subcommands = argparse._SubParsersAction
+# The most customers one page of `liftoff list` shows (records.customer_lists.MAX_PAGE,
+# not imported: `liftoff --help` stays free of the database code).
+MAX_LIST_PAGE = 1000
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, refused in one line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--csm", help="the CSM's email")
     listing.add_argument("--stalled", action="store_true", help="only stalled customers")
     listing.add_argument("--stuck", action="store_true", help="only customers stuck in setup")
+    listing.add_argument("--paused", action="store_true", help="only paused customers")
+    ended = listing.add_mutually_exclusive_group()
+    ended.add_argument("--ongoing", action="store_true", help="only onboardings not ended")
+    ended.add_argument("--ended", action="store_true", help="only onboarded, failed, cancelled")
+    listing.add_argument("--playbook-version", metavar="VERSION", help="only this version's")
+    listing.add_argument(
+        "--limit",
+        type=bounded_int(1, MAX_LIST_PAGE),
+        default=100,
+        metavar="N",
+        help=f"customers per page (1-{MAX_LIST_PAGE}, default 100)",
+    )
+    listing.add_argument(
+        "--page", type=bounded_int(1, 1_000_000), default=1, metavar="K", help="which page"
+    )
+    listing.add_argument(
+        "--workflows",
+        action="store_true",
+        help="ask Temporal's visibility instead (what Temporal holds now, each workflow's "
+        "status) rather than the customer projection",
+    )
 
     usage = commands.subparsers.add_parser("usage", help="record product usage")
     usage_commands = usage.add_subparsers(dest="usage_command", required=True, parser_class=_Parser)

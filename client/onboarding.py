@@ -38,6 +38,7 @@ from models.events import OnboardingEvent
 from models.handoff import CustomerHandoff
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
 from models.playbook import Playbook
+from models.tables import CustomerProjection
 
 WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
 # The workflow's update and signal take an event's JSON (workflows/onboarding.py reads
@@ -69,6 +70,27 @@ class CustomerSummary(BaseModel):
     setup_stuck: bool
     workflow_status: str
     started_at: datetime | None
+    # From the customer projection; Temporal's search attributes do not hold them.
+    paused: bool = False
+    playbook_version: str | None = None
+
+    @classmethod
+    def from_projection(cls, row: CustomerProjection) -> CustomerSummary:
+        """A customer as the projection has it (`records.customer_lists.SUMMARY_COLUMNS`)."""
+        stage = Stage(row.stage)
+        return cls(
+            customer_id=row.customer_id,
+            workflow_id=visibility.workflow_id_for(row.customer_id),
+            stage=stage,
+            csm=row.csm,
+            stalled=row.stalled,
+            setup_stuck=row.setup_stuck,
+            # An onboarding that ended (onboarded, failed, cancelled) completed its workflow.
+            workflow_status="completed" if stage.terminal else "running",
+            started_at=row.started_at,
+            paused=row.paused,
+            playbook_version=row.playbook_version or None,
+        )
 
 
 def _quote(value: str) -> str:

@@ -28,6 +28,18 @@ from records.projections import TIMED_COLUMNS
 # real list, and inside the 64-bit integer both databases take for OFFSET.
 MAX_PAGE = 1000
 MAX_OFFSET = 1_000_000_000
+# What a customer summary (`client.onboarding.CustomerSummary`) reads: a long list
+# loads only these.
+SUMMARY_COLUMNS = (
+    P.customer_id,
+    P.stage,
+    P.csm,
+    P.stalled,
+    P.setup_stuck,
+    P.started_at,
+    P.paused,
+    P.playbook_version,
+)
 ENDED = [Stage.ONBOARDED.value, Stage.FAILED.value, Stage.CANCELLED.value]
 
 

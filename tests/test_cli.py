@@ -807,3 +807,84 @@ def test_start_help_documents_every_csv_column(capsys: pytest.CaptureFixture[str
     for column in handoff_csv.CSV_COLUMNS:
         assert f"  {column} " in out, column
     assert "'role:Name <email>' or 'role:email'" in out
+
+
+@pytest.fixture
+def listed_customers(monkeypatch: pytest.MonkeyPatch, database: Database) -> Database:
+    """`list` over a projection of five customers, on SQLite and PostgreSQL; no Temporal."""
+    from testkit.projections import insert_projection_rows, projection_row
+
+    now = datetime.now(UTC)
+    insert_projection_rows(
+        database,
+        [
+            projection_row("a-kick", now),
+            projection_row("b-paused", now, paused=True, paused_since=now, pause_reason="audit"),
+            projection_row("c-stalled", now, stage="adoption", stalled=True),
+            projection_row("d-done", now, stage="onboarded", ended_at=now, playbook_version="2"),
+            projection_row("e-other", now, csm="other@liftoff.example", playbook_version="2"),
+        ],
+    )
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    return database
+
+
+def listed_ids(out: str) -> list[str]:
+    return [row["customer_id"] for row in json.loads(out)]
+
+
+def test_list_reads_the_projection_with_its_filters(
+    capsys: pytest.CaptureFixture[str], listed_customers: Database
+) -> None:
+    code, out, _ = run(capsys, "list", "--json")
+    assert code == 0
+    assert listed_ids(out) == ["a-kick", "b-paused", "c-stalled", "d-done", "e-other"]
+    rows = {row["customer_id"]: row for row in json.loads(out)}
+    assert rows["b-paused"]["paused"] is True
+    assert rows["d-done"]["workflow_status"] == "completed"
+    assert rows["a-kick"]["workflow_status"] == "running"
+
+    assert listed_ids(run(capsys, "list", "--paused", "--json")[1]) == ["b-paused"]
+    assert listed_ids(run(capsys, "list", "--ended", "--json")[1]) == ["d-done"]
+    assert "d-done" not in listed_ids(run(capsys, "list", "--ongoing", "--json")[1])
+    assert listed_ids(run(capsys, "list", "--playbook-version", "2", "--json")[1]) == [
+        "d-done",
+        "e-other",
+    ]
+    assert listed_ids(run(capsys, "list", "--stalled", "--json")[1]) == ["c-stalled"]
+    assert listed_ids(run(capsys, "list", "--csm", "OTHER@liftoff.example", "--json")[1]) == [
+        "e-other"
+    ]
+
+
+def test_list_text_pages_and_says_where_the_page_sits(
+    capsys: pytest.CaptureFixture[str], listed_customers: Database
+) -> None:
+    code, out, _ = run(capsys, "list", "--limit", "2", "--page", "2")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0].split() == ["CUSTOMER", "STAGE", "CSM", "FLAGS", "PLAYBOOK", "WORKFLOW"]
+    assert [line.split()[0] for line in lines[1:3]] == ["c-stalled", "d-done"]
+    assert lines[1].split()[3] == "stalled"
+    assert lines[-1] == "3-4 of 5 (next: --page 3)"
+
+    code, out, _ = run(capsys, "list", "--page", "9")
+    assert code == 0
+    assert out.splitlines() == ["no customers match", "5 match; page 9 is past the end"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--limit", "0"], "not between 1 and 1000"),
+        (["--limit", "ten"], "'ten' is not a whole number"),
+        (["--page", "0"], "not between 1 and 1000000"),
+        (["--ongoing", "--ended"], "not allowed with argument"),
+        (["--workflows", "--paused"], "--paused reads the customer projection"),
+        (["--workflows", "--playbook-version", "2"], "--playbook-version reads"),
+    ],
+)
+def test_list_refuses_what_it_cannot_answer(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    assert_refused(run(capsys, "list", *argv), says)

@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_send_delivers_every_email_exactly_once(
 
         # A workflow completes only once its side effects have, so no email is to come.
         def ended() -> dict[str, str]:
-            listed = cli("list", "--json")
+            listed = cli("list", "--workflows", "--json")
             assert listed.returncode == 0, listed.stderr
             return {
                 row["customer_id"]: row["stage"]
@@ -273,7 +273,7 @@ def test_a_worker_killed_as_sendgrid_accepts_sends_a_copy_only_when_unscheduled(
         workers.append(start_worker(environment, tmp_path, tmp_path / "worker-2.log"))
 
         def ended() -> set[str]:
-            listed = cli("list", "--json")
+            listed = cli("list", "--workflows", "--json")
             assert listed.returncode == 0, listed.stderr
             return {
                 row["customer_id"]

@@ -22,12 +22,17 @@ from api.services import Services
 from client.errors import UnknownCustomerError
 from client.handoffs import UnknownPurposeError, check_purposes
 from client.onboarding import CustomerSummary, StartResult
-from models import visibility
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
 from models.onboarding import TIMELINE_KINDS, EventResult, OnboardingStatus, Stage
-from models.tables import CustomerProjection
-from records.customer_lists import MAX_OFFSET, MAX_PAGE, Filters, Order, list_page
+from records.customer_lists import (
+    MAX_OFFSET,
+    MAX_PAGE,
+    SUMMARY_COLUMNS,
+    Filters,
+    Order,
+    list_page,
+)
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -168,31 +173,6 @@ async def start_customer(
 
 
 # What a summary reads from the projection: a page of 1,000 loads only these.
-SUMMARY_COLUMNS = (
-    CustomerProjection.customer_id,
-    CustomerProjection.stage,
-    CustomerProjection.csm,
-    CustomerProjection.stalled,
-    CustomerProjection.setup_stuck,
-    CustomerProjection.started_at,
-)
-
-
-def _summary(row: CustomerProjection) -> CustomerSummary:
-    stage = Stage(row.stage)
-    return CustomerSummary(
-        customer_id=row.customer_id,
-        workflow_id=visibility.workflow_id_for(row.customer_id),
-        stage=stage,
-        csm=row.csm,
-        stalled=row.stalled,
-        setup_stuck=row.setup_stuck,
-        # An onboarding that ended (onboarded, failed, cancelled) completed its workflow.
-        workflow_status="completed" if stage.terminal else "running",
-        started_at=row.started_at,
-    )
-
-
 @router.get(
     "",
     summary="List customers (the customer projection), by stage, CSM or trouble, paged",
@@ -235,7 +215,7 @@ async def list_customers(
     if offset + len(page.rows) < page.total:
         following = request.url.include_query_params(offset=offset + len(page.rows), limit=limit)
         response.headers["Link"] = f'<{following}>; rel="next"'
-    return [_summary(row) for row in page.rows]
+    return [CustomerSummary.from_projection(row) for row in page.rows]
 
 
 @router.get(

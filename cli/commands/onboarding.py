@@ -10,7 +10,15 @@ from cli import connections
 from cli.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
 from cli.handoff_csv import read_handoff_csv
 from cli.inputs import check_purposes, event_from_args, handoff_from_args, read_playbook
-from cli.output import emails_text, event_line, list_text, start_line, status_text, to_json
+from cli.output import (
+    emails_text,
+    event_line,
+    list_text,
+    page_line,
+    start_line,
+    status_text,
+    to_json,
+)
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -144,14 +152,64 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Customers from the projection (they outlive Temporal's retention), or with
+    `--workflows` what Temporal's visibility holds now, with each workflow's status."""
     from models.onboarding import Stage
 
-    client = await connections.onboarding_client(settings)
-    summaries = await client.list(
-        stage=Stage(args.stage) if args.stage else None,
+    stage = Stage(args.stage) if args.stage else None
+    if args.workflows:
+        projection_only = [
+            flag
+            for flag, given in (
+                ("--paused", args.paused),
+                ("--ongoing", args.ongoing),
+                ("--ended", args.ended),
+                ("--playbook-version", args.playbook_version is not None),
+                ("--page", args.page != 1),
+            )
+            if given
+        ]
+        if projection_only:
+            raise BadInput(
+                f"{projection_only[0]} reads the customer projection; "
+                "Temporal's visibility (--workflows) cannot filter on it"
+            )
+        client = await connections.onboarding_client(settings)
+        summaries = await client.list(
+            stage=stage,
+            csm=args.csm,
+            stalled=True if args.stalled else None,
+            setup_stuck=True if args.stuck else None,
+            limit=args.limit,
+        )
+        print(to_json(summaries) if args.json else list_text(summaries))
+        return EXIT_OK
+
+    from client.onboarding import CustomerSummary
+    from records.customer_lists import SUMMARY_COLUMNS, Filters, Order, list_page
+
+    filters = Filters(
         csm=args.csm,
+        stage=stage,
         stalled=True if args.stalled else None,
-        setup_stuck=True if args.stuck else None,
+        stuck=True if args.stuck else None,
+        paused=True if args.paused else None,
+        ended=True if args.ended else False if args.ongoing else None,
+        playbook_version=args.playbook_version,
     )
-    print(to_json(summaries) if args.json else list_text(summaries))
+    with connections.database(settings) as database:
+        page = list_page(
+            database,
+            filters,
+            order=Order.ID,
+            limit=args.limit,
+            offset=(args.page - 1) * args.limit,
+            columns=SUMMARY_COLUMNS,
+        )
+    summaries = [CustomerSummary.from_projection(row) for row in page.rows]
+    if args.json:
+        print(to_json(summaries))
+    else:
+        print(list_text(summaries))
+        print(page_line(page.total, page.offset, len(summaries), args.page))
     return EXIT_OK
