@@ -22,7 +22,13 @@ from sqlmodel import Session, col, select
 
 from models import limits
 from models.playbook import Touchpoint
-from models.tables import Customer, CustomerContact, CustomerProjection, SurveyAnswer
+from models.tables import (
+    Customer,
+    CustomerContact,
+    CustomerProjection,
+    SurveyAnswer,
+    TimelineEntry,
+)
 from records.customer_lists import Filters
 from records.database import Database, insert_ignore
 
@@ -109,7 +115,7 @@ def store_review_answers(
     for answer in answers:
         email = str(answer.get("email", "")).strip().lower()
         score = answer.get("score")
-        if not email or not isinstance(score, int):
+        if not email or not isinstance(score, int) or not 0 <= score <= 10:
             continue
         stored += store_answer(
             session,
@@ -123,6 +129,22 @@ def store_review_answers(
                 source=Source.COMPLETION_REVIEW,
             ),
         )
+    return stored
+
+
+def backfill_review_answers(
+    database: Database, *, customer_ids: Sequence[str] | None = None
+) -> int:
+    """Store the NPS answers of completion reviews recorded before `survey_answers`
+    existed (migration 0011), from their timeline entries; the number newly stored.
+    Safe to repeat, and while workers run: an answer already there stands."""
+    query = select(TimelineEntry).where(col(TimelineEntry.kind) == REVIEW_KIND)
+    if customer_ids is not None:
+        query = query.where(col(TimelineEntry.customer_id).in_(list(customer_ids)))
+    stored = 0
+    with database.session() as session:
+        for entry in session.exec(query.order_by(col(TimelineEntry.customer_id), "seq")):
+            stored += store_review_answers(session, entry.customer_id, entry.details, entry.at)
     return stored
 
 

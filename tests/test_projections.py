@@ -342,7 +342,7 @@ def test_liftoff_projections_rebuild_fills_the_rows_from_the_timeline(
     monkeypatch.setenv("DATABASE_URL", str(sqlite_database.url))
 
     assert main(["projections", "rebuild", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"rebuilt": 1}
+    assert json.loads(capsys.readouterr().out) == {"rebuilt": 1, "review_answers_stored": 0}
     assert projection_rows(sqlite_database) == live
 
 

@@ -280,6 +280,44 @@ def test_the_completion_reviews_nps_is_stored_once_with_each_contacts_role(
     ]
 
 
+def test_reviews_recorded_before_the_survey_table_are_copied_in_by_the_rebuild(
+    database: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlmodel import delete
+
+    from cli.main import main
+
+    handoff = make_handoff()
+    store_customer(database, handoff)
+    review = RecordTimelineInput(
+        customer_id=handoff.customer_id,
+        seq=12,
+        at=datetime(2026, 5, 1, 10, tzinfo=UTC),
+        kind="completion_review_held",
+        stage=Stage.COMPLETION_REVIEW,
+        summary="completion review held",
+        details={
+            "kind": "completion_review_held",
+            # An answer no check let through is left out, not a failed rebuild.
+            "nps": [{"email": "boss@acme.example", "score": 7}, {"email": "x@y", "score": 11}],
+        },
+    )
+    ActivityEnvironment().run(StoreActivities(database).record_timeline, review)
+    # As a database upgraded to migration 0011 holds it: the entry, no answer.
+    with database.session() as session:
+        session.exec(delete(SurveyAnswer))
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+
+    assert main(["projections", "rebuild", "--json"]) == 0
+    assert capsys.readouterr().out.count('"review_answers_stored": 1') == 1
+    [answer] = answers_of(database, handoff.customer_id)
+    assert (answer.email, answer.role, answer.score) == ("boss@acme.example", "decision_maker", 7)
+    assert answer.answered_at == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    # Again: nothing more.
+    assert main(["projections", "rebuild", "--json"]) == 0
+    assert '"review_answers_stored": 0' in capsys.readouterr().out
+
+
 # The computation
 
 

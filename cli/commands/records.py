@@ -97,11 +97,16 @@ async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from records.projections import rebuild
+    from records.surveys import backfill_review_answers
 
     with connections.database(settings) as database:
         written = rebuild(database, customer_ids=args.customer)
+        # Reviews recorded before NPS answers had a table of their own.
+        answers = backfill_review_answers(database, customer_ids=args.customer)
     if args.json:
-        print(to_json({"rebuilt": written}))
+        print(to_json({"rebuilt": written, "review_answers_stored": answers}))
     else:
         print(f"customer projection: {written} customers rebuilt from their timeline")
+        if answers:
+            print(f"NPS: {answers} completion-review answers copied into the survey answers")
     return EXIT_OK
