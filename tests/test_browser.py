@@ -313,3 +313,61 @@ async def test_a_form_posted_from_another_port_is_refused_and_the_dashboards_own
     kinds = [row.kind for row in customer_timeline(api.database, customer_id=handoff.customer_id)]
     assert "kickoff_held" in kinds
     assert "meeting_requested" not in kinds
+
+
+async def test_a_lead_reads_the_cohort_analytics_and_outcomes_in_both_languages_and_exports_csv(
+    api: ApiHarness,
+) -> None:
+    from testkit.outcomes import SEATS_DRIVE_OUTCOMES, write_outcome_cohort
+
+    # A year and more of finished customers, as `make run` seeds them.
+    write_outcome_cohort(
+        api.database, SEATS_DRIVE_OUTCOMES, count=60, as_of=datetime.now(UTC).date()
+    )
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1360, "height": 900}, locale="en-US", accept_downloads=True
+            )
+            page = await context.new_page()
+            blocked = _policy_violations(page)
+            await _sign_in(page, base, api.token(TokenRole.LEAD), "/cohort/analytics")
+            await expect(page.locator("h1")).to_have_text("Cohort analytics")
+            onboard = page.locator("#time-to-onboard")
+            # A Kaplan-Meier curve drawn on the server: one path per group at least.
+            await expect(onboard.locator("svg").first).to_be_visible()
+            assert await onboard.locator("svg path").count() >= 1
+            await _shot(page, "12-cohort-analytics")
+
+            async with page.expect_download() as downloading:
+                await onboard.get_by_role("link", name="CSV").click()
+            exported = Path(await (await downloading.value).path()).read_text("utf-8-sig")
+            header, *rows = exported.splitlines()
+            assert "median" in header
+            assert rows, "the time-to-onboard CSV has no rows"
+
+            await page.goto(f"{base}/cohort/analytics?lang=ja")
+            await expect(page.locator("h1")).to_have_text("コホート分析")
+            await expect(page.locator("html")).to_have_attribute("lang", "ja")
+            await expect(onboard.locator("h2")).to_contain_text("オンボーディング完了までの期間")
+            await _shot(page, "13-cohort-analytics-ja")
+
+            await page.goto(f"{base}/cohort/outcomes?lang=en")
+            await expect(page.locator("h1")).to_have_text("Outcomes after onboarding")
+            conclusion = page.locator("#conclusion")
+            await expect(conclusion).to_contain_text("churn")
+            await _shot(page, "14-outcomes")
+            async with page.expect_download() as downloading:
+                await conclusion.get_by_role("link", name="Download as CSV").click()
+            analysis = Path(await (await downloading.value).path()).read_text("utf-8-sig")
+            assert len(analysis.splitlines()) > 2
+
+            await page.goto(f"{base}/cohort/outcomes?lang=ja")
+            await expect(page.locator("h1")).to_have_text("オンボーディング後の成果")
+            await expect(conclusion.get_by_role("link", name="CSV でダウンロード")).to_be_visible()
+            await _shot(page, "15-outcomes-ja")
+            assert blocked == [], "\n".join(blocked)
+        finally:
+            await browser.close()
