@@ -15,6 +15,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.common import WorkerDeploymentVersion
 
 # An address to listen on: a host name, IPv4 or [IPv6] address, then a port.
 HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$"
@@ -195,6 +196,19 @@ class Settings(BaseSettings):
     max_cached_workflows: int = Field(
         default=1000, ge=0, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
     )
+    # Temporal Worker Versioning (docs/operations.md, "Rolling out a workflow change"):
+    # both set, the worker serves only that version of the deployment, once it is
+    # made current; Temporal's canonical version string joins them with a dot.
+    worker_deployment: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,100}$",
+        validation_alias="LIFTOFF_WORKER_DEPLOYMENT",
+    )
+    worker_build_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        validation_alias="LIFTOFF_WORKER_BUILD_ID",
+    )
 
     @model_validator(mode="after")
     def _mail_backend_is_complete(self) -> Self:
@@ -208,6 +222,11 @@ class Settings(BaseSettings):
                 "LIFTOFF_SENDGRID_SEND_DELAY_MINUTES schedules SendGrid sends; "
                 f"it has no effect with LIFTOFF_MAIL_BACKEND={self.mail_backend}: unset it"
             )
+        if (self.worker_deployment is None) != (self.worker_build_id is None):
+            raise ValueError(
+                "LIFTOFF_WORKER_DEPLOYMENT and LIFTOFF_WORKER_BUILD_ID go together "
+                "(Temporal Worker Versioning): set both or neither"
+            )
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("LIFTOFF_SMTP_USERNAME and LIFTOFF_SMTP_PASSWORD go together")
         if self.unsubscribe_url is not None and not self.unsubscribe_url.startswith("https://"):
@@ -220,6 +239,12 @@ class Settings(BaseSettings):
                 f"LIFTOFF_CODEC_TOKEN must be at least {CODEC_TOKEN_MIN_CHARS} characters"
             )
         return self
+
+    def worker_version(self) -> WorkerDeploymentVersion | None:
+        """The Worker Deployment Version this worker serves, when versioning is on."""
+        if self.worker_deployment is None or self.worker_build_id is None:
+            return None
+        return WorkerDeploymentVersion(self.worker_deployment, self.worker_build_id)
 
     def encryption_key_ring(self) -> list[tuple[str, bytes]]:
         """The payload keys, newest first; empty when encryption is off."""

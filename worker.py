@@ -21,7 +21,8 @@ from typing import Any
 from jinja2 import Environment
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 
 import workflows
 from activities.calendar import public_holidays
@@ -128,10 +129,16 @@ def build_worker(
     max_cached_workflows: int = 1000,
     interceptors: Sequence[Interceptor] = (),
     survey_links: SurveyLinks | None = None,
+    version: WorkerDeploymentVersion | None = None,
 ) -> Worker:
     """The onboarding workflow and its activities, bound to their dependencies.
 
     The worker service, the tests and the bench all serve through this one wiring.
+    With `version`, the worker takes part in Temporal Worker Versioning: it gets tasks
+    once that version is current (or ramping), and a customer moves to the current
+    version at its next workflow task (auto-upgrade: customers live for months, so
+    pinning each to the build it started on would keep every old build running that
+    long; `workflow.patched` and the replay gate keep the upgrade safe).
     """
     mail = MailActivities(database, mailer, templates, sender, survey_links)
     store, measure = StoreActivities(database), MeasureActivities(database)
@@ -144,6 +151,13 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         interceptors=interceptors,
+        deployment_config=None
+        if version is None
+        else WorkerDeploymentConfig(
+            version=version,
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+        ),
     )
 
 
@@ -197,6 +211,7 @@ async def run_worker(
                 max_cached_workflows=settings.max_cached_workflows,
                 interceptors=[ActivityFailureMetrics()],
                 survey_links=survey_links(settings),
+                version=settings.worker_version(),
             )
             log.info(
                 "worker started",
@@ -205,6 +220,9 @@ async def run_worker(
                     "namespace": settings.temporal_namespace,
                     "address": settings.temporal_address,
                     "mail_backend": settings.mail_backend,
+                    "worker_version": version.to_canonical_string()
+                    if (version := settings.worker_version())
+                    else None,
                     # Which key seals new payloads (None: encryption off); never the key.
                     "encryption_key_id": codec.key_id
                     if isinstance(codec := client.data_converter.payload_codec, EncryptionCodec)

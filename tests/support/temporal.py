@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
@@ -74,9 +75,14 @@ def task_queue() -> str:
 
 @asynccontextmanager
 async def onboarding_worker(
-    client: Client, task_queue: str, database: Database, outbox: Path
+    client: Client,
+    task_queue: str,
+    database: Database,
+    outbox: Path,
+    version: WorkerDeploymentVersion | None = None,
 ) -> AsyncIterator[Worker]:
-    """The worker as `python worker.py` wires it, sending its emails to `outbox`."""
+    """The worker as `python worker.py` wires it, sending its emails to `outbox`;
+    with `version`, one build of a versioned deployment."""
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         async with build_worker(
             client,
@@ -87,5 +93,6 @@ async def onboarding_worker(
             sender=SENDER,
             activity_executor=executor,
             survey_links=SurveyLinks(SURVEY_SECRET, PUBLIC_URL),
+            version=version,
         ) as worker:
             yield worker
