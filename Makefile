@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt bench
+.PHONY: help run test lint fmt bench bench-scale
 
 help: ## show this list
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Liftoff needs Python 3.11+; set PYTHON=python3.11")'
@@ -36,3 +36,6 @@ fmt: $(STAMP) ## format and autofix with ruff
 
 bench: $(STAMP) ## journeys vs bare Temporal; emails rendered and sent; usage ingested per second
 	$(BIN)/python bench/bench.py
+
+bench-scale: $(STAMP) ## CUSTOMERS (default 2000) on one worker vs bare Temporal, on the dev server
+	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000)

@@ -21,6 +21,8 @@ class BareInput(BaseModel):
     activity_batches: list[int] = Field(default_factory=list)
     timers: int = 0
     timer_duration: timedelta = timedelta(days=7)
+    # A last wait, so the workflow stays open (bench/scale_bench.py); none by default.
+    final_sleep: timedelta = timedelta(0)
 
 
 class BareResult(BaseModel):
@@ -35,6 +37,9 @@ async def do_nothing(step: int) -> int:
 
 @workflow.defn
 class BareWorkflow:
+    def __init__(self) -> None:
+        self._activities = 0
+
     @workflow.run
     async def run(self, input: BareInput) -> BareResult:
         activities = 0
@@ -51,7 +56,19 @@ class BareWorkflow:
                     )
                 )
                 activities += size
+                self._activities = activities
             if index < input.timers:
                 await workflow.sleep(input.timer_duration)
                 timers += 1
+        if input.final_sleep:
+            await workflow.sleep(input.final_sleep)
         return BareResult(activities=activities, timers=timers)
+
+    # What bench/scale_bench.py times against Liftoff's status query and update.
+    @workflow.query
+    def progress(self) -> int:
+        return self._activities
+
+    @workflow.update
+    def ping(self) -> int:
+        return self._activities

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,26 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
         assert all(0 < page["p50_ms"] <= page["p95_ms"] for page in figures["pages"])
     assert "dashboard: cohort (lead)" in run.stderr
     assert "REST: time to onboard by purpose" in run.stderr
+
+
+def test_bench_scale_measures_both_workers_and_stops_by_itself(tmp_path: Path) -> None:
+    figures = tmp_path / "scale.json"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale_bench.py")]
+        + ["--customers", "6", "--timeout", "240", "--json", str(figures)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    liftoff, bare = json.loads(figures.read_text())
+    for phase in (liftoff, bare):
+        assert phase["customers"] == 6
+        assert phase["absorb_seconds"] > 0
+        # Every sample taken: 6 updates, 6 cached and 6 replayed queries.
+        assert len(phase["update_ms"]) == len(phase["query_cached_ms"]) == 6
+        assert len(phase["query_replayed_ms"]) == 6
+        assert phase["rss_loaded_mb"] > 0
+    assert "RSS per cached customer" in run.stdout
