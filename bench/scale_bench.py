@@ -52,18 +52,16 @@ from sqlmodel import select  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareWorkflow, do_nothing  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
-from models import visibility  # noqa: E402
 from models.events import KickoffHeld  # noqa: E402
 from models.tables import EmailLedgerEntry, Task, TimelineEntry  # noqa: E402
 from records.database import Database  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
 from testkit.factories import SURVEY_SECRET, make_handoff  # noqa: E402
-from testkit.temporal import venv_binary  # noqa: E402
+from testkit.temporal import start_dev_server  # noqa: E402
 
 DEFAULT_CUSTOMERS = 2000
 MAX_CUSTOMERS = 20_000
@@ -449,13 +447,7 @@ async def run(
 ) -> tuple[PhaseFigures, PhaseFigures]:
     deadline = time.monotonic() + timeout
     cache = customers if cache is None else cache
-    environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=list(visibility.ALL),
-        dev_server_log_level="error",
-        ui=False,
-    )
+    environment = await start_dev_server()
     async with environment:
         address = environment.client.service_client.config.target_host
         with tempfile.TemporaryDirectory(prefix="liftoff-scale-") as directory:

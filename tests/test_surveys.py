@@ -247,25 +247,30 @@ async def test_a_survey_of_a_touchpoint_passed_while_paused_waits_for_the_resume
 # The completion review's answers, in the same store
 
 
-def test_the_completion_reviews_nps_is_stored_once_with_each_contacts_role(
-    database: Database,
-) -> None:
-    handoff = make_handoff()
-    store_customer(database, handoff)
-    review = RecordTimelineInput(
-        customer_id=handoff.customer_id,
+def review_entry(customer_id: str, nps: list[dict[str, object]]) -> RecordTimelineInput:
+    """A completion review's timeline entry with these NPS answers, as the workflow writes it."""
+    return RecordTimelineInput(
+        customer_id=customer_id,
         seq=12,
         at=datetime(2026, 5, 1, 10, tzinfo=UTC),
         kind="completion_review_held",
         stage=Stage.COMPLETION_REVIEW,
         summary="completion review held",
-        details={
-            "kind": "completion_review_held",
-            "nps": [
-                {"email": "Boss@Acme.example", "score": 9},
-                {"email": "someone-else@acme.example", "score": 4},
-            ],
-        },
+        details={"kind": "completion_review_held", "nps": nps},
+    )
+
+
+def test_the_completion_reviews_nps_is_stored_once_with_each_contacts_role(
+    database: Database,
+) -> None:
+    handoff = make_handoff()
+    store_customer(database, handoff)
+    review = review_entry(
+        handoff.customer_id,
+        [
+            {"email": "Boss@Acme.example", "score": 9},
+            {"email": "someone-else@acme.example", "score": 4},
+        ],
     )
     store = StoreActivities(database)
     ActivityEnvironment().run(store.record_timeline, review)
@@ -289,19 +294,9 @@ def test_reviews_recorded_before_the_survey_table_are_copied_in_by_the_rebuild(
 
     handoff = make_handoff()
     store_customer(database, handoff)
-    review = RecordTimelineInput(
-        customer_id=handoff.customer_id,
-        seq=12,
-        at=datetime(2026, 5, 1, 10, tzinfo=UTC),
-        kind="completion_review_held",
-        stage=Stage.COMPLETION_REVIEW,
-        summary="completion review held",
-        details={
-            "kind": "completion_review_held",
-            # An answer no check let through is left out, not a failed rebuild.
-            "nps": [{"email": "boss@acme.example", "score": 7}, {"email": "x@y", "score": 11}],
-        },
-    )
+    # An answer no check let through is left out, not a failed rebuild.
+    nps = [{"email": "boss@acme.example", "score": 7}, {"email": "x@y", "score": 11}]
+    review = review_entry(handoff.customer_id, nps)
     ActivityEnvironment().run(StoreActivities(database).record_timeline, review)
     # As a database upgraded to migration 0011 holds it: the entry, no answer.
     with database.session() as session:

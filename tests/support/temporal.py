@@ -20,10 +20,9 @@ from temporalio.worker import Worker
 from emails.mailers import OutboxMailer
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
-from models import visibility
 from records.database import Database
 from testkit.factories import PUBLIC_URL, SENDER, SURVEY_SECRET, TEMPLATES
-from testkit.temporal import add_search_attributes, venv_binary
+from testkit.temporal import add_search_attributes, start_dev_server, venv_binary
 from worker import build_worker
 
 ACTIVITY_THREADS = 8
@@ -43,15 +42,8 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def local_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One dev server for the session, with Liftoff's search attributes registered
-    (visibility queries and update-with-start need it)."""
-    environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=venv_binary("temporal"),
-        search_attributes=list(visibility.ALL),
-        dev_server_log_level="error",
-        ui=False,
-    )
+    """One dev server for the session."""
+    environment = await start_dev_server()
     async with environment:
         yield environment
 
