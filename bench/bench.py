@@ -71,6 +71,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareResult, BareWorkflow, do_nothing  # noqa: E402
+from bench.codec_bench import format_codec_report, run_codec_bench  # noqa: E402
 from bench.intake_bench import DEFAULT_EVENTS as DEFAULT_INTAKE_EVENTS  # noqa: E402
 from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E402
 from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa: E402
@@ -843,12 +844,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     intake = run_intake_bench(args.intake_events)
     _log(f"lists: {args.list_customers} customers in the projection, per database")
     lists = run_list_bench(args.list_customers)
+    codec = run_codec_bench()
     table = "\n\n".join(
         [
             format_report(report),
             format_mail_report(mail),
             format_intake_report(intake),
             format_list_report(lists),
+            format_codec_report(codec),
         ]
     )
     if args.json:
@@ -858,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mail": mail.to_json(),
             "intake": intake.to_json(),
             "lists": lists.to_json(),
+            "codec": codec.to_json(),
         }
         print(json.dumps(figures, indent=2))
         print(table, file=sys.stderr)

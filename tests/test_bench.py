@@ -62,6 +62,13 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert "templates rendered per second" in run.stderr
     assert "emails handed to loopback SendGrid per second" in run.stderr
 
+    # Encryption: every payload of a saved journey sealed (larger) and opened again.
+    codec = report["codec"]
+    assert codec["payloads"] > 50
+    assert codec["sealed_bytes"] > codec["plain_bytes"] > 0
+    assert codec["encrypt_ms"] > 0 and codec["decrypt_ms"] > 0
+    assert "Payload encryption (AES-256-GCM)" in run.stderr
+
     # Usage intake: every event posted is stored once, in batches of 100, on each database
     # that answered; a database that did not is reported skipped, with the reason.
     intake = report["intake"]
