@@ -43,8 +43,8 @@ from api.dashboard.forms import (
 )
 from api.dashboard.i18n import Translator
 from api.dashboard.outcomes import read_outcomes
-from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
+from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
