@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlalchemy import text
+from sqlmodel import Session, select
 from temporalio.testing import ActivityEnvironment
 
 from activities.store import StoreActivities
@@ -32,10 +33,12 @@ from models.playbook import ReviewPolicy
 from models.projection import ProjectionSnapshot
 from models.tables import Task
 from records.database import Database
-from records.review import REVIEW_TASK_KIND, review_task_id
+from records.projections import apply_entry
+from records.review import REVIEW_TASK_KIND, open_review_if_due, review_task_id
 from testkit.factories import make_handoff, make_playbook, store_customer
 from testkit.outcomes import SEATS_DRIVE_OUTCOMES, write_outcome_cohort
 from tests.support.api_harness import ApiHarness
+from tests.support.eventually import eventually_blocking
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 LEADER = "lead@liftoff.example"
@@ -138,6 +141,64 @@ def test_two_workers_finishing_the_last_two_together_open_it_once(database: Data
         thread.join()
     assert errors == []
     assert [t.task_id for t in _review_tasks(database)] == ["review:7"]
+
+
+def _end_in(session: Session, customer_id: str) -> bool:
+    """One worker's ending of `customer_id` (the 3rd or 4th of threshold 4), as
+    record_timeline does it: fold into the projection, then the trigger."""
+    entry = _ending(customer_id, Stage.FAILED, threshold=4)
+    apply_entry(
+        session,
+        customer_id=customer_id,
+        seq=entry.seq,
+        at=entry.at,
+        kind=entry.kind,
+        details=entry.details,
+        snapshot=entry.snapshot,
+    )
+    return open_review_if_due(session, customer_id=customer_id, version="7", threshold=4, at=AT)
+
+
+def test_the_second_of_two_overlapping_endings_counts_after_the_first_commits(
+    postgres_database: Database,
+) -> None:
+    """Worker A has ended the 3rd customer and counted 3, not committed yet; worker B
+    ends the 4th meanwhile. B must count 4 (else both saw 3 and no task ever opens):
+    the per-version lock makes B wait for A's commit."""
+    database = postgres_database
+    for customer_id in ("w1", "w2", "w3", "w4"):
+        store_customer(database, make_handoff(customer_id=customer_id))
+    with database.session() as session:
+        for customer_id in ("w1", "w2"):
+            _end_in(session, customer_id)
+    b_opened: list[bool] = []
+    with Session(database.engine) as a:
+        assert _end_in(a, "w3") is False  # 3 of 4 in A's view
+
+        def worker_b() -> None:
+            with database.session() as b:
+                b_opened.append(_end_in(b, "w4"))
+
+        b = threading.Thread(target=worker_b)
+        b.start()
+        # B is either done (it did not wait: the race this test exists for) or waiting
+        # on A's lock; commit A only then.
+        eventually_blocking(
+            lambda: not b.is_alive() or _waiting_on_a_lock(database),
+            what="worker B done or waiting on the version's lock",
+        )
+        a.commit()
+    b.join()
+    assert b_opened == [True]
+    assert [t.task_id for t in _review_tasks(database)] == ["review:7"]
+
+
+def _waiting_on_a_lock(database: Database) -> bool:
+    with database.engine.connect() as connection:
+        waiting = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)
 
 
 def test_the_threshold_is_a_bounded_playbook_field_defaulting_to_fifty() -> None:
