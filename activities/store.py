@@ -20,6 +20,7 @@ from models.activity_io import (
     UpsertCustomerInput,
 )
 from models.handoff import Contact
+from models.limits import REVIEW_AFTER_DEFAULT
 from models.onboarding import Stage, TimelineKind
 from models.tables import (
     Customer,
@@ -30,6 +31,7 @@ from models.tables import (
 )
 from records.database import Database, insert_ignore
 from records.projections import apply_entry
+from records.review import open_review_if_due
 from records.surveys import REVIEW_KIND, store_review_answers
 from records.usage.unmatched import adopt_unmatched
 
@@ -157,6 +159,8 @@ class StoreActivities:
                     )
                     .values(stage=input.stage.value, stage_since=input.at)
                 )
+                if input.stage.terminal:
+                    _open_review_if_due(session, input)
         # Counted once committed, and only by the attempt that inserted the entry.
         if inserted:
             meter = metrics.activity_meter()
@@ -217,3 +221,21 @@ class StoreActivities:
                 type="TaskNotStoredYet",
                 category=ApplicationErrorCategory.BENIGN,
             )
+
+
+def _open_review_if_due(session: Session, input: RecordTimelineInput) -> None:
+    """The playbook review: at the version's threshold of finished customers, the
+    leader's task (records/review.py), in the transaction that recorded the ending."""
+    snapshot = input.snapshot
+    version = snapshot.playbook_version if snapshot else None
+    if version is None:
+        row = session.get(Customer, input.customer_id)
+        version = row.playbook_version if row else None
+    if version:
+        open_review_if_due(
+            session,
+            customer_id=input.customer_id,
+            version=version,
+            threshold=snapshot.review_after if snapshot else REVIEW_AFTER_DEFAULT,
+            at=input.at,
+        )

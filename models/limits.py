@@ -62,3 +62,7 @@ OUTCOME_ROWS_PER_REQUEST = 1_000
 # A request to the codec server (`liftoff codec-server`): Temporal caps one payload at
 # 2 MB, which base64 makes about 2.7 MB: a request of a few such payloads fits.
 CODEC_BODY_BYTES = 8 * 1024 * 1024
+
+# The playbook review threshold: finished customers of one version (default, most).
+REVIEW_AFTER_DEFAULT = 50
+REVIEW_AFTER_MAX = 100_000

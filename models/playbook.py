@@ -308,6 +308,15 @@ class SurveyPolicy(BaseModel):
         return self
 
 
+class ReviewPolicy(BaseModel):
+    """When the CS leader is asked to review this version: after this many of its
+    customers finished (onboarded, failed or cancelled)."""
+
+    after_finished: int = Field(
+        default=limits.REVIEW_AFTER_DEFAULT, ge=1, le=limits.REVIEW_AFTER_MAX
+    )
+
+
 class Playbook(BaseModel):
     name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
     version: str = Field(min_length=1, max_length=limits.VERSION_CHARS)
@@ -329,6 +338,8 @@ class Playbook(BaseModel):
     campaign: CampaignPolicy | None = None
     # NPS survey emails at touchpoints; without it no survey is sent.
     surveys: SurveyPolicy | None = None
+    # The playbook review: a task for the CS leader with the review report.
+    review: ReviewPolicy = ReviewPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:

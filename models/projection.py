@@ -55,3 +55,6 @@ class ProjectionSnapshot(BaseModel):
     time_zone: str = "UTC"
     # The country whose holidays the campaign keeps, when the playbook names one.
     country: str | None = None
+    # The playbook's review threshold (finished customers of this version); not stored
+    # in the row, read by the trigger that opens the leader's review task.
+    review_after: int = 50

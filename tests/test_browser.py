@@ -371,3 +371,49 @@ async def test_a_lead_reads_the_cohort_analytics_and_outcomes_in_both_languages_
             assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()
+
+
+async def test_a_lead_opens_the_playbook_review_in_both_languages_and_downloads_it(
+    api: ApiHarness,
+) -> None:
+    from testkit.outcomes import SEATS_DRIVE_OUTCOMES, write_outcome_cohort
+
+    # 60 finished customers of version 1: past the default threshold of 50.
+    write_outcome_cohort(
+        api.database, SEATS_DRIVE_OUTCOMES, count=60, as_of=datetime.now(UTC).date()
+    )
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1360, "height": 900}, locale="en-US", accept_downloads=True
+            )
+            page = await context.new_page()
+            blocked = _policy_violations(page)
+            await _sign_in(page, base, api.token(TokenRole.LEAD), "/cohort/review?version=1")
+            await expect(page.locator("h1")).to_have_text("Playbook review: 1")
+            await expect(page.locator("#review-task")).to_contain_text("lead@liftoff.example")
+            suggestions = page.locator("#suggestions tbody tr")
+            assert await suggestions.count() >= 1
+            await expect(page.locator("#outcomes")).to_contain_text("churn")
+            await _shot(page, "16-playbook-review")
+
+            async with page.expect_download() as downloading:
+                await page.locator("#review-csv").click()
+            exported = Path(await (await downloading.value).path()).read_text("utf-8-sig")
+            assert exported.splitlines()[0] == "section,item,measure,value"
+            assert any(line.startswith("suggestion,") for line in exported.splitlines())
+            async with page.expect_download() as downloading:
+                await page.locator("#review-md").click()
+            written = Path(await (await downloading.value).path()).read_text("utf-8")
+            assert written.startswith("# Playbook review: 1")
+
+            await page.goto(f"{base}/cohort/review?version=1&lang=ja")
+            await expect(page.locator("h1")).to_have_text("プレイブックのレビュー：1")
+            await expect(page.locator("html")).to_have_attribute("lang", "ja")
+            await expect(page.locator("#suggestions h2")).to_have_text("完了基準への提案")
+            await _shot(page, "17-playbook-review-ja")
+            assert blocked == [], "\n".join(blocked)
+        finally:
+            await browser.close()

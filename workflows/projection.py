@@ -47,4 +47,5 @@ def snapshot(
         locale=handoff.locale,
         time_zone=handoff.time_zone,
         country=campaign.holiday_calendars.get(handoff.locale) if campaign else None,
+        review_after=playbook.review.after_finished,
     )

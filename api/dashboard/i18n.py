@@ -916,6 +916,86 @@ for _key, (_en, _ja) in SURVEY_WORDS.items():
     EN[_key] = _en
     JA[_key] = _ja
 
+# The playbook review (/cohort/review, api/dashboard/review.py): (en, ja) side by side.
+REVIEW_WORDS: dict[str, tuple[str, str]] = {
+    "review_title": ("Playbook review: {version}", "プレイブックのレビュー：{version}"),
+    "review_note": (
+        "{finished} customers of this version have finished. Each completion criterion gets a "
+        "suggestion from the figures behind it.",
+        "このバージョンの顧客のうち {finished} 社が終了しました。"
+        "完了基準ごとに、その根拠となる数値から提案を示します。",
+    ),
+    "review_pick": (
+        "Name a playbook version: /cohort/review?version=…",
+        "プレイブックのバージョンを指定してください：/cohort/review?version=…",
+    ),
+    "review_task": (
+        "Review task for {leader}, opened {day} ({state}).",
+        "{leader} へのレビュータスク（{day} 作成、{state}）。",
+    ),
+    "review_none": ("No customers on this version yet.", "このバージョンの顧客はまだいません。"),
+    "review_funnel": ("Funnel", "ファネル"),
+    "review_time": ("Time to onboard", "オンボーディング完了までの期間"),
+    "review_stalls": ("Where failed and stalled customers stall", "失敗・停滞した顧客の停滞箇所"),
+    "review_emails": ("Email steps", "メールステップ"),
+    "review_nps": ("NPS by role", "役割別 NPS"),
+    "review_outcomes": ("Outcome analysis", "成果の分析"),
+    "review_suggestions": ("Completion criteria: suggestions", "完了基準への提案"),
+    "review_sent": ("Sent", "送信"),
+    "review_opened": ("Opened", "開封"),
+    "review_clicked": ("Clicked", "クリック"),
+    "review_download_md": ("Download Markdown", "Markdown をダウンロード"),
+    "review_download_csv": ("Download CSV", "CSV をダウンロード"),
+    "col_suggestion": ("Suggestion", "提案"),
+    "col_reason": ("Why", "理由"),
+    "col_figures": ("Figures", "数値"),
+    "suggest_keep": ("keep", "維持"),
+    "suggest_raise": ("raise", "引き上げ"),
+    "suggest_lower": ("lower", "引き下げ"),
+    "suggest_drop": ("drop", "削除"),
+    "suggest_not_enough_data": ("not enough data", "データ不足"),
+    "reason_separates": (
+        "Customers who met it churned less or had high health more often, conclusively.",
+        "この基準を満たした顧客は解約が少ない、または健全度が高い傾向が明確でした。",
+    ),
+    "reason_wrong_way": (
+        "Customers who met it did worse afterwards, conclusively: it measures the wrong thing.",
+        "この基準を満たした顧客のほうがその後の結果が明確に悪く、測る対象が適切ではありません。",
+    ),
+    "reason_nearly_all_met": (
+        "Nearly every customer met it, so it does not tell customers apart.",
+        "ほぼすべての顧客が満たしており、顧客を見分ける役に立っていません。",
+    ),
+    "reason_nearly_none_met": (
+        "Nearly no customer met it, so it holds customers back without evidence.",
+        "ほとんどの顧客が満たしておらず、根拠のないまま顧客を足止めしています。",
+    ),
+    "reason_too_few": (
+        "Too few customers on one side to conclude anything yet.",
+        "どちらかの群の顧客が少なすぎて、まだ結論を出せません。",
+    ),
+    "reason_most_met": (
+        "Most customers met it and meeting it made no clear difference: a higher bar may.",
+        "大半の顧客が満たしており、満たしても明確な差がありません。基準を上げると差が出る可能性があります。",
+    ),
+    "reason_few_met": (
+        "Few customers met it and meeting it made no clear difference: it only delays them.",
+        "満たした顧客は少なく、満たしても明確な差がありません。完了を遅らせているだけです。",
+    ),
+    "reason_troubled_miss_it": (
+        "No clear difference in outcomes yet, but most failed and stalled customers missed it.",
+        "成果に明確な差はまだありませんが、失敗・停滞した顧客の多くがこの基準を満たしていません。",
+    ),
+    "reason_no_difference": (
+        "Enough customers on both sides, and meeting it made no clear difference.",
+        "両群とも十分な顧客がいますが、満たしても明確な差はありませんでした。",
+    ),
+    "task_review_title": ("Review playbook {version}", "プレイブック {version} のレビュー"),
+}
+for _key, (_en, _ja) in REVIEW_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 
 

@@ -44,6 +44,7 @@ from api.dashboard.forms import (
 from api.dashboard.i18n import Translator
 from api.dashboard.outcomes import read_outcomes
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
+from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
 from api.services import Services
@@ -402,6 +403,35 @@ async def outcomes_page(request: Request, who: Who, services: AppServices) -> Re
         conclusion=outcome_words.conclusion(ctx.t, found.analysis),
         words=outcome_words,
         minimum=MIN_GROUP,
+    )
+
+
+@router.get("/cohort/review")
+async def review_page(request: Request, who: Who, services: AppServices) -> Response:
+    """The playbook review of one version (?version=): leads and ops."""
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    if gate.role is TokenRole.CSM:
+        title = ctx.t("error_role_title")
+        return _error(ctx, status.HTTP_403_FORBIDDEN, title, ctx.t("outcomes_forbidden"))
+    version = request.query_params.get("version") or ""
+    if not version or len(version) > limits.VERSION_CHARS or not version.isprintable():
+        title = ctx.t("review_title", version="?")
+        return _error(ctx, status.HTTP_404_NOT_FOUND, title, ctx.t("review_pick"))
+    now = datetime.now(ZoneInfo("UTC"))
+    report = await asyncio.to_thread(
+        review_report, services.database, version, now, ctx.fmt.today()
+    )
+    return render(
+        ctx,
+        "review.html",
+        report=report,
+        version=version,
+        conclusion=outcome_words.conclusion(ctx.t, report.outcomes),
+        figures=suggestion_figures,
+        words=outcome_words,
     )
 
 

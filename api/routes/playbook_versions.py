@@ -8,11 +8,18 @@ answers with its refusal), and every customer's answer comes back.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi.responses import Response
 
+from api.dashboard.i18n import LOCALES, Translator
+from api.dashboard.review import CSV_HEADER, csv_rows, markdown, review_report, suggestion_figures
 from api.deps import AppServices, require
+from api.routes.cohort import CSV_ANSWER, csv_response
 from api.routes.customers import NOT_YOURS, recorded_by
 from client.onboarding import EachResult
 from models import limits
@@ -58,3 +65,84 @@ async def pause_version(
 async def resume_version(version: Version, who: Lead, services: AppServices) -> list[EachResult]:
     cohort = Filters(ended=False, paused=True, playbook_version=version)
     return await _to_each(services, who, cohort, Resumed())
+
+
+class ReviewFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    MD = "md"
+
+
+def _file_name(version: str) -> str:
+    return "review-" + re.sub(r"[^A-Za-z0-9._-]", "_", version)
+
+
+@router.get(
+    "/{version}/review",
+    summary="The playbook review report of this version (leads and ops): JSON, CSV or Markdown",
+    responses=CSV_ANSWER,
+)
+async def review(
+    version: Version,
+    who: Lead,
+    services: AppServices,
+    format: Annotated[ReviewFormat, Query(description="json, csv or md")] = ReviewFormat.JSON,
+    lang: Annotated[str, Query(pattern="^(en|ja)$", description="md: en or ja")] = "en",
+) -> Any:
+    """Funnel, time to onboard, stalls, email steps, NPS by role, the outcome analysis
+    and a suggestion per completion criterion with the figures behind it."""
+    now = datetime.now(UTC)
+    report = await asyncio.to_thread(review_report, services.database, version, now, now.date())
+    if format is ReviewFormat.CSV:
+        return csv_response(CSV_HEADER, csv_rows(report), _file_name(version))
+    t = Translator("ja" if lang == "ja" else "en")
+    if format is ReviewFormat.MD:
+        return Response(
+            markdown(report, t),
+            media_type="text/markdown; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{_file_name(version)}.md"'},
+        )
+    c = report.cohort
+    return {
+        "version": version,
+        "finished": report.finished,
+        "onboarded": c.onboarded,
+        "failed": c.failed,
+        "cancelled": c.cancelled,
+        "active": c.active,
+        "task": None
+        if report.task is None
+        else {
+            "assignee": report.task.assignee,
+            "state": report.task.state,
+            "opened_at": report.task.opened_at,
+        },
+        "suggestions": [
+            {
+                "criterion": s.criterion,
+                "action": s.action.value,
+                "reason": {loc: Translator(loc)(f"reason_{s.reason.value}") for loc in LOCALES},
+                "figures": suggestion_figures(s),
+                "met": s.met,
+                "not_met": s.not_met,
+                "churn_met": s.churn_met,
+                "churn_not_met": s.churn_not_met,
+                "churn_difference": [
+                    s.churn_difference.value,
+                    s.churn_difference.low,
+                    s.churn_difference.high,
+                    s.churn_difference.verdict.value,
+                ],
+                "health_lift": [
+                    s.health_lift.value,
+                    s.health_lift.low,
+                    s.health_lift.high,
+                    s.health_lift.verdict.value,
+                ],
+                "troubled_share": s.troubled_share,
+            }
+            for s in report.suggestions
+        ],
+        "csv": f"/api/playbook-versions/{version}/review?format=csv",
+        "markdown": f"/api/playbook-versions/{version}/review?format=md",
+    }
