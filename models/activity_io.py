@@ -55,6 +55,23 @@ class CloseTasksInput(BaseModel):
     resolution: str
 
 
+class StoreWrite(BaseModel):
+    """One write of a batch: exactly one of these is set."""
+
+    upsert_customer: UpsertCustomerInput | None = None
+    add_contact: AddContactInput | None = None
+    record_timeline: RecordTimelineInput | None = None
+    open_task: OpenTaskInput | None = None
+    close_tasks: CloseTasksInput | None = None
+
+
+class StoreBatchInput(BaseModel):
+    """The store writes one workflow task queued, in queue order (one transaction)."""
+
+    customer_id: str
+    writes: list[StoreWrite]
+
+
 class MeasureWeeklyUsageInput(BaseModel):
     customer_id: str
     week_index: int
