@@ -120,8 +120,11 @@ class StoreActivities:
                     contact = write.add_contact
                     _insert_contact(session, contact.customer_id, contact.contact)
                 if write.record_timeline is not None:
-                    if _record_timeline(session, write.record_timeline):
-                        inserted.append(write.record_timeline)
+                    entry = write.record_timeline
+                    if entry.snapshot is None and input.snapshot is not None:
+                        entry = entry.model_copy(update={"snapshot": input.snapshot})
+                    if _record_timeline(session, entry):
+                        inserted.append(entry)
                 if write.open_task is not None:
                     _open_task(session, write.open_task)
                 if write.close_tasks is not None and write.close_tasks.task_ids:

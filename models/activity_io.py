@@ -70,6 +70,9 @@ class StoreBatchInput(BaseModel):
 
     customer_id: str
     writes: list[StoreWrite]
+    # The customer as the lists need it, once for the batch: each timeline write
+    # without a snapshot of its own is stored with this one.
+    snapshot: ProjectionSnapshot | None = None
 
 
 class MeasureWeeklyUsageInput(BaseModel):

@@ -192,12 +192,24 @@ class Effects:
 
     async def _store_batch(self, writes: list[_Write]) -> None:
         args = [write.arg() for write in writes]
+        # Every timeline write of the batch took the same snapshot (nothing ran between
+        # them): it travels once, with the batch.
+        snapshot = next(
+            (arg.snapshot for arg in args if isinstance(arg, RecordTimelineInput)), None
+        )
         batch = StoreBatchInput(
             customer_id=self._customer_id,
             writes=[
-                StoreWrite.model_validate({_BATCH_FIELDS[write.name]: arg})
+                StoreWrite.model_validate(
+                    {
+                        _BATCH_FIELDS[write.name]: arg.model_copy(update={"snapshot": None})
+                        if isinstance(arg, RecordTimelineInput)
+                        else arg
+                    }
+                )
                 for write, arg in zip(writes, args, strict=True)
             ],
+            snapshot=snapshot,
         )
         try:
             await workflow.execute_activity_method(
