@@ -17,6 +17,7 @@ from models.activity_io import (
     CloseTasksInput,
     OpenTaskInput,
     RecordTimelineInput,
+    StoreBatchInput,
     UpsertCustomerInput,
 )
 from models.handoff import Contact
@@ -74,40 +75,8 @@ class StoreActivities:
     @activity.defn
     def upsert_customer(self, input: UpsertCustomerInput) -> None:
         """Create the customer and its contacts once; a rerun leaves the stored record as is."""
-        handoff = input.handoff
-        now = utc_now()
         with self._database.session() as session:
-            insert_ignore(
-                session,
-                Customer,
-                {
-                    "customer_id": handoff.customer_id,
-                    "name": handoff.name,
-                    "csm": handoff.csm,
-                    "cs_leader": handoff.cs_leader,
-                    "seats_contracted": handoff.seats_contracted,
-                    "quota_contracted": handoff.quota_contracted,
-                    "time_zone": handoff.time_zone,
-                    "locale": handoff.locale,
-                    "purposes": list(handoff.purposes),
-                    "trial_used": handoff.trial_used,
-                    "already_using": handoff.already_using,
-                    "handoff_notes": handoff.handoff_notes,
-                    "playbook_name": input.playbook_name,
-                    "playbook_version": input.playbook_version,
-                    "workflow_id": input.workflow_id,
-                    "stage": Stage.HANDOFF.value,
-                    # Set by the first transition: the workflow's clock, not this one,
-                    # orders transitions (see record_timeline).
-                    "stage_since": None,
-                    "created_at": now,
-                },
-                ["customer_id"],
-            )
-            for contact in handoff.contacts:
-                _insert_contact(session, handoff.customer_id, contact)
-            # Usage sent before the onboarding started (a trial, say) counts from now on.
-            adopt_unmatched(session, handoff.customer_id)
+            _upsert_customer(session, input)
 
     @activity.defn
     def add_contact(self, input: AddContactInput) -> None:
@@ -117,110 +86,140 @@ class StoreActivities:
     @activity.defn
     def record_timeline(self, input: RecordTimelineInput) -> None:
         """Store the entry and move the customer projection forward, in one transaction."""
-        snapshot = input.snapshot.model_dump(mode="json") if input.snapshot else None
         with self._database.session() as session:
-            inserted = insert_ignore(
-                session,
-                TimelineEntry,
-                {
-                    "customer_id": input.customer_id,
-                    "seq": input.seq,
-                    "at": input.at,
-                    "kind": input.kind,
-                    "stage": input.stage.value,
-                    "summary": input.summary,
-                    "details": input.details,
-                    "snapshot": snapshot,
-                },
-                ["customer_id", "seq"],
-            )
-            apply_entry(
-                session,
-                customer_id=input.customer_id,
-                seq=input.seq,
-                at=input.at,
-                kind=input.kind,
-                details=input.details,
-                snapshot=input.snapshot,
-            )
-            if input.kind == REVIEW_KIND:
-                # The review's NPS answers join the survey answers (the first one stands).
-                store_review_answers(session, input.customer_id, input.details, input.at)
-            if input.kind == TRANSITION:
-                # Entries may be written out of order; the latest transition wins.
-                session.exec(
-                    update(Customer)
-                    .where(col(Customer.customer_id) == input.customer_id)
-                    .where(
-                        or_(
-                            col(Customer.stage_since).is_(None),
-                            col(Customer.stage_since) <= input.at,
-                        )
-                    )
-                    .values(stage=input.stage.value, stage_since=input.at)
-                )
-                if input.stage.terminal:
-                    _open_review_if_due(session, input)
+            inserted = _record_timeline(session, input)
         # Counted once committed, and only by the attempt that inserted the entry.
         if inserted:
-            meter = metrics.activity_meter()
-            metrics.count(meter, metrics.TIMELINE_ENTRIES, {"kind": input.kind})
-            if input.kind == TimelineKind.WEEKLY_MEASUREMENT:
-                verdict = metrics.verdict_of(input.details)
-                metrics.count(meter, metrics.VERDICTS, {"verdict": verdict})
+            _count_entry(input)
 
     @activity.defn
     def open_task(self, input: OpenTaskInput) -> None:
-        title, detail = _fit_title(input.title, input.detail)
         with self._database.session() as session:
-            insert_ignore(
-                session,
-                Task,
-                {
-                    "task_id": input.task_id,
-                    "customer_id": input.customer_id,
-                    "kind": input.kind.value,
-                    "assignee": input.assignee,
-                    "title": title,
-                    "detail": detail,
-                    "state": "open",
-                    "opened_at": input.opened_at,
-                    "due_at": input.due_at,
-                },
-                ["task_id"],
-            )
+            _open_task(session, input)
 
     @activity.defn
     def close_tasks(self, input: CloseTasksInput) -> None:
         if not input.task_ids:
             return
         with self._database.session() as session:
-            # Only open tasks: a retry keeps the first closing time and resolution.
-            session.exec(
-                update(Task)
-                .where(col(Task.customer_id) == input.customer_id)
-                .where(col(Task.task_id).in_(input.task_ids))
-                .where(col(Task.state) == "open")
-                .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
+            stored = _close_tasks(session, input)
+        _wait_for_open(input, stored)
+
+    @activity.defn
+    def store_batch(self, input: StoreBatchInput) -> None:
+        """The writes one workflow task queued, in their order, in one transaction.
+
+        Each write is keyed as in its own activity (customer and seq, task id, contact
+        email), so a retried batch changes nothing it already wrote.
+        """
+        inserted: list[RecordTimelineInput] = []
+        waits: list[tuple[CloseTasksInput, set[str]]] = []
+        with self._database.session() as session:
+            for write in input.writes:
+                if write.upsert_customer is not None:
+                    _upsert_customer(session, write.upsert_customer)
+                if write.add_contact is not None:
+                    contact = write.add_contact
+                    _insert_contact(session, contact.customer_id, contact.contact)
+                if write.record_timeline is not None:
+                    entry = write.record_timeline
+                    if entry.snapshot is None and input.snapshot is not None:
+                        entry = entry.model_copy(update={"snapshot": input.snapshot})
+                    if _record_timeline(session, entry):
+                        inserted.append(entry)
+                if write.open_task is not None:
+                    _open_task(session, write.open_task)
+                if write.close_tasks is not None and write.close_tasks.task_ids:
+                    close = write.close_tasks
+                    waits.append((close, _close_tasks(session, close)))
+        for entry in inserted:
+            _count_entry(entry)
+        for close, stored in waits:
+            _wait_for_open(close, stored)
+
+
+def _upsert_customer(session: Session, input: UpsertCustomerInput) -> None:
+    handoff = input.handoff
+    now = utc_now()
+    insert_ignore(
+        session,
+        Customer,
+        {
+            "customer_id": handoff.customer_id,
+            "name": handoff.name,
+            "csm": handoff.csm,
+            "cs_leader": handoff.cs_leader,
+            "seats_contracted": handoff.seats_contracted,
+            "quota_contracted": handoff.quota_contracted,
+            "time_zone": handoff.time_zone,
+            "locale": handoff.locale,
+            "purposes": list(handoff.purposes),
+            "trial_used": handoff.trial_used,
+            "already_using": handoff.already_using,
+            "handoff_notes": handoff.handoff_notes,
+            "playbook_name": input.playbook_name,
+            "playbook_version": input.playbook_version,
+            "workflow_id": input.workflow_id,
+            "stage": Stage.HANDOFF.value,
+            # Set by the first transition: the workflow's clock, not this one,
+            # orders transitions (see record_timeline).
+            "stage_since": None,
+            "created_at": now,
+        },
+        ["customer_id"],
+    )
+    for contact in handoff.contacts:
+        _insert_contact(session, handoff.customer_id, contact)
+    # Usage sent before the onboarding started (a trial, say) counts from now on.
+    adopt_unmatched(session, handoff.customer_id)
+
+
+def _record_timeline(session: Session, input: RecordTimelineInput) -> bool:
+    """The entry, the projection fold and the stage; True if this call inserted the entry."""
+    snapshot = input.snapshot.model_dump(mode="json") if input.snapshot else None
+    inserted = insert_ignore(
+        session,
+        TimelineEntry,
+        {
+            "customer_id": input.customer_id,
+            "seq": input.seq,
+            "at": input.at,
+            "kind": input.kind,
+            "stage": input.stage.value,
+            "summary": input.summary,
+            "details": input.details,
+            "snapshot": snapshot,
+        },
+        ["customer_id", "seq"],
+    )
+    apply_entry(
+        session,
+        customer_id=input.customer_id,
+        seq=input.seq,
+        at=input.at,
+        kind=input.kind,
+        details=input.details,
+        snapshot=input.snapshot,
+    )
+    if input.kind == REVIEW_KIND:
+        # The review's NPS answers join the survey answers (the first one stands).
+        store_review_answers(session, input.customer_id, input.details, input.at)
+    if input.kind == TRANSITION:
+        # Entries may be written out of order; the latest transition wins.
+        session.exec(
+            update(Customer)
+            .where(col(Customer.customer_id) == input.customer_id)
+            .where(
+                or_(
+                    col(Customer.stage_since).is_(None),
+                    col(Customer.stage_since) <= input.at,
+                )
             )
-            stored = set(
-                session.exec(
-                    select(Task.task_id)
-                    .where(col(Task.customer_id) == input.customer_id)
-                    .where(col(Task.task_id).in_(input.task_ids))
-                ).all()
-            )
-        # Task ids are "<customer id>-<n>": another customer's id is never waited for.
-        own = {task_id for task_id in input.task_ids if task_id.startswith(f"{input.customer_id}-")}
-        missing = sorted(own - stored)
-        if missing and activity.info().attempt < CLOSE_WAITS_FOR_OPEN_ATTEMPTS:
-            # The workflow queued each task's open before its close, but one batch of
-            # effects runs at once: wait for the open to land rather than lose the close.
-            raise ApplicationError(
-                f"task(s) {', '.join(missing)} not stored yet; closing again shortly",
-                type="TaskNotStoredYet",
-                category=ApplicationErrorCategory.BENIGN,
-            )
+            .values(stage=input.stage.value, stage_since=input.at)
+        )
+        if input.stage.terminal:
+            _open_review_if_due(session, input)
+    return bool(inserted)
 
 
 def _open_review_if_due(session: Session, input: RecordTimelineInput) -> None:
@@ -238,4 +237,65 @@ def _open_review_if_due(session: Session, input: RecordTimelineInput) -> None:
             version=version,
             threshold=snapshot.review_after if snapshot else REVIEW_AFTER_DEFAULT,
             at=input.at,
+        )
+
+
+def _count_entry(input: RecordTimelineInput) -> None:
+    meter = metrics.activity_meter()
+    metrics.count(meter, metrics.TIMELINE_ENTRIES, {"kind": input.kind})
+    if input.kind == TimelineKind.WEEKLY_MEASUREMENT:
+        verdict = metrics.verdict_of(input.details)
+        metrics.count(meter, metrics.VERDICTS, {"verdict": verdict})
+
+
+def _open_task(session: Session, input: OpenTaskInput) -> None:
+    title, detail = _fit_title(input.title, input.detail)
+    insert_ignore(
+        session,
+        Task,
+        {
+            "task_id": input.task_id,
+            "customer_id": input.customer_id,
+            "kind": input.kind.value,
+            "assignee": input.assignee,
+            "title": title,
+            "detail": detail,
+            "state": "open",
+            "opened_at": input.opened_at,
+            "due_at": input.due_at,
+        },
+        ["task_id"],
+    )
+
+
+def _close_tasks(session: Session, input: CloseTasksInput) -> set[str]:
+    """Close the open ones; returns the ids stored (open or closed)."""
+    # Only open tasks: a retry keeps the first closing time and resolution.
+    session.exec(
+        update(Task)
+        .where(col(Task.customer_id) == input.customer_id)
+        .where(col(Task.task_id).in_(input.task_ids))
+        .where(col(Task.state) == "open")
+        .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
+    )
+    return set(
+        session.exec(
+            select(Task.task_id)
+            .where(col(Task.customer_id) == input.customer_id)
+            .where(col(Task.task_id).in_(input.task_ids))
+        ).all()
+    )
+
+
+def _wait_for_open(input: CloseTasksInput, stored: set[str]) -> None:
+    # Task ids are "<customer id>-<n>": another customer's id is never waited for.
+    own = {task_id for task_id in input.task_ids if task_id.startswith(f"{input.customer_id}-")}
+    missing = sorted(own - stored)
+    if missing and activity.info().attempt < CLOSE_WAITS_FOR_OPEN_ATTEMPTS:
+        # The workflow queued each task's open before its close, but one batch of
+        # effects runs at once: wait for the open to land rather than lose the close.
+        raise ApplicationError(
+            f"task(s) {', '.join(missing)} not stored yet; closing again shortly",
+            type="TaskNotStoredYet",
+            category=ApplicationErrorCategory.BENIGN,
         )

@@ -59,7 +59,6 @@ from temporalio.api.testservice.v1 import (  # noqa: E402
     UnlockTimeSkippingRequest,
 )
 from temporalio.client import WorkflowHandle, WorkflowHistory  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.runtime import (  # noqa: E402
     LogForwardingConfig,
     LoggingConfig,
@@ -78,6 +77,7 @@ from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa
 from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from client.onboarding import RECORD_EVENT  # noqa: E402
+from client.payloads import liftoff_data_converter  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
 from emails.render import build_template_environment  # noqa: E402
 from models import visibility  # noqa: E402
@@ -375,7 +375,7 @@ async def start_environment() -> WorkflowEnvironment:
         )
     )
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=liftoff_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
         runtime=runtime,
     )

@@ -51,11 +51,11 @@ from sqlalchemy import func  # noqa: E402
 from sqlmodel import select  # noqa: E402
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareWorkflow, do_nothing  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
+from client.payloads import liftoff_data_converter  # noqa: E402
 from models.events import KickoffHeld  # noqa: E402
 from models.tables import EmailLedgerEntry, Task, TimelineEntry  # noqa: E402
 from records.database import Database  # noqa: E402
@@ -390,7 +390,7 @@ async def counted_nothing(step: int) -> int:
 
 async def serve_bare(address: str, queue: str, cache: int) -> None:
     """The bare twin's worker; prints how many activities it ran, twice a second."""
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    client = await Client.connect(address, data_converter=liftoff_data_converter)
     async with Worker(
         client,
         task_queue=queue,

@@ -6,12 +6,12 @@ import dataclasses
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from client.codec import EncryptionCodec
+from client.payloads import liftoff_data_converter
 from observability.tracing import current_provider, temporal_interceptors
 from settings import Settings
 
@@ -51,9 +51,9 @@ def data_converter(settings: Settings) -> DataConverter:
     """
     codec = EncryptionCodec(settings.encryption_key_ring())
     if codec.key_id is None:
-        return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+        return dataclasses.replace(liftoff_data_converter, payload_codec=codec)
     return dataclasses.replace(
-        pydantic_data_converter,
+        liftoff_data_converter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -55,6 +55,26 @@ class CloseTasksInput(BaseModel):
     resolution: str
 
 
+class StoreWrite(BaseModel):
+    """One write of a batch: exactly one of these is set."""
+
+    upsert_customer: UpsertCustomerInput | None = None
+    add_contact: AddContactInput | None = None
+    record_timeline: RecordTimelineInput | None = None
+    open_task: OpenTaskInput | None = None
+    close_tasks: CloseTasksInput | None = None
+
+
+class StoreBatchInput(BaseModel):
+    """The store writes one workflow task queued, in queue order (one transaction)."""
+
+    customer_id: str
+    writes: list[StoreWrite]
+    # The customer as the lists need it, once for the batch: each timeline write
+    # without a snapshot of its own is stored with this one.
+    snapshot: ProjectionSnapshot | None = None
+
+
 class MeasureWeeklyUsageInput(BaseModel):
     customer_id: str
     week_index: int

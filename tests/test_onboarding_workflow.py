@@ -97,6 +97,7 @@ async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harnes
     # The CSM was told about each scheduling task by email.
     assert {str(m["To"]) for m in h.emails()} == {"csm@liftoff.example"}
     save_history("happy_path", (await handle.fetch_history()).to_json())
+    save_history("happy_path_store_writes_batched", (await handle.fetch_history()).to_json())
 
 
 async def test_a_review_that_does_not_confirm_success_returns_to_adoption_with_a_meeting(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from client.payloads import liftoff_data_converter
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -27,6 +27,6 @@ def test_histories_are_kept() -> None:
 async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[CustomerOnboardingWorkflow], data_converter=pydantic_data_converter
+        workflows=[CustomerOnboardingWorkflow], data_converter=liftoff_data_converter
     )
     await replayer.replay_workflow(history)

@@ -18,6 +18,8 @@ from models.activity_io import (
     CloseTasksInput,
     OpenTaskInput,
     RecordTimelineInput,
+    StoreBatchInput,
+    StoreWrite,
     UpsertCustomerInput,
 )
 from models.events import TaskCompleted
@@ -108,6 +110,69 @@ def test_add_contact_twice_stores_it_once(
     emails = contact_emails(database, handoff.customer_id)
     assert emails.count("new.admin@acme.example") == 1
     assert len(emails) == 4
+
+
+def test_a_retried_batch_writes_each_of_its_writes_once_in_one_go(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff()
+    customer_id = handoff.customer_id
+    at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    newcomer = Contact(email="New.Admin@Acme.example", name="Nia New", role=Role.ADMINISTRATOR)
+    writes = [
+        StoreWrite(
+            upsert_customer=UpsertCustomerInput(
+                handoff=handoff,
+                playbook_name="default",
+                playbook_version="1",
+                workflow_id=f"onboarding-{customer_id}",
+            )
+        ),
+        StoreWrite(
+            record_timeline=RecordTimelineInput(
+                customer_id=customer_id,
+                seq=1,
+                at=at,
+                kind="transition",
+                stage=Stage.KICKOFF,
+                summary="handoff received: schedule the kickoff",
+                details={"from": "handoff", "cause": "started"},
+            )
+        ),
+        StoreWrite(
+            open_task=OpenTaskInput(
+                task_id=f"{customer_id}-1",
+                customer_id=customer_id,
+                kind=TaskKind.SCHEDULE_KICKOFF,
+                assignee="csm@liftoff.example",
+                title="Schedule the kickoff meeting",
+                opened_at=at,
+            )
+        ),
+        StoreWrite(add_contact=AddContactInput(customer_id=customer_id, contact=newcomer)),
+        # Closed in the same batch that opened it: the open is written first.
+        StoreWrite(
+            close_tasks=CloseTasksInput(
+                customer_id=customer_id,
+                task_ids=[f"{customer_id}-1"],
+                closed_at=at + timedelta(hours=1),
+                resolution="kickoff held",
+            )
+        ),
+    ]
+    batch = StoreBatchInput(customer_id=customer_id, writes=writes)
+    activity_env.run(store.store_batch, batch)
+    activity_env.run(store.store_batch, batch)
+
+    assert customer_row(database, customer_id).stage == Stage.KICKOFF.value
+    assert contact_emails(database, customer_id).count("new.admin@acme.example") == 1
+    with database.session() as session:
+        entries = session.exec(
+            select(TimelineEntry).where(col(TimelineEntry.customer_id) == customer_id)
+        ).all()
+        tasks = session.exec(select(Task).where(col(Task.customer_id) == customer_id)).all()
+    assert [entry.seq for entry in entries] == [1]
+    assert [(task.state, task.resolution) for task in tasks] == [("done", "kickoff held")]
 
 
 def test_timeline_retry_writes_one_entry_and_transitions_move_the_stage(

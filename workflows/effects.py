@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
@@ -19,12 +20,42 @@ from temporalio.exceptions import ActivityError
 import workflows.activity_options as options
 from activities.mail import MailActivities
 from activities.store import StoreActivities
-from models.activity_io import OpenTaskInput, RecordTimelineInput, SendEmailInput
+from models.activity_io import (
+    OpenTaskInput,
+    RecordTimelineInput,
+    SendEmailInput,
+    StoreBatchInput,
+    StoreWrite,
+)
 from models.onboarding import OnboardingState, TaskKind, TimelineDetails, TimelineRecord
 from models.projection import ProjectionSnapshot
 
 Effect = Callable[[], Awaitable[Any]]
 STORE_FAILED = "store_failed"
+# Histories from before wrote each store effect with its own activity.
+BATCH_STORE_WRITES = "store-writes-batched"
+# The field of StoreWrite each store activity fills.
+_BATCH_FIELDS: dict[str, str] = {
+    "upsert_customer": "upsert_customer",
+    "add_contact": "add_contact",
+    "record_timeline": "record_timeline",
+    "open_task": "open_task",
+    "close_tasks": "close_tasks",
+}
+
+
+@dataclass
+class _Write:
+    """A queued store write: the activity, its input (built when it runs: a timeline
+    write takes the customer's snapshot then), and what to do once it is stored."""
+
+    activity: Callable[[Any, Any], Any]
+    arg: Callable[[], Any]
+    stored: Callable[[], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.activity, "__name__", self.activity))
 
 
 class Effects:
@@ -43,7 +74,7 @@ class Effects:
         self._on_store_failed = on_store_failed
         # The workflow's state, updated in place: the timeline sequence and failures.
         self._state = state
-        self._queue: list[Effect] = []
+        self._queue: list[Effect | _Write] = []
         self._running = 0
         self._unwritten: dict[int, TimelineRecord] = {}
         # One email in flight at a time (see _deliver).
@@ -76,19 +107,19 @@ class Effects:
         self._unwritten[entry.seq] = entry
         write = RecordTimelineInput(customer_id=self._customer_id, **entry.model_dump())
 
-        async def record() -> None:
+        def with_snapshot() -> RecordTimelineInput:
             # The state as the queued work leaves it: the same replay after replay.
             snapshot = self._snapshot() if self._snapshot is not None else None
-            await self._store(
-                StoreActivities.record_timeline, write.model_copy(update={"snapshot": snapshot})
-            )
+            return write.model_copy(update={"snapshot": snapshot})
+
+        def written() -> None:
             self._unwritten.pop(entry.seq, None)
 
-        self._queue.append(record)
+        self._queue.append(_Write(StoreActivities.record_timeline, with_snapshot, written))
 
     def store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
         """Queue one store activity (customer, task, contact)."""
-        self._queue.append(lambda: self._store(activity, arg))
+        self._queue.append(_Write(activity, lambda: arg))
 
     def send(self, email: SendEmailInput) -> None:
         self._queue.append(lambda: self._deliver(email))
@@ -128,14 +159,74 @@ class Effects:
             self.timeline("email_failed", f"email {email.template} failed: {reason}", {})
 
     async def drain(self) -> None:
-        """Run everything queued, and whatever that queues, batch by batch."""
+        """Run everything queued, and whatever that queues, batch by batch.
+
+        The store writes of one batch go to the database together, in queue order, as
+        one activity and one transaction (StoreActivities.store_batch), beside the
+        batch's emails; histories from before ran one activity per write."""
         while self._queue:
             batch, self._queue = self._queue, []
             self._running += len(batch)
             try:
-                await asyncio.gather(*(effect() for effect in batch))
+                writes = [effect for effect in batch if isinstance(effect, _Write)]
+                if len(writes) > 1 and workflow.patched(BATCH_STORE_WRITES):
+                    others = [effect for effect in batch if not isinstance(effect, _Write)]
+                    await asyncio.gather(
+                        self._store_batch(writes), *(effect() for effect in others)
+                    )
+                else:
+                    await asyncio.gather(*(self._run(effect) for effect in batch))
             finally:
                 self._running -= len(batch)
+
+    async def _run(self, effect: Effect | _Write) -> None:
+        if isinstance(effect, _Write):
+            await self._store_one(effect, effect.arg())
+        else:
+            await effect()
+
+    async def _store_one(self, write: _Write, arg: Any) -> None:
+        await self._store(write.activity, arg)
+        if write.stored is not None:
+            write.stored()
+
+    async def _store_batch(self, writes: list[_Write]) -> None:
+        args = [write.arg() for write in writes]
+        # Every timeline write of the batch took the same snapshot (nothing ran between
+        # them): it travels once, with the batch.
+        snapshot = next(
+            (arg.snapshot for arg in args if isinstance(arg, RecordTimelineInput)), None
+        )
+        batch = StoreBatchInput(
+            customer_id=self._customer_id,
+            writes=[
+                StoreWrite.model_validate(
+                    {
+                        _BATCH_FIELDS[write.name]: arg.model_copy(update={"snapshot": None})
+                        if isinstance(arg, RecordTimelineInput)
+                        else arg
+                    }
+                )
+                for write, arg in zip(writes, args, strict=True)
+            ],
+            snapshot=snapshot,
+        )
+        try:
+            await workflow.execute_activity_method(
+                StoreActivities.store_batch,
+                batch,
+                start_to_close_timeout=options.STORE_TIMEOUT,
+                retry_policy=options.STORE_RETRY,
+            )
+        except ActivityError:
+            # Refused for good: nothing of the batch was kept (one transaction). Write
+            # each on its own, in order, so the one the database refuses is named.
+            for write, arg in zip(writes, args, strict=True):
+                await self._store_one(write, arg)
+            return
+        for write in writes:
+            if write.stored is not None:
+                write.stored()
 
     async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
         try:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from client.payloads import liftoff_data_converter
 from emails.mailers import OutboxMailer
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
@@ -32,7 +32,7 @@ ACTIVITY_THREADS = 8
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping server, for anything measured in days."""
     environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=liftoff_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
     )
     await add_search_attributes(environment.client)
