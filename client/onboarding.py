@@ -6,8 +6,9 @@ same idempotent start, the same refusals and the same listing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from pydantic import BaseModel
@@ -36,6 +37,7 @@ from models import visibility
 from models.events import SUBMIT_EVENT as SUBMIT_EVENT  # re-exported for callers
 from models.events import OnboardingEvent
 from models.handoff import CustomerHandoff
+from models.migration import MigrationPlan, MigrationPreviewRequest, MigrationRequest
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
 from models.playbook import Playbook
 from models.tables import CustomerProjection
@@ -44,6 +46,10 @@ WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
 # The workflow's update and signal take an event's JSON (workflows/onboarding.py reads
 # it by its kind), so callers name them rather than pass the typed method.
 RECORD_EVENT = "record_event"
+MIGRATE_PLAYBOOK = "migrate_playbook"
+PREVIEW_MIGRATION = "preview_migration"
+# Customers asked at once by a migration of many (queries and updates are short).
+MIGRATION_CONCURRENCY = 8
 
 
 class StartResult(BaseModel):
@@ -205,6 +211,61 @@ class OnboardingClient:
             else:
                 answers.append(EachResult(customer_id=customer_id, result=result))
         return answers
+
+    async def preview_migration(
+        self, customer_id: str, playbook: Playbook, *, now: datetime | None = None
+    ) -> MigrationPlan:
+        """What moving the customer to `playbook` at `now` (by default the wall clock)
+        would change: a query, nothing moves."""
+        handle = self._handle(customer_id)
+        request = MigrationPreviewRequest(playbook=playbook, now=now or datetime.now(UTC))
+        try:
+            plan: MigrationPlan = await handle.query(
+                PREVIEW_MIGRATION, request, result_type=MigrationPlan
+            )
+            return plan
+        except RPCError as err:
+            await self._raise_not_found(customer_id, err)
+
+    async def migrate(self, customer_id: str, request: MigrationRequest) -> MigrationPlan:
+        """Move the customer to `request.playbook`: the plan it followed, or refused with why."""
+        handle = self._handle(customer_id)
+        try:
+            plan: MigrationPlan = await handle.execute_update(
+                MIGRATE_PLAYBOOK, request, result_type=MigrationPlan
+            )
+            return plan
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise CommandRejectedError(message or "the migration was refused") from None
+        except RPCError as err:
+            await self._raise_not_found(customer_id, err)
+
+    async def migrate_each(
+        self, customer_ids: Sequence[str], request: MigrationRequest, *, dry_run: bool
+    ) -> list[MigrationPlan]:
+        """Preview or apply a migration for each customer, a few at a time: a customer that
+        cannot move is refused with its reason and the others go ahead."""
+        gate = asyncio.Semaphore(MIGRATION_CONCURRENCY)
+
+        async def one(customer_id: str) -> MigrationPlan:
+            async with gate:
+                try:
+                    if dry_run:
+                        plan = await self.preview_migration(customer_id, request.playbook)
+                    else:
+                        plan = await self.migrate(customer_id, request)
+                except LiftoffClientError as err:
+                    return MigrationPlan(
+                        customer_id=customer_id,
+                        from_version="?",
+                        to_version=request.playbook.version,
+                        refused=str(err),
+                    )
+                return plan
+
+        return list(await asyncio.gather(*(one(customer_id) for customer_id in customer_ids)))
 
     async def status(self, customer_id: str) -> OnboardingStatus:
         handle = self._handle(customer_id)

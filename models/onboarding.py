@@ -323,6 +323,8 @@ class TimelineKind(StrEnum):
     # A week measured while paused: its facts, no verdict acted on.
     PAUSED_MEASUREMENT = "paused_measurement"
     STORE_FAILED = "store_failed"
+    # The customer moved to another playbook version (workflows/migration.py).
+    PLAYBOOK_MIGRATED = "playbook_migrated"
 
 
 # Every kind an entry can have, so a filter refuses a misspelt kind instead of

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.campaign as campaign
     import workflows.effects as effects
     import workflows.events as events
+    import workflows.migration as migration
     import workflows.pausing as pausing
     import workflows.projection as projection
     import workflows.rules as rules
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         read_event,
     )
     from models.handoff import Contact, Role
+    from models.migration import MigrationPlan, MigrationPreviewRequest, MigrationRequest
     from models.onboarding import (
         Due,
         DueKind,
@@ -210,6 +212,48 @@ class CustomerOnboardingWorkflow:
             pending_side_effects=self._effects.pending,
             unwritten_timeline=self._effects.unwritten(),
         )
+
+    # Moving to another playbook version (workflows/migration.py)
+
+    @workflow.query
+    def preview_migration(self, request: MigrationPreviewRequest) -> MigrationPlan:
+        return migration.migrate(
+            self._state, self._handoff, self._playbook, request.playbook, request.now
+        ).plan
+
+    @workflow.update
+    async def migrate_playbook(self, request: MigrationRequest) -> MigrationPlan:
+        self._ensure_begun()
+        old, new = self._playbook, request.playbook
+        change = migration.migrate(self._state, self._handoff, old, new, workflow.now())
+        if change.plan.refused is not None:
+            # The validator refused it already, unless a replay got here first.
+            raise _refused(change.plan.refused)
+        self._state.agenda = change.agenda
+        if self._state.pause is not None:
+            self._state.pause.held = change.held
+        self._state.recent_weeks = change.recent_weeks
+        self._playbook = new
+        self._step_emails.use(new)
+        self._effects.timeline(
+            "playbook_migrated",
+            f"playbook {old.name} {old.version} -> {new.name} {new.version} by "
+            f"{request.requested_by}: {request.reason} ({change.plan.summary()})",
+            {
+                "from": old.version,
+                "to": new.version,
+                "by": request.requested_by,
+                "reason": request.reason,
+                "plan": change.plan.model_dump(mode="json"),
+            },
+        )
+        return change.plan
+
+    @migrate_playbook.validator
+    def _validate_migration(self, request: MigrationRequest) -> None:
+        reason = migration.refusal(self._state, self._playbook, request.playbook)
+        if reason is not None:
+            raise _refused(reason)
 
     # CSM events: each kind's rules live in workflows/events.py.
 

@@ -41,6 +41,10 @@ class StepEmails:
         self._state = state
         self._effects = effects
 
+    def use(self, playbook: Playbook) -> None:
+        """The playbook a migration moved the customer to."""
+        self._playbook = playbook
+
     def unplanned(self) -> list[tuple[str, str]]:
         """(plan key, stage) of the purposes' steps the customer's stage has reached but
         that are not planned yet; the choose-purpose step once adoption has begun."""

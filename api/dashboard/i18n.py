@@ -235,6 +235,7 @@ EN: dict[str, str] = {
     "kind_email_failed": "Email failed",
     "kind_campaign_step_sent": "Step email sent",
     "kind_campaign_step_skipped": "Step email skipped",
+    "kind_playbook_migrated": "Playbook changed",
     # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py);
     # the CSM events' own are in EVENT_WORDS.
     "tl_transition": "{source} → {target}: {cause}",
@@ -252,6 +253,7 @@ EN: dict[str, str] = {
     "tl_campaign_step_no_contact": "{ref} not sent: the customer has no contact in its roles",
     "tl_stall_proposal": "proposal email to the administrators",
     "tl_stall_proposals": "proposals for stuck purposes: {steps}",
+    "tl_playbook_migrated": "playbook {source} → {target} by {by}: {reason}",
     # Cohort
     "cohort_title": "Cohort",
     "cohort_note": (
@@ -497,6 +499,8 @@ JA: dict[str, str] = {
     "kind_email_failed": "メール送信失敗",
     "kind_campaign_step_sent": "ステップメール送信",
     "kind_campaign_step_skipped": "ステップメール省略",
+    "kind_playbook_migrated": "プレイブック変更",
+    "tl_playbook_migrated": "プレイブック {source} → {target}（{by}、理由: {reason}）",
     "tl_transition": "{source} → {target}（{cause}）",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",

@@ -97,6 +97,16 @@ def _stall_proposal(details: dict[str, Any], fmt: Formatter) -> str:
     return fmt.t("tl_stall_proposal")
 
 
+def _playbook_migrated(details: dict[str, Any], fmt: Formatter) -> str:
+    return fmt.t(
+        "tl_playbook_migrated",
+        source=str(details["from"]),
+        target=str(details["to"]),
+        by=str(details["by"]),
+        reason=str(details["reason"]),
+    )
+
+
 _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "transition": _transition,
     "setup_stuck": _setup_stuck,
@@ -105,6 +115,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "paused_measurement": _paused_measurement,
     "campaign_step_sent": _campaign_step_sent,
     "stall_proposal": _stall_proposal,
+    "playbook_migrated": _playbook_migrated,
 }
 
 
