@@ -30,6 +30,7 @@ def build_services(settings: Settings, client: Client) -> Services:
         onboarding=OnboardingClient(client, settings.task_queue),
         database=Database(settings.database_url),
         playbook=load_playbook(settings.playbook),
+        playbook_source=str(settings.playbook),
         customer_trait=settings.intake_customer_trait,
         webhook_public_key=settings.sendgrid_webhook_public_key,
         metrics=_meter(client),

@@ -19,6 +19,8 @@ class Services:
     # The playbook a customer started over HTTP runs on (LIFTOFF_PLAYBOOK), read once
     # when the server starts, like a worker pinned to its deployment.
     playbook: Playbook
+    # Where that playbook came from, as `liftoff playbook list` shows it.
+    playbook_source: str = "api"
     # Segment events name their customer by group id, or by this trait of the user.
     customer_trait: str = "company_id"
     # SendGrid's event webhook verification key; None takes events unverified.

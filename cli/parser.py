@@ -7,7 +7,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from cli.commands import Command, codec, onboarding, outcomes, records, serve, templates, tokens
+from cli.commands import (
+    Command,
+    codec,
+    onboarding,
+    outcomes,
+    playbooks,
+    records,
+    serve,
+    templates,
+    tokens,
+)
 from cli.errors import EXIT_BAD_INPUT
 from cli.handoff_csv import columns_help
 from models.events import MeetingKind
@@ -212,6 +222,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=templates.cmd_playbook_validate)
     validate.add_argument("file", type=Path, metavar="FILE")
+    listed_versions = playbook_commands.add_parser(
+        "list",
+        parents=[common],
+        help="list the playbook versions recorded, with their customers ongoing and ended",
+    )
+    listed_versions.set_defaults(handler=playbooks.cmd_playbook_list)
+    diff = playbook_commands.add_parser(
+        "diff",
+        parents=[common],
+        help="what changes from one playbook to another, in words "
+        "(each a .toml file or a recorded version)",
+    )
+    diff.set_defaults(handler=playbooks.cmd_playbook_diff)
+    diff.add_argument("old", metavar="OLD")
+    diff.add_argument("new", metavar="NEW")
+
+    migrate = commands.add(
+        "migrate",
+        playbooks.cmd_migrate,
+        "move running customers to another playbook version (try --dry-run first): "
+        "timers re-based, steps re-planned, none sent twice",
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="FILE|VERSION", help="a .toml file or a recorded version"
+    )
+    migrate.add_argument("--customer", action="append", default=[], metavar="ID", help="repeatable")
+    migrate.add_argument(
+        "--from-version", metavar="VERSION", help="every ongoing customer on this version"
+    )
+    migrate.add_argument("--all", action="store_true", help="every ongoing customer")
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="show what would change for each; change nothing"
+    )
+    migrate.add_argument("--reason", required=True, help="why: recorded on each timeline")
+    migrate.add_argument("--by", help="who asks (default: your login name)")
 
     email = commands.subparsers.add_parser("email", help="work with email templates")
     email_commands = email.add_subparsers(dest="email_command", required=True, parser_class=_Parser)

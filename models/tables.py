@@ -435,6 +435,22 @@ class SurveyAnswer(SQLModel, table=True):
     source: str = Field(max_length=24)
 
 
+class PlaybookVersionRecord(SQLModel, table=True):
+    """A playbook as first used to start or migrate a customer, kept whole so versions
+    can be listed, diffed and migrated to (records/playbook_versions.py). The content's
+    hash is the key: the same file started again records nothing new."""
+
+    __tablename__ = "playbook_versions"
+
+    content_hash: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    version: str = Field(max_length=64, index=True)
+    # Where it came from: the file's name, or "api" for the API server's playbook.
+    source: str = Field(max_length=255)
+    first_used_at: datetime = _instant()
+    content: dict[str, Any] = _json()
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -453,4 +469,5 @@ ALL_TABLES = (
     OutcomeEventRecord,
     HealthScoreRecord,
     SurveyAnswer,
+    PlaybookVersionRecord,
 )

@@ -33,6 +33,7 @@ from records.customer_lists import (
     Order,
     list_page,
 )
+from records.playbook_versions import record_version
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -158,6 +159,8 @@ async def start_customer(
                 }
             ]
         ) from None
+    # Recorded before the start, so a version running a customer is always listed.
+    await asyncio.to_thread(record_version, services.database, playbook, services.playbook_source)
     result = await services.onboarding.start(handoff, playbook)
     if result.already_running:
         if who.role is TokenRole.CSM:

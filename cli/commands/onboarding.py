@@ -41,6 +41,7 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
             raise BadInput("--dry-run and --skip-invalid go with --csv FILE")
         handoffs = [handoff_from_args(args)]
         check_purposes(handoffs[0], playbook)
+    _record_version(playbook, args.playbook or settings.playbook, settings)
     client = await connections.onboarding_client(settings)
     results = []
     for handoff in handoffs:
@@ -56,6 +57,21 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     for problem in refused:
         print(f"liftoff: not started: {problem}", file=sys.stderr)
     return EXIT_BAD_INPUT if refused else EXIT_OK
+
+
+def _record_version(playbook: Playbook, path: object, settings: Settings) -> None:
+    """Keeps the playbook in `liftoff playbook list`; a database out of reach costs only
+    that (a migration to it records it too), never the start."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from records.playbook_versions import record_version
+
+    try:
+        with connections.database(settings) as database:
+            record_version(database, playbook, str(path))
+    except SQLAlchemyError as err:
+        reason = str(err).splitlines()[0][:200]
+        print(f"liftoff: playbook version not recorded: {reason}", file=sys.stderr)
 
 
 def _csv_handoffs(

@@ -1,0 +1,121 @@
+"""Playbook versions as they were first used: recorded whole when a customer is started
+or migrated with them, then listed, diffed and migrated to by their version string."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from models.playbook import Playbook, PlaybookError
+from models.tables import CustomerProjection, PlaybookVersionRecord, utc_now
+from records.customer_lists import ENDED
+from records.database import Database, insert_ignore
+
+SOURCE_CHARS = 255
+
+
+def content_hash(playbook: Playbook) -> str:
+    """SHA-256 of the validated playbook's canonical JSON: the same content, whatever
+    the file's layout or comments, is the same version."""
+    canonical = json.dumps(playbook.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record_version(database: Database, playbook: Playbook, source: str) -> str:
+    """Keeps the playbook unless its content is known already; returns its hash."""
+    digest = content_hash(playbook)
+    with database.session() as session:
+        insert_ignore(
+            session,
+            PlaybookVersionRecord,
+            {
+                "content_hash": digest,
+                "name": playbook.name,
+                "version": playbook.version,
+                "source": source[-SOURCE_CHARS:],
+                "first_used_at": utc_now(),
+                "content": playbook.model_dump(mode="json"),
+            },
+            ["content_hash"],
+        )
+        session.commit()
+    return digest
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    name: str
+    content_hash: str
+    source: str
+    first_used_at: datetime
+    ongoing: int
+    ended: int
+
+
+def list_versions(database: Database) -> list[VersionRow]:
+    """Every recorded version, the oldest first, with its customers ongoing and ended."""
+    P = CustomerProjection
+    with database.session() as session:
+        records = session.exec(
+            select(PlaybookVersionRecord).order_by(col(PlaybookVersionRecord.first_used_at))
+        ).all()
+        counts = session.exec(
+            select(P.playbook_version, P.stage, func.count()).group_by(P.playbook_version, P.stage)
+        ).all()
+    customers: dict[tuple[str, bool], int] = {}
+    for version, stage, count in counts:
+        key = (version, stage in ENDED)
+        customers[key] = customers.get(key, 0) + count
+    return [
+        VersionRow(
+            version=record.version,
+            name=record.name,
+            content_hash=record.content_hash,
+            source=record.source,
+            first_used_at=record.first_used_at,
+            ongoing=customers.get((record.version, False), 0),
+            ended=customers.get((record.version, True), 0),
+        )
+        for record in records
+    ]
+
+
+def find_version(database: Database, version: str) -> Playbook:
+    """The recorded playbook of this version string (or of this hash, 8 characters or
+    more); refused if none or several contents match."""
+    with database.session() as session:
+        matches = list(
+            session.exec(
+                select(PlaybookVersionRecord).where(PlaybookVersionRecord.version == version)
+            ).all()
+        )
+        if not matches and len(version) >= 8 and all(c in "0123456789abcdef" for c in version):
+            matches = list(
+                session.exec(
+                    select(PlaybookVersionRecord).where(
+                        col(PlaybookVersionRecord.content_hash).startswith(version)
+                    )
+                ).all()
+            )
+    if not matches:
+        raise PlaybookError(f"no playbook version {version!r} was recorded (see playbook list)")
+    if len(matches) > 1:
+        hashes = ", ".join(record.content_hash[:12] for record in matches)
+        raise PlaybookError(
+            f"version {version!r} was recorded with {len(matches)} different contents "
+            f"({hashes}): name one by its hash"
+        )
+    try:
+        return Playbook.model_validate(matches[0].content)
+    except ValidationError as err:
+        raise PlaybookError(
+            f"recorded version {version!r} does not validate with this Liftoff: "
+            f"{err.errors()[0]['msg']}"
+        ) from None
