@@ -30,6 +30,10 @@ VERSION_CHARS = 64
 # A task id (tasks.task_id: VARCHAR(100)); a purpose id (the playbook's pattern).
 TASK_ID_CHARS = 100
 PURPOSE_ID_CHARS = 32
+# A customer id (customers.customer_id: VARCHAR(64)).
+CUSTOMER_ID_CHARS = 64
+# Customers one migration request names by id; a larger cohort goes by its version.
+MIGRATION_CUSTOMERS = 1_000
 
 # Items of one list in one event or handoff: attendees, goals, feature requests, NPS
 # answers, contacts, purposes.

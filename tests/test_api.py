@@ -36,6 +36,9 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/api/tasks", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/tasks/{UNKNOWN_ID}-1/done", {"note": "done"}),
     ("POST", "/api/playbook-versions/none/pause", {"reason": "freeze"}),
+    ("GET", "/api/playbook-versions", None),
+    ("GET", "/api/playbook-versions/a/diff/b", None),
+    ("POST", "/api/playbook-versions/none/migrate", {"all": True, "reason": "r"}),
 ]
 
 
@@ -715,3 +718,54 @@ async def test_a_task_id_or_note_the_event_refuses_gets_422_not_500(api: ApiHarn
         )
     assert response.status_code == 422
     assert "control character" in response.json()["detail"][0]["msg"]
+
+
+async def test_a_lead_lists_diffs_and_migrates_a_playbook_version_a_csm_may_not(
+    api: ApiHarness,
+) -> None:
+    from records.playbook_versions import record_version
+
+    current = api.services.playbook
+    later = current.model_copy(
+        update={
+            "version": f"{current.version}-later",
+            "deadline": current.deadline + timedelta(days=7),
+        }
+    )
+    record_version(api.services.database, later, "later.toml")
+    base = "/api/playbook-versions"
+    async with api.as_lead() as lead, api.as_csm(CSM) as csm:
+        customer = await start(lead, csm=CSM)  # records the server's playbook
+        await settled(lead, customer)
+        assert (await csm.get(base)).status_code == 403
+        listed_versions = {row["version"]: row for row in (await lead.get(base)).json()}
+        assert listed_versions[current.version]["ongoing"] >= 1
+        assert listed_versions[later.version]["source"] == "later.toml"
+
+        diff = await lead.get(f"{base}/{current.version}/diff/{later.version}")
+        assert diff.status_code == 200, diff.text
+        assert (
+            f"deadline: {current.deadline.days} days → {current.deadline.days + 7} days"
+            in (diff.json()["differences"])
+        )
+        missing = await lead.get(f"{base}/{current.version}/diff/nope")
+        assert missing.status_code == 404 and "no playbook version 'nope'" in missing.text
+
+        migrate = f"{base}/{later.version}/migrate"
+        body = {"customers": [customer, UNKNOWN_ID], "reason": "a week more"}
+        assert (await csm.post(migrate, json=body)).status_code == 403
+        for bad in ({**body, "all": True}, {**body, "reason": ""}, {**body, "surprise": 1}):
+            assert (await lead.post(migrate, json=bad)).status_code == 422, bad
+        preview = await lead.post(migrate, json=body)
+        assert preview.status_code == 200, preview.text
+        plans = {plan["customer_id"]: plan for plan in preview.json()}
+        assert [t["kind"] for t in plans[customer]["timers"]] == ["deadline"]
+        assert "unknown customer" in plans[UNKNOWN_ID]["refused"]
+        assert (await settled(lead, customer))["playbook_version"] == current.version
+
+        applied = await lead.post(migrate, json={**body, "dry_run": False})
+        assert applied.status_code == 200, applied.text
+        moved = await settled(lead, customer)
+        assert moved["playbook_version"] == later.version
+        timeline = (await lead.get(f"/api/customers/{customer}/timeline")).json()
+        assert any(entry["kind"] == "playbook_migrated" for entry in timeline)

@@ -503,3 +503,53 @@ async def test_static_files_are_local_and_cached_by_content(api: ApiHarness) -> 
             assert "immutable" in served.headers["cache-control"]
         # Only the listed files: not the package's other files next to them.
         assert (await browser.get("/dashboard/static/pages.py")).status_code == 404
+
+
+async def test_a_lead_previews_then_moves_a_versions_customers_and_a_csm_may_not(
+    api: ApiHarness,
+) -> None:
+    from records.playbook_versions import record_version
+
+    old = make_playbook(version=f"old-{uuid.uuid4().hex[:6]}")
+    new = old.model_copy(
+        update={
+            "version": f"new-{uuid.uuid4().hex[:6]}",
+            "deadline": old.deadline + (old.deadline - old.momentum_after),
+            "purposes": [p for p in old.purposes if p.id != "C"],
+        }
+    )
+    for playbook in (old, new):
+        record_version(api.services.database, playbook, f"{playbook.version}.toml")
+    moves = await _start(api, old, csm=_csm())
+    stays = await _start(api, old, csm=_csm(), purposes=["C"])
+    ask = {"from": old.version, "to": new.version, "reason": "longer deadline <b>"}
+
+    async with api.client(api.token(TokenRole.CSM, _csm())) as csm:
+        assert (await csm.get("/playbooks")).status_code == 403
+        assert (await csm.post("/playbooks/migrate", data=ask)).status_code == 403
+    async with api.client(api.token(TokenRole.LEAD)) as lead:
+        listing = (await lead.get("/playbooks")).text
+        assert old.version in _element(listing, "versions", "</section>")
+        bad = await lead.get("/playbooks", params={**ask, "to": "no-such"})
+        assert bad.status_code == 422 and "Unknown version: no-such" in bad.text
+        same = await lead.get("/playbooks", params={**ask, "to": old.version})
+        assert same.status_code == 422
+
+        preview = await lead.get("/playbooks", params=ask)
+        assert preview.status_code == 200, preview.text
+        assert "purpose C removed" in _element(preview.text, "differences", "</section>")
+        assert "timer(s) re-based" in _row(preview.text, moves)
+        assert f"version {new.version} has no purpose C" in _row(preview.text, stays)
+        assert 'id="migrate-apply"' in preview.text and "Move 1 customer(s)" in preview.text
+        assert (await api.services.onboarding.status(moves)).playbook_version == old.version
+
+        applied = await lead.post("/playbooks/migrate", data=ask)
+        assert applied.status_code == 200, applied.text
+        assert f"1 moved to {new.version}, 1 refused" in applied.text
+        assert (await api.services.onboarding.status(moves)).playbook_version == new.version
+        assert (await api.services.onboarding.status(stays)).playbook_version == old.version
+        page = (await lead.get(f"/customers/{moves}?lang=ja")).text
+        assert f"プレイブック {old.version} → {new.version}" in page
+        assert "longer deadline &lt;b&gt;" in page
+        japanese = (await lead.get("/playbooks?lang=ja")).text
+        assert "プレイブックのバージョン" in japanese

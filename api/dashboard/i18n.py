@@ -1000,6 +1000,58 @@ for _key, (_en, _ja) in REVIEW_WORDS.items():
     EN[_key] = _en
     JA[_key] = _ja
 
+# Playbook versions and migration (/playbooks): (en, ja) side by side.
+PLAYBOOK_WORDS: dict[str, tuple[str, str]] = {
+    "nav_playbooks": ("Playbooks", "プレイブック"),
+    "playbooks_title": ("Playbook versions", "プレイブックのバージョン"),
+    "playbooks_note": (
+        "Each version as first used to start or move a customer. Customers stay on the "
+        "version they started with until they are moved here.",
+        "顧客の開始または移行に初めて使われた時点の各バージョンです。顧客はここで移行するまで、"
+        "開始時のバージョンのまま進みます。",
+    ),
+    "playbooks_none": (
+        "No version recorded yet: one is recorded when it starts a customer.",
+        "まだ記録されたバージョンはありません。顧客を開始すると記録されます。",
+    ),
+    "col_version": ("Version", "バージョン"),
+    "col_name": ("Name", "名前"),
+    "col_first_used": ("First used", "初回使用"),
+    "col_ongoing": ("Ongoing", "進行中"),
+    "col_ended": ("Ended", "終了"),
+    "col_customer": ("Customer", "顧客"),
+    "col_change": ("What changes", "変更内容"),
+    "migrate_title": ("Move customers to another version", "顧客を別のバージョンへ移行"),
+    "migrate_from": ("Customers on", "対象（現在のバージョン）"),
+    "migrate_to": ("Move to", "移行先"),
+    "migrate_reason": ("Why (on each timeline)", "理由（各タイムラインに記録）"),
+    "migrate_preview": ("Preview", "プレビュー"),
+    "migrate_apply": ("Move {n} customer(s)", "{n} 社を移行"),
+    "migrate_differences": ("{old} → {new}: what changes", "{old} → {new} の変更点"),
+    "migrate_same": ("The two versions are the same playbook.", "2 つのバージョンは同じ内容です。"),
+    "migrate_preview_title": (
+        "Dry run: nothing has changed yet",
+        "ドライラン: まだ何も変更していません",
+    ),
+    "migrate_result_title": (
+        "{moved} moved to {version}, {refused} refused",
+        "{moved} 社を {version} へ移行、{refused} 社は対象外",
+    ),
+    "migrate_nobody": (
+        "No ongoing customer is on {version}.",
+        "{version} で進行中の顧客はいません。",
+    ),
+    "migrate_pick": (
+        "Choose two different versions and give a reason.",
+        "異なる 2 つのバージョンを選び、理由を入力してください。",
+    ),
+    "migrate_unknown": ("Unknown version: {version}", "不明なバージョン: {version}"),
+}
+
+for _key, (_en, _ja) in PLAYBOOK_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 
 

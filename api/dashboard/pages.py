@@ -7,7 +7,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -47,13 +47,17 @@ from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_con
 from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.timeline import sentence as timeline_sentence
 from api.deps import SESSION_COOKIE, AppServices, optional_principal
+from api.routes.customers import recorded_by
 from api.services import Services
 from client.errors import CommandRejectedError, OnboardingClosedError, UnknownCustomerError
 from models import limits
 from models.handoff import CUSTOMER_ID_PATTERN
+from models.migration import MigrationRequest
 from models.onboarding import OnboardingStatus, Stage, TaskKind
+from models.playbook_diff import differences
 from records import customer_lists, reports
 from records.database import Database
+from records.playbook_versions import find_version, list_versions
 from records.reports import customer_csm
 from records.sessions import end_session, start_session
 from records.surveys import answers_of
@@ -433,6 +437,102 @@ async def review_page(request: Request, who: Who, services: AppServices) -> Resp
         figures=suggestion_figures,
         words=outcome_words,
     )
+
+
+# Playbook versions and migration: leads and ops
+
+
+@dataclass(frozen=True)
+class _MigrationAsk:
+    """A migration as the page's form gives it: valid, or the problem to show."""
+
+    source: str = ""
+    target: str = ""
+    reason: str = ""
+    problem: str | None = None
+
+
+def _migration_ask(ctx: PageContext, values: dict[str, str], known: set[str]) -> _MigrationAsk:
+    source, target = values.get("from", ""), values.get("to", "")
+    reason = values.get("reason", "").strip()[: limits.LINE_CHARS]
+    ask = _MigrationAsk(source, target, reason)
+    for version in (source, target):
+        if version not in known:
+            return replace(ask, problem=ctx.t("migrate_unknown", version=version[:64]))
+    if source == target or not reason or not reason.isprintable():
+        return replace(ask, problem=ctx.t("migrate_pick"))
+    return ask
+
+
+async def _playbooks_page(
+    ctx: PageContext, services: Services, values: dict[str, str], *, apply: bool
+) -> Response:
+    versions = await asyncio.to_thread(list_versions, services.database)
+    page: dict[str, Any] = {
+        "versions": versions,
+        "chosen_from": next((v.version for v in versions if v.ongoing), ""),
+        "chosen_to": versions[-1].version if versions else "",
+        "reason": "",
+        "reason_max": limits.LINE_CHARS,
+        "problem": None,
+        "differences": None,
+        "plans": None,
+        "applied": apply,
+        "moved": 0,
+        "movable": 0,
+    }
+    if not values:
+        return render(ctx, "playbooks.html", **page)
+    ask = _migration_ask(ctx, values, {v.version for v in versions})
+    page.update(chosen_from=ask.source, chosen_to=ask.target, reason=ask.reason)
+    if ask.problem is not None:
+        page["problem"] = ask.problem
+        return render(ctx, "playbooks.html", status.HTTP_422_UNPROCESSABLE_CONTENT, **page)
+    old = await asyncio.to_thread(find_version, services.database, ask.source)
+    new = await asyncio.to_thread(find_version, services.database, ask.target)
+    cohort = customer_lists.Filters(ended=False, playbook_version=ask.source)
+    ids = await asyncio.to_thread(customer_lists.customer_ids, services.database, cohort)
+    who = recorded_by(ctx.who) if ctx.who else "dashboard"
+    request = MigrationRequest(playbook=new, reason=ask.reason, requested_by=who)
+    try:
+        plans = await services.onboarding.migrate_each(ids, request, dry_run=not apply)
+    except RPCError as err:
+        return _unavailable(ctx, err)
+    movable = sum(plan.refused is None for plan in plans)
+    page.update(differences=differences(old, new), plans=plans, moved=movable, movable=movable)
+    return render(ctx, "playbooks.html", **page)
+
+
+@router.get("/playbooks")
+async def playbooks_page(request: Request, who: Who, services: AppServices) -> Response:
+    """The versions, and with ?from=&to=&reason= the diff and a dry run of the move."""
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    if gate.role is TokenRole.CSM:
+        title = ctx.t("error_role_title")
+        return _error(ctx, status.HTTP_403_FORBIDDEN, title, ctx.t("outcomes_forbidden"))
+    values = {
+        k: request.query_params[k] for k in ("from", "to", "reason") if k in request.query_params
+    }
+    return await _playbooks_page(ctx, services, values, apply=False)
+
+
+@router.post("/playbooks/migrate")
+async def migrate_customers(request: Request, who: Who, services: AppServices) -> Response:
+    """Moves every ongoing customer of one version to another; the page lists each
+    customer's answer. Sent again, each customer answers that it already moved."""
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    if gate.role is TokenRole.CSM:
+        title = ctx.t("error_role_title")
+        return _error(ctx, status.HTTP_403_FORBIDDEN, title, ctx.t("outcomes_forbidden"))
+    form = await request.form()
+    values = {k: v for k, v in form.items() if k in ("from", "to", "reason") and isinstance(v, str)}
+    return await _playbooks_page(ctx, services, values, apply=True)
 
 
 # One customer

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.dashboard.i18n import LOCALES, Translator
 from api.dashboard.review import CSV_HEADER, csv_rows, markdown, review_report, suggestion_figures
@@ -24,7 +26,11 @@ from api.routes.customers import NOT_YOURS, recorded_by
 from client.onboarding import EachResult
 from models import limits
 from models.events import OnboardingEvent, Paused, Resumed
+from models.migration import MigrationPlan, MigrationRequest
+from models.playbook import Playbook, PlaybookError
+from models.playbook_diff import differences
 from records.customer_lists import Filters, customer_ids
+from records.playbook_versions import find_version, list_versions
 from records.tokens import Principal, TokenRole
 
 router = APIRouter(prefix="/api/playbook-versions", tags=["playbook versions"])
@@ -65,6 +71,92 @@ async def pause_version(
 async def resume_version(version: Version, who: Lead, services: AppServices) -> list[EachResult]:
     cohort = Filters(ended=False, paused=True, playbook_version=version)
     return await _to_each(services, who, cohort, Resumed())
+
+
+class VersionOut(BaseModel):
+    version: str
+    name: str
+    content_hash: str
+    source: str
+    first_used_at: datetime
+    ongoing: int
+    ended: int
+
+
+@router.get("", summary="Every playbook version recorded, with its customers (leads and ops)")
+async def versions(who: Lead, services: AppServices) -> list[VersionOut]:
+    rows = await asyncio.to_thread(list_versions, services.database)
+    return [VersionOut(**vars(row)) for row in rows]
+
+
+def _recorded(services: AppServices, version: str) -> Playbook:
+    try:
+        return find_version(services.database, version)
+    except PlaybookError as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+
+
+class DiffOut(BaseModel):
+    old: str
+    new: str
+    differences: list[str]
+
+
+@router.get(
+    "/{old}/diff/{new}",
+    summary="What changes from one recorded version to another, in words (leads and ops)",
+)
+async def diff(old: Version, new: Version, who: Lead, services: AppServices) -> DiffOut:
+    before = await asyncio.to_thread(_recorded, services, old)
+    after = await asyncio.to_thread(_recorded, services, new)
+    return DiffOut(old=old, new=new, differences=differences(before, after))
+
+
+class MigrationIn(BaseModel):
+    """Which customers move: listed by id, every ongoing one on a version, or all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customers: list[Annotated[str, Field(min_length=1, max_length=limits.CUSTOMER_ID_CHARS)]] = (
+        Field(default_factory=list, max_length=limits.MIGRATION_CUSTOMERS)
+    )
+    from_version: str | None = Field(default=None, min_length=1, max_length=limits.VERSION_CHARS)
+    all: bool = False
+    dry_run: bool = True
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> MigrationIn:
+        if sum([bool(self.customers), self.from_version is not None, self.all]) != 1:
+            raise ValueError("name customers, or a from_version, or all: exactly one")
+        return self
+
+
+@router.post(
+    "/{version}/migrate",
+    summary="Preview (dry_run, the default) or apply moving customers to this recorded "
+    "version (leads and ops)",
+    responses={403: NOT_YOURS, 404: {"description": "no such version recorded"}},
+)
+async def migrate(
+    version: Version, body: MigrationIn, who: Lead, services: AppServices
+) -> list[MigrationPlan]:
+    """Each customer answers with its plan (timers re-based, steps added, dropped or
+    already sent, criteria whose verdict changes) or why it cannot move; the others
+    go ahead. Applying records who and why on each customer's timeline."""
+    playbook = await asyncio.to_thread(_recorded, services, version)
+    try:
+        request = MigrationRequest(
+            playbook=playbook, reason=body.reason, requested_by=recorded_by(who)
+        )
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+    if body.customers:
+        ids = list(dict.fromkeys(body.customers))
+    else:
+        cohort = Filters(ended=False, playbook_version=body.from_version)
+        ids = await asyncio.to_thread(customer_ids, services.database, cohort)
+    return await services.onboarding.migrate_each(ids, request, dry_run=body.dry_run)
 
 
 class ReviewFormat(StrEnum):
