@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,13 @@ from models.playbook import Playbook
 from models.tables import TimelineEntry
 from records.email_events import process_events
 from testkit.factories import make_handoff, make_playbook
-from tests.support.workflow_harness import Harness, body_text, save_history, through_training
+from tests.support.workflow_harness import (
+    Harness,
+    body_text,
+    save_history,
+    through_training,
+    until_sent,
+)
 
 KICKOFF_STEP = ":kickoff_prep:"
 
@@ -55,20 +61,6 @@ def assert_sent_in_business_hours(
         for role in entry.details["roles"]:
             per_role_day[(role, local.date())] += 1
     assert max(per_role_day.values(), default=0) <= 1, per_role_day
-
-
-async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> None:
-    """Moves the clock to when the step is due (again, if the daily cap defers it)
-    until the step is sent or skipped."""
-    while True:
-        status = await h.wait_for(
-            handle,
-            lambda s: ref in s.state.campaign_done or any(d.ref == ref for d in s.state.agenda),
-        )
-        if ref in status.state.campaign_done:
-            return
-        due = next(d for d in status.state.agenda if d.ref == ref)
-        await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
 
 
 def with_steps(playbook: Playbook, purpose_id: str, **changes: Any) -> Playbook:

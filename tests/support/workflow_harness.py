@@ -183,6 +183,20 @@ async def through_training(h: Harness, handle: WorkflowHandle[Any, Any]) -> None
     await h.record(handle, TrainingHeld(held_on=today, attendees=["Ari Admin"]))
 
 
+async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> None:
+    """Moves the clock to when the campaign step is due (again, if the daily cap defers
+    it) until the step is sent or skipped."""
+    while True:
+        status = await h.wait_for(
+            handle,
+            lambda s: ref in s.state.campaign_done or any(d.ref == ref for d in s.state.agenda),
+        )
+        if ref in status.state.campaign_done:
+            return
+        due = next(d for d in status.state.agenda if d.ref == ref)
+        await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
+
+
 def save_history(name: str, history_json: str) -> None:
     """With LIFTOFF_SAVE_HISTORIES=1, keep this run's history for test_replay.py.
 
