@@ -185,6 +185,10 @@ class MailActivities:
                 result.already_sent.append(recipient)
                 continue
             if recipient in left and status != "failed":
+                scheduler = self._scheduler
+                if scheduler is not None and row.batch_id is not None and row.send_at is not None:
+                    # An attempt that crashed may have handed the message over: take it back.
+                    self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
                 # Kept on the ledger; a retry after a resubscribe finds the row unsent.
                 self._mark(input, recipient, status=OPTED_OUT)
                 self._count(OPTED_OUT)

@@ -28,6 +28,7 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from pydantic import SecretStr
 from sqlmodel import select
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from api.app import create_app
@@ -56,6 +57,7 @@ from testkit.factories import (
     make_playbook,
     store_customer,
 )
+from testkit.sendgrid import SendGridServer
 from tests.support.api_harness import ApiHarness
 from tests.support.mail import WORKFLOW_CONTEXTS
 from tests.support.workflow_harness import Harness, save_history, through_training, until_sent
@@ -336,6 +338,42 @@ def test_smtp_and_sendgrid_carry_the_signed_one_click_link_and_operational_mail_
         ADMIN,
     )
     assert "headers" not in sendgrid.request_body(operational)
+
+
+def test_sendgrid_takes_the_link_and_a_scheduled_copy_is_withdrawn_when_the_contact_leaves(
+    database: Database, sendgrid_server: SendGridServer
+) -> None:
+    store_customer(database, make_handoff(customer_id="acme"))
+    mailer = SendGridMailer(
+        SecretStr(sendgrid_server.api_key),
+        host=sendgrid_server.url,
+        send_delay=timedelta(minutes=15),
+    )
+    mail = make_mail_activities(database, mailer, opt_out_links=links())
+    request = SendEmailInput(
+        ledger_key="campaign:A:welcome:administrator",
+        customer_id="acme",
+        template="stall_proposal",
+        to=[ADMIN],
+        context=WORKFLOW_CONTEXTS["stall_proposal"],
+        category=EmailCategory.STEP,
+    )
+    # SendGrid took the message (its v3 schema checked by the loopback) and the worker
+    # never heard; the contact leaves step emails before the retry.
+    sendgrid_server.drop_after_accept_next()
+    with pytest.raises(ApplicationError):
+        ActivityEnvironment().run(mail.send_email, request)
+    [first] = sendgrid_server.accepted
+    assert first["custom_args"]["category"] == "step"
+    assert first["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert links().read(token_of(first["headers"]["List-Unsubscribe"])).email == ADMIN
+    choose(database, EmailCategory.STEP, True)
+
+    retried = ActivityEnvironment().run(mail.send_email, request)
+
+    assert (retried.sent, retried.opted_out) == ([], [ADMIN])
+    assert sendgrid_server.cancelled == {first["batch_id"]}
+    assert ledger_status(database, request.ledger_key, ADMIN) == "opted_out"
 
 
 # The workflow: the campaign skips the category and the timeline says so
