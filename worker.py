@@ -32,6 +32,7 @@ from activities.store import StoreActivities
 from client.codec import EncryptionCodec
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
+from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from logs import configure_logging
@@ -100,6 +101,19 @@ def survey_links(settings: Settings) -> SurveyLinks | None:
     return SurveyLinks(settings.survey_secret.get_secret_value(), settings.public_url)
 
 
+def opt_out_links(settings: Settings) -> OptOutLinks | None:
+    """The signer of unsubscribe links, with the survey secret under a salt of its own;
+    without it messages go without Liftoff's link (LIFTOFF_UNSUBSCRIBE_URL, if set,
+    stands in) and opt-outs made by other doors still count."""
+    if settings.survey_secret is None:
+        log.warning(
+            "LIFTOFF_SURVEY_SECRET is not set: emails go without Liftoff's one-click "
+            "unsubscribe link (set the same secret on the worker and on `liftoff serve`)"
+        )
+        return None
+    return OptOutLinks(settings.survey_secret.get_secret_value(), settings.public_url)
+
+
 def onboarding_activities(
     store: StoreActivities, measure: MeasureActivities, mail: MailActivities
 ) -> list[Callable[..., Any]]:
@@ -130,6 +144,7 @@ def build_worker(
     max_cached_workflows: int = 1000,
     interceptors: Sequence[Interceptor] = (),
     survey_links: SurveyLinks | None = None,
+    opt_out_links: OptOutLinks | None = None,
     version: WorkerDeploymentVersion | None = None,
 ) -> Worker:
     """The onboarding workflow and its activities, bound to their dependencies.
@@ -141,7 +156,7 @@ def build_worker(
     pinning each to the build it started on would keep every old build running that
     long; `workflow.patched` and the replay gate keep the upgrade safe).
     """
-    mail = MailActivities(database, mailer, templates, sender, survey_links)
+    mail = MailActivities(database, mailer, templates, sender, survey_links, opt_out_links)
     store, measure = StoreActivities(database), MeasureActivities(database)
     return Worker(
         client,
@@ -212,6 +227,7 @@ async def run_worker(
                 max_cached_workflows=settings.max_cached_workflows,
                 interceptors=[ActivityFailureMetrics()],
                 survey_links=survey_links(settings),
+                opt_out_links=opt_out_links(settings),
                 version=settings.worker_version(),
             )
             log.info(

@@ -16,6 +16,11 @@ retry that finds a batch on a "sending" row cancels it first (the crashed
 attempt's copy, if SendGrid took it, is discarded at its send time) and sends
 again under a new batch. SendGrid cancels only until 10 minutes before send_at:
 a retry later than that (every worker down that long) sends again and says so.
+
+A recipient who left the email's category (records/email_opt_outs.py, read at send
+time) is not sent to: the row says "opted_out" and the result names them, so the
+workflow's timeline says so. Each message that can be left carries its signed
+unsubscribe link (emails/opt_out_links.py); operational mail is never skipped.
 """
 
 from __future__ import annotations
@@ -33,17 +38,27 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import observability.metrics as metrics
-from emails.mailers import MAIL_REFUSED, SENDGRID_CANCEL_CUTOFF, Mailer, SchedulingMailer
+from emails.mailers import (
+    CATEGORY_HEADER,
+    MAIL_REFUSED,
+    SENDGRID_CANCEL_CUTOFF,
+    Mailer,
+    SchedulingMailer,
+)
+from emails.opt_out_links import OptOutLinks
 from emails.render import compose_message, render_email
 from emails.survey_links import SurveyLinks, with_score_links
 from models.activity_io import SendEmailInput, SendEmailResult
 from models.tables import CustomerContact, EmailLedgerEntry, WithdrawnBatch, utc_now
 from records.database import Database, insert_ignore
+from records.email_opt_outs import opted_out_among
 
 log = logging.getLogger("liftoff.mail")
 
 # Cancellations forgotten per send at most: SendGrid holds 10, so a few suffice.
 FORGET_PER_SEND = 10
+# The ledger status of a recipient left out because they left the email's category.
+OPTED_OUT = "opted_out"
 
 
 class MailActivities:
@@ -54,8 +69,11 @@ class MailActivities:
         templates: jinja2.Environment,
         sender: str,
         survey_links: SurveyLinks | None = None,
+        opt_out_links: OptOutLinks | None = None,
     ) -> None:
         self._database = database
+        # Signs each message's unsubscribe link; None: messages go without one.
+        self._opt_out_links = opt_out_links
         # Signs a survey email's score links per recipient; None: surveys fail visibly.
         self._survey_links = survey_links
         self._mailer = mailer
@@ -128,7 +146,24 @@ class MailActivities:
         message["Message-ID"] = make_msgid(domain=self._id_domain)
         message["X-Liftoff-Customer"] = input.customer_id
         message["X-Liftoff-Ledger-Key"] = input.ledger_key
+        category = input.category
+        if category is not None:
+            message[CATEGORY_HEADER] = category.value
+            if category.can_opt_out and self._opt_out_links is not None:
+                headers = self._opt_out_links.headers(
+                    customer_id=input.customer_id, email=recipient, category=category
+                )
+                for name, value in headers.items():
+                    message[name] = value
         return message
+
+    def _opted_out(self, input: SendEmailInput, recipients: list[str]) -> set[str]:
+        """Recipients who left the email's category, read now: a choice made after the
+        step was planned still counts."""
+        if input.category is None or not input.category.can_opt_out:
+            return set()
+        with self._database.session() as session:
+            return opted_out_among(session, input.customer_id, recipients, input.category)
 
     @activity.defn
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
@@ -140,6 +175,7 @@ class MailActivities:
                 skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
             )
         result = SendEmailResult()
+        left = self._opted_out(input, recipients)
         # One recipient refused for good must not keep the others from their email.
         refused: list[tuple[str, ApplicationError]] = []
         for recipient in recipients:
@@ -147,6 +183,16 @@ class MailActivities:
             status = row.status
             if status == "sent":
                 result.already_sent.append(recipient)
+                continue
+            if recipient in left and status != "failed":
+                scheduler = self._scheduler
+                if scheduler is not None and row.batch_id is not None and row.send_at is not None:
+                    # An attempt that crashed may have handed the message over: take it back.
+                    self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
+                # Kept on the ledger; a retry after a resubscribe finds the row unsent.
+                self._mark(input, recipient, status=OPTED_OUT)
+                self._count(OPTED_OUT)
+                result.opted_out.append(recipient)
                 continue
             if status == "failed":
                 # Refused for good before: asking the provider again would only be refused

@@ -18,6 +18,7 @@ from api.routes import (
     cohort,
     customers,
     health,
+    opt_outs,
     outcomes,
     playbook_versions,
     surveys,
@@ -87,7 +88,9 @@ def create_app(services: Services) -> FastAPI:
 
     # Outermost last: the body limit sees the request before anything reads it.
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(SameOrigin)
+    # A mail client's one-click unsubscribe names no origin and carries no cookie: the
+    # signed token in the path is its authority (api/routes/opt_outs.py).
+    app.add_middleware(SameOrigin, exempt=("/u/",))
     app.add_middleware(
         BodyLimit,
         default=DEFAULT_BODY_BYTES,
@@ -100,6 +103,8 @@ def create_app(services: Services) -> FastAPI:
             "/webhooks/": 10 * DEFAULT_BODY_BYTES,
             # A survey answer's comment form (4,000 characters, URL-encoded).
             "/s/": surveys.BODY_BYTES,
+            # A one-click unsubscribe or the preference page's checkboxes.
+            "/u/": opt_outs.BODY_BYTES,
         },
     )
     app.include_router(customers.router)
@@ -111,6 +116,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(outcomes.router)
     app.include_router(surveys.router)
     app.include_router(surveys.api_router)
+    app.include_router(opt_outs.router)
     app.include_router(dashboard.router)
     app.include_router(health.router)
     return app

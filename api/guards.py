@@ -6,7 +6,9 @@ is the same *site*, so the browser sends the cookie with its forms. Browsers nam
 the sending page in `Origin` (or `Referer`); a request that names another
 host:port is refused. Requests authenticated by an Authorization header (API
 tokens, Segment write keys) and server-to-server calls that name no origin (the
-SendGrid webhook, curl) carry no ambient credential to abuse and pass.
+SendGrid webhook, curl) carry no ambient credential to abuse and pass, and so do
+paths exempted by design (`/u/`: a mail client's one-click unsubscribe, RFC 8058,
+sends no origin and is authorised by the signed token in its path alone).
 `BodyLimit` refuses a body larger than its path allows before it is read: by its
 declared Content-Length at once, and, for a chunked body, as soon as the bytes
 received pass the limit (the route's read raises the 413). `SecurityHeaders` adds
@@ -97,11 +99,18 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class SameOrigin:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, exempt: tuple[str, ...] = ()) -> None:
         self._app = app
+        # Path prefixes whose requests carry their authority in the URL (a signed token)
+        # and no ambient credential, so another page's post gains nothing.
+        self._exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in _SAFE_METHODS
+            and not scope["path"].startswith(self._exempt)
+        ):
             headers = dict(scope["headers"])
             sender = headers.get(b"origin") or headers.get(b"referer")
             # A proxy may rewrite Host and keep the browser's in X-Forwarded-Host; a page

@@ -15,6 +15,7 @@ from api.app import create_app
 from api.services import Services
 from client.connection import connect_client
 from client.onboarding import OnboardingClient
+from emails.opt_out_links import OptOutLinks
 from emails.survey_links import SurveyLinks
 from observability.tracing import configure_tracing, trace_database, trace_http
 from records.database import Database
@@ -35,6 +36,7 @@ def build_services(settings: Settings, client: Client) -> Services:
         webhook_public_key=settings.sendgrid_webhook_public_key,
         metrics=_meter(client),
         survey_links=_survey_links(settings),
+        opt_out_links=_opt_out_links(settings),
     )
 
 
@@ -43,6 +45,14 @@ def _survey_links(settings: Settings) -> SurveyLinks | None:
         log.warning("LIFTOFF_SURVEY_SECRET is not set: survey links will not be accepted")
         return None
     return SurveyLinks(settings.survey_secret.get_secret_value(), settings.public_url)
+
+
+def _opt_out_links(settings: Settings) -> OptOutLinks | None:
+    # Same secret as survey links, another salt (emails/opt_out_links.py).
+    if settings.survey_secret is None:
+        log.warning("LIFTOFF_SURVEY_SECRET is not set: unsubscribe links will not be accepted")
+        return None
+    return OptOutLinks(settings.survey_secret.get_secret_value(), settings.public_url)
 
 
 def _meter(client: Client) -> MetricMeter:

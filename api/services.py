@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from temporalio.common import MetricMeter
 
 from client.onboarding import OnboardingClient
+from emails.opt_out_links import OptOutLinks
 from emails.survey_links import SurveyLinks
 from models.playbook import Playbook
 from records.database import Database
@@ -31,3 +32,6 @@ class Services:
     # Verifies survey score links (LIFTOFF_SURVEY_SECRET); None: the answer pages say
     # surveys are not set up.
     survey_links: SurveyLinks | None = None
+    # Verifies unsubscribe links (the same secret, another salt); None: the preference
+    # page says unsubscribing by link is not set up.
+    opt_out_links: OptOutLinks | None = None

@@ -34,6 +34,10 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 # The error type of a message a provider refused for good.
 MAIL_REFUSED = "MailRefused"
+# Names a message's email category (models.email_categories), set by MailActivities.
+CATEGORY_HEADER = "X-Liftoff-Category"
+OPERATIONAL = "operational"
+LIST_UNSUBSCRIBE_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 
 
 class Mailer(Protocol):
@@ -178,6 +182,24 @@ def unsubscribe_headers(
     return headers
 
 
+def list_unsubscribe(
+    message: EmailMessage, url: str | None, mailto: str | None, *, recipient: str
+) -> dict[str, str]:
+    """The unsubscribe headers a message goes out with: the per-category link
+    MailActivities signed for it, else the configured target; none for operational
+    mail (tasks to staff), which no one can leave."""
+    own = {
+        name: str(message[name]) for name in LIST_UNSUBSCRIBE_HEADERS if message[name] is not None
+    }
+    if own:
+        return own
+    if str(message.get(CATEGORY_HEADER, "")) == OPERATIONAL:
+        return {}
+    return unsubscribe_headers(
+        url, mailto, recipient=recipient, customer_id=str(message.get("X-Liftoff-Customer", ""))
+    )
+
+
 def _message_id(message: EmailMessage) -> str:
     if message["Message-ID"] is None:
         message["Message-ID"] = make_msgid(domain="liftoff.local")
@@ -273,7 +295,9 @@ class SendGridMailer:
                 content.append({"type": f"text/{subtype}", "value": part.get_content()})
         customer_id = str(message.get("X-Liftoff-Customer", ""))
         ledger_key = str(message.get("X-Liftoff-Ledger-Key", ""))
-        custom_args = {"customer_id": customer_id, "ledger_key": ledger_key}
+        category = str(message.get(CATEGORY_HEADER, ""))
+        # The category comes back on group_unsubscribe / group_resubscribe events.
+        custom_args = {"customer_id": customer_id, "ledger_key": ledger_key, "category": category}
         body: dict[str, Any] = {
             "personalizations": [
                 {"to": [{"email": email, **({"name": name} if name else {})}]}
@@ -287,11 +311,8 @@ class SendGridMailer:
         }
         # MailActivities sends one message per recipient, so the link names that one.
         first_recipient = recipients[0][1] if recipients else ""
-        headers = unsubscribe_headers(
-            self.unsubscribe_url,
-            self.unsubscribe_mailto,
-            recipient=first_recipient,
-            customer_id=customer_id,
+        headers = list_unsubscribe(
+            message, self.unsubscribe_url, self.unsubscribe_mailto, recipient=first_recipient
         )
         if headers:
             body["headers"] = headers
@@ -436,11 +457,11 @@ class SmtpMailer:
     def send(self, message: EmailMessage) -> str:
         message_id = _message_id(message)
         where = f"SMTP {self.host}:{self.port}"
-        unsubscribe = unsubscribe_headers(
+        unsubscribe = list_unsubscribe(
+            message,
             self.unsubscribe_url,
             self.unsubscribe_mailto,
             recipient=parseaddr(str(message["To"]))[1],
-            customer_id=str(message.get("X-Liftoff-Customer", "")),
         )
         for name, value in unsubscribe.items():
             del message[name]

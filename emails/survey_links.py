@@ -88,7 +88,7 @@ class SurveyLinks:
             secret,
             salt=SALT,
             # The signer's clock is ours, so a test can sign a link in the past.
-            signer=_clocked_signer(clock),
+            signer=clocked_signer(clock),
             signer_kwargs={"digest_method": hashlib.sha256},
         )
 
@@ -172,7 +172,7 @@ def with_score_links(
     return {**context, SCORE_LINKS: links.score_links(survey, role or "", recipient)}
 
 
-def _clocked_signer(clock: Callable[[], float]) -> type[TimestampSigner]:
+def clocked_signer(clock: Callable[[], float]) -> type[TimestampSigner]:
     class ClockedSigner(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(clock())

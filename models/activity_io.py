@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, JsonValue
 
+from models.email_categories import EmailCategory
 from models.handoff import Contact, CustomerHandoff, Locale, Role
 from models.onboarding import Stage, TaskKind, TimelineDetails
 from models.projection import ProjectionSnapshot
@@ -98,12 +99,17 @@ class SendEmailInput(BaseModel):
     to: list[str] = Field(default_factory=list)
     to_role: Role | None = None
     context: dict[str, JsonValue] = Field(default_factory=dict)
+    # Set where the email is built; None only in sends queued before categories existed,
+    # which go out as they would have then (no opt-out check, no unsubscribe link).
+    category: EmailCategory | None = None
 
 
 class SendEmailResult(BaseModel):
     sent: list[str] = Field(default_factory=list)
     already_sent: list[str] = Field(default_factory=list)
     skipped_reason: str | None = None
+    # Recipients not sent to because they left the email's category.
+    opted_out: list[str] = Field(default_factory=list)
 
 
 class PublicHolidaysInput(BaseModel):

@@ -70,3 +70,8 @@ CODEC_BODY_BYTES = 8 * 1024 * 1024
 # The playbook review threshold: finished customers of one version (default, most).
 REVIEW_AFTER_DEFAULT = 50
 REVIEW_AFTER_MAX = 100_000
+
+# How long an unsubscribe link stays valid: people unsubscribe from old messages, and a
+# link that still works is what RFC 8058 and the mailbox providers ask for; past a year
+# the page asks the contact to use a newer email's link.
+OPT_OUT_LINK_DAYS = 365

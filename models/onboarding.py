@@ -313,6 +313,8 @@ class TimelineKind(StrEnum):
     TASK_OPENED = "task_opened"
     EVENT_REJECTED = "event_rejected"
     EMAIL_FAILED = "email_failed"
+    # Recipients left out of an email because they opted out of its category.
+    EMAIL_OPTED_OUT = "email_opted_out"
     CAMPAIGN_STEP_SENT = "campaign_step_sent"
     CAMPAIGN_STEP_SKIPPED = "campaign_step_skipped"
     STALL_STARTED = "stall_started"

@@ -235,7 +235,8 @@ class EmailLedgerEntry(SQLModel, table=True):
     ledger_key: str = Field(primary_key=True, max_length=200)
     recipient: str = Field(primary_key=True, max_length=320)
     template: str = Field(max_length=100)
-    status: str = Field(default="sending", max_length=16)  # "sending", "sent" or "failed"
+    # "sending", "sent", "failed", or "opted_out" (the recipient left the email's category).
+    status: str = Field(default="sending", max_length=16)
     message_id: str | None = Field(default=None, max_length=500)
     created_at: datetime = _instant()
     sent_at: datetime | None = _instant(nullable=True)
@@ -451,6 +452,25 @@ class PlaybookVersionRecord(SQLModel, table=True):
     content: dict[str, Any] = _json()
 
 
+class EmailOptOut(SQLModel, table=True):
+    """Whether one contact left one category of a customer's emails (records/email_opt_outs.py).
+
+    A resubscribe keeps the row with `opted_out` false, so the CSM sees when it
+    happened, and a change older than the row's `changed_at` (a provider's event that
+    arrives late) does not undo a newer one."""
+
+    __tablename__ = "email_opt_outs"
+
+    customer_id: str = Field(primary_key=True, max_length=64)
+    email: str = Field(primary_key=True, max_length=320)
+    # models.email_categories.EmailCategory, never "operational".
+    category: str = Field(primary_key=True, max_length=16)
+    opted_out: bool
+    changed_at: datetime = _instant()
+    # Who made the change: records.email_opt_outs.Source.
+    source: str = Field(max_length=24)
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -470,4 +490,5 @@ ALL_TABLES = (
     HealthScoreRecord,
     SurveyAnswer,
     PlaybookVersionRecord,
+    EmailOptOut,
 )

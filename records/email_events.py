@@ -7,8 +7,12 @@ not stored; answering 5xx makes SendGrid deliver it again, which is harmless
 because events are deduplicated by sg_event_id.
 
 Events are matched to a customer and a ledger row by the custom_args the mailer
-puts on every message (customer_id, ledger_key); they come back as top-level
-fields of each event.
+puts on every message (customer_id, ledger_key, category); they come back as
+top-level fields of each event. A group_unsubscribe or group_resubscribe of a
+message whose category is known leaves or rejoins that category only
+(records/email_opt_outs.py), the store the one-click link and the preference page
+write; a group_unsubscribe without one (a message sent before categories existed)
+suppresses the contact, as before.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from models.email_categories import EmailCategory
 from models.tables import Customer, CustomerContact, EmailEvent, EmailLedgerEntry, utc_now
 from records.database import Database, insert_ignore
+from records.email_opt_outs import Source, set_choice
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -103,6 +109,9 @@ class EventBatchReport(BaseModel):
     unmatched: int = 0
     # Contacts suppressed by this batch (not those suppressed before).
     suppressed: list[str] = Field(default_factory=list)
+    # "address: category" left or rejoined by this batch's group events.
+    opted_out: list[str] = Field(default_factory=list)
+    resubscribed: list[str] = Field(default_factory=list)
     # (index in the batch, reason) of events that could not be read.
     rejected: list[tuple[int, str]] = Field(default_factory=list)
 
@@ -126,6 +135,8 @@ class _Event(BaseModel):
     timestamp: int = Field(ge=0, le=_MAX_UNIX_TIME)
     customer_id: StoredStr | None = Field(default=None, max_length=64)
     ledger_key: StoredStr | None = Field(default=None, max_length=200)
+    # "" on messages sent before categories existed.
+    category: StoredStr | None = Field(default=None, max_length=32)
     url: StoredStr | None = None
     reason: StoredStr | None = None
     # Bounce subtype: "bounce" or "blocked".
@@ -141,8 +152,28 @@ class _Event(BaseModel):
         return datetime.fromtimestamp(self.timestamp, UTC)
 
     @property
+    def email_category(self) -> EmailCategory | None:
+        """The category a contact can leave that the message was sent in, if known."""
+        try:
+            category = EmailCategory(self.category or "")
+        except ValueError:
+            return None
+        return category if category.can_opt_out else None
+
+    @property
+    def group_choice(self) -> bool | None:
+        """True: leaves the message's category; False: rejoins it; None: neither."""
+        if self.email_category is None:
+            return None
+        if self.event == EventType.GROUP_UNSUBSCRIBE:
+            return True
+        if self.event == EventType.GROUP_RESUBSCRIBE:
+            return False
+        return None
+
+    @property
     def suppresses(self) -> bool:
-        if self.event not in SUPPRESSING:
+        if self.event not in SUPPRESSING or self.group_choice is not None:
             return False
         return not (self.event == EventType.BOUNCE and self.type == BLOCKED_BOUNCE)
 
@@ -354,4 +385,26 @@ def process_events(
                 and event.recipient not in report.suppressed
             ):
                 report.suppressed.append(event.recipient)
+            _apply_group_choice(session, event, report)
     return report
+
+
+def _apply_group_choice(session: Session, event: _Event, report: EventBatchReport) -> None:
+    """A group event of a categorised message: the contact leaves or rejoins that category,
+    unless a newer choice (the preference page, a later event) already stands."""
+    choice, category = event.group_choice, event.email_category
+    if choice is None or category is None or event.customer_id is None:
+        return
+    changed = set_choice(
+        session,
+        customer_id=event.customer_id,
+        email=event.recipient,
+        category=category,
+        opted_out=choice,
+        at=event.occurred_at,
+        source=Source.SENDGRID,
+    )
+    if changed:
+        (report.opted_out if choice else report.resubscribed).append(
+            f"{event.recipient}: {category.value}"
+        )

@@ -15,11 +15,13 @@ from pydantic import BaseModel
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from models.email_categories import OPT_OUT_CATEGORIES
 from models.tables import (
     Customer,
     CustomerContact,
     EmailEvent,
     EmailLedgerEntry,
+    EmailOptOut,
     Task,
     TimelineEntry,
 )
@@ -93,6 +95,8 @@ class ContactRow(BaseModel):
     unsubscribed: bool
     # Why the provider's events stopped mail to this person (bounce, spam report...).
     suppressed_reason: str | None
+    # The email categories this person left (models.email_categories), in the page's order.
+    opted_out: list[str] = []
 
 
 class CustomerProfile(BaseModel):
@@ -125,6 +129,13 @@ def customer_profile(database: Database, *, customer_id: str) -> CustomerProfile
             .where(col(CustomerContact.customer_id) == customer_id)
             .order_by(col(CustomerContact.role), col(CustomerContact.name))
         ).all()
+        left: dict[str, set[str]] = {}
+        for email, category in session.exec(
+            select(EmailOptOut.email, EmailOptOut.category)
+            .where(col(EmailOptOut.customer_id) == customer_id)
+            .where(col(EmailOptOut.opted_out).is_(True))
+        ).all():
+            left.setdefault(email, set()).add(category)
         return CustomerProfile(
             handoff_notes=customer.handoff_notes,
             contacts=[
@@ -134,6 +145,11 @@ def customer_profile(database: Database, *, customer_id: str) -> CustomerProfile
                     role=c.role,
                     unsubscribed=c.unsubscribed,
                     suppressed_reason=c.suppressed_reason,
+                    opted_out=[
+                        category.value
+                        for category in OPT_OUT_CATEGORIES
+                        if category.value in left.get(c.email.lower(), set())
+                    ],
                 )
                 for c in contacts
             ],

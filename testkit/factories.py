@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from emails.mailers import Mailer
+from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
 from models.activity_io import UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
@@ -65,6 +66,17 @@ def make_playbook(*, campaign: bool = False, surveys: bool = False, **overrides:
     if not surveys:
         update["surveys"] = None
     return playbook.model_copy(update={**update, **overrides})
+
+
+def with_steps(playbook: Playbook, purpose_id: str, **changes: Any) -> Playbook:
+    """The playbook with one purpose's step fields changed, by step id."""
+    purposes = []
+    for purpose in playbook.purposes:
+        if purpose.id == purpose_id:
+            steps = [step.model_copy(update=changes.get(step.id, {})) for step in purpose.steps]
+            purpose = purpose.model_copy(update={"steps": steps})
+        purposes.append(purpose)
+    return playbook.model_copy(update={"purposes": purposes})
 
 
 def make_fast_playbook() -> Playbook:
@@ -141,7 +153,18 @@ def store_customer(database: Database, handoff: CustomerHandoff) -> None:
 
 
 def make_mail_activities(
-    database: Database, mailer: Mailer, *, templates: Path = TEMPLATES
+    database: Database,
+    mailer: Mailer,
+    *,
+    templates: Path = TEMPLATES,
+    opt_out_links: OptOutLinks | None = None,
 ) -> MailActivities:
-    """send_email over the shipped templates (or `templates`), from SENDER."""
-    return MailActivities(database, mailer, build_template_environment(templates), SENDER)
+    """send_email over the shipped templates (or `templates`), from SENDER; with
+    `opt_out_links`, each message that can be left carries its unsubscribe link."""
+    return MailActivities(
+        database,
+        mailer,
+        build_template_environment(templates),
+        SENDER,
+        opt_out_links=opt_out_links,
+    )

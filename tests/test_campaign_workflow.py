@@ -7,8 +7,8 @@ its ledger key); when it went out, in workflow time, from the timeline.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
-from datetime import date, timedelta
+from collections import Counter
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,24 +17,18 @@ from temporalio.client import WorkflowHandle
 from activities.calendar import public_holidays_of
 from models.events import Cancelled, ContactAdded, PurposeAdded
 from models.handoff import Contact, Role
-from models.playbook import Playbook
 from models.tables import TimelineEntry
 from records.email_events import process_events
-from testkit.factories import make_handoff, make_playbook
-from tests.support.workflow_harness import Harness, body_text, save_history, through_training
-
-KICKOFF_STEP = ":kickoff_prep:"
-
-
-def received(h: Harness, *, kickoff_step: bool = False) -> dict[str, Counter[str]]:
-    """Ledger keys each address received, counted. The kickoff step is left out unless
-    asked for: whether it goes out depends on how long a test lets kickoff last."""
-    by_address: dict[str, Counter[str]] = defaultdict(Counter)
-    for message in h.emails():
-        key = str(message["X-Liftoff-Ledger-Key"])
-        if kickoff_step or KICKOFF_STEP not in key:
-            by_address[str(message["To"])][key] += 1
-    return by_address
+from testkit.factories import make_handoff, make_playbook, with_steps
+from tests.support.workflow_harness import (
+    KICKOFF_STEP,
+    Harness,
+    body_text,
+    received,
+    save_history,
+    through_training,
+    until_sent,
+)
 
 
 def campaign_entries(h: Harness, customer_id: str, kind: str) -> list[TimelineEntry]:
@@ -55,31 +49,6 @@ def assert_sent_in_business_hours(
         for role in entry.details["roles"]:
             per_role_day[(role, local.date())] += 1
     assert max(per_role_day.values(), default=0) <= 1, per_role_day
-
-
-async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> None:
-    """Moves the clock to when the step is due (again, if the daily cap defers it)
-    until the step is sent or skipped."""
-    while True:
-        status = await h.wait_for(
-            handle,
-            lambda s: ref in s.state.campaign_done or any(d.ref == ref for d in s.state.agenda),
-        )
-        if ref in status.state.campaign_done:
-            return
-        due = next(d for d in status.state.agenda if d.ref == ref)
-        await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
-
-
-def with_steps(playbook: Playbook, purpose_id: str, **changes: Any) -> Playbook:
-    """The playbook with one purpose's step fields changed, by step id."""
-    purposes = []
-    for purpose in playbook.purposes:
-        if purpose.id == purpose_id:
-            steps = [step.model_copy(update=changes.get(step.id, {})) for step in purpose.steps]
-            purpose = purpose.model_copy(update={"steps": steps})
-        purposes.append(purpose)
-    return playbook.model_copy(update={"purposes": purposes})
 
 
 async def test_each_role_gets_its_steps_once_per_day_and_goal_or_condition_skip_the_rest(

@@ -18,9 +18,14 @@ from models.migration import MigrationRequest
 from models.onboarding import DueKind, OnboardingStatus, Stage
 from models.playbook import Playbook
 from models.tables import CustomerProjection
-from testkit.factories import make_handoff, make_playbook
-from tests.support.workflow_harness import Harness, save_history, through_training
-from tests.test_campaign_workflow import received, until_sent, with_steps
+from testkit.factories import make_handoff, make_playbook, with_steps
+from tests.support.workflow_harness import (
+    Harness,
+    received,
+    save_history,
+    through_training,
+    until_sent,
+)
 
 DAY = timedelta(days=1)
 

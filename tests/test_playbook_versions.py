@@ -167,9 +167,8 @@ async def test_migrate_dry_run_changes_nothing_then_applies_and_records_the_vers
     code, out = await run(capsys, *argv, "--by", "Lena Lead")
     assert code == 2
     assert out.splitlines()[-1] == "2 moved to v-next, 1 refused"
-    for handoff in customers:
-        status = await h.onboarding.status(handoff.customer_id)
-        assert status.playbook_version == "v-next"
+    for handle, handoff in zip(handles, customers, strict=False):
+        await h.wait_for(handle, lambda s: s.playbook_version == "v-next")
         entry = [e for e in h.timeline(handoff.customer_id) if e.kind == "playbook_migrated"]
         assert entry and entry[0].details["by"] == "Lena Lead"
     assert (await h.onboarding.status(lacking.customer_id)).playbook_version == source

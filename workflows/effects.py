@@ -34,6 +34,8 @@ Effect = Callable[[], Awaitable[Any]]
 STORE_FAILED = "store_failed"
 # Histories from before wrote each store effect with its own activity.
 BATCH_STORE_WRITES = "store-writes-batched"
+# Histories from before said nothing of recipients the send left out for an opt-out.
+OPT_OUT_TIMELINE = "opt-out-on-timeline"
 # The field of StoreWrite each store activity fills.
 _BATCH_FIELDS: dict[str, str] = {
     "upsert_customer": "upsert_customer",
@@ -146,7 +148,7 @@ class Effects:
 
     async def _send(self, email: SendEmailInput) -> None:
         try:
-            await workflow.execute_activity_method(
+            result = await workflow.execute_activity_method(
                 MailActivities.send_email,
                 email,
                 start_to_close_timeout=options.MAIL_TIMEOUT,
@@ -157,6 +159,22 @@ class Effects:
             reason = str(err.cause or err)
             self._state.failures.append(f"email {email.ledger_key}: {reason}")
             self.timeline("email_failed", f"email {email.template} failed: {reason}", {})
+            return
+        # Only a send that left someone out gets here, so the marker is written then and
+        # a history whose activity said so to an older workflow replays without it.
+        if result.opted_out and email.category and workflow.patched(OPT_OUT_TIMELINE):
+            category = email.category.value
+            self.timeline(
+                "email_opted_out",
+                f"not sent: {', '.join(result.opted_out)} opted out of {category} emails "
+                f"({email.ledger_key})",
+                {
+                    "recipients": list(result.opted_out),
+                    "category": category,
+                    "ledger_key": email.ledger_key,
+                    "template": email.template,
+                },
+            )
 
     async def drain(self) -> None:
         """Run everything queued, and whatever that queues, batch by batch.

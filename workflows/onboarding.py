@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         SendEmailInput,
         UpsertCustomerInput,
     )
+    from models.email_categories import EmailCategory
     from models.events import (
         SUBMIT_EVENT,
         MeetingKind,
@@ -566,6 +567,7 @@ class CustomerOnboardingWorkflow:
                 template=contexts.ONBOARDING_FAILED,
                 to=[handoff.cs_leader, handoff.csm],
                 context=context,
+                category=EmailCategory.OPERATIONAL,
             )
         )
 
@@ -718,6 +720,7 @@ class CustomerOnboardingWorkflow:
                     context=contexts.stall_proposal(
                         customer_name=handoff.name, purpose_titles=titles
                     ),
+                    category=EmailCategory.PROPOSAL,
                 )
             )
             self._effects.timeline(
@@ -828,6 +831,7 @@ class CustomerOnboardingWorkflow:
                 due_at=task.due_at,
                 assignee=task.assignee,
             ),
+            category=EmailCategory.OPERATIONAL,
         )
 
     def _store_failed(self, activity: str, reason: str) -> None:

@@ -21,6 +21,7 @@ import workflows.campaign as campaign
 import workflows.send_window as send_window
 from activities.calendar import public_holidays
 from models.activity_io import PublicHolidaysInput, SendEmailInput
+from models.email_categories import EmailCategory
 from models.handoff import CustomerHandoff, Role
 from models.onboarding import Due, DueKind, HeldDue, OnboardingState
 from models.playbook import CampaignPolicy, Playbook
@@ -213,6 +214,7 @@ class StepEmails:
                     step.template,
                     role,
                     context,
+                    category=EmailCategory.PROPOSAL,
                     counted=False,
                 )
         refs = [campaign.step_ref(purpose, step) for purpose, step in proposals]
@@ -253,13 +255,25 @@ class StepEmails:
         if workflow.patched("step-roles-in-turn"):
             self._effects.send_in_turn(
                 [
-                    self._campaign_email(f"{ledger_base}:{role.value}", template, role, context)
+                    self._campaign_email(
+                        f"{ledger_base}:{role.value}",
+                        template,
+                        role,
+                        context,
+                        category=EmailCategory.STEP,
+                    )
                     for role in roles
                 ]
             )
         else:
             for role in roles:
-                self._send_campaign_email(f"{ledger_base}:{role.value}", template, role, context)
+                self._send_campaign_email(
+                    f"{ledger_base}:{role.value}",
+                    template,
+                    role,
+                    context,
+                    category=EmailCategory.STEP,
+                )
         known = {c.role for c in [*self._handoff.contacts, *self._state.added_contacts]}
         sent_to: list[JsonValue] = [role.value for role in roles if role in known]
         nobody: list[JsonValue] = [role.value for role in roles if role not in known]
@@ -280,10 +294,13 @@ class StepEmails:
         role: Role,
         context: dict[str, JsonValue],
         *,
+        category: EmailCategory,
         counted: bool = True,
     ) -> None:
         self._effects.send(
-            self._campaign_email(ledger_key, template, role, context, counted=counted)
+            self._campaign_email(
+                ledger_key, template, role, context, category=category, counted=counted
+            )
         )
 
     def _campaign_email(
@@ -293,6 +310,7 @@ class StepEmails:
         role: Role,
         context: dict[str, JsonValue],
         *,
+        category: EmailCategory,
         counted: bool = True,
     ) -> SendEmailInput:
         """The email to one role; `counted` ones count toward the role's daily cap."""
@@ -306,4 +324,5 @@ class StepEmails:
             locale=self._handoff.locale,
             to_role=role,
             context=context,
+            category=category,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import emails.contexts as contexts
 from models.activity_io import SendEmailInput
+from models.email_categories import EmailCategory
 from models.handoff import CustomerHandoff
 from models.playbook import Playbook, Touchpoint
 
@@ -48,6 +49,7 @@ def survey_emails(
             locale=handoff.locale,
             to_role=role,
             context=context,
+            category=EmailCategory.SURVEY,
         )
         for role in policy.touchpoints.get(touchpoint, [])
     ]

@@ -920,6 +920,69 @@ for _key, (_en, _ja) in SURVEY_WORDS.items():
     EN[_key] = _en
     JA[_key] = _ja
 
+# Opt-outs per email category: the public preference page a message's unsubscribe link
+# opens (api/routes/opt_outs.py), the customer's page and the timeline.
+OPT_OUT_WORDS: dict[str, tuple[str, str]] = {
+    "category_step": ("Onboarding step emails", "オンボーディングのステップメール"),
+    "category_proposal": ("Suggestions when usage stalls", "利用が停滞したときのご提案"),
+    "category_survey": ("Satisfaction surveys", "満足度アンケート"),
+    "category_operational": ("Service notices", "サービスに関するご連絡"),
+    "optout_title": ("Email preferences", "メール配信設定"),
+    "optout_intro": (
+        "Emails {customer} receives from us at {email}. Untick a kind to stop it; tick it "
+        "again to receive it again.",
+        "{customer}様の {email} 宛てにお送りするメールです。"
+        "停止したい種類のチェックを外してください。もう一度チェックを入れると再開します。",
+    ),
+    "optout_save": ("Save my choices", "設定を保存する"),
+    "optout_saved": ("Your choices are saved.", "設定を保存しました。"),
+    "optout_one_click_done": (
+        "You will no longer receive {category}. Other emails continue as chosen below.",
+        "{category}の配信を停止しました。その他のメールは下記の設定どおりお送りします。",
+    ),
+    "optout_operational_note": (
+        "Service notices (meeting invitations, tasks and messages your team needs to run "
+        "the onboarding) have no unsubscribe: they are sent while the onboarding lasts.",
+        "サービスに関するご連絡（ミーティングのご案内、オンボーディングの進行に必要なタスクやご連絡）は"
+        "配信停止の対象外です。オンボーディング期間中はお送りします。",
+    ),
+    "optout_expired_title": ("This link has expired", "このリンクは有効期限が切れています"),
+    "optout_expired_body": (
+        "Unsubscribe links stay valid for a year. Please use the link in a more recent "
+        "email, or ask your customer success manager to stop the emails.",
+        "配信停止のリンクの有効期限は1年です。新しいメールのリンクをお使いいただくか、"
+        "担当のカスタマーサクセスに配信停止をお申し付けください。",
+    ),
+    "optout_invalid_title": ("This link does not work", "このリンクは使用できません"),
+    "optout_invalid_body": (
+        "The link may have been cut or changed on the way. Please open it from the email "
+        "again, whole. Nothing was changed.",
+        "リンクが途中で切れたり変わったりした可能性があります。メールのリンクをそのまま開き直してください。"
+        "設定は変更されていません。",
+    ),
+    "optout_off_title": ("Email preferences are not available", "メール配信設定は利用できません"),
+    "optout_off_body": (
+        "This server cannot check unsubscribe links just now (LIFTOFF_SURVEY_SECRET is not "
+        "set). Please ask your customer success manager to stop the emails.",
+        "現在このサーバーでは配信停止のリンクを確認できません（LIFTOFF_SURVEY_SECRET が未設定）。"
+        "担当のカスタマーサクセスに配信停止をお申し付けください。",
+    ),
+    # The customer's page.
+    "contact_opted_out": ("opted out of: {categories}", "配信停止：{categories}"),
+    "opt_out_short_step": ("step emails", "ステップメール"),
+    "opt_out_short_proposal": ("proposals", "提案"),
+    "opt_out_short_survey": ("surveys", "アンケート"),
+    # The timeline.
+    "kind_email_opted_out": ("Email not sent (opted out)", "メール未送信（配信停止）"),
+    "tl_email_opted_out": (
+        "Not sent: {recipients} opted out of {category}",
+        "未送信：{recipients} は{category}の配信を停止しています",
+    ),
+}
+for _key, (_en, _ja) in OPT_OUT_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 # The playbook review (/cohort/review, api/dashboard/review.py): (en, ja) side by side.
 REVIEW_WORDS: dict[str, tuple[str, str]] = {
     "review_title": ("Playbook review: {version}", "プレイブックのレビュー：{version}"),

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from api.dashboard.i18n import Translator
 from api.dashboard.render import Formatter
+from models.email_categories import EmailCategory
 from models.events import ONBOARDING_EVENT
 from models.handoff import Role
 from models.onboarding import WeeklyMeasurement, WeekVerdict
@@ -107,6 +108,15 @@ def _playbook_migrated(details: dict[str, Any], fmt: Formatter) -> str:
     )
 
 
+def _email_opted_out(details: dict[str, Any], fmt: Formatter) -> str:
+    category = EmailCategory(details["category"])
+    return fmt.t(
+        "tl_email_opted_out",
+        recipients=", ".join(map(str, details["recipients"])),
+        category=fmt.t(f"opt_out_short_{category.value}"),
+    )
+
+
 _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "transition": _transition,
     "setup_stuck": _setup_stuck,
@@ -116,6 +126,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "campaign_step_sent": _campaign_step_sent,
     "stall_proposal": _stall_proposal,
     "playbook_migrated": _playbook_migrated,
+    "email_opted_out": _email_opted_out,
 }
 
 

@@ -1,7 +1,7 @@
 """Playbook versions as first used, whole, for listing, diffing and migrating.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-05
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 INSTANT = sa.DateTime(timezone=True)
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

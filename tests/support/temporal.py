@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from client.payloads import liftoff_data_converter
 from emails.mailers import OutboxMailer
+from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from records.database import Database
@@ -85,6 +86,7 @@ async def onboarding_worker(
             sender=SENDER,
             activity_executor=executor,
             survey_links=SurveyLinks(SURVEY_SECRET, PUBLIC_URL),
+            opt_out_links=OptOutLinks(SURVEY_SECRET, PUBLIC_URL),
             version=version,
         ) as worker:
             yield worker

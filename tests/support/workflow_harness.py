@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import email
 import os
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -173,6 +174,20 @@ def body_text(message: email.message.Message) -> str:
     return payload.decode() if isinstance(payload, bytes) else ""
 
 
+KICKOFF_STEP = ":kickoff_prep:"
+
+
+def received(h: Harness, *, kickoff_step: bool = False) -> dict[str, Counter[str]]:
+    """Ledger keys each address received, counted. The kickoff step is left out unless
+    asked for: whether it goes out depends on how long a test lets kickoff last."""
+    by_address: dict[str, Counter[str]] = defaultdict(Counter)
+    for message in h.emails():
+        key = str(message["X-Liftoff-Ledger-Key"])
+        if kickoff_step or KICKOFF_STEP not in key:
+            by_address[str(message["To"])][key] += 1
+    return by_address
+
+
 def open_kinds(status: OnboardingStatus) -> list[TaskKind]:
     return [task.kind for task in status.state.open_tasks]
 
@@ -181,6 +196,20 @@ async def through_training(h: Harness, handle: WorkflowHandle[Any, Any]) -> None
     today = await h.today()
     await h.record(handle, KickoffHeld(held_on=today, goals=["Scan every invoice"]))
     await h.record(handle, TrainingHeld(held_on=today, attendees=["Ari Admin"]))
+
+
+async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> None:
+    """Moves the clock to when the campaign step is due (again, if the daily cap defers
+    it) until the step is sent or skipped."""
+    while True:
+        status = await h.wait_for(
+            handle,
+            lambda s: ref in s.state.campaign_done or any(d.ref == ref for d in s.state.agenda),
+        )
+        if ref in status.state.campaign_done:
+            return
+        due = next(d for d in status.state.agenda if d.ref == ref)
+        await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
 
 
 def save_history(name: str, history_json: str) -> None:
