@@ -440,6 +440,12 @@ def add_simulate_command(commands: _Commands) -> None:
         help="replay past customers' handoffs and recorded usage from the database",
     )
     sim.add_argument(
+        "--customers",
+        type=bounded_int(1, MAX_SIMULATED_CUSTOMERS),
+        metavar="N",
+        help="with --from-history: the N customers who started most recently (default 200)",
+    )
+    sim.add_argument(
         "--profile",
         type=Path,
         metavar="FILE",

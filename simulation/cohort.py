@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
+from records.history import PastCustomer
 from simulation.profiles import ProfileSet, UsageProfile
 
 # Bounds on a cohort: a few hundred customers is what a minute on two cores runs.
 MAX_SYNTHETIC = 2_000
+# A past customer who never reached its completion review is reviewed this long after
+# meeting the criteria, unless the cohort's own reviews say otherwise (their median).
+DEFAULT_REVIEW_AFTER_DAYS = 7
 # Usage events happen from midday, a second apart per event of the day.
 _USAGE_HOUR = timedelta(hours=12)
 
@@ -66,6 +70,8 @@ class SimulatedCustomer:
     locale: str = "en"
     trial_used: bool = False
     already_using: bool = False
+    # The CSM skips the training on `training_day` instead of holding it.
+    training_skipped: bool = False
 
 
 def synthetic_cohort(
@@ -181,3 +187,41 @@ def _week_usage(
             )
         )
     return rows
+
+
+def _day(offset: timedelta | None) -> int | None:
+    return None if offset is None else max(0, offset // timedelta(days=1))
+
+
+def history_cohort(past: Sequence[PastCustomer]) -> list[SimulatedCustomer]:
+    """Past customers as they were handed over, their CSM's meetings on the same days
+    after their start and their recorded usage at the same offsets. Each is grouped by
+    how its onboarding went then ("was-onboarded", "was-failed", "was-in-flight"...)."""
+    delays = sorted(d for p in past if (d := _day(p.review_delay)) is not None)
+    usual = delays[len(delays) // 2] if delays else DEFAULT_REVIEW_AFTER_DAYS
+    cohort = []
+    for index, customer in enumerate(past, start=1):
+        review = _day(customer.review_delay)
+        cohort.append(
+            SimulatedCustomer(
+                key=f"{index:04d}",
+                profile=f"was-{(customer.outcome or 'in-flight').replace('_', '-')}",
+                seats=customer.seats,
+                quota=customer.quota,
+                purposes=tuple(customer.purposes),
+                kickoff_day=_day(customer.kickoff),
+                training_day=_day(customer.training),
+                goals=customer.goals,
+                review_after_days=usual if review is None else review,
+                usage=tuple(
+                    UsageRow(row.offset, row.user_id, UsageKind.NAMED, row.event, row.quantity)
+                    for row in customer.usage
+                ),
+                time_zone=customer.time_zone,
+                locale=customer.locale,
+                trial_used=customer.trial_used,
+                already_using=customer.already_using,
+                training_skipped=customer.training_skipped,
+            )
+        )
+    return cohort

@@ -30,7 +30,9 @@ How the clock moves, and why the figures do not depend on the machine's speed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -41,17 +43,24 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 from sqlmodel import col, select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from client.onboarding import RECORD_EVENT
 from emails.mailers import OutboxMailer
 from emails.survey_links import SurveyLinks
 from models import visibility
-from models.events import CompletionReviewHeld, KickoffHeld, OnboardingEvent, TrainingHeld
+from models.events import (
+    CompletionReviewHeld,
+    KickoffHeld,
+    OnboardingEvent,
+    TrainingHeld,
+    TrainingSkipped,
+)
 from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import EventResult, OnboardingInput, Stage
 from models.playbook import Playbook
@@ -80,6 +89,33 @@ SENDER = "Liftoff simulation <simulation@liftoff.example>"
 PUBLIC_URL = "http://simulation.invalid"
 CSM = "csm@liftoff.example"
 CS_LEADER = "lead@liftoff.example"
+
+
+# Where a run's database and outbox go: memory when the machine has it, since the run
+# is thrown away and every commit and email otherwise waits for an fsync.
+_MEMORY_DIRECTORY = Path("/dev/shm")
+
+
+@contextlib.contextmanager
+def working_directory() -> Iterator[Path]:
+    """A temporary directory for one run, removed afterwards."""
+    memory = _MEMORY_DIRECTORY if _MEMORY_DIRECTORY.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="liftoff-simulation-", dir=memory) as path:
+        yield Path(path)
+
+
+def throwaway_database(path: Path) -> Database:
+    """A SQLite database for one run: no fsync per commit (nothing outlives the run)."""
+    database = Database(f"sqlite:///{path}")
+
+    @event.listens_for(database.engine, "connect")
+    def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.close()
+
+    database.migrate()
+    return database
 
 
 class SimulationError(Exception):
@@ -267,10 +303,15 @@ class _Driver:
                     )
                     kickoffs.append((arm, customer, event))
                 if customer.training_day == day:
-                    training = TrainingHeld(
-                        held_on=today.date(),
-                        attendees=["Ari Admin", "Uma User"],
-                        event_id=f"simulated-training-{arm.customer_id(customer)}",
+                    event_id = f"simulated-training-{arm.customer_id(customer)}"
+                    training: OnboardingEvent = (
+                        TrainingSkipped(reason="skipped, as it was then", event_id=event_id)
+                        if customer.training_skipped
+                        else TrainingHeld(
+                            held_on=today.date(),
+                            attendees=["Ari Admin", "Uma User"],
+                            event_id=event_id,
+                        )
                     )
                     trainings.append((arm, customer, training))
         return kickoffs, trainings
@@ -312,6 +353,7 @@ async def simulate(
     weeks: int,
     workdir: Path,
     templates: Environment,
+    activity_threads: int = ACTIVITY_THREADS,
 ) -> SimulationRun:
     """Runs the cohort under every arm for `weeks` weeks; the figures are then read
     from the run's database (simulation/report.py)."""
@@ -320,8 +362,7 @@ async def simulate(
     for arm in arms:
         check_playbook(arm.playbook, arm.label)
     began = time.perf_counter()
-    database = Database(f"sqlite:///{workdir / 'simulation.db'}")
-    database.migrate()
+    database = throwaway_database(workdir / "simulation.db")
     outbox = workdir / "outbox"
     end = START + timedelta(days=7 * weeks) - END_BEFORE_MIDNIGHT
     env = await start_time_skipping_server()
@@ -329,7 +370,7 @@ async def simulate(
         await env.sleep(START - await env.get_current_time())
         store_usage(database, arms, cohort)
         task_queue = f"simulation-{secrets.token_hex(4)}"
-        with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        with ThreadPoolExecutor(max_workers=activity_threads) as executor:
             worker = build_worker(
                 env.client,
                 task_queue=task_queue,
@@ -340,6 +381,12 @@ async def simulate(
                 activity_executor=executor,
                 # Survey links are signed but never answered: a secret of this run only.
                 survey_links=SurveyLinks(secrets.token_urlsafe(32), PUBLIC_URL),
+                # The same workflow code without the sandbox: per payload the sandbox
+                # runs code to find its serialization context, and per workflow it
+                # re-imports the workflow module; together about a quarter of the
+                # simulation's CPU (py-spy). The sandbox guards determinism, which the
+                # test suite and the service keep checking with it on.
+                workflow_runner=UnsandboxedWorkflowRunner(),
             )
             async with worker:
                 driver = _Driver(env, task_queue, database, arms, cohort)

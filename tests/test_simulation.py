@@ -4,18 +4,25 @@ time-skipping server, its figures, its determinism and its refusals."""
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli.main import main
 from emails.render import build_template_environment
+from models.onboarding import Stage
+from models.tables import TimelineEntry
+from records.database import Database
+from records.history import past_customers
 from records.playbooks import load_playbook
 from simulation.cohort import synthetic_cohort
 from simulation.profiles import ProfileError, load_profiles
 from simulation.report import PlaybookFigures, markdown, playbook_figures
 from simulation.runner import Arm, simulate
-from testkit.factories import REPO, TEMPLATES
+from testkit.factories import REPO, TEMPLATES, add_usage, make_handoff, store_customer
+from testkit.projections import insert_projection_rows, projection_row
 
 DEFAULT = REPO / "playbooks" / "default.toml"
 WEEKS = 8
@@ -184,3 +191,115 @@ def test_simulate_refuses_bad_arguments_in_one_line(
     assert out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert said in err
+
+
+# --from-history: past customers replayed from the database.
+
+STARTED = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+def record_past_customer(
+    database: Database,
+    customer_id: str,
+    *,
+    started: datetime,
+    outcome: Stage | None,
+    good_weeks: int,
+    reviewed: bool,
+) -> None:
+    """A customer as its workflow left it: handoff, projection, meetings, usage."""
+    store_customer(database, make_handoff(customer_id=customer_id, purposes=["A"]))
+    stage = outcome or Stage.ADOPTION
+    insert_projection_rows(
+        database, [projection_row(customer_id, started, stage=stage.value, started_at=started)]
+    )
+    meetings: list[tuple[timedelta, str, dict[str, Any]]] = [
+        (timedelta(days=2, hours=3), "kickoff_held", {"goals": ["Scan every invoice"]}),
+        (timedelta(days=5, hours=1), "training_held", {}),
+    ]
+    if reviewed:
+        meetings += [
+            (timedelta(days=20), "transition", {"to": Stage.COMPLETION_REVIEW.value}),
+            (timedelta(days=23, hours=2), "completion_review_held", {}),
+        ]
+    with database.session() as session:
+        for seq, (offset, kind, details) in enumerate(meetings, start=1):
+            session.add(
+                TimelineEntry(
+                    customer_id=customer_id,
+                    seq=seq,
+                    at=started + offset,
+                    kind=kind,
+                    stage=stage.value,
+                    summary=kind,
+                    details=details,
+                )
+            )
+    for week in range(good_weeks):
+        at = started + timedelta(weeks=week, days=1)
+        add_usage(database, customer_id, at, active_users=8, actions_per_user=5, quota_units=40)
+    # Before the start: not part of the onboarding, never replayed.
+    add_usage(database, customer_id, started - timedelta(days=3), active_users=1)
+
+
+def test_past_customers_are_read_with_their_meetings_and_usage_relative_to_their_start(
+    database: Database,
+) -> None:
+    record_past_customer(
+        database, "past-good", started=STARTED, outcome=Stage.ONBOARDED, good_weeks=3, reviewed=True
+    )
+    record_past_customer(
+        database,
+        "past-idle",
+        started=STARTED + timedelta(days=1),
+        outcome=Stage.FAILED,
+        good_weeks=0,
+        reviewed=False,
+    )
+
+    idle, good = past_customers(database, limit=10, weeks=2)
+
+    assert (idle.customer_id, idle.outcome, idle.usage) == ("past-idle", "failed", [])
+    assert idle.review_delay is None
+    assert good.kickoff == timedelta(days=2, hours=3)
+    assert good.training == timedelta(days=5, hours=1)
+    assert good.review_delay == timedelta(days=3, hours=2)
+    assert good.goals == 1
+    # Two weeks of three: 8 users, each a login and 5 key actions, and the quota event.
+    assert len(good.usage) == 2 * (8 * 6 + 1)
+    assert good.usage[0].offset == timedelta(days=1)
+    assert past_customers(database, limit=1, weeks=2)[0].customer_id == "past-idle"
+
+
+def test_from_history_replays_past_customers_under_the_new_playbook(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_database: Database,
+) -> None:
+    record_past_customer(
+        sqlite_database,
+        "past-good",
+        started=STARTED,
+        outcome=Stage.ONBOARDED,
+        good_weeks=WEEKS,
+        reviewed=True,
+    )
+    record_past_customer(
+        sqlite_database,
+        "past-idle",
+        started=STARTED,
+        outcome=Stage.FAILED,
+        good_weeks=0,
+        reviewed=False,
+    )
+    monkeypatch.setenv("DATABASE_URL", str(sqlite_database.url))
+
+    code, out, err = cli(
+        capsys, "simulate", "--playbook", str(DEFAULT), "--from-history", "--weeks", str(WEEKS)
+    )
+
+    assert code == 0, err
+    assert "the 2 most recent past customers replayed" in out
+    assert "| was-onboarded (1 customers) | 1 |" in out
+    assert "| was-failed (1 customers) | 0 |" in out
+    assert "| customers stuck in setup | 1 |" in out
