@@ -4,7 +4,8 @@ Run it with `make bench` (or `.venv/bin/python bench/simulate_bench.py --custome
 --weeks 26`). It runs what `liftoff simulate --playbook playbooks/default.toml
 --synthetic N --weeks W` runs (the shipped profiles, seed 1), with `--compare` the
 shipped variant beside it, and prints customers, weeks, wall seconds and CPU seconds
-(this process: the worker, its activities and the simulated CSM; and the test server).
+(this process: a worker, its activities and the simulated CSM; the child processes: the
+test server and the other worker processes, one per core).
 
 The figure is for comparing changes on one machine, not a promise: it is asserted
 nowhere. The issue's target: 200 customers over 26 weeks in under a minute on two cores.
@@ -25,12 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from emails.render import build_template_environment  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
 from simulation.cohort import synthetic_cohort  # noqa: E402
 from simulation.profiles import load_profiles  # noqa: E402
 from simulation.report import playbook_figures  # noqa: E402
-from simulation.runner import ACTIVITY_THREADS, Arm, simulate, working_directory  # noqa: E402
+from simulation.runner import MAX_PROCESSES, Arm, simulate, working_directory  # noqa: E402
 from testkit.factories import TEMPLATES  # noqa: E402
 
 DEFAULT_CUSTOMERS = 200
@@ -44,9 +44,10 @@ class SimulateFigures:
     customers: int
     weeks: int
     playbooks: int
+    processes: int
     wall_seconds: float
     cpu_seconds: float
-    server_cpu_seconds: float | None
+    children_cpu_seconds: float | None
     onboarded: list[int]
     emails_per_customer: list[float]
 
@@ -56,7 +57,8 @@ class SimulateFigures:
 
 
 def _server_cpu_seconds() -> float | None:
-    """CPU time of this process's finished children (the test server, once stopped)."""
+    """CPU time of this process's finished children: the test server and the other
+    worker processes, once stopped."""
     try:
         times = os.times()
     except OSError:
@@ -65,7 +67,7 @@ def _server_cpu_seconds() -> float | None:
 
 
 async def run_simulate_bench(
-    customers: int, weeks: int, compare: bool, threads: int = ACTIVITY_THREADS
+    customers: int, weeks: int, compare: bool, processes: int | None = None
 ) -> SimulateFigures:
     playbook = load_playbook(REPO / "playbooks" / "default.toml")
     arms = [Arm("new", playbook)]
@@ -78,6 +80,7 @@ async def run_simulate_bench(
         weeks=weeks,
         purposes=[p.id for p in playbook.purposes],
     )
+    processes = processes or min(os.cpu_count() or 1, MAX_PROCESSES)
     server_before = _server_cpu_seconds()
     cpu_before = time.process_time()
     wall_before = time.perf_counter()
@@ -87,8 +90,8 @@ async def run_simulate_bench(
             cohort,
             weeks=weeks,
             workdir=workdir,
-            templates=build_template_environment(TEMPLATES),
-            activity_threads=threads,
+            templates_dir=TEMPLATES,
+            processes=processes,
         )
         wall = time.perf_counter() - wall_before
         cpu = time.process_time() - cpu_before
@@ -98,9 +101,10 @@ async def run_simulate_bench(
         customers=customers,
         weeks=weeks,
         playbooks=len(arms),
+        processes=processes,
         wall_seconds=wall,
         cpu_seconds=cpu,
-        server_cpu_seconds=None
+        children_cpu_seconds=None
         if server_before is None or server_after is None
         else server_after - server_before,
         onboarded=[f.onboarded for f in figures],
@@ -110,18 +114,19 @@ async def run_simulate_bench(
 
 def format_simulate_report(figures: SimulateFigures) -> str:
     server = (
-        f"{figures.server_cpu_seconds:.1f} s"
-        if figures.server_cpu_seconds is not None
+        f"{figures.children_cpu_seconds:.1f} s"
+        if figures.children_cpu_seconds is not None
         else "unknown"
     )
     return "\n".join(
         [
             f"Simulation: {figures.customers} customers x {figures.weeks} weeks, "
-            f"{figures.playbooks} playbook(s), time-skipping server",
+            f"{figures.playbooks} playbook(s), {figures.processes} worker process(es), "
+            "time-skipping server",
             f"  wall time            {figures.wall_seconds:8.1f} s",
             f"  CPU, this process    {figures.cpu_seconds:8.1f} s "
-            "(worker, activities, simulated CSM)",
-            f"  CPU, test server     {server:>10}",
+            "(a worker, its activities, the simulated CSM)",
+            f"  CPU, child processes {server:>10} (test server, other workers)",
             f"  customer-weeks / s   {figures.customer_weeks_per_second:8.0f}",
             f"  onboarded            {figures.onboarded}",
             f"  emails per customer  {figures.emails_per_customer}",
@@ -137,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", action="store_true", help="run the shipped variant beside the default"
     )
     parser.add_argument(
-        "--threads", type=int, default=ACTIVITY_THREADS, help="activity threads of the worker"
+        "--processes",
+        type=int,
+        default=None,
+        help="worker processes (default: one per core, at most 4)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--customers is 1 to 2000 and --weeks 1 to 104")
     print(f"simulate: {args.customers} customers x {args.weeks} weeks", file=sys.stderr, flush=True)
     figures = asyncio.run(
-        run_simulate_bench(args.customers, args.weeks, args.compare, args.threads)
+        run_simulate_bench(args.customers, args.weeks, args.compare, args.processes)
     )
     if args.json:
         print(json.dumps(asdict(figures), indent=2))

@@ -1,7 +1,7 @@
 """Runs a cohort through the real workflow and activities on the time-skipping server.
 
-One test server, one worker (`worker.build_worker`, the same wiring as the service),
-a SQLite database and an outbox in a working directory. Every customer of every
+One test server, the workers of simulation/workers.py (the service's own wiring, one
+process per core), a SQLite database and an outbox in a working directory. Every customer of every
 playbook ("arm") starts at the same instant; each arm's customers are the same
 cohort under their own ids (`new-0001`, `old-0001`), so both playbooks live through
 the same weeks side by side and one pass of the clock serves both.
@@ -31,28 +31,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlmodel import col, select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner
 
 from client.onboarding import RECORD_EVENT
-from emails.mailers import OutboxMailer
-from emails.survey_links import SurveyLinks
 from models import visibility
 from models.events import (
     CompletionReviewHeld,
@@ -68,7 +64,7 @@ from models.tables import CustomerProjection, UsageEvent, utc_now
 from records.database import Database
 from simulation.cohort import SimulatedCustomer, UsageKind
 from simulation.server import start_time_skipping_server
-from worker import build_worker
+from simulation.workers import simulation_worker, throwaway_database, worker_processes
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 # A Monday, far enough ahead that the test server (which starts at today's date) can
@@ -83,10 +79,9 @@ END_BEFORE_MIDNIGHT = timedelta(minutes=10)
 MAX_WEEKS = 104
 # Commands sent at once; more only queue in the worker.
 CONCURRENT_COMMANDS = 64
-ACTIVITY_THREADS = 8
 USAGE_ROWS_PER_INSERT = 5_000
-SENDER = "Liftoff simulation <simulation@liftoff.example>"
-PUBLIC_URL = "http://simulation.invalid"
+# Worker processes at most: past a few, SQLite's one writer at a time is the limit.
+MAX_PROCESSES = 4
 CSM = "csm@liftoff.example"
 CS_LEADER = "lead@liftoff.example"
 
@@ -102,20 +97,6 @@ def working_directory() -> Iterator[Path]:
     memory = _MEMORY_DIRECTORY if _MEMORY_DIRECTORY.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="liftoff-simulation-", dir=memory) as path:
         yield Path(path)
-
-
-def throwaway_database(path: Path) -> Database:
-    """A SQLite database for one run: no fsync per commit (nothing outlives the run)."""
-    database = Database(f"sqlite:///{path}")
-
-    @event.listens_for(database.engine, "connect")
-    def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=OFF")
-        cursor.close()
-
-    database.migrate()
-    return database
 
 
 class SimulationError(Exception):
@@ -352,63 +333,67 @@ async def simulate(
     *,
     weeks: int,
     workdir: Path,
-    templates: Environment,
-    activity_threads: int = ACTIVITY_THREADS,
+    templates_dir: Path,
+    processes: int | None = None,
 ) -> SimulationRun:
-    """Runs the cohort under every arm for `weeks` weeks; the figures are then read
-    from the run's database (simulation/report.py)."""
+    """Runs the cohort under every arm for `weeks` weeks on `processes` worker processes
+    (default: one per core, at most MAX_PROCESSES); the figures are then read from the
+    run's database (simulation/report.py)."""
+    processes = processes or min(os.cpu_count() or 1, MAX_PROCESSES)
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise SimulationError(f"processes must be from 1 to {MAX_PROCESSES}")
     if not 1 <= weeks <= MAX_WEEKS:
         raise SimulationError(f"weeks must be from 1 to {MAX_WEEKS}")
     for arm in arms:
         check_playbook(arm.playbook, arm.label)
     began = time.perf_counter()
-    database = throwaway_database(workdir / "simulation.db")
-    outbox = workdir / "outbox"
+    database = throwaway_database(workdir / "simulation.db", migrate=True)
     end = START + timedelta(days=7 * weeks) - END_BEFORE_MIDNIGHT
+    secret = secrets.token_urlsafe(32)
+    task_queue = f"simulation-{secrets.token_hex(4)}"
     env = await start_time_skipping_server()
     async with env:
         await env.sleep(START - await env.get_current_time())
         store_usage(database, arms, cohort)
-        task_queue = f"simulation-{secrets.token_hex(4)}"
-        with ThreadPoolExecutor(max_workers=activity_threads) as executor:
-            worker = build_worker(
+        async with (
+            simulation_worker(
                 env.client,
                 task_queue=task_queue,
                 database=database,
-                mailer=OutboxMailer(outbox),
-                templates=templates,
-                sender=SENDER,
-                activity_executor=executor,
-                # Survey links are signed but never answered: a secret of this run only.
-                survey_links=SurveyLinks(secrets.token_urlsafe(32), PUBLIC_URL),
-                # The same workflow code without the sandbox: per payload the sandbox
-                # runs code to find its serialization context, and per workflow it
-                # re-imports the workflow module; together about a quarter of the
-                # simulation's CPU (py-spy). The sandbox guards determinism, which the
-                # test suite and the service keep checking with it on.
-                workflow_runner=UnsandboxedWorkflowRunner(),
-            )
-            async with worker:
-                driver = _Driver(env, task_queue, database, arms, cohort)
-                with env.auto_time_skipping_disabled():
-                    await driver.start_all()
-                    for day in range(7 * weeks):
-                        today = START + day * DAY
-                        kickoffs, trainings = driver.meetings_on(day, today)
-                        if kickoffs:
-                            await driver.advance_to(today + KICKOFF_AT)
-                            await driver.send_all(kickoffs)
-                        if trainings:
-                            await driver.advance_to(today + TRAINING_AT)
-                            await driver.send_all(trainings)
-                        await driver.advance_to(today + REVIEW_AT)
-                        await driver.send_all(driver.reviews_due(day, today))
-                    await driver.advance_to(end)
+                workdir=workdir,
+                templates_dir=templates_dir,
+                survey_secret=secret,
+            ),
+            worker_processes(
+                max(0, processes - 1),
+                address=env.client.service_client.config.target_host,
+                namespace=env.client.namespace,
+                task_queue=task_queue,
+                workdir=workdir,
+                templates_dir=templates_dir,
+                survey_secret=secret,
+            ),
+        ):
+            driver = _Driver(env, task_queue, database, arms, cohort)
+            with env.auto_time_skipping_disabled():
+                await driver.start_all()
+                for day in range(7 * weeks):
+                    today = START + day * DAY
+                    kickoffs, trainings = driver.meetings_on(day, today)
+                    if kickoffs:
+                        await driver.advance_to(today + KICKOFF_AT)
+                        await driver.send_all(kickoffs)
+                    if trainings:
+                        await driver.advance_to(today + TRAINING_AT)
+                        await driver.send_all(trainings)
+                    await driver.advance_to(today + REVIEW_AT)
+                    await driver.send_all(driver.reviews_due(day, today))
+                await driver.advance_to(end)
     return SimulationRun(
         arms=list(arms),
         cohort=list(cohort),
         database=database,
-        outbox=outbox,
+        outbox=workdir / "outbox",
         started_at=START,
         ended_at=end,
         weeks=weeks,

@@ -52,14 +52,11 @@ async def add_search_attributes(client: Client) -> None:
     )
 
 
-async def start_time_skipping_server() -> WorkflowEnvironment:
-    """A fresh test server (it keeps every workflow it ran in memory, so one per run).
-
-    The SDK core logs to stdout by default; its errors go to a Python logger instead,
+def quiet_runtime() -> Runtime:
+    """The SDK core logs to stdout by default; its errors go to a Python logger instead,
     so the report on stdout stays clean. Its warning that the test server is older
-    than 1.16 (heartbeat details) is expected and filtered out.
-    """
-    runtime = Runtime(
+    than 1.16 (heartbeat details) is expected and filtered out."""
+    return Runtime(
         telemetry=TelemetryConfig(
             logging=LoggingConfig(
                 filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"),
@@ -67,10 +64,14 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
             )
         )
     )
+
+
+async def start_time_skipping_server() -> WorkflowEnvironment:
+    """A fresh test server (it keeps every workflow it ran in memory, so one per run)."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=liftoff_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
-        runtime=runtime,
+        runtime=quiet_runtime(),
     )
     await add_search_attributes(env.client)
     return env

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from cli.main import main
-from emails.render import build_template_environment
 from models.onboarding import Stage
 from models.tables import TimelineEntry
 from records.database import Database
@@ -61,7 +60,7 @@ def profile_file(tmp_path: Path) -> Path:
     return path
 
 
-async def run_once(profile_file: Path, workdir: Path, seed: int) -> PlaybookFigures:
+async def run_once(profile_file: Path, workdir: Path, seed: int, processes: int) -> PlaybookFigures:
     playbook = load_playbook(DEFAULT)
     cohort = synthetic_cohort(
         load_profiles(profile_file), 6, seed=seed, weeks=WEEKS, purposes=["A", "B"]
@@ -72,7 +71,8 @@ async def run_once(profile_file: Path, workdir: Path, seed: int) -> PlaybookFigu
         cohort,
         weeks=WEEKS,
         workdir=workdir,
-        templates=build_template_environment(TEMPLATES),
+        templates_dir=TEMPLATES,
+        processes=processes,
     )
     return playbook_figures(run, run.arms[0])
 
@@ -80,8 +80,8 @@ async def run_once(profile_file: Path, workdir: Path, seed: int) -> PlaybookFigu
 async def test_a_strong_customer_onboards_and_one_that_never_sets_up_never_does_the_same_each_run(
     profile_file: Path, tmp_path: Path
 ) -> None:
-    first = await run_once(profile_file, tmp_path / "first", seed=5)
-    again = await run_once(profile_file, tmp_path / "again", seed=5)
+    first = await run_once(profile_file, tmp_path / "first", seed=5, processes=1)
+    again = await run_once(profile_file, tmp_path / "again", seed=5, processes=2)
 
     assert first.profiles == {"never-sets-up": (2, 0), "strong": (4, 4)}
     assert first.funnel["adoption"] == 6
@@ -91,7 +91,7 @@ async def test_a_strong_customer_onboards_and_one_that_never_sets_up_never_does_
     assert first.median_days_to_onboard < 7 * WEEKS
     assert first.emails_per_customer["all"] > 0
     assert first.refused_events == 0
-    # Same seed, same cohort, same figures, to the character.
+    # Same seed, same cohort, same figures, to the character, on one worker process or two.
     assert again == first
     assert markdown([again], title="t") == markdown([first], title="t")
 

@@ -83,7 +83,6 @@ def _from_history(
 async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from emails.render import build_template_environment
     from simulation.report import csv_text, markdown, playbook_figures
     from simulation.runner import (
         Arm,
@@ -122,7 +121,7 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             cohort,
             weeks=args.weeks,
             workdir=workdir,
-            templates=build_template_environment(templates_dir),
+            templates_dir=templates_dir,
         )
         figures = [playbook_figures(run, arm) for arm in run.arms]
     report = markdown(figures, title=_title(args, described))
@@ -131,6 +130,8 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         (out / SUMMARY_MD).write_text(report, encoding="utf-8")
         (out / SUMMARY_CSV).write_text(csv_text(figures), encoding="utf-8")
     print(to_json(figures) if args.json else report, end="\n" if args.json else "")
+    # The report first, whole, then the note on stderr.
+    sys.stdout.flush()
     where = f"; written to {out / SUMMARY_MD} and {out / SUMMARY_CSV}" if out else ""
     print(
         f"simulated {len(cohort)} customers x {args.weeks} weeks under {len(arms)} "
