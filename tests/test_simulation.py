@@ -16,8 +16,8 @@ from models.tables import TimelineEntry
 from records.database import Database
 from records.history import past_customers
 from records.playbooks import load_playbook
-from simulation.cohort import synthetic_cohort
-from simulation.profiles import ProfileError, load_profiles
+from simulation.cohort import UsageKind, synthetic_cohort
+from simulation.profiles import ProfileError, ProfileSet, load_profiles
 from simulation.report import PlaybookFigures, markdown, playbook_figures
 from simulation.runner import Arm, simulate
 from testkit.factories import REPO, TEMPLATES, add_usage, make_handoff, store_customer
@@ -303,3 +303,36 @@ def test_from_history_replays_past_customers_under_the_new_playbook(
     assert "| was-onboarded (1 customers) | 1 |" in out
     assert "| was-failed (1 customers) | 0 |" in out
     assert "| customers stuck in setup | 1 |" in out
+
+
+# The synthetic cohort, without a server.
+
+
+def test_a_cohort_follows_the_shares_and_the_seed() -> None:
+    profiles = load_profiles()
+    cohort = synthetic_cohort(profiles, 200, seed=1, weeks=26, purposes=["A", "B"])
+
+    counts = {name: sum(c.profile == name for c in cohort) for name in ("strong", "never-sets-up")}
+    assert counts == {"strong": 70, "never-sets-up": 30}  # shares 0.35 and 0.15 of 200
+    assert synthetic_cohort(profiles, 200, seed=1, weeks=26, purposes=["A", "B"]) == cohort
+    other = synthetic_cohort(profiles, 200, seed=2, weeks=26, purposes=["A", "B"])
+    assert [c.profile for c in other] != [c.profile for c in cohort]
+
+
+def test_any_seven_day_window_sees_each_weeks_active_users_once(profile_file: Path) -> None:
+    strong_only = ProfileSet(profiles=load_profiles(profile_file).profiles[:1])
+    (customer,) = synthetic_cohort(
+        strong_only,
+        1,
+        seed=3,
+        weeks=4,
+        purposes=["A"],
+    )
+    for start_day in range(0, 21):
+        start = timedelta(days=start_day, hours=9)
+        seen = {
+            row.user_id for row in customer.usage if start <= row.offset < start + timedelta(days=7)
+        }
+        assert len(seen) == 8, start_day  # 80% of 10 seats, whatever day the window starts
+    key_actions = [r for r in customer.usage if r.kind is UsageKind.KEY_ACTION]
+    assert len(key_actions) == 4 * 40
