@@ -1,10 +1,10 @@
 """Runs a cohort through the real workflow and activities on the time-skipping server.
 
 One test server, the workers of simulation/workers.py (the service's own wiring, one
-process per core), a SQLite database and an outbox in a working directory. Every customer of every
-playbook ("arm") starts at the same instant; each arm's customers are the same
-cohort under their own ids (`new-0001`, `old-0001`), so both playbooks live through
-the same weeks side by side and one pass of the clock serves both.
+process per core), a SQLite database and an outbox in a working directory. Every
+customer of every playbook ("arm") starts at the same instant; each arm's customers are
+the same cohort under their own ids (`new-0001`, `old-0001`), so both playbooks live
+through the same weeks side by side and one pass of the clock serves both.
 
 How the clock moves, and why the figures do not depend on the machine's speed:
 - The server's clock stays locked (it then runs at wall-clock pace) except while
@@ -12,7 +12,8 @@ How the clock moves, and why the figures do not depend on the machine's speed:
   server skips from timer to timer, but never while a workflow or activity task is
   in flight, so everything due before that instant has run when `sleep` returns.
   (Awaiting workflow results with the SDK's automatic skipping is avoided: with many
-  workflows at once it unbalanced the server's lock; see docs/architecture.md.)
+  workflows at once it unbalanced the server's lock; bench/bench.py drives its
+  journeys the same way, for the same reason.)
 - The simulation starts on a fixed Monday (`START`), so weekdays, measurement days and
   public holidays are the same on every run.
 - The CSM acts at fixed times of day, each kind of meeting at its own time

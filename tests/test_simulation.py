@@ -176,6 +176,8 @@ def test_a_bad_profile_file_is_refused_naming_the_field(
         (["--synthetic", "5", "--from-history"], "not allowed with argument"),
         ([], "one of the arguments --synthetic --from-history is required"),
         (["--from-history", "--profile", "x.toml"], "use it with --synthetic"),
+        (["--synthetic", "5", "--customers", "5"], "use it with --from-history"),
+        (["--synthetic", "5", "--out", str(DEFAULT)], "exists and is not a directory"),
         (
             ["--synthetic", "5", "--compare", str(REPO / "playbooks" / "demo.toml")],
             "needs at least 1 day",
