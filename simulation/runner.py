@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -87,16 +88,25 @@ CSM = "csm@liftoff.example"
 CS_LEADER = "lead@liftoff.example"
 
 
-# Where a run's database and outbox go: memory when the machine has it, since the run
-# is thrown away and every commit and email otherwise waits for an fsync.
+# Where a run's database and outbox go: memory when the machine has room there, since
+# the run is thrown away and every commit and email otherwise waits for an fsync. A
+# container's /dev/shm is often 64 MB, less than a large run writes.
 _MEMORY_DIRECTORY = Path("/dev/shm")
+_MEMORY_NEEDED_BYTES = 2 * 1024**3
+
+
+def _memory_directory() -> Path | None:
+    try:
+        free = shutil.disk_usage(_MEMORY_DIRECTORY).free
+    except OSError:
+        return None
+    return _MEMORY_DIRECTORY if free >= _MEMORY_NEEDED_BYTES else None
 
 
 @contextlib.contextmanager
 def working_directory() -> Iterator[Path]:
     """A temporary directory for one run, removed afterwards."""
-    memory = _MEMORY_DIRECTORY if _MEMORY_DIRECTORY.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="liftoff-simulation-", dir=memory) as path:
+    with tempfile.TemporaryDirectory(prefix="liftoff-simulation-", dir=_memory_directory()) as path:
         yield Path(path)
 
 
