@@ -22,7 +22,8 @@ from jinja2 import Environment
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
-from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows
 from activities.calendar import public_holidays
@@ -146,6 +147,7 @@ def build_worker(
     survey_links: SurveyLinks | None = None,
     opt_out_links: OptOutLinks | None = None,
     version: WorkerDeploymentVersion | None = None,
+    workflow_runner: WorkflowRunner | None = None,
 ) -> Worker:
     """The onboarding workflow and its activities, bound to their dependencies.
 
@@ -155,6 +157,8 @@ def build_worker(
     version at its next workflow task (auto-upgrade: customers live for months, so
     pinning each to the build it started on would keep every old build running that
     long; `workflow.patched` and the replay gate keep the upgrade safe).
+    Workflows run in the SDK's sandbox unless `workflow_runner` says otherwise (the
+    simulator's, for speed; see simulation/runner.py).
     """
     mail = MailActivities(database, mailer, templates, sender, survey_links, opt_out_links)
     store, measure = StoreActivities(database), MeasureActivities(database)
@@ -167,6 +171,7 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         interceptors=interceptors,
+        workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
         deployment_config=None
         if version is None
         else WorkerDeploymentConfig(

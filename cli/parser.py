@@ -15,6 +15,7 @@ from cli.commands import (
     playbooks,
     records,
     serve,
+    simulate,
     templates,
     tokens,
 )
@@ -23,6 +24,11 @@ from cli.handoff_csv import columns_help
 from models.events import MeetingKind
 from models.onboarding import TIMELINE_KINDS, Stage
 
+# A simulation's bounds (simulation/cohort.py MAX_SYNTHETIC, simulation/runner.py
+# MAX_WEEKS; not imported: `liftoff --help` stays free of the worker's imports).
+MAX_SIMULATED_CUSTOMERS = 2_000
+MAX_SIMULATED_WEEKS = 104
+MAX_SEED = 2**32 - 1
 # What `add_subparsers` returns; argparse gives the class no public name.
 Subcommands = argparse._SubParsersAction
 # The most customers one page of `liftoff list` shows (records.customer_lists.MAX_PAGE,
@@ -204,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_outcome_commands(commands)
+    add_simulate_command(commands)
 
     playbook = commands.subparsers.add_parser("playbook", help="work with playbook files")
     playbook_commands = playbook.add_subparsers(
@@ -442,3 +449,56 @@ def add_outcome_commands(commands: _Commands) -> None:
             help="store the good rows and list the refused ones (exit 2 if any); "
             "by default one refused row stores none",
         )
+
+
+def add_simulate_command(commands: _Commands) -> None:
+    sim = commands.add(
+        "simulate",
+        simulate.cmd_simulate,
+        "try a playbook change before it ships: the real workflow over a simulated cohort",
+    )
+    sim.add_argument(
+        "--playbook", type=Path, required=True, metavar="NEW.toml", help="playbook to try"
+    )
+    sim.add_argument(
+        "--compare", type=Path, metavar="OLD.toml", help="the playbook it would replace"
+    )
+    cohort = sim.add_mutually_exclusive_group(required=True)
+    cohort.add_argument(
+        "--synthetic",
+        type=bounded_int(1, MAX_SIMULATED_CUSTOMERS),
+        metavar="N",
+        help=f"N synthetic customers (1 to {MAX_SIMULATED_CUSTOMERS:,}) drawn from --profile",
+    )
+    cohort.add_argument(
+        "--from-history",
+        action="store_true",
+        help="replay past customers' handoffs and recorded usage from the database",
+    )
+    sim.add_argument(
+        "--customers",
+        type=bounded_int(1, MAX_SIMULATED_CUSTOMERS),
+        metavar="N",
+        help="with --from-history: the N customers who started most recently (default 200)",
+    )
+    sim.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="usage profiles (default: simulation/profiles.toml, which documents the format)",
+    )
+    sim.add_argument(
+        "--weeks",
+        type=bounded_int(1, MAX_SIMULATED_WEEKS),
+        default=26,
+        help=f"weeks simulated (1 to {MAX_SIMULATED_WEEKS}, default 26)",
+    )
+    sim.add_argument(
+        "--seed",
+        type=bounded_int(0, MAX_SEED),
+        default=1,
+        help="the same seed gives the same cohort and the same figures (default 1)",
+    )
+    sim.add_argument(
+        "--out", type=Path, metavar="DIR", help="also write DIR/summary.md and DIR/summary.csv"
+    )

@@ -119,3 +119,26 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(tmp_path: Path) -
         assert len(phase["query_replayed_ms"]) == 6
         assert phase["rss_loaded_mb"] > 0
     assert "RSS per cached customer" in run.stdout
+
+
+def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "simulate_bench.py"),
+            *("--customers", "4", "--weeks", "3", "--compare", "--json"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout)
+
+    assert (figures["customers"], figures["weeks"], figures["playbooks"]) == (4, 3, 2)
+    assert len(figures["onboarded"]) == len(figures["emails_per_customer"]) == 2
+    assert all(0 <= onboarded <= 4 for onboarded in figures["onboarded"])
+    assert figures["wall_seconds"] > 0
+    assert figures["cpu_seconds"] > 0
