@@ -6,6 +6,7 @@ threads; each activity opens its own short session.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -123,17 +124,36 @@ def insert_ignore(
     rows = [values] if isinstance(values, Mapping) else list(values)
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
+    statement = _insert_ignore_statement(
+        target, session.get_bind().dialect.name, tuple(conflict_columns)
+    )
+    inserted = 0
+    # Executed with the rows as parameters, not rendered into the statement: then
+    # SQLAlchemy compiles it once per process instead of on every call (a statement
+    # with its values inside is never cached). Rows are grouped by their columns,
+    # since one execution takes one set of columns.
+    for group in _by_columns(rows).values():
+        inserted += len(session.connection().execute(statement, group).all())
+    return inserted
+
+
+def _by_columns(rows: Sequence[Mapping[str, Any]]) -> dict[frozenset[str], list[dict[str, Any]]]:
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(dict(row))
+    return groups
+
+
+@functools.cache
+def _insert_ignore_statement(target: Table, dialect: str, conflict_columns: tuple[str, ...]) -> Any:
     if dialect == "postgresql":
         insert: Any = postgresql.insert(target)
     elif dialect == "sqlite":
         insert = sqlite.insert(target)
     else:
         raise ValueError(f"insert_ignore does not support {dialect!r}")
-    statement = (
-        insert.values(rows)
-        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+    return (
+        insert.on_conflict_do_nothing(index_elements=list(conflict_columns))
         # Counted from RETURNING: rowcount is not reliable for this statement everywhere.
         .returning(*(target.c[name] for name in conflict_columns))
     )
-    return len(session.exec(statement).all())

@@ -11,6 +11,7 @@ so a retried or late write is harmless.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -209,21 +210,24 @@ def _upsert(session: Session, rows: Sequence[Values], *, replace_equal: bool = F
     """Insert the rows, or move existing ones forward: never back to an older entry."""
     if not rows:
         return
+    statement = _upsert_statement(session.get_bind().dialect.name, replace_equal)
+    # Rows as parameters, so the statement is compiled once per process (see insert_ignore).
+    session.connection().execute(statement, [dict(row) for row in rows])
+
+
+@functools.cache
+def _upsert_statement(dialect: str, replace_equal: bool) -> Any:
     table = CustomerProjection.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
     insert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    insert = insert.values(list(rows))
     newer = (
         table.c.last_seq <= insert.excluded.last_seq
         if replace_equal
         else table.c.last_seq < insert.excluded.last_seq
     )
-    session.exec(
-        insert.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={name: insert.excluded[name] for name in COLUMNS if name != "customer_id"},
-            where=newer,
-        )
+    return insert.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={name: insert.excluded[name] for name in COLUMNS if name != "customer_id"},
+        where=newer,
     )
 
 
