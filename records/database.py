@@ -7,6 +7,8 @@ threads; each activity opens its own short session.
 from __future__ import annotations
 
 import functools
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ _MIGRATION_LOCK = 0x4C69_6674
 
 # How long a SQLite writer waits for another one before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WAL_RETRY_SECONDS = 0.05
 
 
 def normalize_url(url: str) -> URL:
@@ -40,6 +43,21 @@ def normalize_url(url: str) -> URL:
 
 def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Write-ahead logging (the file keeps it). On a new file, processes connecting at
+    once race to switch it, and SQLite refuses the loser at once ("database is locked")
+    instead of waiting, as waiting could deadlock: try again for the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(_WAL_RETRY_SECONDS)
 
 
 class Database:
@@ -68,7 +86,7 @@ class Database:
             # Let SQLAlchemy, not the driver, issue BEGIN (see _on_begin).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 

@@ -3,7 +3,9 @@ mail activities tests send through."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,19 @@ def with_steps(playbook: Playbook, purpose_id: str, **changes: Any) -> Playbook:
             purpose = purpose.model_copy(update={"steps": steps})
         purposes.append(purpose)
     return playbook.model_copy(update={"purposes": purposes})
+
+
+def demo_playbook_copy(directory: Path, changes: Sequence[tuple[str, str]], name: str) -> Path:
+    """playbooks/demo.toml with each (pattern, replacement) made once, written to
+    `directory` for a worker process to read; fails if the demo lost a pattern."""
+    text = (REPO / "playbooks" / "demo.toml").read_text()
+    for pattern, replacement in changes:
+        text, found = re.subn(pattern, replacement, text)
+        if found != 1:
+            raise ValueError(f"playbooks/demo.toml no longer has {pattern!r}")
+    path = directory / name
+    path.write_text(text)
+    return path
 
 
 def make_fast_playbook() -> Playbook:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import SQLModel, select
@@ -25,6 +28,8 @@ from models.tables import (
     WeeklyMeasurementRecord,
 )
 from records.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
+from testkit import postgres
+from testkit.factories import REPO
 
 
 def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
@@ -143,6 +148,72 @@ def test_workers_starting_together_migrate_one_at_a_time(database: Database) -> 
             ["customer_id", "seq"],
         )
     assert inserted == 1
+
+
+# A process that imports everything first, then migrates when told to on stdin, so
+# several start their migrations at the same instant.
+_MIGRATE_WHEN_TOLD = (
+    "import sys\n"
+    "from records.database import Database\n"
+    "database = Database(sys.argv[1])\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "database.migrate()\n"
+)
+
+
+@contextmanager
+def _fresh_url(dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of an empty database, never migrated."""
+    if dialect == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    with postgres.fresh_schema("fresh", admin_url) as database:
+        yield database.url.render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_two_processes_migrating_one_fresh_database_together_both_succeed(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # What a worker and `liftoff serve` started together do: both run every migration
+    # on start. PostgreSQL runs them under an advisory lock, SQLite under its write lock.
+    with _fresh_url(dialect, tmp_path, request) as url:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", _MIGRATE_WHEN_TOLD, url],
+                cwd=REPO,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        try:
+            for process in processes:
+                assert process.stdout is not None
+                assert process.stdout.readline() == "ready\n", process.communicate()[1]
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            errors = [process.communicate(timeout=120)[1] for process in processes]
+        finally:
+            for process in processes:
+                process.kill()
+                process.wait()
+        assert [process.returncode for process in processes] == [0, 0], errors
+        database = Database(url)
+        try:
+            with database.engine.connect() as connection:
+                context = MigrationContext.configure(connection, opts={"compare_type": True})
+                assert compare_metadata(context, SQLModel.metadata) == []
+                [version] = connection.execute(text("SELECT version_num FROM alembic_version"))
+        finally:
+            database.dispose()
+        assert version[0] == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 @contextmanager

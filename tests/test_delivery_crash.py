@@ -37,7 +37,6 @@ MAIL_RETRY's first interval (about 65 s) plus start-up.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import uuid
@@ -46,14 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
 
-from models.tables import EmailLedgerEntry
 from records.database import Database
-from testkit.factories import REPO
+from testkit.factories import demo_playbook_copy
 from testkit.sendgrid import SendGridServer
 from tests.support.eventually import eventually_blocking
 from tests.support.processes import cli_runner, liftoff_environment, start_worker, stop
+from tests.support.sendgrid import Key, key_of, ledger
 from workflows.activity_options import MAIL_RETRY, MAIL_TIMEOUT
 
 pytestmark = pytest.mark.e2e
@@ -78,17 +76,9 @@ CLIENT_TIMEOUT = "30"
 RETRY_DUE = (MAIL_TIMEOUT + (MAIL_RETRY.initial_interval or MAIL_TIMEOUT)).total_seconds()
 DELIVERY_TIMEOUT = RETRY_DUE + 30
 
-Key = tuple[str, str, str]  # customer, ledger key, recipient
-
 
 def compressed_playbook(directory: Path) -> Path:
-    text = (REPO / "playbooks" / "demo.toml").read_text()
-    for pattern, replacement in PLAYBOOK_CHANGES:
-        text, found = re.subn(pattern, replacement, text)
-        assert found == 1, f"playbooks/demo.toml no longer has {pattern!r}"
-    path = directory / "crash.toml"
-    path.write_text(text)
-    return path
+    return demo_playbook_copy(directory, PLAYBOOK_CHANGES, "crash.toml")
 
 
 def expected_emails(customer: str) -> set[Key]:
@@ -102,20 +92,6 @@ def expected_emails(customer: str) -> set[Key]:
         (customer, f"failed:{customer}", LEADER),
         (customer, f"failed:{customer}", CSM),
     }
-
-
-def key_of(body: dict[str, Any]) -> Key:
-    """Whom a request to the loopback SendGrid was for (one recipient per message)."""
-    args = body["custom_args"]
-    [personalization] = body["personalizations"]
-    [to] = personalization["to"]
-    return args["customer_id"], args["ledger_key"], to["email"]
-
-
-def ledger(database: Database) -> dict[Key, EmailLedgerEntry]:
-    with database.session() as session:
-        rows = session.exec(select(EmailLedgerEntry)).all()
-    return {(row.customer_id, row.ledger_key, row.recipient): row for row in rows}
 
 
 def test_a_worker_killed_mid_send_delivers_every_email_exactly_once(

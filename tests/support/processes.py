@@ -1,4 +1,5 @@
-"""Real processes for end-to-end tests: a Temporal dev server, worker.py, the CLI.
+"""Real processes for end-to-end tests: a Temporal dev server, worker.py, the CLI,
+`liftoff serve`.
 
 The dev server is one per session (a fixture registered in tests/conftest.py); each test module
 gives its worker a task queue and a database of its own.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from models import visibility
@@ -25,6 +27,8 @@ from tests.support.eventually import eventually_blocking
 READY_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 60.0
 WORKER_STARTED = "worker started"
+# Answers 200 once the API's database and Temporal both answer (api/routes/health.py).
+API_READY_PATH = "/readyz"
 _TYPES = {"KEYWORD": "Keyword", "BOOL": "Bool"}
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -127,10 +131,10 @@ def cli_runner(environment: dict[str, str], workdir: Path) -> Cli:
     return run
 
 
-def start_worker(environment: dict[str, str], workdir: Path, log: Path) -> subprocess.Popen[str]:
-    """`python worker.py` in `workdir`, once it has logged that it started."""
+def launch_worker(environment: dict[str, str], workdir: Path, log: Path) -> subprocess.Popen[str]:
+    """`python worker.py` in `workdir`, its output in `log`; not waited for."""
     with log.open("w") as output:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, str(REPO / "worker.py")],
             env=environment,
             cwd=workdir,
@@ -138,9 +142,61 @@ def start_worker(environment: dict[str, str], workdir: Path, log: Path) -> subpr
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+
+def wait_until_worker_started(process: subprocess.Popen[str], log: Path) -> None:
+    """Until the worker has logged that it started; stopped if it never does."""
     try:
         wait_for("worker", lambda: WORKER_STARTED in log.read_text(), process)
     except BaseException:
         stop(process)
         raise
+
+
+def start_worker(environment: dict[str, str], workdir: Path, log: Path) -> subprocess.Popen[str]:
+    """`python worker.py` in `workdir`, once it has logged that it started."""
+    process = launch_worker(environment, workdir, log)
+    wait_until_worker_started(process, log)
     return process
+
+
+def launch_api(
+    environment: dict[str, str], workdir: Path, log: Path, port: int
+) -> subprocess.Popen[str]:
+    """`liftoff serve --port PORT` in `workdir`, its output in `log`; not waited for."""
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "starter.py"), "serve", "--port", str(port)],
+            env=environment,
+            cwd=workdir,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def wait_until_api_ready(process: subprocess.Popen[str], url: str) -> None:
+    """Until `url` answers its readiness probe; stopped if it never does."""
+
+    def ready() -> bool:
+        try:
+            return httpx.get(url + API_READY_PATH, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(f"liftoff serve at {url}", ready, process)
+    except BaseException:
+        stop(process)
+        raise
+
+
+def start_api(
+    environment: dict[str, str], workdir: Path, log: Path
+) -> tuple[subprocess.Popen[str], str]:
+    """`liftoff serve` on a free port, once it is ready; returns the process and its URL."""
+    port = free_port()
+    process = launch_api(environment, workdir, log, port)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_api_ready(process, url)
+    return process, url

@@ -13,17 +13,37 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlmodel import select
 
+from models.tables import EmailLedgerEntry
+from records.database import Database
 from testkit.sendgrid import SendGridServer, serve
 
 LEDGER_KEY = "stall:1:proposal"
 ADMIN = "admin@acme.example"
+
+Key = tuple[str, str, str]  # customer, ledger key, recipient
 
 
 @pytest.fixture
 def sendgrid_server() -> Iterator[SendGridServer]:
     with serve() as state:
         yield state
+
+
+def key_of(body: dict[str, Any]) -> Key:
+    """Whom a request to the loopback SendGrid was for (one recipient per message)."""
+    args = body["custom_args"]
+    [personalization] = body["personalizations"]
+    [to] = personalization["to"]
+    return args["customer_id"], args["ledger_key"], to["email"]
+
+
+def ledger(database: Database) -> dict[Key, EmailLedgerEntry]:
+    """The email ledger's rows by whom each is for."""
+    with database.session() as session:
+        rows = session.exec(select(EmailLedgerEntry)).all()
+    return {(row.customer_id, row.ledger_key, row.recipient): row for row in rows}
 
 
 @dataclass(frozen=True)
