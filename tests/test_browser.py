@@ -417,3 +417,68 @@ async def test_a_lead_opens_the_playbook_review_in_both_languages_and_downloads_
             assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()
+
+
+async def test_a_lead_moves_a_versions_customers_and_a_csm_pauses_and_resumes_one(
+    api: ApiHarness,
+) -> None:
+    from records.playbook_versions import record_version
+
+    old = make_playbook(version=f"old-{uuid.uuid4().hex[:4]}")
+    new = old.model_copy(
+        update={"version": f"new-{uuid.uuid4().hex[:4]}", "deadline": old.deadline * 2}
+    )
+    for playbook in (old, new):
+        record_version(api.database, playbook, f"playbooks/{playbook.version}.toml")
+    csm = f"csm-{uuid.uuid4().hex[:6]}@liftoff.example"
+    handoff = make_handoff(csm=csm, time_zone="UTC")
+    await api.services.onboarding.start(handoff, old)
+    await api.past_handoff(handoff.customer_id)
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1360, "height": 900}, locale="en-US"
+            )
+            page = await context.new_page()
+            blocked = _policy_violations(page)
+            await _sign_in(page, base, api.token(TokenRole.LEAD), "/playbooks")
+            await expect(page.locator("h1")).to_have_text("Playbook versions")
+            form = page.locator("#migrate form")
+            await form.locator("select[name=from]").select_option(old.version)
+            await form.locator("select[name=to]").select_option(new.version)
+            await form.locator("input[name=reason]").fill("a longer deadline for everyone")
+            await form.get_by_role("button", name="Preview").click()
+            await expect(page.locator("#differences")).to_contain_text("deadline: 180 days")
+            row = page.locator(f'#preview [data-customer="{handoff.customer_id}"]')
+            await expect(row).to_contain_text("timer(s) re-based")
+            await _shot(page, "18-migration-dry-run")
+            await page.locator("#migrate-apply").click()
+            await expect(page.locator("#preview h2")).to_have_text(
+                f"1 moved to {new.version}, 0 refused"
+            )
+            await _shot(page, "19-migration-applied")
+            status = await api.services.onboarding.status(handoff.customer_id)
+            assert status.playbook_version == new.version
+
+            await context.clear_cookies()
+            await _sign_in(page, base, api.token(TokenRole.CSM, csm), "/")
+            await page.goto(f"{base}/customers/{handoff.customer_id}")
+            timeline = page.locator("#timeline")
+            await expect(timeline.locator('[data-kind="playbook_migrated"]')).to_have_count(1)
+            pause = page.locator("#action-paused")
+            await pause.locator("summary").click()
+            await pause.locator("input[name=reason]").fill("customer asked for a month off")
+            await pause.get_by_role("button", name="Record").click()
+            await expect(page.locator("body")).to_contain_text("customer asked for a month off")
+            await expect(timeline.locator('[data-kind="paused"]')).to_have_count(1)
+            await _shot(page, "20-customer-paused")
+            resume = page.locator("#action-resumed")
+            await resume.locator("summary").click()
+            await resume.get_by_role("button", name="Record").click()
+            await expect(timeline.locator('[data-kind="resumed"]')).to_have_count(1)
+            await expect(page.locator("#action-paused")).to_be_attached()
+            assert blocked == [], "\n".join(blocked)
+        finally:
+            await browser.close()
