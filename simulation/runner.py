@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import col, select
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -346,6 +346,7 @@ async def simulate(
     workdir: Path,
     templates_dir: Path,
     processes: int | None = None,
+    before_close: Callable[[Client], Awaitable[None]] | None = None,
 ) -> SimulationRun:
     """Runs the cohort under every arm for `weeks` weeks on `processes` worker processes
     (default: one per core, at most MAX_PROCESSES); the figures are then read from the
@@ -400,6 +401,9 @@ async def simulate(
                     await driver.advance_to(today + REVIEW_AT)
                     await driver.send_all(driver.reviews_due(day, today))
                 await driver.advance_to(end)
+            if before_close is not None:
+                # While the server lives: e.g. read the workflows' histories.
+                await before_close(env.client)
     return SimulationRun(
         arms=list(arms),
         cohort=list(cohort),

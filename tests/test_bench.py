@@ -142,3 +142,25 @@ def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:
     assert all(0 <= onboarded <= 4 for onboarded in figures["onboarded"])
     assert figures["wall_seconds"] > 0
     assert figures["cpu_seconds"] > 0
+
+
+def test_the_journey_events_bench_follows_every_run_of_each_customer() -> None:
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "journey_events_bench.py"), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    journeys = json.loads(run.stdout)
+    assert {j["profile"] for j in journeys} == {"onboards-late", "never-onboards"}
+    for journey in journeys:
+        # A run's events are part of the journey's, and a journey lasts at most the
+        # default playbook's 180-day deadline.
+        assert 0 < journey["largest_run"] <= journey["events"]
+        assert 0 < journey["days"] <= 180.5
+    late = [j for j in journeys if j["profile"] == "onboards-late"]
+    never = [j for j in journeys if j["profile"] == "never-onboards"]
+    assert max(j["days"] for j in late) < min(j["days"] for j in never)
