@@ -16,6 +16,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -224,6 +225,9 @@ class OnboardingClient:
                 PREVIEW_MIGRATION, request, result_type=MigrationPlan
             )
             return plan
+        except WorkflowQueryFailedError as err:
+            # A worker older than migrations, or a query it could not answer.
+            raise CommandRejectedError(f"the dry run failed: {err}") from None
         except RPCError as err:
             await self._raise_not_found(customer_id, err)
 
