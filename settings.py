@@ -196,6 +196,12 @@ class Settings(BaseSettings):
     max_cached_workflows: int = Field(
         default=1000, ge=0, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
     )
+    # "shared" keeps one import of the workflow code for every customer (memory);
+    # "strict" re-imports it per customer and fails a workflow task that reads the
+    # clock, randomness or I/O outside Temporal's APIs (the test suite runs it).
+    workflow_sandbox: Literal["shared", "strict"] = Field(
+        default="shared", validation_alias="LIFTOFF_WORKFLOW_SANDBOX"
+    )
     # Temporal Worker Versioning (docs/operations.md, "Rolling out a workflow change"):
     # both set, the worker serves only that version of the deployment, once it is
     # made current; Temporal's canonical version string joins them with a dot.

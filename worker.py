@@ -182,12 +182,23 @@ def build_worker(
     )
 
 
-def sandboxed_runner() -> SandboxedWorkflowRunner:
-    """The SDK's sandbox, keeping its runtime guard (a clock, random or I/O call in
-    workflow code fails the workflow task) but sharing modules instead of importing
-    them again for every workflow it starts or replays: that re-import cost ~110 KB of
-    memory per cached customer (440 to 326 KB measured, docs/architecture.md). Safe
-    because no workflow module keeps mutable state at module level."""
+def sandboxed_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The SDK's sandbox, in one of two trade-offs (docs/architecture.md, "The workflow
+    sandbox").
+
+    Shared (the default): every module, the workflow module included, is imported once
+    and shared by all workflows, instead of imported again for each workflow started or
+    replayed: 440 to 326 KB of RSS per cached customer. The price: the workflow code
+    sees the real `datetime`, `random` and `os`, so a clock read in it is no longer
+    caught at run time. Safe because no workflow module keeps state at module level
+    that a workflow could change (workflows/shared_playbooks.py keeps equal copies).
+
+    Strict: the SDK's default, whose proxies fail a workflow task that reads the clock,
+    randomness or I/O outside Temporal's APIs. The test suite's workers run it, so a
+    non-deterministic call in workflow code fails the tests before it ships.
+    """
+    if strict:
+        return SandboxedWorkflowRunner()
     restrictions = SandboxRestrictions.default.with_passthrough_all_modules()
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
@@ -244,6 +255,7 @@ async def run_worker(
                 survey_links=survey_links(settings),
                 opt_out_links=opt_out_links(settings),
                 version=settings.worker_version(),
+                workflow_runner=sandboxed_runner(strict=settings.workflow_sandbox == "strict"),
             )
             log.info(
                 "worker started",

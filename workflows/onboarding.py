@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.pausing as pausing
     import workflows.projection as projection
     import workflows.rules as rules
+    import workflows.shared_playbooks as shared_playbooks
     import workflows.step_emails as step_emails
     import workflows.surveys as surveys
     from activities.measure import MeasureActivities
@@ -90,7 +91,8 @@ class CustomerOnboardingWorkflow:
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
         self._handoff = input.handoff
-        self._playbook = input.playbook
+        # The start input's own copy is dropped (input too is kept by the SDK).
+        input.playbook = self._playbook = shared_playbooks.shared(input.playbook)
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
         # Activities to run, queued by handlers and timers, drained by the main loop.
@@ -101,7 +103,7 @@ class CustomerOnboardingWorkflow:
             on_store_failed=self._store_failed,
         )
         self._step_emails = step_emails.StepEmails(
-            input.handoff, input.playbook, self._state, self._effects
+            input.handoff, self._playbook, self._state, self._effects
         )
 
     @workflow.run
@@ -234,8 +236,8 @@ class CustomerOnboardingWorkflow:
         if self._state.pause is not None:
             self._state.pause.held = change.held
         self._state.recent_weeks = change.recent_weeks
-        self._playbook = new
-        self._step_emails.use(new)
+        self._playbook = shared_playbooks.shared(new)
+        self._step_emails.use(self._playbook)
         self._effects.timeline(
             "playbook_migrated",
             f"playbook {old.name} {old.version} -> {new.name} {new.version} by "

@@ -24,7 +24,7 @@ from emails.survey_links import SurveyLinks
 from records.database import Database
 from testkit.factories import PUBLIC_URL, SENDER, SURVEY_SECRET, TEMPLATES
 from testkit.temporal import add_search_attributes, start_dev_server, venv_binary
-from worker import build_worker
+from worker import build_worker, sandboxed_runner
 
 ACTIVITY_THREADS = 8
 
@@ -88,5 +88,7 @@ async def onboarding_worker(
             survey_links=SurveyLinks(SURVEY_SECRET, PUBLIC_URL),
             opt_out_links=OptOutLinks(SURVEY_SECRET, PUBLIC_URL),
             version=version,
+            # The strict sandbox: a clock read in workflow code fails the tests.
+            workflow_runner=sandboxed_runner(strict=True),
         ) as worker:
             yield worker
