@@ -46,6 +46,23 @@ async def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(
     assert replayed.headers["location"].startswith("/login")
 
 
+async def test_a_get_of_logout_only_asks_so_another_site_cannot_sign_a_csm_out(
+    api: ApiHarness,
+) -> None:
+    # An <img src="/logout"> on any page the CSM visits sends this GET with the cookie.
+    cookie = await _signed_in_cookie(api, api.token(TokenRole.CSM, "csm@liftoff.example"))
+    async with api.client() as browser:
+        browser.cookies.set(SESSION_COOKIE, cookie)
+        asked = await browser.get("/logout", headers={"Referer": "https://evil.example/"})
+        assert asked.status_code == 200
+        assert '<form method="post" action="/logout"' in asked.text
+        assert "Sign out of Liftoff on this browser?" in asked.text
+        assert (await browser.get("/")).status_code == 200  # still signed in
+        foreign = await browser.post("/logout", headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        assert (await browser.get("/")).status_code == 200
+
+
 async def test_revoking_the_token_ends_its_sessions(api: ApiHarness) -> None:
     token = api.token(TokenRole.CSM, "csm@liftoff.example")
     cookie = await _signed_in_cookie(api, token)

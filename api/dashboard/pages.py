@@ -181,7 +181,14 @@ async def login(request: Request, services: AppServices) -> Response:
     return response
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
+@router.get("/logout")
+async def logout_page(request: Request) -> HTMLResponse:
+    # Signing out changes state, so a GET only asks: an <img src="/logout"> on another
+    # site cannot sign a CSM out.
+    return render(page_context(request, None), "logout.html")
+
+
+@router.post("/logout")
 async def logout(request: Request, services: AppServices) -> RedirectResponse:
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id:
