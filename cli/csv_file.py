@@ -11,14 +11,13 @@ caller's to collect, by line number, so every problem is reported in one pass.
 from __future__ import annotations
 
 import csv
-import difflib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cli.errors import BadInput
-from records.csv_text import UndecodableText, decode_csv_bytes
+from records.csv_text import UndecodableText, decode_csv_bytes, unknown_columns
 
 # A CSV import is a list of customers or of their outcomes, not a data dump.
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -86,15 +85,9 @@ def read_csv_table(path: Path, columns: Mapping[str, str], required: Sequence[st
 def _check_header(
     path: Path, header: list[str], columns: Mapping[str, str], required: Sequence[str]
 ) -> None:
-    unknown = [name for name in header if name not in columns]
+    unknown = unknown_columns(header, columns)
     if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
-        raise BadInput(
-            f"{path}: unknown column(s) {', '.join(hints)}; the columns are {', '.join(columns)}"
-        )
+        raise BadInput(f"{path}: {unknown}")
     missing = [column for column in required if column not in header]
     if missing:
         raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")

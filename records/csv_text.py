@@ -8,6 +8,8 @@ UTF-8 is tried first; anything else is told by `charset-normalizer` (the detecto
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
@@ -60,3 +62,17 @@ def _refuse_binary(data: bytes) -> None:
     # Text in the legacy encodings a spreadsheet writes has no NUL; a binary file does.
     if b"\x00" in data:
         raise UndecodableText("the file is not text (it holds NUL bytes); save it as CSV UTF-8")
+
+
+def unknown_columns(header: Iterable[str], columns: Collection[str]) -> str | None:
+    """What is wrong with a header naming columns outside `columns`, each with the
+    closest known name (a misspelt optional column would otherwise be dropped
+    silently), or None when every name is known."""
+    hints = []
+    for name in header:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    if not hints:
+        return None
+    return f"unknown column(s) {', '.join(hints)}; the columns are {', '.join(columns)}"

@@ -115,7 +115,30 @@ def test_csv_without_required_columns_is_rejected_as_a_whole(
     report = import_usage_csv(sqlite_database, csv_file)
 
     assert report.stored == 0
-    assert report.rejected == [(1, "missing columns: customer_id, user_id, occurred_at")]
+    assert report.rejected == [
+        (
+            1,
+            "missing columns: customer_id, user_id, occurred_at; unknown column(s) "
+            "'customer' (did you mean 'customer_id'?), 'user' (did you mean 'user_id'?); "
+            "the columns are customer_id, user_id, event, occurred_at, quantity, event_key",
+        )
+    ]
+
+
+def test_a_misspelt_optional_column_is_refused_not_dropped(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    # Read silently, "quantitiy" would count every row as a quantity of 1.
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id,user_id,event,occurred_at,quantitiy\nacme,u1,pages,2026-01-20T10:00:00Z,40\n",
+        encoding="utf-8",
+    )
+
+    report = import_usage_csv(sqlite_database, csv_file)
+
+    assert report.stored == 0
+    assert "'quantitiy' (did you mean 'quantity'?)" in report.rejected[0][1]
 
 
 def test_rows_a_database_would_refuse_are_rejected_and_the_rest_stored(

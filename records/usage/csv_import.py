@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from models.tables import Customer, utc_now
-from records.csv_text import SNIFF_BYTES, UndecodableText, sniff_encoding
+from records.csv_text import SNIFF_BYTES, UndecodableText, sniff_encoding, unknown_columns
 from records.database import Database
 from records.usage.events import event_values, parse_instant, store_event_rows
 from records.usage.rejected import rejected_rows
@@ -166,8 +166,12 @@ def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | st
     reader = csv.DictReader(handle)
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise UsageCsvError(f"missing columns: {', '.join(missing)}")
+    problems = [
+        f"missing columns: {', '.join(missing)}" if missing else None,
+        unknown_columns(header, REQUIRED_COLUMNS + OPTIONAL_COLUMNS),
+    ]
+    if any(problems):
+        raise UsageCsvError("; ".join(problem for problem in problems if problem))
     reader.fieldnames = header
     for row in reader:
         # The row's own customer passes parse_usage_row's check; the caller decides.
