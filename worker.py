@@ -37,6 +37,7 @@ from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from logs import configure_logging
+from models.errors import describe
 from observability.health import serve_worker_probe, worker_readiness
 from observability.metrics import ActivityFailureMetrics
 from observability.tracing import configure_tracing, current_provider, trace_database
@@ -322,9 +323,8 @@ def main() -> None:
     try:
         settings = Settings()
     except ValidationError as err:
-        # One readable line per problem instead of a traceback.
-        problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in err.errors())
-        raise SystemExit(f"liftoff worker: bad configuration: {problems}") from None
+        # One readable line, naming each variable, instead of a traceback.
+        raise SystemExit(f"liftoff worker: bad configuration: {describe(err)}") from None
     configure_logging(settings)
     configure_tracing("liftoff-worker")
     try:

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from cli.csv_file import columns_help as csv_columns_help
 from cli.csv_file import read_csv_table
 from cli.errors import BadInput
-from cli.inputs import describe, parse_bool, parse_contact
+from cli.inputs import parse_bool, parse_contact
+from models.errors import describe
 from models.handoff import CustomerHandoff
 from models.playbook import Playbook
 

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from cli.errors import BadInput
 from client.handoffs import UnknownPurposeError
 from client.handoffs import check_purposes as check_playbook_purposes
+from models.errors import describe
 from models.events import NpsAnswer, OnboardingEvent
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, PlaybookError
@@ -27,23 +28,6 @@ _CONTACT = re.compile(
     r"(?:(?P<name>[^<]*?)\s*<(?P<email>[^<>]*)>|(?P<address>[^\s<>]+@[^\s<>]+))\s*$"
 )
 _EVENT = TypeAdapter[OnboardingEvent](OnboardingEvent)
-
-
-def describe(err: ValidationError, *, tagged: bool = False) -> str:
-    """A pydantic error as one readable line: `field: problem; field: problem`.
-
-    `tagged`: the error comes from a discriminated union, whose first location
-    part is the event kind, which the user did not type.
-    """
-    problems = []
-    for error in err.errors():
-        loc = error["loc"][1:] if tagged else error["loc"]
-        where = ".".join(str(part) for part in loc if not isinstance(part, int))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "literal_error" or error["type"] == "enum":
-            message = f"{message}, got {error['input']!r}"
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
 
 
 def parse_contact(spec: str) -> Contact:

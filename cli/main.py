@@ -16,10 +16,10 @@ from temporalio.service import RPCError
 
 from cli.commands import Command
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
-from cli.inputs import describe
 from cli.parser import build_parser
 from client.codec import PayloadDecryptionError
 from client.errors import LiftoffClientError
+from models.errors import describe
 from settings import Settings
 
 

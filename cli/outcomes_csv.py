@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from cli.csv_file import read_csv_table
 from cli.errors import BadInput
-from cli.inputs import describe
+from models.errors import describe
 from models.outcomes import HealthScoreIn, OutcomeEventIn, OutcomeKind, OutsideRow
 
 OUTCOME_COLUMNS: dict[str, str] = {

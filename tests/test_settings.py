@@ -98,3 +98,13 @@ def test_build_mailer_picks_the_backend_and_logs_it_without_the_key(
         "mail backend: smtp",
     ]
     assert not [record for record in caplog.records if SECRET in str(record.__dict__)]
+
+
+def test_a_misspelt_sandbox_choice_stops_the_worker_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIFTOFF_WORKFLOW_SANDBOX", "strcit")
+    with pytest.raises(SystemExit) as stopped:
+        worker.main()
+    assert "LIFTOFF_WORKFLOW_SANDBOX" in str(stopped.value.code)
+    assert "'shared' or 'strict'" in str(stopped.value.code)

@@ -84,7 +84,7 @@ def _playbook(spec: str, settings: Settings) -> Playbook:
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from cli.inputs import describe
+    from models.errors import describe
     from models.migration import MigrationRequest
     from records.customer_lists import Filters, customer_ids
     from records.playbook_versions import record_version
