@@ -237,6 +237,7 @@ EN: dict[str, str] = {
     "kind_campaign_step_sent": "Step email sent",
     "kind_campaign_step_skipped": "Step email skipped",
     "kind_playbook_migrated": "Playbook changed",
+    "kind_overrides_set": "Playbook adjusted",
     # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py);
     # the CSM events' own are in EVENT_WORDS.
     "tl_transition": "{source} → {target}: {cause}",
@@ -255,6 +256,8 @@ EN: dict[str, str] = {
     "tl_stall_proposal": "proposal email to the administrators",
     "tl_stall_proposals": "proposals for stuck purposes: {steps}",
     "tl_playbook_migrated": "playbook {source} → {target} by {by}: {reason}",
+    "tl_overrides_set": "playbook adjusted for this customer by {by} ({reason}): {values}",
+    "tl_overrides_cleared": "playbook values restored for this customer by {by} ({reason})",
     # Cohort
     "cohort_title": "Cohort",
     "cohort_note": (
@@ -502,7 +505,10 @@ JA: dict[str, str] = {
     "kind_campaign_step_sent": "ステップメール送信",
     "kind_campaign_step_skipped": "ステップメール省略",
     "kind_playbook_migrated": "プレイブック変更",
+    "kind_overrides_set": "プレイブック調整",
     "tl_playbook_migrated": "プレイブック {source} → {target}（{by}、理由: {reason}）",
+    "tl_overrides_set": "この顧客向けにプレイブックを調整（{by}、理由: {reason}）: {values}",
+    "tl_overrides_cleared": "この顧客のプレイブックの値を元に戻した（{by}、理由: {reason}）",
     "tl_transition": "{source} → {target}（{cause}）",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",

@@ -1,0 +1,343 @@
+"""One customer's adjustments of its playbook: `effective()` applies them through the
+playbook's own schema and names what does not fit; on the time-skipping server the
+workflow follows them, records them, keeps them across continue-as-new, and carries
+them to a new playbook version or refuses the move with the reason."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from client.errors import CommandRejectedError
+from models.migration import MigrationRequest
+from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
+from models.overrides import (
+    CustomerOverrides,
+    OverridesError,
+    OverridesRequest,
+    StageTimerOverride,
+    deadline_at,
+    effective,
+)
+from models.playbook import Playbook
+from testkit.factories import make_handoff, make_playbook
+from tests.support.workflow_harness import (
+    Harness,
+    open_kinds,
+    received,
+    save_history,
+    through_training,
+    until_sent,
+)
+
+DAY = timedelta(days=1)
+START = datetime(2027, 1, 4, 1, 0, tzinfo=UTC)
+
+
+def aligned() -> Playbook:
+    """The shipped playbook measuring on its weekday and hour, as it ships."""
+    playbook = make_playbook(campaign=True)
+    measurement = playbook.measurement.model_copy(update={"align_to_weekday": True})
+    return playbook.model_copy(update={"measurement": measurement})
+
+
+def adjusting(reason: str = "the customer's fiscal year ends in March", **fields: Any) -> Any:
+    return OverridesRequest(
+        overrides=CustomerOverrides(**fields), reason=reason, requested_by="csm@liftoff.example"
+    )
+
+
+def due_at(status: OnboardingStatus, kind: DueKind) -> datetime:
+    return next(d.at for d in status.state.agenda if d.kind is kind)
+
+
+# effective(): the playbook as one customer follows it
+
+
+def test_no_overrides_is_the_playbook_itself() -> None:
+    playbook = make_playbook()
+    assert effective(playbook, None) is playbook
+    assert effective(playbook, CustomerOverrides()) is playbook
+
+
+def test_each_override_replaces_the_playbook_value_and_nothing_else() -> None:
+    playbook = aligned()
+    adjusted = effective(
+        playbook,
+        CustomerOverrides(
+            thresholds={"active_seat_ratio": 0.4},
+            timers={"kickoff": StageTimerOverride(remind_csm_after=timedelta(days=3))},
+            measurement_weekday=2,
+            measurement_hour=14,
+            deadline=date(2027, 9, 30),
+            skip_steps=["A:nudge"],
+        ),
+        started_at=START,
+        time_zone="Asia/Tokyo",
+    )
+    criteria = {c.metric.value: c.at_least for c in adjusted.completion_criteria}
+    assert criteria["active_seat_ratio"] == 0.4
+    assert criteria["key_actions"] == 20  # untouched
+    # The escalation keeps the playbook's gap (7 days) after the new reminder.
+    assert adjusted.timers.kickoff.remind_csm_after == 3 * DAY
+    assert adjusted.timers.kickoff.escalate_to_leader_after == 10 * DAY
+    assert adjusted.timers.training == playbook.timers.training
+    assert (adjusted.measurement.weekday, adjusted.measurement.local_hour) == (2, 14)
+    assert START + adjusted.deadline == deadline_at(date(2027, 9, 30), "Asia/Tokyo")
+    purpose = adjusted.purpose("A")
+    assert purpose is not None and "nudge" not in [s.id for s in purpose.steps]
+    assert adjusted.version == playbook.version
+    # The pinned playbook is left as it was.
+    assert playbook.completion_criteria[0].at_least == 0.6
+
+
+@pytest.mark.parametrize(
+    ("fields", "sentence"),
+    [
+        (
+            {"thresholds": {"logins": 3}},
+            "has no completion criterion logins (it has active_seat_ratio, key_actions",
+        ),
+        ({"timers": {"adoption": {"remind_csm_after": "3d"}}}, "has no stage timer adoption"),
+        ({"skip_steps": ["A:farewell"]}, "has no step A:farewell"),
+        (
+            {"timers": {"kickoff": {"remind_csm_after": "9d", "escalate_to_leader_after": "8d"}}},
+            "the kickoff escalation (8d) must come after its reminder (9d)",
+        ),
+        ({"deadline": "2027-02-01"}, "the deadline 2027-02-01 must come after the momentum"),
+        ({"deadline": "2031-01-01"}, "more than 1096 days after the start"),
+    ],
+)
+def test_what_the_playbook_cannot_take_is_refused_with_a_sentence_naming_it(
+    fields: dict[str, Any], sentence: str
+) -> None:
+    with pytest.raises(OverridesError, match=re.escape(sentence)):
+        effective(aligned(), CustomerOverrides(**fields), started_at=START, time_zone="UTC")
+
+
+def test_a_playbook_measuring_from_adoption_takes_no_weekday() -> None:
+    with pytest.raises(OverridesError, match="not on a weekday and hour"):
+        effective(make_playbook(), CustomerOverrides(measurement_weekday=3))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"thresholds": {"active_seat_ratio": -0.1}},
+        {"thresholds": {"key_actions": 2e9}},
+        {"timers": {"kickoff": {"remind_csm_after": "400d"}}},
+        {"timers": {"kickoff": {}}},
+        {"measurement_weekday": 7},
+        {"measurement_hour": 24},
+        {"skip_steps": ["nudge"]},
+        {"skip_steps": [f"A:s{i}" for i in range(51)]},
+        {"thresholds": {f"c{i}": 1 for i in range(51)}},
+        {"colour": "blue"},
+    ],
+)
+def test_every_field_is_bounded(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        CustomerOverrides.model_validate(fields)
+
+
+def test_a_reason_is_required_and_bounded() -> None:
+    with pytest.raises(ValidationError):
+        OverridesRequest(overrides=CustomerOverrides(), reason="", requested_by="csm")
+    with pytest.raises(ValidationError):
+        OverridesRequest(overrides=CustomerOverrides(), reason="x" * 501, requested_by="csm")
+
+
+# The workflow
+
+
+async def test_an_overridden_timer_and_threshold_are_followed_and_recorded(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    before = await h.status(handle)
+    started = before.state.started_at
+    assert started is not None
+
+    result = await h.onboarding.set_overrides(
+        handoff.customer_id,
+        adjusting(
+            thresholds={"active_seat_ratio": 0.3},
+            timers={"kickoff": StageTimerOverride(remind_csm_after=timedelta(days=2))},
+        ),
+    )
+    assert {v.name: (v.playbook, v.customer) for v in result.overridden} == {
+        "threshold active_seat_ratio": ("0.6", "0.3"),
+        "kickoff remind_csm_after": ("7d", "2d"),
+    }
+    status = await h.wait_for(handle, lambda s: s.state.overrides is not None)
+    assert due_at(status, DueKind.REMIND_CSM) == started + 2 * DAY
+    assert due_at(status, DueKind.ESCALATE_TO_LEADER) == started + 9 * DAY
+    assert [v.name for v in status.overridden] == [v.name for v in result.overridden]
+    entry = next(e for e in h.timeline(handoff.customer_id) if e.kind == "overrides_set")
+    assert entry.details["by"] == "csm@liftoff.example"
+    assert entry.details["reason"] == "the customer's fiscal year ends in March"
+    assert "active_seat_ratio >= 0.3" in entry.summary
+
+    await h.env.sleep(2 * DAY + timedelta(hours=1))
+    status = await h.wait_for(handle, lambda s: TaskKind.OVERDUE_REMINDER in open_kinds(s))
+
+    await through_training(h, handle)
+    # 40% of the seats, two weeks running: enough for this customer, not the playbook.
+    await h.usage(handoff, active_users=4, actions_per_user=6, quota_units=40)
+    await h.next_week(handle)
+    await h.usage(handoff, active_users=4, actions_per_user=6)
+    status = await h.next_week(handle)
+    assert status.state.stage is Stage.COMPLETION_REVIEW
+    ratio = status.state.recent_weeks[-1].criteria[0]
+    assert (ratio.observed, ratio.threshold, ratio.met) == (0.4, 0.3, True)
+    save_history("overrides_set_in_kickoff", (await handle.fetch_history()).to_json())
+
+
+async def test_a_skipped_step_is_never_sent_the_others_are(h: Harness) -> None:
+    handoff = make_handoff(purposes=["A"])
+    handle = await h.start(handoff, make_playbook(campaign=True))
+    await through_training(h, handle)
+    status = await h.wait_for(handle, lambda s: any(d.ref == "A:nudge" for d in s.state.agenda))
+
+    result = await h.onboarding.set_overrides(
+        handoff.customer_id, adjusting("they asked for fewer emails", skip_steps=["A:nudge"])
+    )
+    assert [(s.ref, s.change) for s in result.plan.steps] == [("A:nudge", "dropped")]
+    await until_sent(h, handle, "A:setup")
+    await h.env.sleep(21 * DAY)
+    status = await h.wait_for(handle, lambda s: True)
+
+    keys = Counter(key for got in received(h).values() for key in got.elements())
+    assert not any(":nudge:" in key for key in keys), keys
+    assert any(key.startswith("campaign:shared:setup:") for key in keys), keys
+    assert any(key.startswith("campaign:A:welcome:") for key in keys), keys
+    assert not any(d.ref == "A:nudge" for d in status.state.agenda)
+    save_history("overrides_skip_step", (await handle.fetch_history()).to_json())
+
+
+async def test_a_deadline_date_fails_the_customer_at_the_end_of_that_local_day(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    started = (await h.status(handle)).state.started_at
+    assert started is not None
+    day = (started + 120 * DAY).date()
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(deadline=day))
+    status = await h.wait_for(handle, lambda s: s.state.overrides is not None)
+    assert due_at(status, DueKind.DEADLINE) == deadline_at(day, handoff.time_zone)
+
+    await h.env.sleep(deadline_at(day, handoff.time_zone) - started + timedelta(hours=1))
+    status = await h.wait_for(handle, lambda s: s.state.stage.terminal)
+    assert status.state.stage is Stage.FAILED
+
+
+async def test_bad_overrides_are_refused_before_history_and_nothing_is_lost(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(thresholds={"key_actions": 10}))
+    with pytest.raises(CommandRejectedError, match="has no step A:farewell"):
+        await h.onboarding.set_overrides(handoff.customer_id, adjusting(skip_steps=["A:farewell"]))
+    yesterday = await h.today() - DAY
+    with pytest.raises(CommandRejectedError, match="must be after the customer's today"):
+        await h.onboarding.set_overrides(handoff.customer_id, adjusting(deadline=yesterday))
+    status = await h.status(handle)
+    assert status.state.overrides == CustomerOverrides(thresholds={"key_actions": 10})
+    entries = [e for e in h.timeline(handoff.customer_id) if e.kind == "overrides_set"]
+    assert len(entries) == 1
+
+
+async def test_clearing_the_overrides_puts_the_playbook_values_back(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    started = (await h.status(handle)).state.started_at
+    assert started is not None
+    timer = StageTimerOverride(remind_csm_after=timedelta(days=3))
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(timers={"kickoff": timer}))
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting("back to the kata"))
+    status = await h.wait_for(handle, lambda s: s.state.overrides is None)
+    assert due_at(status, DueKind.REMIND_CSM) == started + 7 * DAY
+    assert status.overridden == []
+
+
+async def test_overrides_survive_continue_as_new(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff, max_history_events=100)
+    overrides = CustomerOverrides(thresholds={"key_actions": 5})
+    await h.onboarding.set_overrides(
+        handoff.customer_id, adjusting(thresholds=overrides.thresholds)
+    )
+    await through_training(h, handle)
+    for _ in range(6):
+        await h.usage(handoff, active_users=1, actions_per_user=1)
+        status = await h.next_week(handle)
+        if status.state.runs > 1:
+            break
+    status = await h.wait_for(handle, lambda s: s.state.runs > 1, seconds=30)
+    assert status.state.overrides == overrides
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    key_actions = next(
+        c for c in status.state.recent_weeks[-1].criteria if c.metric == "key_actions"
+    )
+    assert key_actions.threshold == 5
+    assert [v.name for v in status.overridden] == ["threshold key_actions"]
+
+
+def version(playbook: Playbook, name: str, **changes: Any) -> Playbook:
+    return playbook.model_copy(update={"version": name, **changes})
+
+
+def migrating(playbook: Playbook) -> MigrationRequest:
+    return MigrationRequest(playbook=playbook, reason="a new kata", requested_by="lead")
+
+
+async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) -> None:
+    old = make_playbook()
+    kickoff = old.timers.kickoff.model_copy(update={"remind_csm_after": 9 * DAY})
+    new = version(old, "2", timers=old.timers.model_copy(update={"kickoff": kickoff}))
+    handoff = make_handoff()
+    handle = await h.start(handoff, old)
+    started = (await h.status(handle)).state.started_at
+    assert started is not None
+    timer = StageTimerOverride(remind_csm_after=2 * DAY)
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(timers={"kickoff": timer}))
+
+    preview = await h.onboarding.preview_migration(handoff.customer_id, new)
+    assert preview.refused is None
+    assert not [t for t in preview.timers if t.kind is DueKind.REMIND_CSM]
+    await h.onboarding.migrate(handoff.customer_id, migrating(new))
+    status = await h.wait_for(handle, lambda s: s.playbook_version == "2")
+    # The customer's 2 days stand; the new version's 9 days are for the others.
+    assert due_at(status, DueKind.REMIND_CSM) == started + 2 * DAY
+    assert status.state.overrides is not None
+    assert {v.name: v.playbook for v in status.overridden} == {"kickoff remind_csm_after": "9d"}
+
+
+async def test_a_migration_the_overrides_do_not_fit_is_refused_with_the_reason(
+    h: Harness,
+) -> None:
+    old = make_playbook()
+    new = version(
+        old,
+        "2",
+        completion_criteria=[c for c in old.completion_criteria if c.metric != "quota_consumption"],
+    )
+    handoff = make_handoff()
+    handle = await h.start(handoff, old)
+    await h.onboarding.set_overrides(
+        handoff.customer_id, adjusting(thresholds={"quota_consumption": 0.1})
+    )
+    reason = (
+        "the customer's overrides do not fit version 2: playbook 2 has no completion "
+        "criterion quota_consumption"
+    )
+    preview = await h.onboarding.preview_migration(handoff.customer_id, new)
+    assert (preview.refused or "").startswith(reason)
+    with pytest.raises(CommandRejectedError, match=re.escape(reason)):
+        await h.onboarding.migrate(handoff.customer_id, migrating(new))
+    assert (await h.status(handle)).playbook_version == old.version
