@@ -5,6 +5,7 @@ them to a new playbook version or refuses the move with the reason."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from cli import connections
+from cli.main import main
 from client.errors import CommandRejectedError
 from models.migration import MigrationRequest
 from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
@@ -341,3 +344,97 @@ async def test_a_migration_the_overrides_do_not_fit_is_refused_with_the_reason(
     with pytest.raises(CommandRejectedError, match=re.escape(reason)):
         await h.onboarding.migrate(handoff.customer_id, migrating(new))
     assert (await h.status(handle)).playbook_version == old.version
+
+
+# The CLI: `liftoff adjust`
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit:  # argparse refusals
+        code = int(exit.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli_client(monkeypatch: pytest.MonkeyPatch, h: Harness) -> Harness:
+    """`liftoff` commands reach the harness's worker through the real client."""
+
+    async def client(settings: Any) -> Any:
+        return h.onboarding
+
+    monkeypatch.setattr(connections, "onboarding_client", client)
+    return h
+
+
+async def test_adjust_adds_to_the_earlier_adjustments_and_shows_them_beside_the_playbook(
+    capsys: pytest.CaptureFixture[str], cli_client: Harness
+) -> None:
+    h = cli_client
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    args = ("adjust", handoff.customer_id, "--reason", "slow procurement", "--by", "Kim")
+    code, out, err = await asyncio.to_thread(
+        run_cli, capsys, *args, "--threshold", "key_actions=12", "--skip", "A:nudge"
+    )
+    assert (code, err) == (0, "")
+    code, out, err = await asyncio.to_thread(
+        run_cli, capsys, *args, "--timer", "kickoff=3d/5d", "--threshold", "goals_agreed=2"
+    )
+    assert (code, err) == (0, ""), err
+    assert "threshold key_actions" in out and "playbook 20  →  12" in out
+    assert "kickoff escalate_to_leader_after" in out
+    status = await h.status(handle)
+    assert status.state.overrides == CustomerOverrides(
+        thresholds={"key_actions": 12, "goals_agreed": 2},
+        timers={
+            "kickoff": StageTimerOverride(
+                remind_csm_after=3 * DAY, escalate_to_leader_after=5 * DAY
+            )
+        },
+        skip_steps=["A:nudge"],
+    )
+    entries = [e for e in h.timeline(handoff.customer_id) if e.kind == "overrides_set"]
+    assert [e.details["by"] for e in entries] == ["Kim", "Kim"]
+
+    code, out, err = await asyncio.to_thread(run_cli, capsys, *args, "--clear")
+    assert code == 0 and "no overrides" in out
+    assert (await h.status(handle)).state.overrides is None
+
+    # The workflow's refusal, in one line, and nothing changed.
+    code, out, err = await asyncio.to_thread(run_cli, capsys, *args, "--threshold", "logins=3")
+    assert code == 2 and "has no completion criterion logins" in err
+    assert (await h.status(handle)).state.overrides is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        ((), "needs at least one of"),
+        (("--threshold", "key_actions"), "NAME=VALUE"),
+        (("--threshold", "key_actions=many"), "not a number"),
+        (("--threshold", "key_actions=-1"), "between 0 and"),
+        (("--timer", "kickoff=soon"), "remind_csm_after"),
+        (("--measure-on", "Funday"), "not a weekday"),
+        (("--measure-at", "24"), "not between 0 and 23"),
+        (("--deadline", "2027-02-30"), "deadline"),
+        (("--skip", "nudge"), "skip_steps"),
+        (("--skip", "A:nudge", "--reason", "x" * 501), "reason"),
+    ],
+)
+def test_adjust_refuses_bad_input_in_one_line_before_connecting(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: tuple[str, ...],
+    fragment: str,
+) -> None:
+    async def refuse(settings: Any) -> Any:
+        raise AssertionError("the CLI tried to reach Temporal with input it should refuse")
+
+    monkeypatch.setattr(connections, "onboarding_client", refuse)
+    code, out, err = run_cli(capsys, "adjust", "acme", "--reason", "why", *flags)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert fragment in err
