@@ -71,7 +71,7 @@ class CustomerOverrides(BaseModel):
     measurement_weekday: int | None = Field(default=None, ge=0, le=6)
     measurement_hour: int | None = Field(default=None, ge=0, le=23)
     # The customer's local day by the end of which it must be onboarded.
-    deadline: date | None = None
+    deadline: date | None = Field(default=None, ge=date(2000, 1, 1), le=date(2999, 12, 31))
     # Step emails never sent to this customer, as "<purpose>:<step>".
     skip_steps: list[_STEP_REF] = Field(default_factory=list, max_length=limits.LIST_ITEMS)
 

@@ -29,6 +29,8 @@ from models.overrides import (
 )
 from models.playbook import Playbook
 from testkit.factories import make_handoff, make_playbook
+from tests.support.api_harness import CSM, OTHER_CSM, ApiHarness
+from tests.support.eventually import eventually
 from tests.support.workflow_harness import (
     Harness,
     open_kinds,
@@ -438,3 +440,76 @@ def test_adjust_refuses_bad_input_in_one_line_before_connecting(
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert fragment in err
+
+
+# The REST API
+
+
+async def test_the_customers_csm_or_a_lead_adjusts_it_over_rest_another_csm_may_not(
+    api: ApiHarness,
+) -> None:
+    async with api.as_csm(CSM) as csm, api.as_csm(OTHER_CSM) as other, api.as_lead() as lead:
+        customer = await rest_start(csm)
+        path = f"/api/customers/{customer}/overrides"
+        body = {"overrides": {"thresholds": {"key_actions": 12}}, "reason": "seasonal business"}
+
+        # Another CSM's customer answers as one never started.
+        refused = await other.put(path, json=body)
+        assert refused.status_code == 404, refused.text
+
+        done = await csm.put(path, json=body)
+        assert done.status_code == 200, done.text
+        assert done.json()["overridden"] == [
+            {"name": "threshold key_actions", "playbook": "20", "customer": "12"}
+        ]
+        by_lead = await lead.put(
+            path,
+            json={
+                "overrides": {"thresholds": {"key_actions": 12}, "skip_steps": ["A:nudge"]},
+                "reason": "they asked for fewer emails",
+            },
+        )
+        assert by_lead.status_code == 200, by_lead.text
+
+        unknown = await csm.put(
+            path, json={"overrides": {"skip_steps": ["A:farewell"]}, "reason": "x"}
+        )
+        assert unknown.status_code == 409
+        assert "has no step A:farewell" in unknown.json()["detail"]
+        for bad in (
+            {"overrides": {"thresholds": {"key_actions": -1}}, "reason": "x"},
+            {"overrides": {"measurement_hour": 25}, "reason": "x"},
+            {"overrides": {}, "reason": ""},
+            {"overrides": {"colour": "blue"}, "reason": "x"},
+        ):
+            response = await csm.put(path, json=bad)
+            assert response.status_code == 422, (bad, response.text)
+
+        detail = await eventually(
+            lambda: rest_detail(csm, customer),
+            lambda d: d["pending_side_effects"] == 0,
+            what="the adjustments stored",
+        )
+        assert detail["state"]["overrides"]["skip_steps"] == ["A:nudge"]
+        assert [v["name"] for v in detail["overridden"]] == [
+            "threshold key_actions",
+            "step A:nudge",
+        ]
+        timeline = (await csm.get(f"/api/customers/{customer}/timeline")).json()
+        bys = [e["details"]["by"] for e in timeline if e["kind"] == "overrides_set"]
+        assert len(bys) == 2 and bys[0] == CSM
+
+
+async def rest_detail(client: Any, customer_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/customers/{customer_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def rest_start(client: Any) -> str:
+    handoff = make_handoff(csm=CSM).model_dump(mode="json")
+    response = await client.post("/api/customers", json=handoff)
+    assert response.status_code == 201, response.text
+    customer_id: str = handoff["customer_id"]
+    return customer_id
