@@ -12,7 +12,7 @@ reminder, a deadline before the momentum meeting).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -119,6 +119,61 @@ class OverriddenValue(BaseModel):
     customer: str
 
 
+# What people type (the CLI's flags, the dashboard's form): each parser raises
+# ValueError with a sentence naming the problem.
+
+
+def parse_threshold(spec: str) -> tuple[str, float]:
+    """`NAME=VALUE`, e.g. `active_seat_ratio=0.4`."""
+    name, value = _pair(spec, "NAME=VALUE")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise ValueError(f"threshold {name}: not a number: {value!r}") from None
+
+
+def parse_timer(spec: str) -> tuple[str, dict[str, str]]:
+    """`STAGE=REMIND[/ESCALATE]`, e.g. `kickoff=5d` or `kickoff=5d/10d`."""
+    stage, value = _pair(spec, "STAGE=REMIND[/ESCALATE]")
+    remind, _, escalate = value.partition("/")
+    timer = {"remind_csm_after": remind.strip()} if remind.strip() else {}
+    if escalate.strip():
+        timer["escalate_to_leader_after"] = escalate.strip()
+    return stage, timer
+
+
+def parse_weekday(text: str) -> int:
+    """`Monday`, `mon` or 0 to 6 (0 = Monday)."""
+    value = text.strip().lower()
+    if value.isdigit() and int(value) <= 6:
+        return int(value)
+    for number, name in enumerate(WEEKDAYS):
+        if value in (name.lower(), name[:3].lower()):
+            return number
+    raise ValueError(f"not a weekday: {text!r} (Monday to Sunday, or 0 to 6)")
+
+
+def _pair(spec: str, form: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise ValueError(f"expected {form}, got {spec!r}")
+    return name.strip(), value.strip()
+
+
+def merged(current: CustomerOverrides | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """The customer's overrides with `changes` on top: thresholds and timers by name,
+    skipped steps added to those already skipped."""
+    result = current.model_dump(exclude_defaults=True) if current is not None else {}
+    for field, value in changes.items():
+        if field in ("thresholds", "timers"):
+            result[field] = {**result.get(field, {}), **value}
+        elif field == "skip_steps":
+            result[field] = list(dict.fromkeys([*result.get(field, []), *value]))
+        else:
+            result[field] = value
+    return result
+
+
 def criterion_name(condition: Condition) -> str:
     return condition.metric.value + (f"[{condition.purpose}]" if condition.purpose else "")
 
@@ -217,8 +272,8 @@ def _timers(playbook: Playbook, timers: dict[str, StageTimerOverride]) -> object
             escalate = remind + (timer.escalate_to_leader_after - timer.remind_csm_after)
         if escalate <= remind:
             raise OverridesError(
-                f"the {stage} escalation ({_duration(escalate)}) must come after its "
-                f"reminder ({_duration(remind)})"
+                f"the {stage} escalation ({duration_text(escalate)}) must come after its "
+                f"reminder ({duration_text(remind)})"
             )
         changed[stage] = StageTimer(remind_csm_after=remind, escalate_to_leader_after=escalate)
     return playbook.timers.model_copy(update=changed)
@@ -228,7 +283,7 @@ def _measurement(playbook: Playbook, overrides: CustomerOverrides) -> object:
     policy = playbook.measurement
     if not policy.align_to_weekday:
         raise OverridesError(
-            f"playbook {playbook.version} measures every {_duration(policy.every)} from "
+            f"playbook {playbook.version} measures every {duration_text(policy.every)} from "
             "adoption, not on a weekday and hour"
         )
     update: dict[str, int] = {}
@@ -249,7 +304,7 @@ def _deadline(playbook: Playbook, day: date, started_at: datetime, time_zone: st
         momentum = (started_at + playbook.momentum_after).astimezone(ZoneInfo(time_zone)).date()
         raise OverridesError(
             f"the deadline {day} must come after the momentum meeting ({momentum}, "
-            f"{_duration(playbook.momentum_after)} after the start)"
+            f"{duration_text(playbook.momentum_after)} after the start)"
         )
     return deadline
 
@@ -294,8 +349,8 @@ def compare(
                 rows.append(
                     OverriddenValue(
                         name=f"{stage} {field}",
-                        playbook="-" if timer is None else _duration(getattr(timer, field)),
-                        customer=_duration(value),
+                        playbook="-" if timer is None else duration_text(getattr(timer, field)),
+                        customer=duration_text(value),
                     )
                 )
     weekday = (
@@ -321,7 +376,7 @@ def compare(
         )
     if overrides.deadline is not None:
         if started_at is None:
-            default = _duration(playbook.deadline) + " after the start"
+            default = duration_text(playbook.deadline) + " after the start"
         else:
             end = started_at + playbook.deadline - timedelta(microseconds=1)
             default = str(end.astimezone(ZoneInfo(handoff.time_zone)).date())
@@ -333,7 +388,7 @@ def compare(
     return rows
 
 
-def _duration(span: timedelta) -> str:
+def duration_text(span: timedelta) -> str:
     """A duration as a playbook writes it: "14d", "1d12h", "90s"."""
     seconds = int(span.total_seconds())
     parts = []
@@ -351,7 +406,7 @@ def describe(overrides: CustomerOverrides) -> str:
     parts = [f"{name} >= {value:g}" for name, value in overrides.thresholds.items()]
     for stage, timer in overrides.timers.items():
         values = [
-            f"{label} {_duration(value)}"
+            f"{label} {duration_text(value)}"
             for label, value in (
                 ("remind", timer.remind_csm_after),
                 ("escalate", timer.escalate_to_leader_after),

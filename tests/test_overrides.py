@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from models.overrides import (
     effective,
 )
 from models.playbook import Playbook
+from records.tokens import TokenRole
 from testkit.factories import make_handoff, make_playbook
 from tests.support.api_harness import CSM, OTHER_CSM, ApiHarness
 from tests.support.eventually import eventually
@@ -513,3 +515,78 @@ async def rest_start(client: Any) -> str:
     assert response.status_code == 201, response.text
     customer_id: str = handoff["customer_id"]
     return customer_id
+
+
+# The dashboard
+
+
+async def test_the_customer_page_shows_each_adjustment_beside_the_playbook_and_sets_them(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    handoff = make_handoff(csm=csm)
+    await api.services.onboarding.start(handoff, make_playbook(campaign=True))
+    await api.past_handoff(handoff.customer_id)
+    page_path = f"/customers/{handoff.customer_id}"
+    post_path = f"{page_path}/overrides"
+    async with api.client() as browser, api.as_csm(OTHER_CSM) as other:
+        signed_in = await browser.post("/login", data={"token": api.token(TokenRole.CSM, csm)})
+        assert signed_in.status_code == 303, signed_in.text
+        page = (await browser.get(f"{page_path}?lang=en")).text
+        assert 'id="overrides"' in page and "The playbook&#39;s values apply." in page
+
+        form = {
+            "thresholds": "key_actions=12\r\n",
+            "timers": "kickoff=10d/20d",
+            "skip_steps": "A:nudge",
+            "reason": "Seasonal <business>",
+        }
+        # Another site's page cannot post it with the CSM's cookie (CSRF).
+        forged = await browser.post(
+            post_path, data=form, headers={"Origin": "https://evil.example"}
+        )
+        assert forged.status_code == 403
+        # Another CSM's customer answers as one never started.
+        assert (await other.post(post_path, data=form)).status_code == 404
+        assert (await api.services.onboarding.status(handoff.customer_id)).state.overrides is None
+
+        saved = await browser.post(post_path, data=form)
+        assert saved.status_code == 303, saved.text
+        page = (await browser.get(saved.headers["location"] + "&lang=en")).text
+        overrides = page[page.index('id="overrides"') : page.index('id="timeline"')]
+        assert "Adjustments saved" in overrides
+        row = overrides[overrides.index('data-override="threshold key_actions"') :]
+        assert re.search(r"<td[^>]*>20</td>\s*<td><strong>12</strong>", row), row[:300]
+        assert 'data-override="kickoff remind_csm_after"' in overrides
+        assert 'data-override="step A:nudge"' in overrides
+        # The form opens with the customer's overrides, to edit the whole set.
+        assert "key_actions=12</textarea>" in overrides
+        assert "kickoff=10d/20d</textarea>" in overrides
+        timeline = page[page.index('id="timeline"') :]
+        assert 'data-kind="overrides_set"' in timeline
+        assert "Seasonal &lt;business&gt;" in timeline
+
+        typo = await browser.post(
+            f"{post_path}?lang=en", data={**form, "thresholds": "key_actions=lots"}
+        )
+        assert typo.status_code == 422
+        assert "threshold key_actions: not a number" in typo.text
+        assert "key_actions=lots</textarea>" in typo.text  # kept as typed
+        refused = await browser.post(
+            f"{post_path}?lang=en", data={**form, "skip_steps": "A:farewell"}
+        )
+        assert refused.status_code == 409
+        assert "has no step A:farewell" in refused.text
+        no_reason = await browser.post(post_path, data={**form, "reason": ""})
+        assert no_reason.status_code == 422
+
+    status = await api.services.onboarding.status(handoff.customer_id)
+    assert status.state.overrides == CustomerOverrides(
+        thresholds={"key_actions": 12},
+        timers={
+            "kickoff": StageTimerOverride(
+                remind_csm_after=10 * DAY, escalate_to_leader_after=20 * DAY
+            )
+        },
+        skip_steps=["A:nudge"],
+    )

@@ -12,9 +12,6 @@ from settings import Settings
 
 if TYPE_CHECKING:
     from models.migration import OverridesResult
-    from models.overrides import CustomerOverrides
-
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 async def cmd_adjust(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,7 +21,7 @@ async def cmd_adjust(args: argparse.Namespace, settings: Settings) -> int:
 
     from cli.commands.playbooks import operator_name
     from models.errors import describe
-    from models.overrides import CustomerOverrides, OverridesRequest
+    from models.overrides import CustomerOverrides, OverridesRequest, merged
 
     changes = _changes(args)
     if not changes and not args.clear:
@@ -44,10 +41,9 @@ async def cmd_adjust(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInput(f"adjust: {describe(err)}") from None
     client = await connections.onboarding_client(settings)
     current = None if args.clear else (await client.status(args.customer)).state.overrides
-    merged = _merged(current, changes)
     try:
         request = OverridesRequest(
-            overrides=CustomerOverrides.model_validate(merged),
+            overrides=CustomerOverrides.model_validate(merged(current, changes)),
             reason=args.reason,
             requested_by=args.by or operator_name(),
         )
@@ -59,20 +55,18 @@ async def cmd_adjust(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    from models.overrides import parse_threshold, parse_timer, parse_weekday
+
     changes: dict[str, Any] = {}
-    if args.threshold:
-        changes["thresholds"] = dict(
-            _pair(spec, "--threshold NAME=VALUE") for spec in args.threshold
-        )
-        for name, value in changes["thresholds"].items():
-            try:
-                changes["thresholds"][name] = float(value)
-            except ValueError:
-                raise BadInput(f"--threshold {name}: not a number: {value!r}") from None
-    if args.timer:
-        changes["timers"] = dict(_timer(spec) for spec in args.timer)
-    if args.measure_on is not None:
-        changes["measurement_weekday"] = _weekday(args.measure_on)
+    try:
+        if args.threshold:
+            changes["thresholds"] = dict(parse_threshold(spec) for spec in args.threshold)
+        if args.timer:
+            changes["timers"] = dict(parse_timer(spec) for spec in args.timer)
+        if args.measure_on is not None:
+            changes["measurement_weekday"] = parse_weekday(args.measure_on)
+    except ValueError as err:
+        raise BadInput(f"adjust: {err}") from None
     if args.measure_at is not None:
         changes["measurement_hour"] = args.measure_at
     if args.deadline is not None:
@@ -80,48 +74,6 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
     if args.skip:
         changes["skip_steps"] = args.skip
     return changes
-
-
-def _merged(current: CustomerOverrides | None, changes: dict[str, Any]) -> dict[str, Any]:
-    """The customer's overrides with the changes on top: thresholds and timers by name,
-    skipped steps added to those already skipped."""
-    merged = current.model_dump(exclude_defaults=True) if current is not None else {}
-    for field, value in changes.items():
-        if field in ("thresholds", "timers"):
-            merged[field] = {**merged.get(field, {}), **value}
-        elif field == "skip_steps":
-            merged[field] = list(dict.fromkeys([*merged.get(field, []), *value]))
-        else:
-            merged[field] = value
-    return merged
-
-
-def _pair(spec: str, form: str) -> tuple[str, str]:
-    name, sep, value = spec.partition("=")
-    if not sep or not name.strip() or not value.strip():
-        raise BadInput(f"expected {form}, got {spec!r}")
-    return name.strip(), value.strip()
-
-
-def _timer(spec: str) -> tuple[str, dict[str, str]]:
-    """`kickoff=5d` (the reminder) or `kickoff=5d/10d` (reminder and escalation)."""
-    stage, value = _pair(spec, "--timer STAGE=REMIND[/ESCALATE]")
-    remind, _, escalate = value.partition("/")
-    timer = {"remind_csm_after": remind.strip()} if remind.strip() else {}
-    if escalate.strip():
-        timer["escalate_to_leader_after"] = escalate.strip()
-    return stage, timer
-
-
-def _weekday(value: str) -> int:
-    """`monday`, `mon` or 0 to 6 (0 = Monday)."""
-    text = value.strip().lower()
-    if text.isdigit() and int(text) <= 6:
-        return int(text)
-    for number, name in enumerate(_WEEKDAYS):
-        if text in (name, name[:3]):
-            return number
-    raise BadInput(f"--measure-on: not a weekday: {value!r} (Monday to Sunday, or 0 to 6)")
 
 
 def result_text(customer_id: str, result: OverridesResult) -> str:
