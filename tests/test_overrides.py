@@ -295,6 +295,37 @@ async def test_overrides_survive_continue_as_new(h: Harness) -> None:
     assert [v.name for v in status.overridden] == ["threshold key_actions"]
 
 
+async def test_overrides_survive_a_migration_and_then_continue_as_new(h: Harness) -> None:
+    old = make_playbook()
+    # Version 2 asks 30 key actions a week of every customer; this one keeps its 5.
+    criteria = [
+        c.model_copy(update={"at_least": 30}) if c.metric == "key_actions" else c
+        for c in old.completion_criteria
+    ]
+    new = version(old, "2", completion_criteria=criteria)
+    handoff = make_handoff()
+    handle = await h.start(handoff, old, max_history_events=100)
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(thresholds={"key_actions": 5}))
+    await h.onboarding.migrate(handoff.customer_id, migrating(new))
+    await through_training(h, handle)
+    for _ in range(6):
+        await h.usage(handoff, active_users=1, actions_per_user=1)
+        status = await h.next_week(handle)
+        if status.state.runs > 1:
+            break
+    status = await h.wait_for(handle, lambda s: s.state.runs > 1, seconds=30)
+    assert status.playbook_version == "2"
+    await h.usage(handoff, active_users=1, actions_per_user=1)
+    status = await h.next_week(handle)
+    key_actions = next(
+        c for c in status.state.recent_weeks[-1].criteria if c.metric == "key_actions"
+    )
+    assert key_actions.threshold == 5
+    assert {v.name: (v.playbook, v.customer) for v in status.overridden} == {
+        "threshold key_actions": ("30", "5")
+    }
+
+
 def version(playbook: Playbook, name: str, **changes: Any) -> Playbook:
     return playbook.model_copy(update={"version": name, **changes})
 
