@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -621,3 +622,36 @@ async def test_the_customer_page_shows_each_adjustment_beside_the_playbook_and_s
         },
         skip_steps=["A:nudge"],
     )
+
+
+async def test_the_measurement_moves_to_the_overridden_weekday_and_hour(h: Harness) -> None:
+    # The handoff's own weekday (Friday) gives way to the override (Wednesday, 14:00).
+    handoff = make_handoff(measurement_weekday=4)
+    handle = await h.start(handoff, aligned())
+    await through_training(h, handle)
+    status = await h.wait_for(
+        handle, lambda s: any(d.kind is DueKind.MEASURE for d in s.state.agenda)
+    )
+    before = next(d for d in status.state.agenda if d.kind is DueKind.MEASURE)
+    assert before.window_end is not None
+    zone = ZoneInfo(handoff.time_zone)
+    assert before.window_end.astimezone(zone).weekday() == 4
+
+    result = await h.onboarding.set_overrides(
+        handoff.customer_id, adjusting(measurement_weekday=2, measurement_hour=14)
+    )
+    assert [t.kind for t in result.plan.timers] == [DueKind.MEASURE]
+    assert {v.name: (v.playbook, v.customer) for v in result.overridden} == {
+        "measurement weekday": ("Friday", "Wednesday"),
+        "measurement hour": ("09:00", "14:00"),
+    }
+    status = await h.status(handle)
+    after = next(d for d in status.state.agenda if d.kind is DueKind.MEASURE)
+    assert after.window_end is not None
+    local = after.window_end.astimezone(zone)
+    assert (local.weekday(), local.hour, local.minute) == (2, 14, 0)
+    assert after.at == after.window_end + aligned().measurement.grace_period
+    # The week measured runs on from there: the next one is a week later, same hour.
+    status = await h.next_week(handle)
+    following = next(d for d in status.state.agenda if d.kind is DueKind.MEASURE)
+    assert following.window_end == after.window_end + timedelta(days=7)
