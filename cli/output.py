@@ -107,6 +107,8 @@ def status_text(status: OnboardingStatus, now: datetime | None = None) -> str:
             f"  PAUSED since {when(s.pause.since)} ({s.pause.reason}){until}: "
             f"{len(s.pause.held)} timer(s) and step(s) held"
         )
+    for value in status.overridden:
+        lines.append(f"  adjusted: {value.name} {value.customer} (playbook {value.playbook})")
     if s.recent_weeks:
         lines += ["  " + line for line in verdict_lines(s.recent_weeks[-1])]
     else:

@@ -12,6 +12,7 @@ from cli.commands import (
     codec,
     onboarding,
     outcomes,
+    overrides,
     playbooks,
     records,
     serve,
@@ -264,6 +265,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--reason", required=True, help="why: recorded on each timeline")
     migrate.add_argument("--by", help="who asks (default: your login name)")
+
+    adjust = commands.add(
+        "adjust",
+        overrides.cmd_adjust,
+        "adjust the playbook for one customer (added to its earlier adjustments): "
+        "thresholds, stage timers, measurement day and hour, deadline, steps to skip",
+    )
+    adjust.add_argument("customer", metavar="CUSTOMER", help="customer id")
+    adjust.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a completion criterion's threshold, e.g. active_seat_ratio=0.4 (repeatable)",
+    )
+    adjust.add_argument(
+        "--timer",
+        action="append",
+        default=[],
+        metavar="STAGE=REMIND[/ESCALATE]",
+        help="a stage's reminder (and escalation), e.g. kickoff=10d/20d (repeatable)",
+    )
+    adjust.add_argument("--measure-on", metavar="WEEKDAY", help="Monday to Sunday")
+    adjust.add_argument(
+        "--measure-at", type=bounded_int(0, 23), metavar="HOUR", help="local hour, 0 to 23"
+    )
+    adjust.add_argument(
+        "--deadline",
+        metavar="YYYY-MM-DD",
+        help="fail the onboarding if not onboarded by the end of this local day",
+    )
+    adjust.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="PURPOSE:STEP",
+        help="a step email never to send this customer, e.g. A:nudge (repeatable)",
+    )
+    adjust.add_argument(
+        "--clear",
+        action="store_true",
+        help="drop the earlier adjustments (alone: back to the playbook's values)",
+    )
+    adjust.add_argument("--reason", required=True, help="why: recorded on the timeline")
+    adjust.add_argument("--by", help="who asks (default: your login name)")
 
     email = commands.subparsers.add_parser("email", help="work with email templates")
     email_commands = email.add_subparsers(dest="email_command", required=True, parser_class=_Parser)

@@ -38,8 +38,14 @@ from models import visibility
 from models.events import SUBMIT_EVENT as SUBMIT_EVENT  # re-exported for callers
 from models.events import OnboardingEvent
 from models.handoff import CustomerHandoff
-from models.migration import MigrationPlan, MigrationPreviewRequest, MigrationRequest
+from models.migration import (
+    MigrationPlan,
+    MigrationPreviewRequest,
+    MigrationRequest,
+    OverridesResult,
+)
 from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
+from models.overrides import OverridesRequest
 from models.playbook import Playbook
 from models.tables import CustomerProjection
 
@@ -49,6 +55,7 @@ WORKFLOW_TYPE = "CustomerOnboardingWorkflow"
 RECORD_EVENT = "record_event"
 MIGRATE_PLAYBOOK = "migrate_playbook"
 PREVIEW_MIGRATION = "preview_migration"
+SET_OVERRIDES = "set_overrides"
 # Customers asked at once by a migration of many (queries and updates are short).
 MIGRATION_CONCURRENCY = 8
 
@@ -243,6 +250,22 @@ class OnboardingClient:
             cause = err.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise CommandRejectedError(message or "the migration was refused") from None
+        except RPCError as err:
+            await self._raise_not_found(customer_id, err)
+
+    async def set_overrides(self, customer_id: str, request: OverridesRequest) -> OverridesResult:
+        """Set the customer's overrides (the whole set; empty clears them): each value
+        beside the playbook's and what moved, or refused with why."""
+        handle = self._handle(customer_id)
+        try:
+            result: OverridesResult = await handle.execute_update(
+                SET_OVERRIDES, request, result_type=OverridesResult
+            )
+            return result
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise CommandRejectedError(message or "the overrides were refused") from None
         except RPCError as err:
             await self._raise_not_found(customer_id, err)
 

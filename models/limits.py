@@ -49,6 +49,13 @@ MEETINGS_KEPT = 50
 # park a customer for good (cancel it instead).
 PAUSE_DAYS = 366
 
+# One customer's overrides of its playbook (models/overrides.py): a stage timer at
+# most a year, a deadline at most three years after the start, a threshold at most
+# a billion (far beyond any seat ratio or weekly count, and exact in every float).
+OVERRIDE_TIMER_DAYS = 366
+OVERRIDE_DEADLINE_DAYS = 1_096
+OVERRIDE_THRESHOLD_MAX = 1e9
+
 # A playbook's lists: purposes, steps per purpose, criteria, stall rules, ladder steps,
 # locales of a step's note.
 PLAYBOOK_ITEMS = 50

@@ -1,5 +1,6 @@
 """Moving a running customer to another playbook version: the request, and the plan a
-dry run shows and an applied migration follows (workflows/migration.py)."""
+dry run shows and an applied migration follows (workflows/migration.py). Adjusting a
+customer's playbook values (models/overrides.py) moves it the same way."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models import limits
 from models.onboarding import DueKind, Stage
+from models.overrides import OverriddenValue
 from models.playbook import Playbook
 from models.text import refuse_control_characters
 
@@ -94,3 +96,11 @@ class MigrationPlan(BaseModel):
         if self.criteria:
             parts.append(f"{len(self.criteria)} criterion verdict(s) change")
         return "; ".join(parts) or "no change to timers, steps or verdicts"
+
+
+class OverridesResult(BaseModel):
+    """What setting a customer's overrides changed: each value beside the playbook's, and
+    the timers, steps and verdicts moved as a migration would move them."""
+
+    overridden: list[OverriddenValue]
+    plan: MigrationPlan

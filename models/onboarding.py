@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from models.events import EVENT_MODELS, MeetingKind, NpsAnswer
 from models.handoff import Contact, CustomerHandoff
+from models.overrides import CustomerOverrides, OverriddenValue
 from models.playbook import Metric, Playbook
 
 
@@ -225,6 +226,8 @@ class OnboardingState(BaseModel):
     stall: StallState = StallState()
     setup: SetupState = SetupState()
     momentum_requested: bool = False
+    # What differs from the pinned playbook for this customer (models/overrides.py).
+    overrides: CustomerOverrides | None = None
     # Set while the onboarding is paused (a `paused` event until `resumed`).
     pause: PauseState | None = None
     # Time spent paused, in all and since adoption began (the setup watch's clock).
@@ -285,6 +288,8 @@ class OnboardingStatus(BaseModel):
     playbook_name: str
     playbook_version: str
     state: OnboardingState
+    # Each of the customer's overrides beside the pinned playbook's value.
+    overridden: list[OverriddenValue] = Field(default_factory=list)
     next_due: Due | None
     # Activities queued or running (timeline, tasks, email): 0 once all is written.
     pending_side_effects: int = 0
@@ -327,6 +332,8 @@ class TimelineKind(StrEnum):
     STORE_FAILED = "store_failed"
     # The customer moved to another playbook version (workflows/migration.py).
     PLAYBOOK_MIGRATED = "playbook_migrated"
+    # A CSM or lead adjusted the customer's playbook values (models/overrides.py).
+    OVERRIDES_SET = "overrides_set"
 
 
 # Every kind an entry can have, so a filter refuses a misspelt kind instead of

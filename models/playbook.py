@@ -29,13 +29,17 @@ def parse_duration(value: Any) -> Any:
         match = _DURATION.match(value)
         if match and any(match.groupdict().values()):
             parts = {k: int(v) for k, v in match.groupdict().items() if v}
-            return timedelta(
-                weeks=parts.get("w", 0),
-                days=parts.get("d", 0),
-                hours=parts.get("h", 0),
-                minutes=parts.get("m", 0),
-                seconds=parts.get("s", 0),
-            )
+            try:
+                return timedelta(
+                    weeks=parts.get("w", 0),
+                    days=parts.get("d", 0),
+                    hours=parts.get("h", 0),
+                    minutes=parts.get("m", 0),
+                    seconds=parts.get("s", 0),
+                )
+            except OverflowError:
+                # A refusal naming the field, not an error nobody catches.
+                raise ValueError(f"duration {value.strip()!r} is too long") from None
     return value
 
 

@@ -33,6 +33,7 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", f"/api/customers/{UNKNOWN_ID}", None),
     ("GET", f"/api/customers/{UNKNOWN_ID}/timeline", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/events", {"kind": "goal_agreed", "goal": "Go live"}),
+    ("PUT", f"/api/customers/{UNKNOWN_ID}/overrides", {"overrides": {}, "reason": "r"}),
     ("GET", "/api/tasks", None),
     ("POST", f"/api/customers/{UNKNOWN_ID}/tasks/{UNKNOWN_ID}-1/done", {"note": "done"}),
     ("POST", "/api/playbook-versions/none/pause", {"reason": "freeze"}),

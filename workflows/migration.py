@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from models import overrides
 from models.handoff import CustomerHandoff
 from models.migration import CriterionChange, MigrationPlan, StepChange, TimerChange
 from models.onboarding import Due, DueKind, HeldDue, OnboardingState, Stage, WeekVerdict
@@ -38,7 +39,9 @@ class Migration:
     recent_weeks: list[WeekVerdict]
 
 
-def refusal(state: OnboardingState, old: Playbook, new: Playbook) -> str | None:
+def refusal(
+    state: OnboardingState, handoff: CustomerHandoff, old: Playbook, new: Playbook
+) -> str | None:
     """Why this customer cannot move to `new`, or None."""
     if state.stage.terminal:
         return f"the onboarding is {state.stage.value}; it no longer follows a playbook"
@@ -49,7 +52,23 @@ def refusal(state: OnboardingState, old: Playbook, new: Playbook) -> str | None:
         return (
             f"version {new.version} has no purpose {', '.join(missing)}, which the customer holds"
         )
+    try:
+        followed(new, state.overrides, state, handoff)
+    except overrides.OverridesError as err:
+        return f"the customer's overrides do not fit version {new.version}: {err}"
     return None
+
+
+def followed(
+    playbook: Playbook,
+    adjusted: overrides.CustomerOverrides | None,
+    state: OnboardingState,
+    handoff: CustomerHandoff,
+) -> Playbook:
+    """The playbook as this customer follows it: `playbook` with `adjusted` applied."""
+    return overrides.effective(
+        playbook, adjusted, started_at=state.started_at, time_zone=handoff.time_zone
+    )
 
 
 def migrate(
@@ -59,21 +78,77 @@ def migrate(
     new: Playbook,
     now: datetime,
 ) -> Migration:
+    """Move the customer from pinned version `old` to `new`; its overrides are applied
+    to both, so they carry over (or the move is refused with why they do not fit)."""
     plan = MigrationPlan(
         customer_id=handoff.customer_id, from_version=old.version, to_version=new.version
     )
-    held = list(state.pause.held) if state.pause is not None else []
-    refused = refusal(state, old, new)
+    refused = refusal(state, handoff, old, new)
     if refused is not None:
         plan.refused = refused
+        held = list(state.pause.held) if state.pause is not None else []
         return Migration(plan, list(state.agenda), held, list(state.recent_weeks))
+    clock = overrides.measured_handoff(handoff, state.overrides)
+    before = followed(old, state.overrides, state, handoff)
+    after = followed(new, state.overrides, state, handoff)
+    return _rebase(plan, state, (clock, clock), before, after, now)
 
+
+def adjust(
+    state: OnboardingState,
+    handoff: CustomerHandoff,
+    pinned: Playbook,
+    adjusted: overrides.CustomerOverrides,
+    now: datetime,
+) -> Migration:
+    """Setting new overrides moves the customer as a migration does, from the playbook
+    as it followed it to the playbook as adjusted. Raises `OverridesError`.
+
+    A deadline date is placed at the end of that local day (a pause already held
+    moves it on resume, like every clock)."""
+    before = followed(pinned, state.overrides, state, handoff)
+    after = followed(pinned, adjusted, state, handoff)
+    plan = MigrationPlan(
+        customer_id=handoff.customer_id, from_version=pinned.version, to_version=pinned.version
+    )
+    clocks = (
+        overrides.measured_handoff(handoff, state.overrides),
+        overrides.measured_handoff(handoff, adjusted),
+    )
+    change = _rebase(plan, state, clocks, before, after, now)
+    earlier = state.overrides.deadline if state.overrides is not None else None
+    if adjusted.deadline is None or adjusted.deadline == earlier:
+        return change
+    at = overrides.deadline_at(adjusted.deadline, handoff.time_zone)
+    plan.timers = [t for t in plan.timers if t.kind is not DueKind.DEADLINE]
+    agenda = []
+    for due in change.agenda:
+        if due.kind is DueKind.DEADLINE:
+            original = next(d for d in state.agenda if d.kind is DueKind.DEADLINE)
+            due = due.model_copy(update={"at": at})
+            plan.timers.append(_timer_change(original, due, now, overdue_possible=True))
+        agenda.append(due)
+    return Migration(plan, agenda, change.held, change.recent_weeks)
+
+
+def _rebase(
+    plan: MigrationPlan,
+    state: OnboardingState,
+    clocks: tuple[CustomerHandoff, CustomerHandoff],
+    old: Playbook,
+    new: Playbook,
+    now: datetime,
+) -> Migration:
+    """The state's agenda, held items and verdicts moved from `old` to `new`; `clocks`
+    are the handoff before and after, whose measurement weekday may differ."""
+    handoff = clocks[1]
+    held = list(state.pause.held) if state.pause is not None else []
     agenda: list[Due] = []
     for due in state.agenda:
         if due.kind is DueKind.CAMPAIGN_STEP:
             agenda.append(due)
             continue
-        moved = _rebased(due, state, handoff, old, new)
+        moved = _rebased(due, clocks, old, new)
         if moved.at != due.at:
             plan.timers.append(_timer_change(due, moved, now, overdue_possible=True))
         agenda.append(moved)
@@ -82,7 +157,7 @@ def migrate(
         if item.due.kind is DueKind.CAMPAIGN_STEP:
             rebased_held.append(item)
             continue
-        moved = _rebased(item.due, state, handoff, old, new)
+        moved = _rebased(item.due, clocks, old, new)
         if moved.at != item.due.at:
             plan.timers.append(_timer_change(item.due, moved, now, overdue_possible=False))
         rebased_held.append(item.model_copy(update={"due": moved}))
@@ -96,7 +171,7 @@ def migrate(
 
 
 def _rebased(
-    due: Due, state: OnboardingState, handoff: CustomerHandoff, old: Playbook, new: Playbook
+    due: Due, clocks: tuple[CustomerHandoff, CustomerHandoff], old: Playbook, new: Playbook
 ) -> Due:
     shift = timedelta(0)
     if due.kind in (DueKind.REMIND_CSM, DueKind.ESCALATE_TO_LEADER) and due.stage in _STAGE_TIMED:
@@ -109,8 +184,11 @@ def _rebased(
         shift = new.momentum_after - old.momentum_after
     elif due.kind is DueKind.DEADLINE:
         shift = new.deadline - old.deadline
-    elif due.kind is DueKind.MEASURE and new.measurement != old.measurement:
-        return _next_measurement(due, handoff, old, new)
+    elif due.kind is DueKind.MEASURE and (
+        new.measurement != old.measurement
+        or clocks[0].measurement_weekday != clocks[1].measurement_weekday
+    ):
+        return _next_measurement(due, clocks[1], old, new)
     return due.model_copy(update={"at": due.at + shift}) if shift else due
 
 

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.surveys as surveys
     from activities.measure import MeasureActivities
     from activities.store import StoreActivities
-    from models import limits, visibility
+    from models import limits, overrides, visibility
     from models.activity_io import (
         AddContactInput,
         CloseTasksInput,
@@ -52,7 +52,12 @@ with workflow.unsafe.imports_passed_through():
         read_event,
     )
     from models.handoff import Contact, Role
-    from models.migration import MigrationPlan, MigrationPreviewRequest, MigrationRequest
+    from models.migration import (
+        MigrationPlan,
+        MigrationPreviewRequest,
+        MigrationRequest,
+        OverridesResult,
+    )
     from models.onboarding import (
         Due,
         DueKind,
@@ -71,6 +76,8 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         WeekVerdict,
     )
+    from models.overrides import CustomerOverrides, OverridesRequest
+    from models.playbook import Playbook
 
 # The error type of a refused event, for callers that tell refusals from failures.
 REFUSED_ERROR_TYPE = "EventRefused"
@@ -91,10 +98,15 @@ class CustomerOnboardingWorkflow:
     @workflow.init
     def __init__(self, input: OnboardingInput) -> None:
         self._handoff = input.handoff
-        # The start input's own copy is dropped (input too is kept by the SDK).
-        input.playbook = self._playbook = shared_playbooks.shared(input.playbook)
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
+        # The version the customer is pinned to (the start input's own copy is dropped:
+        # input too is kept by the SDK), and that version as the customer's overrides
+        # adjust it (the same shared playbook when there are none), which it follows.
+        input.playbook = self._pinned = shared_playbooks.shared(input.playbook)
+        self._playbook = migration.followed(
+            self._pinned, self._state.overrides, self._state, input.handoff
+        )
         # Activities to run, queued by handlers and timers, drained by the main loop.
         self._effects = effects.Effects(
             input.handoff.customer_id,
@@ -121,7 +133,7 @@ class CustomerOnboardingWorkflow:
                 workflow.continue_as_new(
                     OnboardingInput(
                         handoff=self._handoff,
-                        playbook=self._playbook,
+                        playbook=self._pinned,
                         state=self._state,
                         max_history_events=self._max_history_events,
                     )
@@ -211,6 +223,12 @@ class CustomerOnboardingWorkflow:
             playbook_name=self._playbook.name,
             playbook_version=self._playbook.version,
             state=self._state,
+            overridden=overrides.compare(
+                self._pinned,
+                self._state.overrides,
+                handoff=self._handoff,
+                started_at=self._state.started_at,
+            ),
             next_due=min(self._state.agenda, key=lambda due: due.at, default=None),
             pending_side_effects=self._effects.pending,
             unwritten_timeline=self._effects.unwritten(),
@@ -221,23 +239,22 @@ class CustomerOnboardingWorkflow:
     @workflow.query
     def preview_migration(self, request: MigrationPreviewRequest) -> MigrationPlan:
         return migration.migrate(
-            self._state, self._handoff, self._playbook, request.playbook, request.now
+            self._state, self._handoff, self._pinned, request.playbook, request.now
         ).plan
 
     @workflow.update
     async def migrate_playbook(self, request: MigrationRequest) -> MigrationPlan:
         self._ensure_begun()
-        old, new = self._playbook, request.playbook
+        old, new = self._pinned, request.playbook
         change = migration.migrate(self._state, self._handoff, old, new, workflow.now())
         if change.plan.refused is not None:
             # The validator refused it already, unless a replay got here first.
             raise _refused(change.plan.refused)
-        self._state.agenda = change.agenda
-        if self._state.pause is not None:
-            self._state.pause.held = change.held
-        self._state.recent_weeks = change.recent_weeks
-        self._playbook = shared_playbooks.shared(new)
-        self._step_emails.use(self._playbook)
+        self._moved(change)
+        self._pinned = shared_playbooks.shared(new)
+        self._follow(
+            migration.followed(self._pinned, self._state.overrides, self._state, self._handoff)
+        )
         self._effects.timeline(
             "playbook_migrated",
             f"playbook {old.name} {old.version} -> {new.name} {new.version} by "
@@ -254,9 +271,75 @@ class CustomerOnboardingWorkflow:
 
     @migrate_playbook.validator
     def _validate_migration(self, request: MigrationRequest) -> None:
-        reason = migration.refusal(self._state, self._playbook, request.playbook)
+        reason = migration.refusal(self._state, self._handoff, self._pinned, request.playbook)
         if reason is not None:
             raise _refused(reason)
+
+    def _moved(self, change: migration.Migration) -> None:
+        self._state.agenda = change.agenda
+        if self._state.pause is not None:
+            self._state.pause.held = change.held
+        self._state.recent_weeks = change.recent_weeks
+
+    def _follow(self, playbook: Playbook) -> None:
+        self._playbook = playbook
+        self._step_emails.use(playbook)
+
+    # One customer's adjustments of its playbook (models/overrides.py)
+
+    @workflow.update
+    async def set_overrides(self, request: OverridesRequest) -> OverridesResult:
+        self._ensure_begun()
+        adjusted = request.overrides
+        try:
+            change = migration.adjust(
+                self._state, self._handoff, self._pinned, adjusted, workflow.now()
+            )
+        except overrides.OverridesError as err:
+            # The validator refused it already, unless a replay got here first.
+            raise _refused(str(err)) from None
+        self._moved(change)
+        self._state.overrides = None if adjusted.empty else adjusted
+        self._follow(migration.followed(self._pinned, adjusted, self._state, self._handoff))
+        values = overrides.compare(
+            self._pinned, adjusted, handoff=self._handoff, started_at=self._state.started_at
+        )
+        self._effects.timeline(
+            "overrides_set",
+            f"playbook adjusted for this customer by {request.requested_by}: "
+            f"{overrides.describe(adjusted)} ({request.reason}; {change.plan.summary()})",
+            {
+                "by": request.requested_by,
+                "reason": request.reason,
+                "overrides": adjusted.model_dump(mode="json", exclude_defaults=True),
+                "values": [value.model_dump() for value in values],
+                "plan": change.plan.model_dump(mode="json"),
+            },
+        )
+        return OverridesResult(overridden=values, plan=change.plan)
+
+    @set_overrides.validator
+    def _validate_overrides(self, request: OverridesRequest) -> None:
+        reason = self._overrides_refusal(request.overrides)
+        if reason is not None:
+            raise _refused(reason)
+
+    def _overrides_refusal(self, adjusted: CustomerOverrides) -> str | None:
+        state = self._state
+        if state.stage.terminal:
+            return f"the onboarding is {state.stage.value}; there is nothing left to adjust"
+        now = workflow.now()
+        today = overrides.local_day(now, self._handoff.time_zone)
+        if adjusted.deadline is not None and adjusted.deadline <= today:
+            return f"the deadline {adjusted.deadline} must be after the customer's today ({today})"
+        begun = (
+            state if state.started_at is not None else state.model_copy(update={"started_at": now})
+        )
+        try:
+            migration.followed(self._pinned, adjusted, begun, self._handoff)
+        except overrides.OverridesError as err:
+            return str(err)
+        return None
 
     # CSM events: each kind's rules live in workflows/events.py.
 
@@ -406,7 +489,9 @@ class CustomerOnboardingWorkflow:
             self._playbook.measurement,
             after=after,
             time_zone=self._handoff.time_zone,
-            weekday=self._handoff.measurement_weekday,
+            weekday=overrides.measured_handoff(
+                self._handoff, self._state.overrides
+            ).measurement_weekday,
         )
         if not workflow.patched("measurement-grace"):
             # Histories from before the grace period measure when the window ends.

@@ -43,6 +43,7 @@ from api.dashboard.forms import (
 )
 from api.dashboard.i18n import Translator
 from api.dashboard.outcomes import read_outcomes
+from api.dashboard.overrides import OverridesForm, build_request, form_values
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.timeline import sentence as timeline_sentence
@@ -712,6 +713,8 @@ async def _customer_page(
     attempt: Attempt | None = None,
     done: str | None = None,
     duplicate: bool = False,
+    overrides_form: OverridesForm | None = None,
+    adjusted: bool = False,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     customer_id = status_now.customer_id
@@ -787,6 +790,8 @@ async def _customer_page(
         profile=profile,
         # Meetings with what was typed about them, newest first.
         meetings=[m for m in reversed(state.meetings) if m.notes],
+        overrides_form=overrides_form or OverridesForm(form_values(state.overrides)),
+        adjusted=adjusted,
     )
 
 
@@ -845,6 +850,7 @@ async def customer_page(
         found,
         done=done if done in EVENT_TYPES else None,
         duplicate=request.query_params.get("duplicate") == "1",
+        adjusted=request.query_params.get("adjusted") == "1",
     )
 
 
@@ -914,6 +920,45 @@ async def record_action(
     return RedirectResponse(
         f"/customers/{quote(customer_id)}?done={kind}{duplicate}#{anchor}",
         status.HTTP_303_SEE_OTHER,
+    )
+
+
+@router.post("/customers/{customer_id}/overrides")
+async def adjust_customer(
+    request: Request, customer_id: str, who: Who, services: AppServices
+) -> Response:
+    """The customer's overrides become what the form holds (its CSM, a lead or ops);
+    a refusal shows the form again as typed, with the reason."""
+    gate = _gate(request, who)
+    if isinstance(gate, Response):
+        return gate
+    ctx = page_context(request, gate)
+    refused = await _may_record(ctx, services, gate, customer_id)
+    if refused is not None:
+        return refused
+    form = await request.form()
+    values = {key: value for key, value in form.items() if isinstance(value, str)}
+
+    async def form_again(attempt: OverridesForm, code: int) -> Response:
+        found = await _visible_status(ctx, services, gate, customer_id)
+        if isinstance(found, Response):
+            return found
+        return await _customer_page(ctx, services, found, overrides_form=attempt, status_code=code)
+
+    built = build_request(values, recorded_by(gate))
+    if isinstance(built, list):
+        attempt = OverridesForm(values, errors=built)
+        return await form_again(attempt, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
+            await services.onboarding.set_overrides(customer_id, built)
+    except (CommandRejectedError, OnboardingClosedError) as err:
+        return await form_again(OverridesForm(values, refusal=str(err)), status.HTTP_409_CONFLICT)
+    except (RPCError, TimeoutError) as err:
+        attempt = OverridesForm(values, refusal=str(err) or ctx.t("no_answer"))
+        return await form_again(attempt, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return RedirectResponse(
+        f"/customers/{quote(customer_id)}?adjusted=1#overrides", status.HTTP_303_SEE_OTHER
     )
 
 

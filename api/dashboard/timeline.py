@@ -108,6 +108,14 @@ def _playbook_migrated(details: dict[str, Any], fmt: Formatter) -> str:
     )
 
 
+def _overrides_set(details: dict[str, Any], fmt: Formatter) -> str:
+    by, reason = str(details["by"]), str(details["reason"])
+    values = [f"{v['name']} {v['playbook']} → {v['customer']}" for v in details["values"]]
+    if not values:
+        return fmt.t("tl_overrides_cleared", by=by, reason=reason)
+    return fmt.t("tl_overrides_set", by=by, reason=reason, values="; ".join(values))
+
+
 def _email_opted_out(details: dict[str, Any], fmt: Formatter) -> str:
     category = EmailCategory(details["category"])
     return fmt.t(
@@ -126,6 +134,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "campaign_step_sent": _campaign_step_sent,
     "stall_proposal": _stall_proposal,
     "playbook_migrated": _playbook_migrated,
+    "overrides_set": _overrides_set,
     "email_opted_out": _email_opted_out,
 }
 

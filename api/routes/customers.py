@@ -15,16 +15,19 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import AppServices, Staff
 from api.services import Services
 from client.errors import UnknownCustomerError
 from client.handoffs import UnknownPurposeError, check_purposes
 from client.onboarding import CustomerSummary, StartResult
+from models import limits
 from models.events import OnboardingEvent
 from models.handoff import CUSTOMER_ID_PATTERN, CustomerHandoff, Email
+from models.migration import OverridesResult
 from models.onboarding import TIMELINE_KINDS, EventResult, OnboardingStatus, Stage
+from models.overrides import CustomerOverrides, OverridesRequest
 from records.customer_lists import (
     MAX_OFFSET,
     MAX_PAGE,
@@ -314,3 +317,32 @@ async def record_event(
     if event.recorded_by is None:
         event = event.model_copy(update={"recorded_by": recorded_by(who)})
     return await services.onboarding.record(customer_id, event)
+
+
+class OverridesBody(BaseModel):
+    """A customer's overrides, whole (an empty object clears them), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overrides: CustomerOverrides
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
+
+
+@router.put(
+    "/{customer_id}/overrides",
+    summary="Adjust the playbook for one customer: thresholds, timers, measurement, "
+    "deadline, steps to skip",
+    responses=COMMAND_REFUSALS,
+)
+async def put_overrides(
+    customer_id: CustomerId, body: OverridesBody, who: Staff, services: AppServices
+) -> OverridesResult:
+    """The customer's overrides become exactly these (the CSM of the customer, a lead or
+    ops), sent to the workflow's `set_overrides` update and recorded on the timeline
+    with the reason and the token's CSM (or name). What the customer's playbook cannot
+    take comes back as 409 with the reason; nothing changed then."""
+    await authorize(who, services, customer_id)
+    request = OverridesRequest(
+        overrides=body.overrides, reason=body.reason, requested_by=recorded_by(who)
+    )
+    return await services.onboarding.set_overrides(customer_id, request)

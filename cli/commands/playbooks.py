@@ -95,7 +95,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     playbook = _playbook(args.to, settings)
     try:
         request = MigrationRequest(
-            playbook=playbook, reason=args.reason, requested_by=args.by or _operator()
+            playbook=playbook, reason=args.reason, requested_by=args.by or operator_name()
         )
     except ValidationError as err:
         raise BadInput(f"migrate: {describe(err)}") from None
@@ -123,7 +123,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_BAD_INPUT if refused else EXIT_OK
 
 
-def _operator() -> str:
+def operator_name() -> str:
     try:
         return f"{getpass.getuser()} (CLI)"
     except (KeyError, OSError):
