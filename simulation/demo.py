@@ -50,7 +50,13 @@ from models.tables import (
 from records.database import Database, insert_ignore
 from records.outcomes import store_health_scores, store_outcome_events
 from records.playbook_versions import record_version
-from simulation.outcomes import Ending, Relationship, draw_outcomes, simulated_endings
+from simulation.outcomes import (
+    Ending,
+    Relationship,
+    churners,
+    draw_outcomes,
+    simulated_endings,
+)
 from simulation.runner import Arm, SimulationRun
 
 LABEL = "demo"
@@ -194,8 +200,9 @@ def write_demo(
 ) -> DemoWritten:
     """The run's ended customers (its one arm, `demo_arm`), moved into the past and
     copied into `target`, with renewals or churn and health scores drawn (from `seed`)
-    as `relationship` plants them. Refused when `target` holds demo customers already,
-    unless `replace`, which removes them first."""
+    as `relationship` plants them: of each fate's customers exactly its share churn.
+    Refused when `target` holds demo customers already, unless `replace`, which removes
+    them first."""
     [arm] = run.arms
     if arm.label != LABEL:
         raise DemoError(f"a demo cohort runs one arm labelled {LABEL!r}, not {arm.label!r}")
@@ -219,12 +226,17 @@ def write_demo(
     record_version(target, arm.playbook, SOURCE)
     moved = [Ending(e.customer_id, e.outcome, shifted(e.ended_at, shift), e.usage) for e in endings]
     rng = random.Random(seed)
+    fates = {e.customer_id: relationship.planted.fate(e.outcome, e.usage) for e in moved}
+    churning = churners(fates, rng)
     events: list[OutcomeEventIn] = []
     scores: list[HealthScoreIn] = []
     for ending in moved:
-        fate = relationship.planted.fate(ending.outcome, ending.usage)
         drawn_events, drawn_scores = draw_outcomes(
-            ending.customer_id, ending.ended_at.date(), fate, rng
+            ending.customer_id,
+            ending.ended_at.date(),
+            fates[ending.customer_id],
+            rng,
+            churns=ending.customer_id in churning,
         )
         events += drawn_events
         scores += drawn_scores

@@ -7,13 +7,14 @@ analysis (analytics/outcomes.py) must find, and where it must find nothing.
 `simulated_endings` reads each customer's ending from a simulation's database, as the
 real workflow left it: the outcome and end instant of its projection, its last weekly
 measurement. `draw_outcomes` turns a customer's fate into dated renewal or churn events
-and health scores 6 and 12 months on, from a seeded `random.Random`.
+and health scores 6 and 12 months on, from a seeded `random.Random`; `churners` picks
+who churns so that each fate's rate holds exactly in a demo cohort.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -169,14 +170,33 @@ def simulated_endings(database: Database, customer_ids: Sequence[str]) -> list[E
     ]
 
 
+def churners(fates: Mapping[str, Fate], rng: random.Random) -> set[str]:
+    """Of the customers sharing a fate, exactly `churn` of them (rounded) churn, chosen at
+    random: the planted rates hold in the cohort itself, not only on average, so a cohort
+    of a few dozen failures shows what was planted whatever the seed."""
+    by_fate: dict[Fate, list[str]] = {}
+    for customer_id in sorted(fates):
+        by_fate.setdefault(fates[customer_id], []).append(customer_id)
+    chosen: set[str] = set()
+    for fate, ids in sorted(by_fate.items(), key=lambda item: (item[0].churn, item[0].health)):
+        chosen.update(rng.sample(ids, round(fate.churn * len(ids))))
+    return chosen
+
+
 def draw_outcomes(
-    customer_id: str, ended_on: date, fate: Fate, rng: random.Random
+    customer_id: str,
+    ended_on: date,
+    fate: Fate,
+    rng: random.Random,
+    *,
+    churns: bool | None = None,
 ) -> tuple[list[OutcomeEventIn], list[HealthScoreIn]]:
-    """The customer's churn (within a year, at `fate.churn`) or renewal a year on, and
-    its health scores about 6 and 12 months on while it stays (around `fate.health`)."""
-    churned_on = (
-        ended_on + timedelta(days=rng.randint(20, 350)) if rng.random() < fate.churn else None
-    )
+    """The customer's churn within a year (when `churns`, or by chance at `fate.churn`
+    when None) or renewal a year on, and its health scores about 6 and 12 months on while
+    it stays (around `fate.health`)."""
+    if churns is None:
+        churns = rng.random() < fate.churn
+    churned_on = ended_on + timedelta(days=rng.randint(20, 350)) if churns else None
     if churned_on is not None:
         event = OutcomeEventIn(
             customer_id=customer_id,
