@@ -30,6 +30,9 @@ from models.onboarding import TIMELINE_KINDS, Stage
 MAX_SIMULATED_CUSTOMERS = 2_000
 MAX_SIMULATED_WEEKS = 104
 MAX_SEED = 2**32 - 1
+# The relationships a demo cohort can be planted with (simulation.outcomes.Relationship;
+# not imported, for the same reason; tests/test_demo_cohort.py checks they agree).
+PLANTED_RELATIONSHIPS = ("key-actions", "none")
 # What `add_subparsers` returns; argparse gives the class no public name.
 Subcommands = argparse._SubParsersAction
 # The most customers one page of `liftoff list` shows (records.customer_lists.MAX_PAGE,
@@ -539,7 +542,7 @@ def add_demo_commands(commands: _Commands) -> None:
     )
     cohort.add_argument(
         "--planted",
-        choices=["key-actions", "none"],
+        choices=PLANTED_RELATIONSHIPS,
         default="key-actions",
         help="what happens after the onboarding: customers with fewer key actions churn "
         "3x more and are less healthy (key-actions, the default), or no relationship (none)",

@@ -14,6 +14,7 @@ import pytest
 from analytics.outcomes import Verdict, analyse
 from api.dashboard.outcomes import conclusions
 from cli.main import main
+from cli.parser import PLANTED_RELATIONSHIPS
 from models.onboarding import Stage
 from records.database import Database
 from records.outcomes import customer_outcomes, outcome_facts
@@ -217,6 +218,10 @@ def test_demo_cohort_refuses_bad_arguments_in_one_line(
     assert said in err
     assert len(err.strip().splitlines()) == 1
     assert out == ""
+
+
+def test_the_command_offers_every_relationship_the_simulation_plants() -> None:
+    assert PLANTED_RELATIONSHIPS == tuple(relationship.value for relationship in Relationship)
 
 
 def test_demo_cohort_refuses_a_database_that_holds_a_demo_before_simulating(
