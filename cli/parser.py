@@ -10,6 +10,7 @@ from typing import NoReturn
 from cli.commands import (
     Command,
     codec,
+    demo,
     onboarding,
     outcomes,
     overrides,
@@ -30,6 +31,9 @@ from models.onboarding import TIMELINE_KINDS, Stage
 MAX_SIMULATED_CUSTOMERS = 2_000
 MAX_SIMULATED_WEEKS = 104
 MAX_SEED = 2**32 - 1
+# The relationships a demo cohort can be planted with (simulation.outcomes.Relationship;
+# not imported, for the same reason; tests/test_demo_cohort.py checks they agree).
+PLANTED_RELATIONSHIPS = ("key-actions", "none")
 # What `add_subparsers` returns; argparse gives the class no public name.
 Subcommands = argparse._SubParsersAction
 # The most customers one page of `liftoff list` shows (records.customer_lists.MAX_PAGE,
@@ -212,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_outcome_commands(commands)
     add_simulate_command(commands)
+    add_demo_commands(commands)
 
     playbook = commands.subparsers.add_parser("playbook", help="work with playbook files")
     playbook_commands = playbook.add_subparsers(
@@ -547,4 +552,57 @@ def add_simulate_command(commands: _Commands) -> None:
     )
     sim.add_argument(
         "--out", type=Path, metavar="DIR", help="also write DIR/summary.md and DIR/summary.csv"
+    )
+
+
+def add_demo_commands(commands: _Commands) -> None:
+    """`demo cohort`: a simulated cohort with planted outcomes for the leader's pages."""
+    group = commands.subparsers.add_parser("demo", help="write demo data into a database")
+    sub = group.add_subparsers(dest="demo_command", required=True, parser_class=_Parser)
+    help = (
+        "simulate a cohort through the real workflow, plant what happened after, and write "
+        "it into a database for the cohort, outcomes and review pages"
+    )
+    cohort = sub.add_parser("cohort", parents=[commands.common], help=help, description=help)
+    cohort.set_defaults(handler=demo.cmd_demo_cohort)
+    cohort.add_argument(
+        "--customers",
+        type=bounded_int(demo.MIN_DEMO_CUSTOMERS, MAX_SIMULATED_CUSTOMERS),
+        default=demo.DEFAULT_DEMO_CUSTOMERS,
+        metavar="N",
+        help=f"customers simulated ({demo.MIN_DEMO_CUSTOMERS} to {MAX_SIMULATED_CUSTOMERS:,}, "
+        f"default {demo.DEFAULT_DEMO_CUSTOMERS}; fewer leave the analysis too few to conclude)",
+    )
+    cohort.add_argument(
+        "--weeks",
+        type=bounded_int(1, MAX_SIMULATED_WEEKS),
+        metavar="W",
+        help=f"weeks simulated (1 to {MAX_SIMULATED_WEEKS}; default: one past the playbook's "
+        "deadline, so every onboarding has ended)",
+    )
+    cohort.add_argument(
+        "--seed",
+        type=bounded_int(0, MAX_SEED),
+        default=1,
+        help="the same seed gives the same cohort and the same outcomes (default 1)",
+    )
+    cohort.add_argument(
+        "--planted",
+        choices=PLANTED_RELATIONSHIPS,
+        default="key-actions",
+        help="what happens after the onboarding: customers with fewer key actions churn "
+        "3x more and are less healthy (key-actions, the default), or no relationship (none)",
+    )
+    cohort.add_argument(
+        "--playbook", type=Path, help="playbook file the cohort runs (default: LIFTOFF_PLAYBOOK)"
+    )
+    cohort.add_argument(
+        "--database",
+        metavar="URL",
+        help="database to write into (default: DATABASE_URL, the one `liftoff serve` reads)",
+    )
+    cohort.add_argument(
+        "--replace",
+        action="store_true",
+        help="remove the demo customers a previous run wrote (ids demo-...) and write them again",
     )

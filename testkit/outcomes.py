@@ -5,13 +5,13 @@ on the shipped playbook, its churn, renewals and health scores by `records.outco
 
 What happens after is planted by construction: a customer's chance to churn and its
 health depend on what `Planted` says, so a test knows what the analysis must find.
+The planting model and its relationships live in simulation/outcomes.py, which the
+demo cohort (`liftoff demo cohort`) shares; they are re-exported here for the tests.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from temporalio.testing import ActivityEnvironment
@@ -19,52 +19,30 @@ from temporalio.testing import ActivityEnvironment
 from activities.store import StoreActivities
 from models.activity_io import RecordTimelineInput
 from models.onboarding import Stage, WeeklyMeasurement, WeekVerdict
-from models.outcomes import HealthScoreIn, OutcomeEventIn, OutcomeKind
+from models.outcomes import HealthScoreIn, OutcomeEventIn
 from models.projection import ProjectionSnapshot
 from records.database import Database
 from records.outcomes import store_health_scores, store_outcome_events
+from simulation.outcomes import (
+    NO_RELATIONSHIP,
+    SEATS_DRIVE_OUTCOMES,
+    Fate,
+    Planted,
+    Usage,
+    draw_outcomes,
+)
 from testkit.factories import make_handoff, make_playbook, store_customer
 from workflows import rules
 
-HEALTH_SOURCE = "gainsight"
-HEALTH_SPREAD = 12.0
-
-
-@dataclass(frozen=True)
-class Usage:
-    """The last two weeks' usage of a customer, as the weekly measurement saw them."""
-
-    seat_ratio: float
-    key_actions: int
-    quota: float
-
-
-@dataclass(frozen=True)
-class Fate:
-    churn: float  # chance to churn within a year of the onboarding's end
-    health: float  # mean health score a year on
-
-
-@dataclass(frozen=True)
-class Planted:
-    """What happens after the onboarding, given how it ended and the usage behind it."""
-
-    fate: Callable[[Stage, Usage | None], Fate]
-
-
-# Failed customers churn about 3× as often as onboarded ones, and are about half as
-# healthy, because both follow the seats criterion (active seats >= 60% for 2 weeks).
-SEATS_DRIVE_OUTCOMES = Planted(
-    lambda stage, usage: (
-        Fate(0.5, 45.0)
-        if usage is None
-        else Fate(0.1, 75.0)
-        if usage.seat_ratio >= 0.6
-        else Fate(0.4, 40.0)
-    )
-)
-# Nothing planted: every customer the same, however it ended.
-NO_RELATIONSHIP = Planted(lambda stage, usage: Fate(0.2, 60.0))
+__all__ = [
+    "NO_RELATIONSHIP",
+    "SEATS_DRIVE_OUTCOMES",
+    "Fate",
+    "Planted",
+    "Usage",
+    "write_ended_customer",
+    "write_outcome_cohort",
+]
 
 
 def _usage(stage: Stage, rng: random.Random) -> Usage | None:
@@ -208,42 +186,10 @@ def write_outcome_cohort(
         write_ended_customer(
             database, customer_id, stage, started=started, ended=ended, usage=usage, version=version
         )
-        fate = planted.fate(stage, usage)
-        churned_on = (
-            ended_on + timedelta(days=rng.randint(20, 350)) if rng.random() < fate.churn else None
+        drawn_events, drawn_scores = draw_outcomes(
+            customer_id, ended_on, planted.fate(stage, usage), rng
         )
-        if churned_on is not None:
-            events.append(
-                OutcomeEventIn(
-                    customer_id=customer_id,
-                    kind=OutcomeKind.CHURNED,
-                    occurred_on=churned_on,
-                    source="crm",
-                )
-            )
-        else:
-            events.append(
-                OutcomeEventIn(
-                    customer_id=customer_id,
-                    kind=OutcomeKind.RENEWED,
-                    occurred_on=ended_on + timedelta(days=365),
-                    arr=1_200_000,
-                    currency="JPY",
-                    source="crm",
-                )
-            )
-        for months in (6, 12):
-            day = ended_on + timedelta(days=round(months * 365.25 / 12) + rng.randint(-10, 10))
-            if churned_on is not None and day >= churned_on:
-                continue  # a churned customer is scored no more
-            score = min(100.0, max(0.0, rng.gauss(fate.health, HEALTH_SPREAD)))
-            scores.append(
-                HealthScoreIn(
-                    customer_id=customer_id,
-                    scored_on=day,
-                    score=round(score, 1),
-                    source=HEALTH_SOURCE,
-                )
-            )
+        events += drawn_events
+        scores += drawn_scores
     store_outcome_events(database, events)
     store_health_scores(database, scores)
