@@ -132,6 +132,12 @@ def list_page(
     return Page(list(rows), total, limit, offset)
 
 
+def one(database: Database, customer_id: str) -> P | None:
+    """A customer's row, whether or not Temporal still holds its workflow."""
+    with database.session() as session:
+        return session.get(P, customer_id)
+
+
 def customer_ids(database: Database, filters: Filters) -> list[str]:
     """Every customer the filters select, by id: the cohort a lead's command goes to."""
     with database.session() as session:

@@ -318,6 +318,15 @@ async def test_a_customer_temporal_has_forgotten_is_still_listed_and_counted(
         listed = await lead.get("/api/customers", params={"csm": csm})
         home = (await lead.get("/", params={"csm": csm})).text
         cohort = (await lead.get("/cohort", params={"csm": csm})).text
+        # Its page is read from Liftoff's records, for whoever may see it.
+        page = await lead.get(f"/customers/{ended.customer_id}")
+    async with api.as_csm(csm) as own, api.as_csm("someone-else@liftoff.example") as other:
+        own_page = await own.get(f"/customers/{ended.customer_id}")
+        hidden = await other.get(f"/customers/{ended.customer_id}")
+    assert page.status_code == own_page.status_code == 200
+    assert 'id="record-only"' in page.text and ended.name in page.text
+    assert 'data-kind="cancelled"' in page.text and "budget cut" in page.text
+    assert hidden.status_code == 404
     assert listed.headers["X-Total-Count"] == "2"
     rows = {row["customer_id"]: row for row in listed.json()}
     assert rows[ended.customer_id]["stage"] == "cancelled"

@@ -103,6 +103,10 @@ EN: dict[str, str] = {
     "label_csm": "CSM",
     "label_leader": "CS leader",
     "label_playbook": "Playbook",
+    "record_only": (
+        "Temporal no longer holds this onboarding (it ended and its workflow's retention "
+        "ran out): this page shows Liftoff's records of it, and nothing can be recorded."
+    ),
     "label_local_time": "Customer's time",
     "local_time_hint": "Times on this page are the customer's local time ({zone}).",
     "weekday_0": "Mon",
@@ -394,6 +398,10 @@ JA: dict[str, str] = {
     "label_csm": "CSM",
     "label_leader": "CSリーダー",
     "label_playbook": "プレイブック",
+    "record_only": (
+        "このオンボーディングは終了し、Temporalでの保存期間も過ぎたため、"
+        "Liftoffの記録を表示しています。操作は記録できません。"
+    ),
     "label_local_time": "顧客の現地時刻",
     "local_time_hint": "このページの時刻は顧客の現地時刻（{zone}）です。",
     "weekday_0": "月",

@@ -841,6 +841,8 @@ async def customer_page(
 ) -> Response:
     opened = await _visible_customer(request, who, services, customer_id)
     if isinstance(opened, Response):
+        if opened.status_code == status.HTTP_404_NOT_FOUND and who is not None:
+            return await _record_page(page_context(request, who), services, customer_id) or opened
         return opened
     ctx, _, found = opened
     done = request.query_params.get("done")
@@ -851,6 +853,37 @@ async def customer_page(
         done=done if done in EVENT_TYPES else None,
         duplicate=request.query_params.get("duplicate") == "1",
         adjusted=request.query_params.get("adjusted") == "1",
+    )
+
+
+async def _record_page(
+    ctx: PageContext, services: Services, customer_id: str
+) -> HTMLResponse | None:
+    """A customer Temporal no longer holds (its closed workflow is past the namespace's
+    retention), read from Liftoff's own records: its row, timeline, emails, answers and
+    people. None when the records do not have it either, or the CSM may not see it."""
+    database = services.database
+    record = await asyncio.to_thread(customer_lists.one, database, customer_id)
+    if record is None or ctx.who is None or not ctx.who.sees(record.csm):
+        return None
+    timeline, emails, profile, answers = await asyncio.gather(
+        asyncio.to_thread(reports.customer_timeline, database, customer_id=customer_id),
+        asyncio.to_thread(reports.customer_emails, database, customer_id=customer_id),
+        asyncio.to_thread(reports.customer_profile, database, customer_id=customer_id),
+        asyncio.to_thread(answers_of, database, customer_id),
+    )
+    ctx = replace(ctx, fmt=ctx.fmt.in_zone(ZoneInfo(record.time_zone)))
+    return render(
+        ctx,
+        "customer_record.html",
+        record=record,
+        stage=Stage(record.stage),
+        timeline=list(reversed(timeline)),
+        describe=lambda row: timeline_sentence(row, ctx.fmt),
+        emails=_email_views(emails),
+        survey_answers=answers,
+        profile=profile,
+        meetings=[],
     )
 
 
