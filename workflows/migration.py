@@ -3,7 +3,8 @@ dry run's query and the applied update both call `migrate`, so what a lead previ
 is what happens.
 
 - Service-level timers, momentum and the deadline keep their origin and move by the
-  difference between the two versions' durations; one already past fires at once.
+  difference between the two versions' durations (a wait in business days placed from
+  the stage's start on each version's clock); one already past fires at once.
 - The weekly measurement keeps its window chain: the next window ends where the new
   cadence puts it after the last window measured.
 - Step emails already sent or skipped are never sent again. Steps the new version adds
@@ -23,7 +24,7 @@ from models.handoff import CustomerHandoff
 from models.migration import CriterionChange, MigrationPlan, StepChange, TimerChange
 from models.onboarding import Due, DueKind, HeldDue, OnboardingState, Stage, WeekVerdict
 from models.playbook import CampaignStep, Playbook, StageTimer
-from workflows import campaign, rules
+from workflows import campaign, clocks, rules
 from workflows.send_window import SendWindow, business_day_at, next_send_at
 
 _STAGE_TIMED = (Stage.KICKOFF, Stage.TRAINING, Stage.COMPLETION_REVIEW)
@@ -102,9 +103,16 @@ def _rebased(
     if due.kind in (DueKind.REMIND_CSM, DueKind.ESCALATE_TO_LEADER) and due.stage in _STAGE_TIMED:
         before, after = _stage_timer(old, due.stage), _stage_timer(new, due.stage)
         if due.kind is DueKind.REMIND_CSM:
-            shift = after.remind_csm_after - before.remind_csm_after
+            waits = before.remind_csm_after, after.remind_csm_after
         else:
-            shift = after.escalate_to_leader_after - before.escalate_to_leader_after
+            waits = before.escalate_to_leader_after, after.escalate_to_leader_after
+        if waits[0] != waits[1]:
+            # Placed from the stage's start on each version's clock: for waits in
+            # elapsed time, the difference of the two durations.
+            anchor = state.stage_since or due.at
+            shift = clocks.due_at(
+                waits[1], anchor, clocks.window(handoff, new, state.holidays)
+            ) - clocks.due_at(waits[0], anchor, clocks.window(handoff, old, state.holidays))
     elif due.kind is DueKind.MOMENTUM:
         shift = new.momentum_after - old.momentum_after
     elif due.kind is DueKind.DEADLINE:

@@ -90,6 +90,7 @@ EN: dict[str, str] = {
     "due_deadline": "Deadline",
     "due_campaign_step": "Step email",
     "due_resume": "Resume",
+    "due_task_overdue": "Task due",
     # Durations and relative times
     "unit_d": "{n} d",
     "unit_h": "{n} h",
@@ -236,6 +237,7 @@ EN: dict[str, str] = {
     "kind_campaign_step_sent": "Step email sent",
     "kind_campaign_step_skipped": "Step email skipped",
     "kind_playbook_migrated": "Playbook changed",
+    "kind_task_overdue": "Task overdue",
     # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py);
     # the CSM events' own are in EVENT_WORDS.
     "tl_transition": "{source} → {target}: {cause}",
@@ -254,6 +256,7 @@ EN: dict[str, str] = {
     "tl_stall_proposal": "proposal email to the administrators",
     "tl_stall_proposals": "proposals for stuck purposes: {steps}",
     "tl_playbook_migrated": "playbook {source} → {target} by {by}: {reason}",
+    "tl_task_overdue": "task for {assignee} overdue (due {due}): {title}",
     # Cohort
     "cohort_title": "Cohort",
     "cohort_note": (
@@ -359,6 +362,7 @@ JA: dict[str, str] = {
     "due_deadline": "期限",
     "due_campaign_step": "ステップメール",
     "due_resume": "再開",
+    "due_task_overdue": "タスク期限",
     "unit_d": "{n}日",
     "unit_h": "{n}時間",
     "unit_min": "{n}分",
@@ -500,7 +504,9 @@ JA: dict[str, str] = {
     "kind_campaign_step_sent": "ステップメール送信",
     "kind_campaign_step_skipped": "ステップメール省略",
     "kind_playbook_migrated": "プレイブック変更",
+    "kind_task_overdue": "タスク期限超過",
     "tl_playbook_migrated": "プレイブック {source} → {target}（{by}、理由: {reason}）",
+    "tl_task_overdue": "{assignee} のタスクが期限（{due}）を過ぎています: {title}",
     "tl_transition": "{source} → {target}（{cause}）",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",

@@ -11,6 +11,7 @@ the workflow's own summary (task titles and stall reasons come from the playbook
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -108,6 +109,15 @@ def _playbook_migrated(details: dict[str, Any], fmt: Formatter) -> str:
     )
 
 
+def _task_overdue(details: dict[str, Any], fmt: Formatter) -> str:
+    return fmt.t(
+        "tl_task_overdue",
+        assignee=str(details["assignee"]),
+        due=fmt.when(datetime.fromisoformat(str(details["due_at"]))),
+        title=str(details["title"]),
+    )
+
+
 def _email_opted_out(details: dict[str, Any], fmt: Formatter) -> str:
     category = EmailCategory(details["category"])
     return fmt.t(
@@ -127,6 +137,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "stall_proposal": _stall_proposal,
     "playbook_migrated": _playbook_migrated,
     "email_opted_out": _email_opted_out,
+    "task_overdue": _task_overdue,
 }
 
 
