@@ -32,6 +32,7 @@ CSV_COLUMNS: dict[str, str] = {
     "quota": "usage quota contracted",
     "time_zone": "IANA time zone, e.g. Asia/Tokyo (default UTC)",
     "locale": "ja or en (default en)",
+    "country": "ISO 3166 code whose public holidays are not business days, e.g. JP",
     "purposes": "purpose ids from the playbook, separated by ;",
     "trial_used": "true/false: skips the product training",
     "already_using": "true/false: skips the product training",
@@ -116,7 +117,11 @@ def _handoff_from_row(cells: dict[str, str], problems: list[str]) -> CustomerHan
             fields[column] = parse_bool(cell(column), column)
         except BadInput as err:
             problems.append(str(err))
-    for column, name in (("quota", "quota_contracted"), ("time_zone", "time_zone")):
+    for column, name in (
+        ("quota", "quota_contracted"),
+        ("time_zone", "time_zone"),
+        ("country", "country"),
+    ):
         if cell(column):
             fields[name] = cell(column)
     if cell("locale"):

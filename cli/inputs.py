@@ -108,6 +108,7 @@ def handoff_from_args(args: argparse.Namespace) -> CustomerHandoff:
             "quota_contracted": args.quota,
             "time_zone": args.time_zone,
             "locale": args.locale,
+            "country": args.country,
             "purposes": args.purpose,
             "trial_used": args.trial,
             "already_using": args.already_using,

@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--quota", type=float, help="usage quota contracted")
     start.add_argument("--time-zone", default="UTC", help="e.g. Asia/Tokyo")
     start.add_argument("--locale", default="en", help="ja or en")
+    start.add_argument(
+        "--country",
+        help="ISO 3166 code whose public holidays are not business days, e.g. JP "
+        "(default: the playbook's calendar for the locale)",
+    )
     start.add_argument("--purpose", action="append", default=[], help="purpose id (repeatable)")
     start.add_argument("--trial", action="store_true", help="the customer used a trial")
     start.add_argument(

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from models import limits
+from models.countries import known_country
 from models.text import refuse_control_characters
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -85,6 +86,16 @@ class CustomerHandoff(BaseModel):
     contracted_on: date | None = None
     # Overrides the playbook's measurement weekday (0 = Monday) for this customer.
     measurement_weekday: int | None = Field(default=None, ge=0, le=6)
+    # ISO 3166 alpha-2: whose public holidays are not business days for this customer.
+    # Unset: the playbook's campaign.holiday_calendars by locale, as before.
+    country: str | None = Field(default=None, max_length=2)
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _known_country(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return known_country(value) if value.strip() else None
+        return value
 
     @field_validator("time_zone")
     @classmethod

@@ -60,6 +60,10 @@ OVERRIDE_THRESHOLD_MAX = 1e9
 # locales of a step's note.
 PLAYBOOK_ITEMS = 50
 
+# A playbook duration counted in business days ("5 business days"), at most: about
+# half a year of weekdays, so the customer's holiday table of this year and next covers it.
+BUSINESS_DAYS_MAX = 120
+
 # How long a survey email's score links stay valid, at most (a playbook's
 # `surveys.valid_for`): a link forwarded or found months later must not still count.
 SURVEY_LINK_DAYS_MAX = 90

@@ -107,6 +107,8 @@ class DueKind(StrEnum):
     CAMPAIGN_STEP = "campaign_step"
     # A pause's scheduled end.
     RESUME = "resume"
+    # An open task's due date (`ref` is the task id): its one overdue reminder.
+    TASK_OVERDUE = "task_overdue"
 
 
 class Due(BaseModel):
@@ -114,7 +116,7 @@ class Due(BaseModel):
     at: datetime
     # The stage a service-level timer belongs to; it lapses when the stage ends.
     stage: Stage | None = None
-    # Which campaign step ("A:welcome", "choose_purpose").
+    # Which campaign step ("A:welcome", "choose_purpose"), or which task.
     ref: str | None = None
     # A measurement's window ends here; it runs at `at`, the grace period later.
     window_end: datetime | None = None
@@ -334,6 +336,8 @@ class TimelineKind(StrEnum):
     PLAYBOOK_MIGRATED = "playbook_migrated"
     # A CSM or lead adjusted the customer's playbook values (models/overrides.py).
     OVERRIDES_SET = "overrides_set"
+    # A task the workflow opened is past its due date and still open.
+    TASK_OVERDUE = "task_overdue"
 
 
 # Every kind an entry can have, so a filter refuses a misspelt kind instead of

@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models import limits
 from models.handoff import CustomerHandoff
-from models.playbook import Condition, Criterion, Duration, Playbook, StageTimer
+from models.playbook import (
+    BusinessDays,
+    Clock,
+    Condition,
+    Criterion,
+    Playbook,
+    StageTimer,
+    shortest,
+)
 from models.text import refuse_control_characters
 
 # The stages with a service-level timer, as the playbook's `[timers.<stage>]` names them.
@@ -41,15 +49,16 @@ class StageTimerOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    remind_csm_after: Duration | None = None
-    escalate_to_leader_after: Duration | None = None
+    remind_csm_after: Clock | None = None
+    escalate_to_leader_after: Clock | None = None
 
     @model_validator(mode="after")
     def _sensible(self) -> StageTimerOverride:
         given = [d for d in (self.remind_csm_after, self.escalate_to_leader_after) if d is not None]
         if not given:
             raise ValueError("a stage timer override sets the reminder, the escalation or both")
-        if any(not timedelta(0) < d <= _LONGEST_TIMER for d in given):
+        # Business days are bounded by their own type (1 to BUSINESS_DAYS_MAX).
+        if any(isinstance(d, timedelta) and not timedelta(0) < d <= _LONGEST_TIMER for d in given):
             raise ValueError(
                 f"a stage timer must be longer than 0 and at most {limits.OVERRIDE_TIMER_DAYS} days"
             )
@@ -269,14 +278,37 @@ def _timers(playbook: Playbook, timers: dict[str, StageTimerOverride]) -> object
             remind = timer.remind_csm_after
         escalate = override.escalate_to_leader_after
         if escalate is None:
-            escalate = remind + (timer.escalate_to_leader_after - timer.remind_csm_after)
-        if escalate <= remind:
+            escalate = _keeping_gap(stage, timer, remind)
+        if isinstance(remind, BusinessDays) != isinstance(escalate, BusinessDays):
+            raise OverridesError(
+                f"the {stage} reminder ({duration_text(remind)}) and escalation "
+                f"({duration_text(escalate)}) must both count business days or both count time"
+            )
+        if shortest(escalate) <= shortest(remind):
             raise OverridesError(
                 f"the {stage} escalation ({duration_text(escalate)}) must come after its "
                 f"reminder ({duration_text(remind)})"
             )
         changed[stage] = StageTimer(remind_csm_after=remind, escalate_to_leader_after=escalate)
     return playbook.timers.model_copy(update=changed)
+
+
+def _keeping_gap(
+    stage: str, timer: StageTimer, remind: BusinessDays | timedelta
+) -> BusinessDays | timedelta:
+    """The escalation left out: the playbook's gap after the reminder, in its units."""
+    old_remind, old_escalate = timer.remind_csm_after, timer.escalate_to_leader_after
+    if isinstance(remind, BusinessDays) and isinstance(old_remind, BusinessDays):
+        assert isinstance(old_escalate, BusinessDays)  # StageTimer keeps them alike
+        return BusinessDays(days=remind.days + old_escalate.days - old_remind.days)
+    if isinstance(remind, timedelta) and isinstance(old_remind, timedelta):
+        assert isinstance(old_escalate, timedelta)
+        return remind + (old_escalate - old_remind)
+    counts = "business days" if isinstance(old_remind, BusinessDays) else "time"
+    raise OverridesError(
+        f"the playbook's {stage} timers count {counts}: give the escalation too when the "
+        f"reminder ({duration_text(remind)}) counts otherwise"
+    )
 
 
 def _measurement(playbook: Playbook, overrides: CustomerOverrides) -> object:
@@ -388,8 +420,10 @@ def compare(
     return rows
 
 
-def duration_text(span: timedelta) -> str:
-    """A duration as a playbook writes it: "14d", "1d12h", "90s"."""
+def duration_text(span: timedelta | BusinessDays) -> str:
+    """A wait as a playbook writes it: "14d", "1d12h", "90s", "5 business days"."""
+    if isinstance(span, BusinessDays):
+        return str(span)
     seconds = int(span.total_seconds())
     parts = []
     for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):

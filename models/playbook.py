@@ -12,7 +12,15 @@ from datetime import time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from models import limits
 from models.handoff import Role
@@ -45,16 +53,82 @@ def parse_duration(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+_BUSINESS_DAYS = re.compile(r"^\s*(?P<n>\d+)\s*(?:bd|business\s+days?)\s*$", re.IGNORECASE)
+
+
+class BusinessDays(BaseModel):
+    """A wait counted in business days on the customer's clock: weekends and its
+    country's public holidays do not count (workflows/clocks.py places it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: int = Field(ge=1, le=limits.BUSINESS_DAYS_MAX)
+    business: Literal[True] = True
+
+    def __str__(self) -> str:
+        return f"{self.days} business day{'s' if self.days != 1 else ''}"
+
+
+def parse_clock(value: Any) -> Any:
+    """Accept "5 business days" or "5bd" besides every form `parse_duration` takes,
+    refusing anything else in one sentence (not pydantic's two, one per union arm)."""
+    if isinstance(value, BusinessDays | timedelta):
+        return value
+    if isinstance(value, dict) and value.get("business") is True:
+        return _business_days(value.get("days"), value)
+    if isinstance(value, str):
+        match = _BUSINESS_DAYS.match(value)
+        if match:
+            return _business_days(int(match["n"]), value)
+        if re.search(r"business|\dbd\b", value, re.IGNORECASE):
+            raise ValueError(f'not a business-day count: {value!r}; write e.g. "5 business days"')
+    try:
+        return _TIMEDELTA.validate_python(parse_duration(value))
+    except ValidationError:
+        raise ValueError(
+            f'not a duration: {value!r}; write e.g. "7d", "36h" or "5 business days"'
+        ) from None
+
+
+def _business_days(days: Any, written: Any) -> BusinessDays:
+    if not isinstance(days, int) or not 1 <= days <= limits.BUSINESS_DAYS_MAX:
+        raise ValueError(
+            f"{written!r}: business days must be a whole number from 1 to "
+            f"{limits.BUSINESS_DAYS_MAX}"
+        )
+    return BusinessDays(days=days)
+
+
+_TIMEDELTA = TypeAdapter(timedelta)
+
+
+# A playbook wait that may count business days ("5 business days") or elapsed time
+# ("7d", "36h"). Stored as {"days": 5, "business": true} or as before (ISO 8601), so
+# playbooks pinned in running workflows still load.
+Clock = Annotated[BusinessDays | timedelta, BeforeValidator(parse_clock)]
+
+
+def shortest(clock: BusinessDays | timedelta) -> timedelta:
+    """The least time a clock can take: N business days take at least N days."""
+    return timedelta(days=clock.days) if isinstance(clock, BusinessDays) else clock
+
 
 class StageTimer(BaseModel):
     """Service level of a wait: remind the CSM, then escalate to the CS leader."""
 
-    remind_csm_after: Duration
-    escalate_to_leader_after: Duration
+    remind_csm_after: Clock
+    escalate_to_leader_after: Clock
 
     @model_validator(mode="after")
     def _escalation_after_reminder(self) -> StageTimer:
-        if self.escalate_to_leader_after <= self.remind_csm_after:
+        remind, escalate = self.remind_csm_after, self.escalate_to_leader_after
+        if isinstance(remind, BusinessDays) != isinstance(escalate, BusinessDays):
+            # Which comes first would depend on the weekday and the holidays.
+            raise ValueError(
+                "remind_csm_after and escalate_to_leader_after must both count business "
+                "days or both count time"
+            )
+        if shortest(escalate) <= shortest(remind):
             raise ValueError("escalate_to_leader_after must be later than remind_csm_after")
         return self
 
@@ -63,6 +137,16 @@ class StageTimers(BaseModel):
     kickoff: StageTimer
     training: StageTimer
     completion_review: StageTimer
+
+
+class TaskPolicy(BaseModel):
+    """When a task the workflow opens falls due, counted from when it opens; a task
+    still open then gets one overdue reminder. A stage's scheduling task is due when
+    the stage's reminder fires instead."""
+
+    due_after: Clock = BusinessDays(days=3)
+    # An on-demand meeting request (poor progress, momentum, the customer asked).
+    meeting_due_after: Clock = BusinessDays(days=5)
 
 
 class TrainingPolicy(BaseModel):
@@ -326,6 +410,7 @@ class Playbook(BaseModel):
     version: str = Field(min_length=1, max_length=limits.VERSION_CHARS)
     onboarded_definition: str = Field(min_length=1, max_length=limits.NOTE_CHARS)
     timers: StageTimers
+    tasks: TaskPolicy = TaskPolicy()
     training: TrainingPolicy = TrainingPolicy()
     measurement: MeasurementPolicy = MeasurementPolicy()
     completion_criteria: list[Criterion] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)

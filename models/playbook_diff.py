@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 from typing import Any
 
-from models.playbook import Playbook
+from models.playbook import BusinessDays, Playbook
 
 _MISSING = object()
 
@@ -14,12 +14,24 @@ _MISSING = object()
 def differences(old: Playbook, new: Playbook) -> list[str]:
     """One sentence per difference, in the playbook's own order; empty if the same."""
     found: list[str] = []
-    _compare([], old.model_dump(), new.model_dump(), found)
+    _compare([], _words(old.model_dump()), _words(new.model_dump()), found)
     return found
 
 
 # Lists whose items are told apart by identity, not position: a purpose moved in the
 # file is the same purpose.
+def _words(value: Any) -> Any:
+    """A dumped playbook with each business-day wait as one value ("5 business days"),
+    so a change reads as such rather than as a change of its parts."""
+    if isinstance(value, dict):
+        if value.get("business") is True and set(value) == {"days", "business"}:
+            return str(BusinessDays(days=value["days"]))
+        return {key: _words(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_words(item) for item in value]
+    return value
+
+
 def _identity(list_name: str, item: dict[str, Any]) -> str:
     if list_name == "purposes":
         return f"purpose {item['id']}"

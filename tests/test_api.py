@@ -276,7 +276,9 @@ async def test_a_start_is_idempotent_and_the_customer_is_listed(api: ApiHarness)
 
 async def test_a_bad_handoff_gets_422_naming_each_field(api: ApiHarness) -> None:
     handoff = handoff_json(csm=CSM)
-    handoff.update(seats_contracted=0, cs_leader="not-an-email", time_zone="Mars/Olympus")
+    handoff.update(
+        seats_contracted=0, cs_leader="not-an-email", time_zone="Mars/Olympus", country="XX"
+    )
     del handoff["name"]
     async with api.as_lead() as lead:
         response = await lead.post("/api/customers", json=handoff)
@@ -286,10 +288,12 @@ async def test_a_bad_handoff_gets_422_naming_each_field(api: ApiHarness) -> None
         ("body", "seats_contracted"),
         ("body", "cs_leader"),
         ("body", "time_zone"),
+        ("body", "country"),
         ("body", "name"),
     }
     assert "not an email address" in problems["body", "cs_leader"]
     assert "unknown time zone" in problems["body", "time_zone"]
+    assert "unknown country 'XX'" in problems["body", "country"]
 
 
 async def test_control_characters_in_text_get_422_and_nothing_starts(api: ApiHarness) -> None:

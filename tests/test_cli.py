@@ -144,6 +144,40 @@ def test_handoff_problems_are_all_reported(capsys: pytest.CaptureFixture[str]) -
     assert_refused(run(capsys, *argv), "seats_contracted", "locale", "unknown time zone")
 
 
+def test_an_unknown_country_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert_refused(run(capsys, *VALID_START, "--country", "XX"), "country", "unknown country 'XX'")
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        CSV_HEADER.replace("notes\n", "notes,country\n")
+        + GOOD_ROW.replace("from sales\n", "from sales,Japan\n"),
+        encoding="utf-8",
+    )
+    err = assert_refused(
+        run(capsys, "start", "--csv", str(csv_file), "--playbook", DEMO_PLAYBOOK),
+        "line 2",
+        "country: unknown country 'Japan'",
+    )
+    assert "ISO 3166" in err
+
+
+def test_a_csv_country_column_gives_the_customer_its_holidays(tmp_path: Path) -> None:
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        CSV_HEADER.replace("notes\n", "notes,country\n")
+        + GOOD_ROW.replace("from sales\n", "from sales,jp\n")
+        + GOOD_ROW.replace("acme,", "beta,", 1).replace("from sales\n", "from sales,\n"),
+        encoding="utf-8",
+    )
+    playbook = inputs.read_playbook(Path(DEMO_PLAYBOOK))
+    read = handoff_csv.read_handoff_csv(csv_file, playbook)
+    assert [(h.customer_id, h.country) for _, h in read.handoffs] == [
+        ("acme", "JP"),
+        ("beta", None),
+    ]
+
+
 def test_unknown_purpose_is_refused_with_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
     assert_refused(run(capsys, *VALID_START, "--purpose", "Z"), "unknown purpose", "A, B, C")
 

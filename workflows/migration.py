@@ -3,7 +3,8 @@ dry run's query and the applied update both call `migrate`, so what a lead previ
 is what happens.
 
 - Service-level timers, momentum and the deadline keep their origin and move by the
-  difference between the two versions' durations; one already past fires at once.
+  difference between the two versions' durations (a wait in business days placed from
+  the stage's start on each version's clock); one already past fires at once.
 - The weekly measurement keeps its window chain: the next window ends where the new
   cadence puts it after the last window measured.
 - Step emails already sent or skipped are never sent again. Steps the new version adds
@@ -24,7 +25,7 @@ from models.handoff import CustomerHandoff
 from models.migration import CriterionChange, MigrationPlan, StepChange, TimerChange
 from models.onboarding import Due, DueKind, HeldDue, OnboardingState, Stage, WeekVerdict
 from models.playbook import CampaignStep, Playbook, StageTimer
-from workflows import campaign, rules
+from workflows import campaign, clocks, rules
 from workflows.send_window import SendWindow, business_day_at, next_send_at
 
 _STAGE_TIMED = (Stage.KICKOFF, Stage.TRAINING, Stage.COMPLETION_REVIEW)
@@ -111,11 +112,15 @@ def adjust(
     plan = MigrationPlan(
         customer_id=handoff.customer_id, from_version=pinned.version, to_version=pinned.version
     )
-    clocks = (
+    handoffs = (
         overrides.measured_handoff(handoff, state.overrides),
         overrides.measured_handoff(handoff, adjusted),
     )
-    change = _rebase(plan, state, clocks, before, after, now)
+    change = _rebase(plan, state, handoffs, before, after, now)
+    if handoffs[0].measurement_weekday != handoffs[1].measurement_weekday or (
+        before.measurement != after.measurement
+    ):
+        change = _measured_from_now(change, state, after, now)
     earlier = state.overrides.deadline if state.overrides is not None else None
     if adjusted.deadline is None or adjusted.deadline == earlier:
         return change
@@ -131,24 +136,50 @@ def adjust(
     return Migration(plan, agenda, change.held, change.recent_weeks)
 
 
+def _measured_from_now(
+    change: Migration, state: OnboardingState, playbook: Playbook, now: datetime
+) -> Migration:
+    """A measurement moved by an adjustment to a weekday or hour already past this week
+    is taken at the next one instead: "measure on Wednesdays" from now on, not a
+    measurement of a short week fired at once. (A migration keeps it, marked overdue in
+    its dry run.)"""
+    every = playbook.measurement.every
+    agenda = []
+    for due in change.agenda:
+        if due.kind is DueKind.MEASURE and due.window_end is not None:
+            end = due.window_end
+            while end <= now:
+                end += every
+            if end != due.window_end:
+                original = next((d for d in state.agenda if d.kind is DueKind.MEASURE), due)
+                due = due.model_copy(
+                    update={"at": due.at + (end - due.window_end), "window_end": end}
+                )
+                change.plan.timers = [
+                    t for t in change.plan.timers if t.kind is not DueKind.MEASURE
+                ] + [_timer_change(original, due, now, overdue_possible=True)]
+        agenda.append(due)
+    return Migration(change.plan, agenda, change.held, change.recent_weeks)
+
+
 def _rebase(
     plan: MigrationPlan,
     state: OnboardingState,
-    clocks: tuple[CustomerHandoff, CustomerHandoff],
+    handoffs: tuple[CustomerHandoff, CustomerHandoff],
     old: Playbook,
     new: Playbook,
     now: datetime,
 ) -> Migration:
-    """The state's agenda, held items and verdicts moved from `old` to `new`; `clocks`
+    """The state's agenda, held items and verdicts moved from `old` to `new`; `handoffs`
     are the handoff before and after, whose measurement weekday may differ."""
-    handoff = clocks[1]
+    handoff = handoffs[1]
     held = list(state.pause.held) if state.pause is not None else []
     agenda: list[Due] = []
     for due in state.agenda:
         if due.kind is DueKind.CAMPAIGN_STEP:
             agenda.append(due)
             continue
-        moved = _rebased(due, clocks, old, new)
+        moved = _rebased(due, state, handoffs, old, new)
         if moved.at != due.at:
             plan.timers.append(_timer_change(due, moved, now, overdue_possible=True))
         agenda.append(moved)
@@ -157,7 +188,7 @@ def _rebase(
         if item.due.kind is DueKind.CAMPAIGN_STEP:
             rebased_held.append(item)
             continue
-        moved = _rebased(item.due, clocks, old, new)
+        moved = _rebased(item.due, state, handoffs, old, new)
         if moved.at != item.due.at:
             plan.timers.append(_timer_change(item.due, moved, now, overdue_possible=False))
         rebased_held.append(item.model_copy(update={"due": moved}))
@@ -171,24 +202,35 @@ def _rebase(
 
 
 def _rebased(
-    due: Due, clocks: tuple[CustomerHandoff, CustomerHandoff], old: Playbook, new: Playbook
+    due: Due,
+    state: OnboardingState,
+    handoffs: tuple[CustomerHandoff, CustomerHandoff],
+    old: Playbook,
+    new: Playbook,
 ) -> Due:
     shift = timedelta(0)
     if due.kind in (DueKind.REMIND_CSM, DueKind.ESCALATE_TO_LEADER) and due.stage in _STAGE_TIMED:
         before, after = _stage_timer(old, due.stage), _stage_timer(new, due.stage)
         if due.kind is DueKind.REMIND_CSM:
-            shift = after.remind_csm_after - before.remind_csm_after
+            waits = before.remind_csm_after, after.remind_csm_after
         else:
-            shift = after.escalate_to_leader_after - before.escalate_to_leader_after
+            waits = before.escalate_to_leader_after, after.escalate_to_leader_after
+        if waits[0] != waits[1]:
+            # Placed from the stage's start on each version's clock: for waits in
+            # elapsed time, the difference of the two durations.
+            anchor = state.stage_since or due.at
+            shift = clocks.due_at(
+                waits[1], anchor, clocks.window(handoffs[1], new, state.holidays)
+            ) - clocks.due_at(waits[0], anchor, clocks.window(handoffs[0], old, state.holidays))
     elif due.kind is DueKind.MOMENTUM:
         shift = new.momentum_after - old.momentum_after
     elif due.kind is DueKind.DEADLINE:
         shift = new.deadline - old.deadline
     elif due.kind is DueKind.MEASURE and (
         new.measurement != old.measurement
-        or clocks[0].measurement_weekday != clocks[1].measurement_weekday
+        or handoffs[0].measurement_weekday != handoffs[1].measurement_weekday
     ):
-        return _next_measurement(due, clocks[1], old, new)
+        return _next_measurement(due, handoffs[1], old, new)
     return due.model_copy(update={"at": due.at + shift}) if shift else due
 
 

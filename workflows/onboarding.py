@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     import emails.contexts as contexts
     import workflows.activity_options as options
     import workflows.campaign as campaign
+    import workflows.clocks as clocks
     import workflows.effects as effects
     import workflows.events as events
     import workflows.migration as migration
@@ -77,7 +78,7 @@ with workflow.unsafe.imports_passed_through():
         WeekVerdict,
     )
     from models.overrides import CustomerOverrides, OverridesRequest
-    from models.playbook import Playbook
+    from models.playbook import BusinessDays, Playbook
 
 # The error type of a refused event, for callers that tell refusals from failures.
 REFUSED_ERROR_TYPE = "EventRefused"
@@ -120,6 +121,7 @@ class CustomerOnboardingWorkflow:
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        await self._ensure_holidays()
         self._ensure_begun()
         self._index()
         while True:
@@ -138,6 +140,7 @@ class CustomerOnboardingWorkflow:
                         max_history_events=self._max_history_events,
                     )
                 )
+            await self._ensure_holidays()
             await self._step_emails.plan()
             await self._wait_for_something_due()
             await self._fire_due_items()
@@ -457,18 +460,17 @@ class CustomerOnboardingWorkflow:
             Stage.COMPLETION_REVIEW: self._playbook.timers.completion_review,
         }.get(stage)
         if timer is not None:
+            remind_at = self._clock(timer.remind_csm_after, now)
             self._state.agenda += [
-                Due(kind=DueKind.REMIND_CSM, at=now + timer.remind_csm_after, stage=stage),
+                Due(kind=DueKind.REMIND_CSM, at=remind_at, stage=stage),
                 Due(
                     kind=DueKind.ESCALATE_TO_LEADER,
-                    at=now + timer.escalate_to_leader_after,
+                    at=self._clock(timer.escalate_to_leader_after, now),
                     stage=stage,
                 ),
             ]
             kind, title = _SCHEDULE_TASK[stage]
-            self._open_task(
-                kind, self._handoff.csm, title, due_at=now + timer.remind_csm_after, stage=stage
-            )
+            self._open_task(kind, self._handoff.csm, title, due_at=remind_at, stage=stage)
         if stage is Stage.ADOPTION:
             self._state.adoption_started_at = now
             self._schedule_measurement(after=now)
@@ -483,6 +485,18 @@ class CustomerOnboardingWorkflow:
         # An ended onboarding is stuck in nothing: lists must not flag it.
         if self._state.setup.stuck and workflow.patched("ended-clears-setup-stuck"):
             self._state.setup.stuck = False
+
+    # Business-day clocks (workflows/clocks.py)
+
+    async def _ensure_holidays(self) -> None:
+        """The holiday table business-day clocks count with, before anything is timed
+        (and each year). Histories from before looked none up for them."""
+        if clocks.counts_business_days(self._playbook) and workflow.patched(clocks.PATCH):
+            await clocks.ensure_holidays(self._handoff, self._playbook, self._state, workflow.now())
+
+    def _clock(self, wait: BusinessDays | timedelta, anchor: datetime) -> datetime:
+        window = clocks.window(self._handoff, self._playbook, self._state.holidays)
+        return clocks.due_at(wait, anchor, window)
 
     def _schedule_measurement(self, *, after: datetime) -> None:
         window_end = rules.next_measurement_at(
@@ -620,6 +634,8 @@ class CustomerOnboardingWorkflow:
             elif due.kind is DueKind.CAMPAIGN_STEP and due.ref is not None:
                 await self._step_emails.ensure_holidays(now)
                 self._step_emails.step_due(due.ref, now)
+            elif due.kind is DueKind.TASK_OVERDUE and due.ref is not None:
+                self._task_overdue(due.ref)
             elif due.kind is DueKind.RESUME and self._state.pause is not None:
                 paused_for = now - self._state.pause.since
                 self.resume()
@@ -871,8 +887,11 @@ class CustomerOnboardingWorkflow:
         handoff = self._handoff
         now = workflow.now()
         self._state.task_seq += 1
+        task_id = f"{handoff.customer_id}-{self._state.task_seq}"
+        if due_at is None and not self._state.stage.terminal:
+            due_at = self._task_due(task_id, kind, now)
         task = OpenTask(
-            task_id=f"{handoff.customer_id}-{self._state.task_seq}",
+            task_id=task_id,
             kind=kind,
             assignee=assignee,
             title=title,
@@ -900,6 +919,34 @@ class CustomerOnboardingWorkflow:
             pause.unannounced = [*pause.unannounced, task.task_id][-limits.LIST_ITEMS :]
         self._effects.timeline(
             "task_opened", f"task for {assignee}: {title}", {"task_id": task.task_id}
+        )
+
+    def _task_due(self, task_id: str, kind: TaskKind, now: datetime) -> datetime | None:
+        """A task's due date from the playbook, with its overdue reminder on the agenda.
+        Histories from before opened tasks without one."""
+        if not workflow.patched("task-due-dates"):
+            return None
+        tasks = self._playbook.tasks
+        wait = tasks.meeting_due_after if kind is TaskKind.MEETING else tasks.due_after
+        due_at = self._clock(wait, now)
+        self._state.agenda.append(Due(kind=DueKind.TASK_OVERDUE, at=due_at, ref=task_id))
+        return due_at
+
+    def _task_overdue(self, task_id: str) -> None:
+        """The one reminder of a task still open past its due date."""
+        task = next((t for t in self._state.open_tasks if t.task_id == task_id), None)
+        if task is None or task.due_at is None:
+            return
+        due_at = task.due_at
+        self._effects.timeline(
+            "task_overdue",
+            f"task for {task.assignee} overdue (due {due_at:%Y-%m-%d %H:%M} UTC): {task.title}",
+            {
+                "task_id": task.task_id,
+                "assignee": task.assignee,
+                "title": task.title,
+                "due_at": due_at.isoformat(),
+            },
         )
 
     def _task_email(self, task: OpenTask) -> SendEmailInput:

@@ -1,11 +1,12 @@
 """What a pause holds and how its clocks move on resume (pure).
 
 While a customer is paused, Liftoff's own judgements wait: service-level reminders
-and escalations, momentum, the deadline and the campaign's step emails leave the
-agenda for the pause's `held` list. The weekly measurement stays on its cadence (its
-facts are recorded, not judged) and so does the pause's own scheduled end. On resume
-each held item comes back as far ahead as it was when it was held: every clock moves
-by the time it was paused, and steps keep their spacing instead of all falling due.
+and escalations, tasks' overdue notes, momentum, the deadline and the campaign's step
+emails leave the agenda for the pause's `held` list. The weekly measurement stays on
+its cadence (its facts are recorded, not judged) and so does the pause's own scheduled
+end. On resume each held item comes back as far ahead as it was when it was held:
+every clock moves by the time it was paused, and steps keep their spacing instead of
+all falling due.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ HELD_KINDS = frozenset(
         DueKind.MOMENTUM,
         DueKind.DEADLINE,
         DueKind.CAMPAIGN_STEP,
+        DueKind.TASK_OVERDUE,
     }
 )
 

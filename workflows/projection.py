@@ -46,6 +46,8 @@ def snapshot(
         trial_used=handoff.trial_used,
         locale=handoff.locale,
         time_zone=handoff.time_zone,
-        country=campaign.holiday_calendars.get(handoff.locale) if campaign else None,
+        # Whose holidays count; before the handoff had a country, only a campaign's did.
+        country=handoff.country
+        or (campaign.holiday_calendars.get(handoff.locale) if campaign else None),
         review_after=playbook.review.after_finished,
     )

@@ -16,11 +16,10 @@ from pydantic import JsonValue
 from temporalio import workflow
 
 import emails.contexts as contexts
-import workflows.activity_options as options
 import workflows.campaign as campaign
+import workflows.clocks as clocks
 import workflows.send_window as send_window
-from activities.calendar import public_holidays
-from models.activity_io import PublicHolidaysInput, SendEmailInput
+from models.activity_io import SendEmailInput
 from models.email_categories import EmailCategory
 from models.handoff import CustomerHandoff, Role
 from models.onboarding import Due, DueKind, HeldDue, OnboardingState
@@ -100,18 +99,9 @@ class StepEmails:
                 )
 
     async def ensure_holidays(self, now: datetime) -> None:
-        """Fetches the customer's public holidays for this year and next, once."""
-        country = self._policy().holiday_calendars.get(self._handoff.locale)
-        years = [year for year in (now.year, now.year + 1) if year not in self._state.holiday_years]
-        if country is None or not years:
-            return
-        fetched = await workflow.execute_activity(
-            public_holidays,
-            PublicHolidaysInput(country=country, years=years),
-            start_to_close_timeout=options.CALENDAR_TIMEOUT,
-        )
-        self._state.holidays = sorted({*self._state.holidays, *fetched})
-        self._state.holiday_years = sorted({*self._state.holiday_years, *years})
+        """Fetches the customer's public holidays for this year and next, once (the
+        table the workflow's business-day clocks count with too)."""
+        await clocks.ensure_holidays(self._handoff, self._playbook, self._state, now)
 
     def replanned(self, held: HeldDue, now: datetime) -> datetime:
         """When a step a pause held goes out after it: as many business days after `now`

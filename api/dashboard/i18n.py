@@ -91,6 +91,7 @@ EN: dict[str, str] = {
     "due_deadline": "Deadline",
     "due_campaign_step": "Step email",
     "due_resume": "Resume",
+    "due_task_overdue": "Task due",
     # Durations and relative times
     "unit_d": "{n} d",
     "unit_h": "{n} h",
@@ -262,6 +263,7 @@ EN: dict[str, str] = {
     "kind_campaign_step_skipped": "Step email skipped",
     "kind_playbook_migrated": "Playbook changed",
     "kind_overrides_set": "Playbook adjusted",
+    "kind_task_overdue": "Task overdue",
     # Timeline sentences, rebuilt from each entry's details (api/dashboard/timeline.py);
     # the CSM events' own are in EVENT_WORDS.
     "tl_transition": "{source} → {target}: {cause}",
@@ -282,6 +284,7 @@ EN: dict[str, str] = {
     "tl_playbook_migrated": "playbook {source} → {target} by {by}: {reason}",
     "tl_overrides_set": "playbook adjusted for this customer by {by} ({reason}): {values}",
     "tl_overrides_cleared": "playbook values restored for this customer by {by} ({reason})",
+    "tl_task_overdue": "task for {assignee} overdue (due {due}): {title}",
     # Cohort
     "cohort_title": "Cohort",
     "cohort_note": (
@@ -388,6 +391,7 @@ JA: dict[str, str] = {
     "due_deadline": "期限",
     "due_campaign_step": "ステップメール",
     "due_resume": "再開",
+    "due_task_overdue": "タスク期限",
     "unit_d": "{n}日",
     "unit_h": "{n}時間",
     "unit_min": "{n}分",
@@ -555,6 +559,8 @@ JA: dict[str, str] = {
     "tl_playbook_migrated": "プレイブック {source} → {target}（{by}、理由: {reason}）",
     "tl_overrides_set": "この顧客向けにプレイブックを調整（{by}、理由: {reason}）: {values}",
     "tl_overrides_cleared": "この顧客のプレイブックの値を元に戻した（{by}、理由: {reason}）",
+    "kind_task_overdue": "タスク期限超過",
+    "tl_task_overdue": "{assignee} のタスクが期限（{due}）を過ぎています: {title}",
     "tl_transition": "{source} → {target}（{cause}）",
     "tl_setup_stuck": "利用データが {waited} 届いていません: セットアップ停滞",
     "tl_setup_unstuck": "利用データが届きました: セットアップ完了",

@@ -11,6 +11,7 @@ the workflow's own summary (task titles and stall reasons come from the playbook
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -116,6 +117,15 @@ def _overrides_set(details: dict[str, Any], fmt: Formatter) -> str:
     return fmt.t("tl_overrides_set", by=by, reason=reason, values="; ".join(values))
 
 
+def _task_overdue(details: dict[str, Any], fmt: Formatter) -> str:
+    return fmt.t(
+        "tl_task_overdue",
+        assignee=str(details["assignee"]),
+        due=fmt.when(datetime.fromisoformat(str(details["due_at"]))),
+        title=str(details["title"]),
+    )
+
+
 def _email_opted_out(details: dict[str, Any], fmt: Formatter) -> str:
     category = EmailCategory(details["category"])
     return fmt.t(
@@ -136,6 +146,7 @@ _BY_KIND: dict[str, Callable[[dict[str, Any], Formatter], str]] = {
     "playbook_migrated": _playbook_migrated,
     "overrides_set": _overrides_set,
     "email_opted_out": _email_opted_out,
+    "task_overdue": _task_overdue,
 }
 
 
