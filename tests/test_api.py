@@ -63,7 +63,8 @@ async def listed(client: httpx.AsyncClient, **params: Any) -> dict[str, dict[str
 
 
 async def settled(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]:
-    """The status once the worker has written every record the workflow queued."""
+    """The status once the onboarding has begun (it looks up the holidays first) and
+    the worker has written every record the workflow queued."""
 
     async def status() -> dict[str, Any]:
         response = await client.get(f"/api/customers/{customer_id}")
@@ -72,7 +73,9 @@ async def settled(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]
         return body
 
     return await eventually(
-        status, lambda s: s["pending_side_effects"] == 0, what=f"{customer_id} settled"
+        status,
+        lambda s: s["state"]["started_at"] is not None and s["pending_side_effects"] == 0,
+        what=f"{customer_id} settled",
     )
 
 
