@@ -483,10 +483,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Seen once here: a thread of the SDK's core released the GIL while the interpreter
-    # was finalizing (SIGABRT, "PyGILState_Release"), after every figure was printed.
-    # Nothing is left to clean up, so skip the finalization.
-    os._exit(code)
+    from bench.process_exit import exit_without_finalizing
+
+    exit_without_finalizing(main())

@@ -40,11 +40,12 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert report["ratio"] == pytest.approx(journey["wall_seconds"] / bare["wall_seconds"])
     assert journey["history"]["events"] > 0 and journey["history"]["json_bytes"] > 0
     # The baseline copies the commonest journey history: its activities and timers. How
-    # many timers a journey starts depends on how its updates meet its waits, so the
-    # journeys' mean is not compared with it.
+    # many timers a journey starts depends on how its updates meet its waits, and a
+    # journey crossing New Year looks up the next year's holidays (one activity more),
+    # so the journeys' mean is compared with it only within that one activity.
     shape = report["bare_input"]
-    assert bare["history"]["activities"] == journey["history"]["activities"] > 0
-    assert sum(shape["activity_batches"]) == journey["history"]["activities"]
+    assert bare["history"]["activities"] == sum(shape["activity_batches"]) > 0
+    assert abs(journey["history"]["activities"] - bare["history"]["activities"]) <= 1
     assert bare["history"]["timers_started"] == shape["timers"] > 0
     assert journey["history"]["updates"] == 3  # kickoff, training, completion review
     assert journey["cpu_seconds_per_workflow"] == pytest.approx(journey["cpu_seconds"] / 2)
