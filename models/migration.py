@@ -7,28 +7,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from models import limits
 from models.onboarding import DueKind, Stage
 from models.overrides import OverriddenValue
 from models.playbook import Playbook
-from models.text import refuse_control_characters
+from models.text import ReasonedRequest
 
 
-class MigrationRequest(BaseModel):
+class MigrationRequest(ReasonedRequest):
     """The update that swaps a customer's pinned playbook."""
 
-    model_config = ConfigDict(extra="forbid")
-
     playbook: Playbook
-    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
-    requested_by: str = Field(min_length=1, max_length=limits.NAME_CHARS)
-
-    @field_validator("reason", "requested_by", mode="before")
-    @classmethod
-    def _plain_text(cls, value: object) -> object:
-        return refuse_control_characters(value)
 
 
 class MigrationPreviewRequest(BaseModel):

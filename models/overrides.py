@@ -28,7 +28,7 @@ from models.playbook import (
     StageTimer,
     shortest,
 )
-from models.text import refuse_control_characters
+from models.text import ReasonedRequest
 
 # The stages with a service-level timer, as the playbook's `[timers.<stage>]` names them.
 TIMED_STAGES = ("kickoff", "training", "completion_review")
@@ -104,20 +104,11 @@ class CustomerOverrides(BaseModel):
         return self == CustomerOverrides()
 
 
-class OverridesRequest(BaseModel):
+class OverridesRequest(ReasonedRequest):
     """The update that sets a customer's overrides: the whole set (empty clears them),
     who asks and why."""
 
-    model_config = ConfigDict(extra="forbid")
-
     overrides: CustomerOverrides
-    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
-    requested_by: str = Field(min_length=1, max_length=limits.NAME_CHARS)
-
-    @field_validator("reason", "requested_by", mode="before")
-    @classmethod
-    def _plain_text(cls, value: object) -> object:
-        return refuse_control_characters(value)
 
 
 class OverriddenValue(BaseModel):

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models import limits
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -26,3 +30,18 @@ def refuse_control_characters(value: Any) -> Any:
         for item in value:
             refuse_control_characters(item)
     return value
+
+
+class ReasonedRequest(BaseModel):
+    """A change someone asks of a customer's workflow: who asks and why, each bounded
+    and free of control characters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=limits.LINE_CHARS)
+    requested_by: str = Field(min_length=1, max_length=limits.NAME_CHARS)
+
+    @field_validator("reason", "requested_by", mode="before")
+    @classmethod
+    def _plain_text(cls, value: object) -> object:
+        return refuse_control_characters(value)
