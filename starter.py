@@ -10,23 +10,14 @@ commands live in the `cli/` package (cli/main.py dispatches them).
 
 from __future__ import annotations
 
-import os
-import sys
-
 from cli.main import main
+from client.connection import exit_without_finalizing
 
 
 def cli() -> None:
-    """Console entry point: run a command, then leave without interpreter teardown.
-
-    The Temporal client's native threads can outlive the event loop and abort a
-    short-lived process during finalization (temporalio/sdk-python#300), so the
-    CLI flushes its output and exits directly once the command is done.
-    """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Console entry point: run a command, then leave without interpreter teardown
+    (client.connection.exit_without_finalizing says why)."""
+    exit_without_finalizing(main())
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from bench.process_exit import exit_without_finalizing
+    from client.connection import exit_without_finalizing
 
     main()
     exit_without_finalizing(0)

@@ -163,6 +163,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from bench.process_exit import exit_without_finalizing
+    from client.connection import exit_without_finalizing
 
     exit_without_finalizing(main())

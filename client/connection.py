@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
+import sys
 from pathlib import Path
 
 from temporalio.client import Client
@@ -96,3 +99,16 @@ async def connect_client(settings: Settings, *, serve_metrics: bool = False) -> 
         runtime=telemetry_runtime(settings) if serve_metrics else None,
         interceptors=temporal_interceptors(current_provider()),
     )
+
+
+def exit_without_finalizing(code: int | None) -> None:
+    """Leave a short-lived process once its work is done, without interpreter teardown.
+
+    The Temporal client's native threads can outlive the event loop and abort the
+    process during finalization (temporalio/sdk-python#300; seen here in the bench
+    scripts as SIGABRT, "PyGILState_Release", after every figure was printed), so the
+    CLI and the bench scripts flush their output and exit directly."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
