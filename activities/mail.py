@@ -33,7 +33,7 @@ from email.utils import make_msgid, parseaddr
 import jinja2
 import jinja2.meta
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -89,42 +89,52 @@ class MailActivities:
             else None
         )
 
-    def _recipients(self, input: SendEmailInput) -> list[str]:
+    def _recipients(self, session: Session, input: SendEmailInput) -> list[str]:
         if input.to:
             return list(dict.fromkeys(address.strip().lower() for address in input.to))
         if input.to_role is None:
             return []
-        with self._database.session() as session:
-            emails = session.exec(
-                select(CustomerContact.email)
-                .where(col(CustomerContact.customer_id) == input.customer_id)
-                .where(col(CustomerContact.role) == input.to_role.value)
-                .where(col(CustomerContact.unsubscribed).is_(False))
-                .order_by(col(CustomerContact.email))
-            ).all()
+        emails = session.exec(
+            select(CustomerContact.email)
+            .where(col(CustomerContact.customer_id) == input.customer_id)
+            .where(col(CustomerContact.role) == input.to_role.value)
+            .where(col(CustomerContact.unsubscribed).is_(False))
+            .order_by(col(CustomerContact.email))
+        ).all()
         return list(emails)
 
-    def _claim(self, input: SendEmailInput, recipient: str) -> EmailLedgerEntry:
-        """The recipient's ledger row, written as "sending" if it was missing."""
-        key = (input.customer_id, input.ledger_key, recipient)
-        with self._database.session() as session:
-            insert_ignore(
-                session,
-                EmailLedgerEntry,
+    def _claim(
+        self, session: Session, input: SendEmailInput, recipients: list[str]
+    ) -> dict[str, EmailLedgerEntry]:
+        """Each recipient's ledger row, written as "sending" where it was missing."""
+        created_at = utc_now()
+        insert_ignore(
+            session,
+            EmailLedgerEntry,
+            [
                 {
                     "customer_id": input.customer_id,
                     "ledger_key": input.ledger_key,
                     "recipient": recipient,
                     "template": input.template,
                     "status": "sending",
-                    "created_at": utc_now(),
-                },
-                ["customer_id", "ledger_key", "recipient"],
-            )
-            row = session.get(EmailLedgerEntry, key)
-            if row is None:  # inserted just above, or there already
-                raise RuntimeError(f"the ledger row for {key} vanished")
-            return row
+                    "created_at": created_at,
+                }
+                for recipient in recipients
+            ],
+            ["customer_id", "ledger_key", "recipient"],
+        )
+        rows = session.exec(
+            select(EmailLedgerEntry)
+            .where(col(EmailLedgerEntry.customer_id) == input.customer_id)
+            .where(col(EmailLedgerEntry.ledger_key) == input.ledger_key)
+            .where(col(EmailLedgerEntry.recipient).in_(recipients))
+        ).all()
+        by_recipient = {row.recipient: row for row in rows}
+        missing = [recipient for recipient in recipients if recipient not in by_recipient]
+        if missing:  # inserted just above, or there already
+            raise RuntimeError(f"the ledger rows of {input.ledger_key} for {missing} vanished")
+        return by_recipient
 
     def _mark(self, input: SendEmailInput, recipient: str, **values: object) -> None:
         with self._database.session() as session:
@@ -157,17 +167,24 @@ class MailActivities:
                     message[name] = value
         return message
 
-    def _opted_out(self, input: SendEmailInput, recipients: list[str]) -> set[str]:
+    def _opted_out(
+        self, session: Session, input: SendEmailInput, recipients: list[str]
+    ) -> set[str]:
         """Recipients who left the email's category, read now: a choice made after the
         step was planned still counts."""
         if input.category is None or not input.category.can_opt_out:
             return set()
-        with self._database.session() as session:
-            return opted_out_among(session, input.customer_id, recipients, input.category)
+        return opted_out_among(session, input.customer_id, recipients, input.category)
 
     @activity.defn
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
-        recipients = self._recipients(input)
+        # Who gets it, who left its category and every recipient's ledger row: one
+        # transaction before anything is handed over, then one per recipient sent.
+        with self._database.session() as session:
+            recipients = self._recipients(session, input)
+            if recipients:
+                left = self._opted_out(session, input, recipients)
+                rows = self._claim(session, input, recipients)
         if not recipients:
             role = input.to_role.value if input.to_role else "none"
             self._count("no_recipient")
@@ -175,11 +192,10 @@ class MailActivities:
                 skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
             )
         result = SendEmailResult()
-        left = self._opted_out(input, recipients)
         # One recipient refused for good must not keep the others from their email.
         refused: list[tuple[str, ApplicationError]] = []
         for recipient in recipients:
-            row = self._claim(input, recipient)
+            row = rows[recipient]
             status = row.status
             if status == "sent":
                 result.already_sent.append(recipient)
