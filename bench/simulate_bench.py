@@ -4,8 +4,8 @@ Run it with `make bench` (or `.venv/bin/python bench/simulate_bench.py --custome
 --weeks 26`). It runs what `liftoff simulate --playbook playbooks/default.toml
 --synthetic N --weeks W` runs (the shipped profiles, seed 1), with `--compare` the
 shipped variant beside it, and prints customers, weeks, wall seconds and CPU seconds
-(this process: a worker, its activities and the simulated CSM; the child processes: the
-test server and the other worker processes, one per core).
+(this process: a shard's worker, its activities and simulated CSM; the child processes:
+the test servers and the other shards, one shard per core).
 
 The figure is for comparing changes on one machine, not a promise: it is asserted
 nowhere. The issue's target: 200 customers over 26 weeks in under a minute on two cores.
@@ -57,8 +57,8 @@ class SimulateFigures:
 
 
 def _server_cpu_seconds() -> float | None:
-    """CPU time of this process's finished children: the test server and the other
-    worker processes, once stopped."""
+    """CPU time of this process's finished children: the test servers and the other
+    shards, once stopped."""
     try:
         times = os.times()
     except OSError:
@@ -121,12 +121,12 @@ def format_simulate_report(figures: SimulateFigures) -> str:
     return "\n".join(
         [
             f"Simulation: {figures.customers} customers x {figures.weeks} weeks, "
-            f"{figures.playbooks} playbook(s), {figures.processes} worker process(es), "
+            f"{figures.playbooks} playbook(s), {figures.processes} shard process(es), "
             "time-skipping server",
             f"  wall time            {figures.wall_seconds:8.1f} s",
             f"  CPU, this process    {figures.cpu_seconds:8.1f} s "
-            "(a worker, its activities, the simulated CSM)",
-            f"  CPU, child processes {server:>10} (test server, other workers)",
+            "(a shard: worker, activities, simulated CSM)",
+            f"  CPU, child processes {server:>10} (test servers, other shards)",
             f"  customer-weeks / s   {figures.customer_weeks_per_second:8.0f}",
             f"  onboarded            {figures.onboarded}",
             f"  emails per customer  {figures.emails_per_customer}",
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "--processes",
         type=int,
         default=None,
-        help="worker processes (default: one per core, at most 4)",
+        help="shard processes (default: one per core, at most 4)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)

@@ -1,51 +1,29 @@
-"""The simulation's workers: the service's own wiring (`worker.build_worker`) with an
-outbox, a throwaway database, and one process per core.
-
-One Python process runs its worker's workflow and activity code on one core at a time,
-so a run uses a second core only through a second process: `simulate` runs one worker in
-its own process and starts the others as `python -m simulation.workers`. They poll the
-same task queue; any of them may take any customer's next task, which changes no figure
-(tests/test_simulation.py runs one cohort both ways). A child stops when its stdin closes,
-so it never outlives the run that started it.
+"""The simulation's worker: the service's own wiring (`worker.build_worker`) with an
+outbox and a throwaway database. Each shard of a run (simulation/shard.py) runs one.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
-import os
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlmodel import SQLModel
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from client.payloads import liftoff_data_converter
 from emails.mailers import OutboxMailer
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from records.database import Database
-from simulation.server import quiet_runtime
 from worker import build_worker
 
 SENDER = "Liftoff simulation <simulation@liftoff.example>"
 PUBLIC_URL = "http://simulation.invalid"
 ACTIVITY_THREADS = 8
-# Survey links are signed but never answered: a secret of the run only, passed to the
-# children in their environment rather than on a command line others can read.
-SECRET_VARIABLE = "LIFTOFF_SIMULATION_SURVEY_SECRET"
-READY = "ready"
-READY_SECONDS = 60.0
-STOP_SECONDS = 30.0
-
-
-class WorkerStartFailed(Exception):
-    """A worker process that did not start; the message carries what it said."""
 
 
 def throwaway_database(path: Path, *, migrate: bool) -> Database:
@@ -61,6 +39,32 @@ def throwaway_database(path: Path, *, migrate: bool) -> Database:
     if migrate:
         database.migrate()
     return database
+
+
+def merge_database(database: Database, other: Path) -> None:
+    """Copies every row of the SQLite file `other` into `database`, which has the same
+    schema. Rows numbered by the database (usage events, contacts) are numbered anew; a
+    row both already hold (a playbook version every shard recorded) is kept once."""
+    # ATTACH cannot run inside a transaction, which SQLAlchemy would open: the driver's
+    # own connection, in autocommit (records/database.py), with one explicit transaction.
+    connection = database.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("ATTACH DATABASE ? AS other", (str(other),))
+        cursor.execute("BEGIN IMMEDIATE")
+        for table in SQLModel.metadata.sorted_tables:
+            numbered = table.autoincrement_column
+            columns = ", ".join(
+                f'"{column.name}"' for column in table.columns if column is not numbered
+            )
+            cursor.execute(
+                f'INSERT OR IGNORE INTO main."{table.name}" ({columns}) '
+                f'SELECT {columns} FROM other."{table.name}"'
+            )
+        cursor.execute("COMMIT")
+        cursor.execute("DETACH DATABASE other")
+    finally:
+        connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -93,111 +97,3 @@ async def simulation_worker(
         )
         async with worker:
             yield worker
-
-
-@contextlib.asynccontextmanager
-async def worker_processes(
-    count: int,
-    *,
-    address: str,
-    namespace: str,
-    task_queue: str,
-    workdir: Path,
-    templates_dir: Path,
-    survey_secret: str,
-) -> AsyncIterator[None]:
-    """`count` child worker processes, each ready (polling) before this yields."""
-    children: list[asyncio.subprocess.Process] = []
-    # The packages' root, for a child started from any directory.
-    root = str(Path(__file__).resolve().parent.parent)
-    environment = {
-        **os.environ,
-        SECRET_VARIABLE: survey_secret,
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
-    try:
-        for _ in range(count):
-            child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "simulation.workers",
-                "--address",
-                address,
-                "--namespace",
-                namespace,
-                "--task-queue",
-                task_queue,
-                "--workdir",
-                str(workdir),
-                "--templates",
-                str(templates_dir),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env=environment,
-            )
-            children.append(child)
-        for child in children:
-            await _ready(child)
-        yield
-    finally:
-        for child in children:
-            await _stop(child)
-
-
-async def _ready(child: asyncio.subprocess.Process) -> None:
-    assert child.stdout is not None  # created with stdout=PIPE
-    try:
-        line = await asyncio.wait_for(child.stdout.readline(), READY_SECONDS)
-    except TimeoutError:
-        line = b""
-    if line.decode().strip() != READY:
-        raise WorkerStartFailed(
-            f"a simulation worker process did not start (exit code {child.returncode}); "
-            "its error is above"
-        )
-
-
-async def _stop(child: asyncio.subprocess.Process) -> None:
-    if child.returncode is not None:
-        return
-    if child.stdin is not None:
-        child.stdin.close()
-    try:
-        await asyncio.wait_for(child.wait(), STOP_SECONDS)
-    except TimeoutError:
-        child.kill()
-        await child.wait()
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    client = await Client.connect(
-        args.address,
-        namespace=args.namespace,
-        data_converter=liftoff_data_converter,
-        runtime=quiet_runtime(),
-    )
-    database = throwaway_database(Path(args.workdir) / "simulation.db", migrate=False)
-    async with simulation_worker(
-        client,
-        task_queue=args.task_queue,
-        database=database,
-        workdir=Path(args.workdir),
-        templates_dir=Path(args.templates),
-        survey_secret=os.environ[SECRET_VARIABLE],
-    ):
-        sys.stdout.write(f"{READY}\n")
-        sys.stdout.flush()
-        # Serve until the parent closes stdin (or dies).
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="one worker process of a simulation")
-    for name in ("--address", "--namespace", "--task-queue", "--workdir", "--templates"):
-        parser.add_argument(name, required=True)
-    asyncio.run(_serve(parser.parse_args(argv)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

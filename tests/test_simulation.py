@@ -91,7 +91,8 @@ async def test_a_strong_customer_onboards_and_one_that_never_sets_up_never_does_
     assert first.median_days_to_onboard < 7 * WEEKS
     assert first.emails_per_customer["all"] > 0
     assert first.refused_events == 0
-    # Same seed, same cohort, same figures, to the character, on one worker process or two.
+    # Same seed, same cohort, same figures, to the character, in one shard or in two
+    # (each with its own server and database, merged afterwards).
     assert again == first
     assert markdown([again], title="t") == markdown([first], title="t")
 
