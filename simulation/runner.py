@@ -32,6 +32,7 @@ How each shard's clock moves, and why the figures do not depend on the machine's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -151,10 +152,21 @@ async def simulate(
         for index in range(processes)
     ]
     async with shard_processes(shares[1:], workdir=workdir, survey_secret=secret) as others:
-        refused = await run_shard(
-            shares[0], workdir=workdir, survey_secret=secret, before_close=before_close
+        own = asyncio.create_task(
+            run_shard(shares[0], workdir=workdir, survey_secret=secret, before_close=before_close)
         )
-        for label, counts in (await others()).items():
+        children = asyncio.create_task(others())
+        # A shard that fails ends the run at once, not after the others' weeks.
+        done, pending = await asyncio.wait({own, children}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        # What a cancelled shard raises is moot (the SDK turns a cancelled update into
+        # its own error): the failure that ended the run is raised below.
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()  # raises what failed
+        refused = own.result()
+        for label, counts in children.result().items():
             refused.setdefault(label, Counter()).update(counts)
     # The run's database is shard 0's, with every other shard's rows copied in.
     database = throwaway_database(shard_database_path(workdir, 0), migrate=False)

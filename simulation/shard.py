@@ -28,7 +28,7 @@ import pickle
 import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -344,7 +344,7 @@ class _Driver:
 @contextlib.asynccontextmanager
 async def shard_processes(
     shares: Sequence[Share], *, workdir: Path, survey_secret: str
-) -> AsyncIterator[Callable[[], Awaitable[dict[str, Counter[str]]]]]:
+) -> AsyncIterator[Callable[[], Coroutine[Any, Any, dict[str, Counter[str]]]]]:
     """Starts a child process per share; yields a function that waits for them all and
     returns what their CSMs were refused, summed. Leaving early stops the children."""
     # The packages' root, for a child started from any directory.
@@ -427,8 +427,9 @@ async def _run_child(workdir: Path, share_path: Path) -> dict[str, Counter[str]]
     await asyncio.wait({shard, stop}, return_when=asyncio.FIRST_COMPLETED)
     if not shard.done():
         shard.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await shard
+        # Whatever the cancelled shard raises (the SDK turns a cancelled update into its
+        # own error), the parent asked it to stop.
+        await asyncio.gather(shard, return_exceptions=True)
         return None
     stop.cancel()
     return shard.result()

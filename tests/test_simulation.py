@@ -3,7 +3,10 @@ time-skipping server, its figures, its determinism and its refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,6 +142,40 @@ def test_compare_shows_fewer_onboarded_when_the_seat_threshold_is_raised(
         onboarded = next(r for r in csv.DictReader(file) if r["measure"] == "reached onboarded")
     assert onboarded["difference"] == "-4"
     assert "simulated 6 customers x 8 weeks under 2 playbook(s)" in err
+
+
+def test_a_shard_process_that_dies_ends_the_run_at_once_saying_so(
+    capsys: pytest.CaptureFixture[str], profile_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two cores, so two shards; the second shard's process dies two seconds in.
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    start_process = asyncio.create_subprocess_exec
+
+    async def crash_instead(_program: str, *_args: str, **kwargs: Any) -> Any:
+        return await start_process("sh", "-c", "sleep 2; exit 1", **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", crash_instead)
+    began = time.perf_counter()
+
+    # Shard 0 alone would live 20 customers' two years: about 15 seconds.
+    code, out, err = cli(
+        capsys,
+        "simulate",
+        "--playbook",
+        str(DEFAULT),
+        "--synthetic",
+        "40",
+        "--profile",
+        str(profile_file),
+        "--weeks",
+        "104",
+    )
+
+    assert code == 1
+    assert out == ""
+    assert "liftoff: error: a simulation shard process failed (exit code 1)" in err
+    # When it died, not once shard 0 was done.
+    assert time.perf_counter() - began < 10
 
 
 @pytest.mark.parametrize(

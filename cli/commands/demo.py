@@ -67,6 +67,7 @@ async def cmd_demo_cohort(args: argparse.Namespace, settings: Settings) -> int:
     from simulation.outcomes import Relationship
     from simulation.profiles import load_profiles
     from simulation.runner import SimulationError, check_playbook, simulate, working_directory
+    from simulation.shard import ShardFailed
 
     source = args.playbook or settings.playbook
     playbook = read_playbook(source)
@@ -98,9 +99,13 @@ async def cmd_demo_cohort(args: argparse.Namespace, settings: Settings) -> int:
             )
             began = time.perf_counter()
             with working_directory() as workdir:
-                run = await simulate(
-                    [arm], cohort, weeks=weeks, workdir=workdir, templates_dir=templates_dir
-                )
+                try:
+                    run = await simulate(
+                        [arm], cohort, weeks=weeks, workdir=workdir, templates_dir=templates_dir
+                    )
+                except ShardFailed as err:
+                    print(f"liftoff: error: {err}", file=sys.stderr)
+                    return EXIT_FAILED
                 try:
                     written = write_demo(
                         run,

@@ -91,6 +91,7 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         simulate,
         working_directory,
     )
+    from simulation.shard import ShardFailed
 
     _check_arguments(args)
     out = _out_dir(args.out)
@@ -116,13 +117,17 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         cohort, described = _synthetic(args, _shared_purposes(args, new, old))
     began = time.perf_counter()
     with working_directory() as workdir:
-        run = await simulate(
-            arms,
-            cohort,
-            weeks=args.weeks,
-            workdir=workdir,
-            templates_dir=templates_dir,
-        )
+        try:
+            run = await simulate(
+                arms,
+                cohort,
+                weeks=args.weeks,
+                workdir=workdir,
+                templates_dir=templates_dir,
+            )
+        except ShardFailed as err:
+            print(f"liftoff: error: {err}", file=sys.stderr)
+            return EXIT_FAILED
         figures = [playbook_figures(run, arm) for arm in run.arms]
     report = markdown(figures, title=_title(args, described))
     if out is not None:
