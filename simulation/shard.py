@@ -25,8 +25,10 @@ import contextlib
 import json
 import os
 import pickle
+import signal
 import sys
 import threading
+import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -82,6 +84,7 @@ USAGE_ROWS_PER_INSERT = 5_000
 SHARE_FILE = "shard-{index}.pickle"
 SECRET_VARIABLE = "LIFTOFF_SIMULATION_SURVEY_SECRET"
 STOP_SECONDS = 30.0
+PARENT_GONE_GRACE_SECONDS = 2.0
 
 
 class ShardFailed(Exception):
@@ -431,6 +434,12 @@ async def _run_child(workdir: Path, share_path: Path) -> dict[str, Counter[str]]
         # own error), the parent asked it to stop.
         await asyncio.gather(shard, return_exceptions=True)
         return None
+    if shard.exception() is not None:
+        # Ctrl-C stops the process group's test servers too, so the shard fails just
+        # before its parent, interrupted as well, closes stdin: then say nothing.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop, PARENT_GONE_GRACE_SECONDS)
+            return None
     stop.cancel()
     return shard.result()
 
@@ -440,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--share", required=True, type=Path)
     args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the parent decides, and closes stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     refused = asyncio.run(_run_child(args.workdir, args.share))
     if refused is None:
         return 1
@@ -451,4 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     from client.connection import exit_without_finalizing
 
-    exit_without_finalizing(main())
+    try:
+        code = main()
+    except Exception:
+        # Said on stderr, which the parent shares, and then out without the
+        # interpreter's finalization, which the SDK's threads can hold up.
+        traceback.print_exc()
+        code = 1
+    exit_without_finalizing(code)
