@@ -1,9 +1,10 @@
 """Runs a cohort through the real workflow and activities on the time-skipping server.
 
 The cohort is split into shards, one per core (simulation/shard.py): each shard is a
-test server of its own, a worker with the service's own wiring (simulation/workers.py)
-and the simulated CSM of its customers. All shards write one SQLite database and one
-outbox in a working directory. Every customer of every playbook ("arm") starts at the
+test server of its own, a worker with the service's own wiring (simulation/workers.py),
+a SQLite database and the simulated CSM of its customers; at the end the shards'
+databases are copied into one, which the report reads. All write one outbox in the
+run's working directory. Every customer of every playbook ("arm") starts at the
 same instant; each arm's customers are the same cohort under their own ids (`new-0001`,
 `old-0001`), in the same shard, so both playbooks live through the same weeks side by
 side and one pass of the clock serves both.
@@ -54,7 +55,7 @@ from simulation.shard import DAY, START, Share, run_shard, shard_database_path, 
 from simulation.workers import merge_database, throwaway_database
 
 MAX_WEEKS = 104
-# Worker processes at most: past a few, SQLite's one writer at a time is the limit.
+# Shard processes at most: one per core is what helps (each keeps one core busy).
 MAX_PROCESSES = 4
 
 
