@@ -6,7 +6,7 @@ server works through the run's instants one after another, and their tasks are m
 one customer's: a second worker on the same server found little to do (200 customers
 over 26 weeks: 95 s with one process, 91 s with two). Shards split the instants instead:
 each runs every instant of its own customers, beside the others (the same run in two
-shards: 72-83 s on an idle 2-core machine, now bound by CPU). `simulate` runs shard 0
+shards: 71-87 s on an idle 2-core machine, now bound by CPU). `simulate` runs shard 0
 itself and the others as `python -m simulation.shard`, then copies the other shards'
 databases into shard 0's. Each customer, under every arm, lives in one shard, and
 nothing it lives through depends on another customer, so the figures do not depend on
@@ -157,7 +157,7 @@ def store_usage(
 def shard_database_path(workdir: Path, index: int) -> Path:
     """Each shard writes a database of its own: shards sharing one SQLite file waited on
     each other's transactions at every instant (200 customers over 26 weeks in two
-    shards: 98-101 s on one file, 72-83 s on one each)."""
+    shards: 98-101 s on one file, 71-87 s on one each)."""
     return workdir / DATABASE_FILE.format(index=index)
 
 
