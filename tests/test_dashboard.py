@@ -474,6 +474,7 @@ async def test_the_cohort_counts_the_funnel_and_time_in_stage(api: ApiHarness) -
     moved = await _start(api, csm=csm, trial_used=True)
     await _start(api, csm=csm)
     await api.services.onboarding.record(moved, KickoffHeld(held_on=datetime.now(UTC).date()))
+    await api.settled(moved, timeout=WAIT_SECONDS)
     async with api.client(api.token(TokenRole.LEAD)) as lead:
         page = (await lead.get("/cohort", params={"csm": csm})).text
 

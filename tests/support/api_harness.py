@@ -71,6 +71,17 @@ class ApiHarness:
             interval=0.05,
         )
 
+    async def settled(self, customer_id: str, *, timeout: float = 30.0) -> OnboardingStatus:
+        """Once every effect the workflow queued has run: the lists and the cohort read
+        the projection its store writes keep, which an update's reply does not wait for."""
+        return await eventually(
+            lambda: self.services.onboarding.status(customer_id),
+            lambda status: status.pending_side_effects == 0,
+            what=f"{customer_id}'s effects written",
+            timeout=timeout,
+            interval=0.05,
+        )
+
 
 @pytest.fixture
 async def api(
