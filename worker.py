@@ -138,7 +138,7 @@ def build_worker(
     *,
     task_queue: str,
     database: Database,
-    mailer: Mailer,
+    mailer: Mailer | None,
     templates: Environment,
     sender: str,
     activity_executor: Executor,

@@ -1,10 +1,10 @@
 """Runs a cohort through the real workflow and activities on the time-skipping server.
 
-The cohort is split into shards, one per core (simulation/shard.py): each shard is a
+The cohort is split into shards, two per core (simulation/shard.py): each shard is a
 test server of its own, a worker with the service's own wiring (simulation/workers.py),
 a SQLite database and the simulated CSM of its customers; at the end the shards'
-databases are copied into one, which the report reads. All write one outbox in the
-run's working directory. Every customer of every playbook ("arm") starts at the
+databases are copied into one, which the report reads. Emails are rendered and kept on
+the ledger, and delivered nowhere. Every customer of every playbook ("arm") starts at the
 same instant; each arm's customers are the same cohort under their own ids (`new-0001`,
 `old-0001`), in the same shard, so both playbooks live through the same weeks side by
 side and one pass of the clock serves both.
@@ -55,11 +55,14 @@ from simulation.shard import DAY, START, Share, run_shard, shard_database_path, 
 from simulation.workers import merge_database, throwaway_database
 
 MAX_WEEKS = 104
-# Shard processes at most: one per core is what helps (each keeps one core busy).
-MAX_PROCESSES = 4
+# A shard's worker waits on its server about a third of the time, so two shards per core
+# keep the cores busy: 200 customers over 26 weeks on 2 cores took 85 s with one per
+# core, 67-69 s with two and 74-82 s with three (docs/architecture.md).
+SHARDS_PER_CORE = 2
+MAX_PROCESSES = 8
 
 
-# Where a run's database and outbox go: memory when the machine has room there, since
+# Where a run's databases go: memory when the machine has room there, since
 # the run is thrown away and every commit and email otherwise waits for an fsync. A
 # container's /dev/shm is often 64 MB, less than a large run writes.
 _MEMORY_DIRECTORY = Path("/dev/shm")
@@ -98,12 +101,11 @@ class Arm:
 
 @dataclass
 class SimulationRun:
-    """What a run leaves behind: its database and outbox, and what the CSM was refused."""
+    """What a run leaves behind: its database, and what the CSM was refused."""
 
     arms: list[Arm]
     cohort: list[SimulatedCustomer]
     database: Database
-    outbox: Path
     started_at: datetime
     ended_at: datetime
     weeks: int
@@ -122,6 +124,10 @@ def check_playbook(playbook: Playbook, source: str) -> None:
         )
 
 
+def default_processes() -> int:
+    return min((os.cpu_count() or 1) * SHARDS_PER_CORE, MAX_PROCESSES)
+
+
 async def simulate(
     arms: Sequence[Arm],
     cohort: Sequence[SimulatedCustomer],
@@ -133,10 +139,10 @@ async def simulate(
     before_close: Callable[[Client], Awaitable[None]] | None = None,
 ) -> SimulationRun:
     """Runs the cohort under every arm for `weeks` weeks in `processes` shards (default:
-    one per core, at most MAX_PROCESSES); the figures are then read from the run's
+    two per core, at most MAX_PROCESSES); the figures are then read from the run's
     database (simulation/report.py). `before_close` sees the workflows of one shard
     only, so it needs `processes=1`."""
-    processes = processes or (1 if before_close else min(os.cpu_count() or 1, MAX_PROCESSES))
+    processes = processes or (1 if before_close else default_processes())
     if not 1 <= processes <= MAX_PROCESSES:
         raise SimulationError(f"processes must be from 1 to {MAX_PROCESSES}")
     if before_close is not None and processes != 1:
@@ -177,7 +183,6 @@ async def simulate(
         arms=list(arms),
         cohort=list(cohort),
         database=database,
-        outbox=workdir / "outbox",
         started_at=START,
         ended_at=shares[0].end,
         weeks=weeks,

@@ -203,7 +203,6 @@ async def run_shard(
             env.client,
             task_queue=task_queue,
             database=database,
-            workdir=workdir,
             templates_dir=share.templates_dir,
             survey_secret=survey_secret,
         ):

@@ -1,5 +1,5 @@
-"""The simulation's worker: the service's own wiring (`worker.build_worker`) with an
-outbox and a throwaway database. Each shard of a run (simulation/shard.py) runs one.
+"""The simulation's worker: the service's own wiring (`worker.build_worker`) with no
+mailer and a throwaway database. Each shard of a run (simulation/shard.py) runs one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlmodel import SQLModel
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from emails.mailers import OutboxMailer
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from records.database import Database
@@ -73,17 +72,18 @@ async def simulation_worker(
     *,
     task_queue: str,
     database: Database,
-    workdir: Path,
     templates_dir: Path,
     survey_secret: str,
 ) -> AsyncIterator[Worker]:
-    """A running worker: the real workflow and activities, emails to the run's outbox."""
+    """A running worker: the real workflow and activities. Each email is rendered and
+    kept on the ledger, and delivered nowhere (`MailActivities` with no mailer): the
+    report counts emails, and a template the playbook names still has to render."""
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(
             client,
             task_queue=task_queue,
             database=database,
-            mailer=OutboxMailer(workdir / "outbox"),
+            mailer=None,
             templates=build_template_environment(templates_dir),
             sender=SENDER,
             activity_executor=executor,

@@ -169,7 +169,7 @@ def store_customer(database: Database, handoff: CustomerHandoff) -> None:
 
 def make_mail_activities(
     database: Database,
-    mailer: Mailer,
+    mailer: Mailer | None,
     *,
     templates: Path = TEMPLATES,
     opt_out_links: OptOutLinks | None = None,

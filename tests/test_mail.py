@@ -391,3 +391,34 @@ def test_template_syntax_error_fails_for_good_naming_file_and_line(tmp_path: Pat
     assert failure.value.non_retryable
     assert failure.value.type == "TemplateError"
     assert failure.value.message.startswith("email template x.en.html, line 2: ")
+
+
+def test_without_a_mailer_each_email_is_rendered_and_kept_on_the_ledger_and_goes_nowhere(
+    database: Database, tmp_path: Path, activity_env: ActivityEnvironment
+) -> None:
+    # The simulator's mail: counted on the ledger like a sent one, never delivered,
+    # and a template that cannot render still fails the send for good.
+    mail = make_mail_activities(database, None)
+    request = SendEmailInput(
+        ledger_key="failed:acme",
+        customer_id="acme",
+        template="onboarding_failed",
+        to=["lead@liftoff.example"],
+        context=WORKFLOW_CONTEXTS["onboarding_failed"],
+    )
+
+    first = activity_env.run(mail.send_email, request)
+    retry = activity_env.run(mail.send_email, request)
+
+    assert first.sent == ["lead@liftoff.example"]
+    assert retry.already_sent == ["lead@liftoff.example"]
+    with database.session() as session:
+        row = session.exec(select(EmailLedgerEntry)).one()
+    assert (row.status, row.sent_at is not None, row.message_id) == ("sent", True, None)
+    assert not list(tmp_path.rglob("*.eml"))
+
+    broken = request.model_copy(update={"ledger_key": "failed:acme:2", "context": {}})
+    with pytest.raises(ApplicationError) as failure:
+        activity_env.run(mail.send_email, broken)
+    assert failure.value.non_retryable
+    assert failure.value.type == "TemplateError"
