@@ -30,7 +30,7 @@ from records.playbooks import load_playbook  # noqa: E402
 from simulation.cohort import synthetic_cohort  # noqa: E402
 from simulation.profiles import load_profiles  # noqa: E402
 from simulation.report import playbook_figures  # noqa: E402
-from simulation.runner import MAX_PROCESSES, Arm, simulate, working_directory  # noqa: E402
+from simulation.runner import Arm, default_processes, simulate, working_directory  # noqa: E402
 from testkit.factories import TEMPLATES  # noqa: E402
 
 DEFAULT_CUSTOMERS = 200
@@ -80,7 +80,7 @@ async def run_simulate_bench(
         weeks=weeks,
         purposes=[p.id for p in playbook.purposes],
     )
-    processes = processes or min(os.cpu_count() or 1, MAX_PROCESSES)
+    processes = processes or default_processes()
     server_before = _server_cpu_seconds()
     cpu_before = time.process_time()
     wall_before = time.perf_counter()
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "--processes",
         type=int,
         default=None,
-        help="shard processes (default: one per core, at most 4)",
+        help="shard processes (default: two per core, at most 8)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
