@@ -147,8 +147,8 @@ def test_compare_shows_fewer_onboarded_when_the_seat_threshold_is_raised(
 def test_a_shard_process_that_dies_ends_the_run_at_once_saying_so(
     capsys: pytest.CaptureFixture[str], profile_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two cores, so two shards; the second shard's process dies two seconds in.
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    # One core, so two shards; the second shard's process dies two seconds in.
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
     start_process = asyncio.create_subprocess_exec
 
     async def crash_instead(_program: str, *_args: str, **kwargs: Any) -> Any:
