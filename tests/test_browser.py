@@ -28,10 +28,24 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from api.app import create_app
+from api.services import Services
+from emails.opt_out_links import OptOutLinks
+from models.email_categories import EmailCategory
 from models.events import KickoffHeld
+from records.database import Database
+from records.email_opt_outs import choices_of
 from records.reports import customer_timeline
 from records.tokens import TokenRole
-from testkit.factories import REPO, add_usage, make_fast_playbook, make_handoff, make_playbook
+from testkit.factories import (
+    REPO,
+    SURVEY_SECRET,
+    add_usage,
+    make_fast_playbook,
+    make_handoff,
+    make_playbook,
+    store_customer,
+)
 from tests.support.api_harness import ApiHarness
 from tests.support.eventually import eventually
 
@@ -479,6 +493,68 @@ async def test_a_lead_moves_a_versions_customers_and_a_csm_pauses_and_resumes_on
             await resume.get_by_role("button", name="Record").click()
             await expect(timeline.locator('[data-kind="resumed"]')).to_have_count(1)
             await expect(page.locator("#action-paused")).to_be_attached()
+            assert blocked == [], "\n".join(blocked)
+        finally:
+            await browser.close()
+
+
+async def test_a_contact_leaves_one_kind_of_email_on_the_preference_page_and_comes_back(
+    sqlite_database: Database,
+) -> None:
+    # The page a message's unsubscribe link opens: no sign-in, the customer's language.
+    links = OptOutLinks(SURVEY_SECRET, "http://liftoff.invalid")
+    app = create_app(
+        Services(
+            None,  # type: ignore[arg-type]  # the preference page never asks Temporal
+            sqlite_database,
+            make_playbook(),
+            opt_out_links=links,
+        )
+    )
+    contact = "kanri@sakura.example"
+    store_customer(
+        sqlite_database,
+        make_handoff(
+            customer_id="sakura", locale="ja", name="株式会社さくら", time_zone="Asia/Tokyo"
+        ),
+    )
+    token = links.token(customer_id="sakura", email=contact, category=EmailCategory.SURVEY)
+
+    async with serving(app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 800, "height": 700}, locale="ja-JP")
+            blocked = _policy_violations(page)
+            await page.goto(f"{base}/u/{token}")
+            await expect(page.locator("h1")).to_have_text("メール配信設定")
+            await expect(page.locator("#opt-out")).to_contain_text("株式会社さくら")
+            boxes = page.locator("#opt-out input[type=checkbox]")
+            await expect(boxes).to_have_count(3)  # operational mail has none
+            survey = page.get_by_label("満足度アンケート")
+            await expect(survey).to_be_checked()
+            await survey.uncheck()
+            await page.get_by_role("button", name="設定を保存する").click()
+            await expect(page.locator(".notice")).to_have_text("設定を保存しました。")
+            await expect(page.get_by_label("満足度アンケート")).not_to_be_checked()
+            await _shot(page, "21-preferences-survey-left")
+            assert choices_of(sqlite_database, "sakura", contact) == {
+                EmailCategory.STEP: False,
+                EmailCategory.PROPOSAL: False,
+                EmailCategory.SURVEY: True,
+            }
+
+            await page.goto(f"{base}/u/{token}?lang=en")
+            await expect(page.locator("h1")).to_have_text("Email preferences")
+            await page.get_by_label("Satisfaction surveys").check()
+            await page.get_by_label("Onboarding step emails").uncheck()
+            await page.get_by_role("button", name="Save my choices").click()
+            # Saved, and still in the language the reader chose.
+            await expect(page.locator(".notice")).to_have_text("Your choices are saved.")
+            assert choices_of(sqlite_database, "sakura", contact) == {
+                EmailCategory.STEP: True,
+                EmailCategory.PROPOSAL: False,
+                EmailCategory.SURVEY: False,
+            }
             assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()

@@ -511,6 +511,9 @@ async def test_the_preference_page_speaks_the_customers_language_and_resubscribe
     assert "form-action 'self'" in page.headers["content-security-policy"]
     english = await client.get(f"/u/{token}", params={"lang": "en"})
     assert "Email preferences" in english.text
+    # Saving keeps the language the reader switched to.
+    assert f'action="/u/{token}?lang=en"' in english.text
+    assert f'action="/u/{token}"' in page.text
 
     # Rejoin step emails, leave surveys: one save.
     saved = await client.post(

@@ -113,6 +113,8 @@ async def _preferences(
         customer=customer,
         categories=[(category.value, not choices[category]) for category in OPT_OUT_CATEGORIES],
         notice=notice,
+        # A reader who switched language keeps it after saving.
+        lang=parse_locale(ctx.request.query_params.get("lang")),
     )
 
 
