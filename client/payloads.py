@@ -49,17 +49,19 @@ class SharedCachePydanticJSONPayloadConverter(PydanticJSONPlainPayloadConverter)
         self._type_adapter = _shared_type_adapter
 
 
+# Built once: the SDK makes a new payload converter for every workflow activation (each
+# `DataConverter` it builds makes its own), and the converters hold no state of their own.
+_ENCODING_CONVERTERS = tuple(
+    SharedCachePydanticJSONPayloadConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+    for c in DefaultPayloadConverter.default_encoding_payload_converters
+)
+
+
 class LiftoffPayloadConverter(CompositePayloadConverter):
     """The default converters with JSON handled by pydantic (shared adapter cache)."""
 
     def __init__(self) -> None:
-        json_converter = SharedCachePydanticJSONPayloadConverter()
-        super().__init__(
-            *(
-                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            )
-        )
+        super().__init__(*_ENCODING_CONVERTERS)
 
 
 liftoff_data_converter = DataConverter(payload_converter_class=LiftoffPayloadConverter)
