@@ -6,7 +6,7 @@ retried activity changes nothing: the workflow may run each as often as it needs
 
 from __future__ import annotations
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -42,6 +42,31 @@ TASK_TITLE_CHARS = 500
 # A close that finds its task not stored yet retries this many times (about 30 s
 # with the store retry policy) for the open running beside it, then gives up.
 CLOSE_WAITS_FOR_OPEN_ATTEMPTS = 5
+
+# Statements run at many writes, built once with their values bound at each run (as in
+# activities/mail.py). Entries may be written out of order: the latest transition wins.
+_MOVE_STAGE = (
+    update(Customer)
+    .where(col(Customer.customer_id) == bindparam("row_customer_id"))
+    .where(
+        or_(
+            col(Customer.stage_since).is_(None),
+            col(Customer.stage_since) <= bindparam("row_since"),
+        )
+    )
+)
+# Only open tasks: a retry keeps the first closing time and resolution.
+_CLOSE_OPEN_TASKS = (
+    update(Task)
+    .where(col(Task.customer_id) == bindparam("row_customer_id"))
+    .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
+    .where(col(Task.state) == "open")
+)
+_STORED_TASKS = (
+    select(Task.task_id)
+    .where(col(Task.customer_id) == bindparam("row_customer_id"))
+    .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
+)
 
 
 def _insert_contact(session: Session, customer_id: str, contact: Contact) -> None:
@@ -205,17 +230,14 @@ def _record_timeline(session: Session, input: RecordTimelineInput) -> bool:
         # The review's NPS answers join the survey answers (the first one stands).
         store_review_answers(session, input.customer_id, input.details, input.at)
     if input.kind == TRANSITION:
-        # Entries may be written out of order; the latest transition wins.
-        session.exec(
-            update(Customer)
-            .where(col(Customer.customer_id) == input.customer_id)
-            .where(
-                or_(
-                    col(Customer.stage_since).is_(None),
-                    col(Customer.stage_since) <= input.at,
-                )
-            )
-            .values(stage=input.stage.value, stage_since=input.at)
+        session.connection().execute(
+            _MOVE_STAGE,
+            {
+                "row_customer_id": input.customer_id,
+                "row_since": input.at,
+                "stage": input.stage.value,
+                "stage_since": input.at,
+            },
         )
         if input.stage.terminal:
             _open_review_if_due(session, input)
@@ -270,21 +292,18 @@ def _open_task(session: Session, input: OpenTaskInput) -> None:
 
 def _close_tasks(session: Session, input: CloseTasksInput) -> set[str]:
     """Close the open ones; returns the ids stored (open or closed)."""
-    # Only open tasks: a retry keeps the first closing time and resolution.
-    session.exec(
-        update(Task)
-        .where(col(Task.customer_id) == input.customer_id)
-        .where(col(Task.task_id).in_(input.task_ids))
-        .where(col(Task.state) == "open")
-        .values(state="done", closed_at=input.closed_at, resolution=input.resolution)
+    connection = session.connection()
+    tasks = {"row_customer_id": input.customer_id, "task_ids": list(input.task_ids)}
+    connection.execute(
+        _CLOSE_OPEN_TASKS,
+        {
+            **tasks,
+            "state": "done",
+            "closed_at": input.closed_at,
+            "resolution": input.resolution,
+        },
     )
-    return set(
-        session.exec(
-            select(Task.task_id)
-            .where(col(Task.customer_id) == input.customer_id)
-            .where(col(Task.task_id).in_(input.task_ids))
-        ).all()
-    )
+    return set(connection.execute(_STORED_TASKS, tasks).scalars())
 
 
 def _wait_for_open(input: CloseTasksInput, stored: set[str]) -> None:
