@@ -7,10 +7,13 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -96,8 +99,27 @@ async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harnes
     ]
     # The CSM was told about each scheduling task by email.
     assert {str(m["To"]) for m in h.emails()} == {"csm@liftoff.example"}
-    save_history("happy_path", (await handle.fetch_history()).to_json())
-    save_history("happy_path_store_writes_batched", (await handle.fetch_history()).to_json())
+    history = await handle.fetch_history()
+    # The database work (timeline, tasks, measurements) runs inside the workflow's own
+    # tasks as local activities; only emails go through the server's activity queue.
+    scheduled = {
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    assert scheduled == {"send_email"}
+    local = Counter(
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    )
+    assert local["measure_weekly_usage"] == 2
+    assert local["store_batch"] > 0
+    save_history("happy_path", history.to_json())
+    save_history("happy_path_store_writes_batched", history.to_json())
+    save_history("happy_path_database_work_local", history.to_json())
 
 
 async def test_a_review_that_does_not_confirm_success_returns_to_adoption_with_a_meeting(

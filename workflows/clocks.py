@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from temporalio import workflow
-
 import workflows.activity_options as options
 import workflows.campaign as campaign
+import workflows.local_activities as local_activities
 import workflows.send_window as send_window
 from activities.calendar import public_holidays
 from models.activity_io import PublicHolidaysInput
@@ -76,7 +75,7 @@ async def ensure_holidays(
     years = [year for year in (now.year, now.year + 1) if year not in state.holiday_years]
     if country is None or not years:
         return
-    fetched = await workflow.execute_activity(
+    fetched: list[date] = await local_activities.execute(
         public_holidays,
         PublicHolidaysInput(country=country, years=years),
         start_to_close_timeout=options.CALENDAR_TIMEOUT,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 import workflows.activity_options as options
+import workflows.local_activities as local_activities
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from models.activity_io import (
@@ -230,13 +231,13 @@ class Effects:
             snapshot=snapshot,
         )
         try:
-            await workflow.execute_activity_method(
+            await local_activities.execute(
                 StoreActivities.store_batch,
                 batch,
                 start_to_close_timeout=options.STORE_TIMEOUT,
                 retry_policy=options.STORE_RETRY,
             )
-        except ActivityError:
+        except local_activities.FAILED:
             # Refused for good: nothing of the batch was kept (one transaction). Write
             # each on its own, in order, so the one the database refuses is named.
             for write, arg in zip(writes, args, strict=True):
@@ -248,19 +249,20 @@ class Effects:
 
     async def _store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
         try:
-            await workflow.execute_activity_method(
+            await local_activities.execute(
                 activity,
                 arg,
                 start_to_close_timeout=options.STORE_TIMEOUT,
                 retry_policy=options.STORE_RETRY,
             )
-        except ActivityError as err:
+        except local_activities.FAILED as err:
             # Only an error no retry can mend gets here (options.STORE_FAILS_FOR_GOOD):
             # like a failed email, it becomes visible state, not a stuck or failed journey.
             self._store_failed(getattr(activity, "__name__", str(activity)), arg, err)
 
-    def _store_failed(self, name: str, arg: Any, err: ActivityError) -> None:
-        cause = err.cause or err
+    def _store_failed(self, name: str, arg: Any, err: ActivityError | ApplicationError) -> None:
+        # An ordinary activity's error wraps the activity's own; a local one's is it.
+        cause = (err.cause or err) if isinstance(err, ActivityError) else err
         lines = (getattr(cause, "message", "") or str(cause)).splitlines() or [""]
         reason = lines[0][: options.FAILURE_REASON_CHARS]
         self._state.failures = [*self._state.failures, f"{name}: {reason}"][

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.clocks as clocks
     import workflows.effects as effects
     import workflows.events as events
+    import workflows.local_activities as local_activities
     import workflows.migration as migration
     import workflows.pausing as pausing
     import workflows.projection as projection
@@ -75,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         TaskKind,
         TimelineDetails,
         Transition,
+        WeeklyMeasurement,
         WeekVerdict,
     )
     from models.overrides import CustomerOverrides, OverridesRequest
@@ -682,7 +684,7 @@ class CustomerOnboardingWorkflow:
         # Measurements scheduled before the grace period end their window when they run.
         window_end = window_end or now
         window_start = state.last_measured_at or state.adoption_started_at or now
-        measurement = await workflow.execute_activity_method(
+        measurement: WeeklyMeasurement = await local_activities.execute(
             MeasureActivities.measure_weekly_usage,
             MeasureWeeklyUsageInput(
                 customer_id=self._handoff.customer_id,
