@@ -19,6 +19,8 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 class BareInput(BaseModel):
     # Activities scheduled together (one workflow task each), in history order.
     activity_batches: list[int] = Field(default_factory=list)
+    # Local activities run by each of those workflow tasks (the journey's database work).
+    local_activity_batches: list[int] = Field(default_factory=list)
     timers: int = 0
     timer_duration: timedelta = timedelta(days=7)
     # A last wait, so the workflow stays open (bench/scale_bench.py); none by default.
@@ -47,13 +49,20 @@ class BareWorkflow:
         for index in range(max(len(input.activity_batches), input.timers)):
             if index < len(input.activity_batches):
                 size = input.activity_batches[index]
+                local = (input.local_activity_batches or [0] * (index + 1))[index]
                 await asyncio.gather(
                     *(
                         workflow.execute_activity(
                             do_nothing, activities + n, start_to_close_timeout=ACTIVITY_TIMEOUT
                         )
                         for n in range(size)
-                    )
+                    ),
+                    *(
+                        workflow.execute_local_activity(
+                            do_nothing, n, start_to_close_timeout=ACTIVITY_TIMEOUT
+                        )
+                        for n in range(local)
+                    ),
                 )
                 activities += size
                 self._activities = activities

@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from temporalio.api.enums.v1 import EventType  # noqa: E402
-from temporalio.api.history.v1 import History  # noqa: E402
+from temporalio.api.history.v1 import History, HistoryEvent  # noqa: E402
 from temporalio.api.testservice.v1 import (  # noqa: E402
     LockTimeSkippingRequest,
     UnlockTimeSkippingRequest,
@@ -118,6 +118,17 @@ AnyHandle = WorkflowHandle[Any, Any]
 # Figures
 
 
+# The marker the SDK records for each local activity's result.
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+def _is_local_activity(event: HistoryEvent) -> bool:
+    return (
+        event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+    )
+
+
 @dataclass
 class HistoryShape:
     """What one workflow's history holds."""
@@ -126,7 +137,9 @@ class HistoryShape:
     json_bytes: int
     proto_bytes: int
     activities: int
+    local_activities: int
     activity_batches: list[int]
+    local_activity_batches: list[int]
     timers_started: int
     timers_fired: int
     timers_cancelled: int
@@ -136,24 +149,32 @@ class HistoryShape:
     @classmethod
     def of(cls, history: WorkflowHistory) -> HistoryShape:
         kinds = Counter(event.event_type for event in history.events)
-        # Activities scheduled by the same workflow task form one group.
+        # Activities scheduled, and local activities run, by the same workflow task form
+        # one group.
         batches: list[int] = []
-        current = 0
+        local_batches: list[int] = []
+        current = local = 0
         for event in history.events:
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 current += 1
+            elif _is_local_activity(event):
+                local += 1
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                if current:
+                if current or local:
                     batches.append(current)
-                current = 0
-        if current:
+                    local_batches.append(local)
+                current = local = 0
+        if current or local:
             batches.append(current)
+            local_batches.append(local)
         return cls(
             events=len(history.events),
             json_bytes=len(history.to_json().encode()),
             proto_bytes=History(events=history.events).ByteSize(),
             activities=kinds[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED],
+            local_activities=sum(local_batches),
             activity_batches=batches,
+            local_activity_batches=local_batches,
             timers_started=kinds[EventType.EVENT_TYPE_TIMER_STARTED],
             timers_fired=kinds[EventType.EVENT_TYPE_TIMER_FIRED],
             timers_cancelled=kinds[EventType.EVENT_TYPE_TIMER_CANCELED],
@@ -162,9 +183,9 @@ class HistoryShape:
         )
 
     @property
-    def temporal_work(self) -> tuple[tuple[int, ...], int]:
+    def temporal_work(self) -> tuple[tuple[int, ...], tuple[int, ...], int]:
         """What the bare workflow copies: the activity groups and the timers."""
-        return tuple(self.activity_batches), self.timers_started
+        return tuple(self.activity_batches), tuple(self.local_activity_batches), self.timers_started
 
 
 @dataclass
@@ -177,6 +198,7 @@ class HistoryFigures:
     json_bytes: float
     proto_bytes: float
     activities: float
+    local_activities: float
     timers_started: float
     timers_fired: float
     timers_cancelled: float
@@ -198,6 +220,7 @@ class HistoryFigures:
             json_bytes=mean([s.json_bytes for s in shapes]),
             proto_bytes=mean([s.proto_bytes for s in shapes]),
             activities=mean([s.activities for s in shapes]),
+            local_activities=mean([s.local_activities for s in shapes]),
             timers_started=mean([s.timers_started for s in shapes]),
             timers_fired=mean([s.timers_fired for s in shapes]),
             timers_cancelled=mean([s.timers_cancelled for s in shapes]),
@@ -529,8 +552,10 @@ async def _histories(handles: Sequence[AnyHandle]) -> list[HistoryShape]:
 
 def _bare_input_from(shapes: Sequence[HistoryShape]) -> BareInput:
     """The commonest journey shape: its activity groups and its number of timers."""
-    (batches, timers), _ = Counter(s.temporal_work for s in shapes).most_common(1)[0]
-    return BareInput(activity_batches=list(batches), timers=timers)
+    (batches, local, timers), _ = Counter(s.temporal_work for s in shapes).most_common(1)[0]
+    return BareInput(
+        activity_batches=list(batches), local_activity_batches=list(local), timers=timers
+    )
 
 
 async def _phase(
@@ -744,6 +769,12 @@ def format_report(report: BenchReport) -> str:
             "activities per workflow",
             f"{j.history.activities:.0f}",
             f"{b.history.activities:.0f}",
+            "",
+        ),
+        (
+            "local activities per workflow (database work)",
+            f"{j.history.local_activities:.0f}",
+            f"{b.history.local_activities:.0f}",
             "",
         ),
         (

@@ -46,6 +46,10 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     shape = report["bare_input"]
     assert bare["history"]["activities"] == sum(shape["activity_batches"]) > 0
     assert abs(journey["history"]["activities"] - bare["history"]["activities"]) <= 1
+    # The journey's database work runs as local activities; the baseline runs as many.
+    local = bare["history"]["local_activities"]
+    assert local == sum(shape["local_activity_batches"]) > 0
+    assert abs(journey["history"]["local_activities"] - local) <= 1
     assert bare["history"]["timers_started"] == shape["timers"] > 0
     assert journey["history"]["updates"] == 3  # kickoff, training, completion review
     assert journey["cpu_seconds_per_workflow"] == pytest.approx(journey["cpu_seconds"] / 2)
