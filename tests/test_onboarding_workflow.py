@@ -7,13 +7,10 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -40,7 +37,9 @@ from testkit.factories import REPO, add_usage, make_handoff, make_playbook
 from tests.support.workflow_harness import (
     WEEK,
     Harness,
+    activities_scheduled,
     body_text,
+    local_activities_run,
     open_kinds,
     save_history,
     through_training,
@@ -102,19 +101,8 @@ async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harnes
     history = await handle.fetch_history()
     # The database work (timeline, tasks, measurements) runs inside the workflow's own
     # tasks as local activities; only emails go through the server's activity queue.
-    scheduled = {
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    assert scheduled == {"send_email"}
-    local = Counter(
-        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
-            "activity_type"
-        ]
-        for event in history.events
-        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    )
+    assert set(activities_scheduled(history)) == {"send_email"}
+    local = local_activities_run(history)
     assert local["measure_weekly_usage"] == 2
     assert local["store_batch"] > 0
     save_history("happy_path", history.to_json())

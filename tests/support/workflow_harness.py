@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 from sqlmodel import select
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -61,7 +63,9 @@ class Harness:
         playbook: Playbook | None = None,
         *,
         max_history_events: int | None = None,
+        settle: bool = True,
     ) -> WorkflowHandle[Any, Any]:
+        """Start a customer; unless `settle` is false, wait until kickoff is written."""
         handle = await self.client.start_workflow(
             CustomerOnboardingWorkflow.run,
             OnboardingInput(
@@ -73,7 +77,8 @@ class Harness:
             task_queue=self.task_queue,
         )
         self.started.append(handle)
-        await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
+        if settle:
+            await self.wait_for(handle, lambda s: s.state.stage is Stage.KICKOFF)
         return handle
 
     @property
@@ -210,6 +215,26 @@ async def until_sent(h: Harness, handle: WorkflowHandle[Any, Any], ref: str) -> 
             return
         due = next(d for d in status.state.agenda if d.ref == ref)
         await h.env.sleep(due.at - await h.env.get_current_time() + timedelta(minutes=1))
+
+
+def activities_scheduled(history: WorkflowHistory) -> Counter[str]:
+    """The ordinary activities a history scheduled on the server, by type."""
+    return Counter(
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    )
+
+
+def local_activities_run(history: WorkflowHistory) -> Counter[str]:
+    """The local activities a history recorded (one marker each), by type."""
+    return Counter(
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    )
 
 
 def save_history(name: str, history_json: str) -> None:
