@@ -545,12 +545,12 @@ async def run_bare_batch(
 # The run
 
 
-async def _histories(handles: Sequence[AnyHandle]) -> list[HistoryShape]:
+async def history_shapes(handles: Sequence[AnyHandle]) -> list[HistoryShape]:
     histories = await asyncio.gather(*(h.fetch_history() for h in handles))
     return [HistoryShape.of(history) for history in histories]
 
 
-def _bare_input_from(shapes: Sequence[HistoryShape]) -> BareInput:
+def bare_input_from(shapes: Sequence[HistoryShape]) -> BareInput:
     """The commonest journey shape: its activity groups and its number of timers."""
     (batches, local, timers), _ = Counter(s.temporal_work for s in shapes).most_common(1)[0]
     return BareInput(
@@ -647,7 +647,7 @@ async def run_bench(
                         batches, server_pids, driver.run_batch, driver.reset_counts
                     )
                 onboarded = [h for h, s in finished if s.state.stage is Stage.ONBOARDED]
-                journey_shapes = await _histories(onboarded)
+                journey_shapes = await history_shapes(onboarded)
         finally:
             database.dispose()
 
@@ -670,7 +670,7 @@ async def run_bench(
             "workflow copies the commonest one"
         )
 
-    bare_input = _bare_input_from(journey_shapes)
+    bare_input = bare_input_from(journey_shapes)
     async with fresh_environment() as (env, server_pids):
         bare_queue = f"bench-bare-{uuid.uuid4()}"
         async with Worker(
@@ -682,7 +682,7 @@ async def run_bench(
                 server_pids,
                 lambda size: run_bare_batch(env, bare_queue, size, bare_input),
             )
-        bare_shapes = await _histories([h for h, _ in bare_finished])
+        bare_shapes = await history_shapes([h for h, _ in bare_finished])
     bare = _figures(journeys, len(bare_finished), bare_timing, bare_shapes)
 
     return BenchReport(

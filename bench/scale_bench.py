@@ -10,9 +10,10 @@ Two phases, each with its own worker process, so each worker's memory is its own
    playbook) on a task queue of its own. N customers are started through
    `OnboardingClient.start`; a customer is *absorbed* when its start-time work
    (timeline entries, tasks, the kickoff emails) is stored, counted in the database.
-2. Bare: the same number of `BareWorkflow`s (bench/bare_workflow.py) with as many
-   no-op activities at start as a Liftoff customer runs, then a long timer, served by
-   this script in `--serve-bare` mode, which reports the activities it ran.
+2. Bare: the same number of `BareWorkflow`s (bench/bare_workflow.py) with the same
+   groups of no-op activities and local activities at start as a probe customer's
+   history shows, then a long timer, served by this script in `--serve-bare` mode,
+   which reports the activities it ran.
 
 Per phase: starts per second, customers absorbed per second, worker RSS before and
 after (per cached workflow; the sticky cache holds every customer unless `--cache`
@@ -54,8 +55,10 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareWorkflow, do_nothing  # noqa: E402
+from bench.bench import bare_input_from, history_shapes  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
 from client.payloads import liftoff_data_converter  # noqa: E402
+from models import visibility  # noqa: E402
 from models.events import KickoffHeld  # noqa: E402
 from models.tables import EmailLedgerEntry, Task, TimelineEntry  # noqa: E402
 from records.database import Database  # noqa: E402
@@ -251,7 +254,8 @@ async def _settled_count(database: Database, deadline: float) -> int:
 
 async def liftoff_phase(
     client: Client, address: str, scratch: Path, customers: int, cache: int, deadline: float
-) -> PhaseFigures:
+) -> tuple[PhaseFigures, BareInput]:
+    """Liftoff's figures, and the shape of a customer's start-time work for its twin."""
     figures = PhaseFigures("Liftoff", customers, cache)
     queue = f"scale-liftoff-{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{scratch / 'liftoff.db'}"
@@ -279,6 +283,14 @@ async def liftoff_phase(
         for handoff in probes:
             await onboarding.start(handoff, playbook)
         per_customer = await _settled_count(database, deadline) / len(probes)
+        start_work = bare_input_from(
+            await history_shapes(
+                [
+                    client.get_workflow_handle(visibility.workflow_id_for(p.customer_id))
+                    for p in probes
+                ]
+            )
+        )
         figures.rss_idle_mb = rss_mb(worker.pid)
         _log(f"Liftoff: {per_customer:.0f} rows (timeline, tasks, emails) per customer at start")
 
@@ -317,7 +329,7 @@ async def liftoff_phase(
     finally:
         worker.stop()
         database.dispose()
-    return figures
+    return figures, start_work
 
 
 async def bare_phase(
@@ -326,14 +338,16 @@ async def bare_phase(
     scratch: Path,
     customers: int,
     cache: int,
-    activities: int,
+    start_work: BareInput,
     deadline: float,
 ) -> PhaseFigures:
     figures = PhaseFigures("bare", customers, cache)
     queue = f"scale-bare-{uuid.uuid4().hex[:8]}"
     command = [sys.executable, __file__, "--serve-bare", address, queue, str(cache)]
     worker = WorkerProcess(command, dict(os.environ), scratch / "bare-worker.log", "activities")
-    shape = BareInput(activity_batches=[1] * activities, final_sleep=BARE_TIMER)
+    # The start's activity groups and local activities, then a wait like a customer's.
+    shape = start_work.model_copy(update={"timers": 0, "final_sleep": BARE_TIMER})
+    activities = sum(shape.activity_batches) + sum(shape.local_activity_batches)
     ids = [f"bare-{uuid.uuid4().hex[:6]}-{n:05d}" for n in range(customers)]
 
     async def start(workflow_id: str) -> object:
@@ -452,11 +466,11 @@ async def run(
         address = environment.client.service_client.config.target_host
         with tempfile.TemporaryDirectory(prefix="liftoff-scale-") as directory:
             scratch = Path(directory)
-            liftoff = await liftoff_phase(
+            liftoff, start_work = await liftoff_phase(
                 environment.client, address, scratch, customers, cache, deadline
             )
             bare = await bare_phase(
-                environment.client, address, scratch, customers, cache, 7, deadline
+                environment.client, address, scratch, customers, cache, start_work, deadline
             )
     return liftoff, bare
 
