@@ -3,6 +3,7 @@ and the real worker (worker.build_worker) with its emails kept in an outbox."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,15 +30,23 @@ from worker import build_worker, sandboxed_runner
 ACTIVITY_THREADS = 8
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping server, for anything measured in days."""
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of its own, its clock starting now."""
     environment = await WorkflowEnvironment.start_time_skipping(
         data_converter=liftoff_data_converter,
         test_server_existing_path=venv_binary("temporal-test-server"),
     )
     await add_search_attributes(environment.client)
     async with environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping server, for anything measured in days; shared, so its clock
+    is wherever the tests before left it."""
+    async with time_skipping_server() as environment:
         yield environment
 
 
