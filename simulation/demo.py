@@ -1,7 +1,7 @@
 """A demo cohort for the CS leader's pages (`liftoff demo cohort`): a simulated run's
 customers, copied into a real database with outcomes planted after their onboarding.
 
-The simulation runs in the year 2100 (the time-skipping server only moves forward from
+The simulation runs in the 2090s (the time-skipping server only moves forward from
 today, simulation/runner.py), while the pages judge "a year on" against today. So the
 customers whose onboarding ended are copied out of the run's database with every
 instant moved back by a whole number of weeks (weekdays and local hours stay as the
@@ -85,8 +85,9 @@ _REMOVED: tuple[type[SQLModel], ...] = (
     HealthScoreRecord,
     UsageEvent,
 )
-# A calendar date of the simulated era (years 2100 to 2999) inside text.
-_SIMULATED_DATE = re.compile(r"(?<![\d-])(2[1-9]\d\d-[01]\d-[0-3]\d)(?!\d)")
+# A calendar date of the simulated era (years 2094 to 2099: shard.START and the
+# longest run after it) inside text.
+_SIMULATED_DATE = re.compile(r"(?<![\d-])(209[4-9]-[01]\d-[0-3]\d)(?!\d)")
 
 
 class DemoError(Exception):

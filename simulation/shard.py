@@ -64,8 +64,10 @@ if TYPE_CHECKING:
     from simulation.runner import Arm
 
 # A Monday, far enough ahead that the test server (which starts at today's date) can
-# always skip forward to it.
-START = datetime(2100, 1, 4, tzinfo=UTC)
+# always skip forward to it, and early enough that the holidays library knows every
+# country's holidays for the longest run (Japan's end with 2099). 2094 and 2095 have
+# the weekdays of 2100 and 2101, where the simulation ran before.
+START = datetime(2094, 1, 4, tzinfo=UTC)
 DAY = timedelta(days=1)
 KICKOFF_AT = timedelta(hours=10, minutes=20)
 TRAINING_AT = timedelta(hours=11, minutes=20)

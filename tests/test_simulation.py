@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+import simulation.shard as shard
+from activities.calendar import public_holidays_of
 from cli.main import main
 from models.onboarding import Stage
 from models.tables import TimelineEntry
@@ -22,7 +24,7 @@ from records.playbooks import load_playbook
 from simulation.cohort import UsageKind, synthetic_cohort
 from simulation.profiles import ProfileError, ProfileSet, load_profiles
 from simulation.report import PlaybookFigures, markdown, playbook_figures
-from simulation.runner import Arm, simulate
+from simulation.runner import MAX_WEEKS, Arm, simulate
 from testkit.factories import REPO, TEMPLATES, add_usage, make_handoff, store_customer
 from testkit.projections import insert_projection_rows, projection_row
 
@@ -376,3 +378,11 @@ def test_any_seven_day_window_sees_each_weeks_active_users_once(profile_file: Pa
         assert len(seen) == 8, start_day  # 80% of 10 seats, whatever day the window starts
     key_actions = [r for r in customer.usage if r.kind is UsageKind.KEY_ACTION]
     assert len(key_actions) == 4 * 40
+
+
+def test_every_year_a_simulation_can_reach_has_japans_public_holidays() -> None:
+    # The holidays library knows Japan's holidays up to 2099; past it, a Japanese
+    # customer's business days and campaign emails would skip no holiday.
+    last = shard.START + timedelta(weeks=MAX_WEEKS)
+    for year in range(shard.START.year, last.year + 1):
+        assert public_holidays_of("JP", [year]), year
