@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # Temporal or the database could not be reached
 EXIT_BAD_INPUT = 2
+EXIT_TERMINATED = 128 + 15  # stopped by SIGTERM, as a shell reports it
 
 
 class BadInput(Exception):

@@ -513,6 +513,8 @@ def add_simulate_command(commands: _Commands) -> None:
         simulate.cmd_simulate,
         "try a playbook change before it ships: the real workflow over a simulated cohort",
     )
+    # Stopped by SIGTERM as by Ctrl-C: its test servers and shard processes with it.
+    sim.set_defaults(cancelled_by_sigterm=True)
     sim.add_argument(
         "--playbook", type=Path, required=True, metavar="NEW.toml", help="playbook to try"
     )
@@ -569,7 +571,7 @@ def add_demo_commands(commands: _Commands) -> None:
         "it into a database for the cohort, outcomes and review pages"
     )
     cohort = sub.add_parser("cohort", parents=[commands.common], help=help, description=help)
-    cohort.set_defaults(handler=demo.cmd_demo_cohort)
+    cohort.set_defaults(handler=demo.cmd_demo_cohort, cancelled_by_sigterm=True)
     cohort.add_argument(
         "--customers",
         type=bounded_int(demo.MIN_DEMO_CUSTOMERS, MAX_SIMULATED_CUSTOMERS),

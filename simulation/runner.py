@@ -164,7 +164,15 @@ async def simulate(
         )
         children = asyncio.create_task(others())
         # A shard that fails ends the run at once, not after the others' weeks.
-        done, pending = await asyncio.wait({own, children}, return_when=asyncio.FIRST_EXCEPTION)
+        try:
+            done, pending = await asyncio.wait({own, children}, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            # Stopped from outside (SIGTERM): this shard's server goes down with its task,
+            # and the children's failures as they stop are moot.
+            for task in (own, children):
+                task.cancel()
+            await asyncio.gather(own, children, return_exceptions=True)
+            raise
         for task in pending:
             task.cancel()
         # What a cancelled shard raises is moot (the SDK turns a cancelled update into

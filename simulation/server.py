@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shutil
 import sys
@@ -68,10 +70,24 @@ def quiet_runtime() -> Runtime:
 
 async def start_time_skipping_server() -> WorkflowEnvironment:
     """A fresh test server (it keeps every workflow it ran in memory, so one per run)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=liftoff_data_converter,
-        test_server_existing_path=venv_binary("temporal-test-server"),
-        runtime=quiet_runtime(),
+    starting = asyncio.ensure_future(
+        WorkflowEnvironment.start_time_skipping(
+            data_converter=liftoff_data_converter,
+            test_server_existing_path=venv_binary("temporal-test-server"),
+            runtime=quiet_runtime(),
+        )
     )
-    await add_search_attributes(env.client)
+    try:
+        # Shielded: a run stopped while its server starts would otherwise leave the
+        # server's process running, owned by nobody.
+        env = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await (await starting).shutdown()
+        raise
+    try:
+        await add_search_attributes(env.client)
+    except BaseException:
+        await env.shutdown()
+        raise
     return env

@@ -4,8 +4,13 @@ time-skipping server, its figures, its determinism and its refusals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +20,7 @@ import pytest
 
 import simulation.shard as shard
 from activities.calendar import public_holidays_of
+from cli.errors import EXIT_TERMINATED
 from cli.main import main
 from models.onboarding import Stage
 from models.tables import TimelineEntry
@@ -27,6 +33,7 @@ from simulation.report import PlaybookFigures, markdown, playbook_figures
 from simulation.runner import MAX_WEEKS, Arm, simulate
 from testkit.factories import REPO, TEMPLATES, add_usage, make_handoff, store_customer
 from testkit.projections import insert_projection_rows, projection_row
+from tests.support.eventually import eventually_blocking
 
 DEFAULT = REPO / "playbooks" / "default.toml"
 WEEKS = 8
@@ -386,3 +393,89 @@ def test_every_year_a_simulation_can_reach_has_japans_public_holidays() -> None:
     last = shard.START + timedelta(weeks=MAX_WEEKS)
     for year in range(shard.START.year, last.year + 1):
         assert public_holidays_of("JP", [year]), year
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes under `pid` and their command lines, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            with contextlib.suppress(OSError):
+                found[child] = (Path("/proc") / str(child) / "cmdline").read_text()
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _test_servers() -> set[int]:
+    """Every running time-skipping test server on this machine."""
+    return {pid for pid in _descendants(1) if _alive(pid) and _is_test_server(pid)}
+
+
+def _is_test_server(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return "temporal-test-server" in (Path("/proc") / str(pid) / "cmdline").read_text()
+    return False
+
+
+def _run_directories() -> set[Path]:
+    places = {Path("/dev/shm"), Path(tempfile.gettempdir())}
+    return {run for place in places if place.is_dir() for run in place.glob("liftoff-simulation-*")}
+
+
+def test_sigterm_stops_a_simulation_with_the_servers_processes_and_files_it_started(
+    profile_file: Path, tmp_path: Path
+) -> None:
+    before = _run_directories()
+    servers_before = _test_servers()
+    # A service manager's stop: SIGTERM to the command alone, not to a process group.
+    # Output to a file: a pipe would also wait for every process that inherited it.
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err_file:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "liftoff"), "simulate", "--playbook", str(DEFAULT)]
+            + ["--synthetic", "40", "--profile", str(profile_file), "--weeks", "104"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            start_new_session=True,
+        )
+    try:
+        started = eventually_blocking(
+            lambda: _descendants(process.pid),
+            lambda found: sum("temporal-test-server" in line for line in found.values()) >= 2,
+            what="the simulation's test servers",
+            timeout=60,
+        )
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    err = err_path.read_text()
+    assert process.returncode == EXIT_TERMINATED, err[-2000:]
+    assert "liftoff: stopped (SIGTERM)" in err
+    assert "Task exception was never retrieved" not in err
+    eventually_blocking(
+        lambda: (
+            [command for pid, command in started.items() if _alive(pid)]
+            + [f"test server {pid}" for pid in _test_servers() - servers_before]
+        ),
+        lambda left: not left,
+        what="every process the simulation started gone",
+        timeout=15,
+    )
+    assert _run_directories() == before
