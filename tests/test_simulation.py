@@ -422,13 +422,7 @@ def _alive(pid: int) -> bool:
 
 def _test_servers() -> set[int]:
     """Every running time-skipping test server on this machine."""
-    return {pid for pid in _descendants(1) if _alive(pid) and _is_test_server(pid)}
-
-
-def _is_test_server(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return "temporal-test-server" in (Path("/proc") / str(pid) / "cmdline").read_text()
-    return False
+    return {pid for pid, command in _descendants(1).items() if "temporal-test-server" in command}
 
 
 def _run_directories() -> set[Path]:
