@@ -4,13 +4,17 @@ and the real worker (worker.build_worker) with its emails kept in an outbox."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.converter import DataConverter
@@ -28,6 +32,10 @@ from testkit.temporal import add_search_attributes, start_dev_server, venv_binar
 from worker import build_worker, sandboxed_runner
 
 ACTIVITY_THREADS = 8
+# A probe of the shared clock: skipped at once when time skipping works, waited out
+# in real time when something holds the lock.
+CLOCK_PROBE = timedelta(seconds=2)
+LEAKED_LOCKS_AT_MOST = 5
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +56,39 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     is wherever the tests before left it."""
     async with time_skipping_server() as environment:
         yield environment
+
+
+async def clock_held(env: WorkflowEnvironment) -> bool:
+    """Whether the test server's clock only moves in real time: its time-skipping
+    lock is held by something."""
+    started = time.monotonic()
+    await env.sleep(CLOCK_PROBE)
+    return time.monotonic() - started >= CLOCK_PROBE.total_seconds() * 0.95
+
+
+@pytest.fixture(autouse=True)
+async def shared_clock_left_free(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After each test on the shared server, give back any time-skipping lock a
+    terminated run kept. The test server (1.x) keeps the lock of a workflow task or
+    activity that was in flight when its run was terminated (a harness ending a test
+    mid-write), and then the clock moves only in real time: every later `env.sleep`
+    of days hangs the suite. Seen in CI; reproduced in tests/test_test_server.py."""
+    yield
+    if "env" not in request.fixturenames:
+        return
+    env: WorkflowEnvironment = request.getfixturevalue("env")
+    released = 0
+    while await clock_held(env):
+        if released == LEAKED_LOCKS_AT_MOST:
+            pytest.fail(f"the shared clock stays held after {released} locks given back")
+        await env.client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
+        released += 1
+    if released:
+        warnings.warn(
+            f"{request.node.nodeid} left {released} time-skipping lock(s) held on the "
+            "shared test server; given back",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(scope="session")
