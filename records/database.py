@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
@@ -112,6 +110,11 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; harmless when it is already there."""
+        # Imported here: alembic is about a third of this module's import time, and
+        # every CLI command, shard and worker imports the module; few of them migrate.
+        from alembic import command
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as connection:
