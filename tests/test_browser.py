@@ -558,3 +558,57 @@ async def test_a_contact_leaves_one_kind_of_email_on_the_preference_page_and_com
             assert blocked == [], "\n".join(blocked)
         finally:
             await browser.close()
+
+
+async def test_a_csm_adjusts_the_playbook_for_one_customer_from_its_page(api: ApiHarness) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:6]}@liftoff.example"
+    handoff = make_handoff(csm=csm, time_zone="UTC")
+    await api.services.onboarding.start(handoff, make_playbook(campaign=True))
+    await api.past_handoff(handoff.customer_id)
+
+    async with serving(api.app) as base, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = await browser.new_context(
+                viewport={"width": 1360, "height": 900}, locale="en-US"
+            )
+            page = await context.new_page()
+            blocked = _policy_violations(page)
+            await _sign_in(page, base, api.token(TokenRole.CSM, csm), "/")
+            await page.goto(f"{base}/customers/{handoff.customer_id}?lang=en")
+            overrides = page.locator("#overrides")
+            await expect(overrides).to_contain_text("The playbook's values apply.")
+
+            adjust = overrides.locator("details.action")
+            await adjust.locator("summary").click()
+            await adjust.locator("#overrides-thresholds").fill("key_actions=lots")
+            await adjust.locator("#overrides-reason").fill("seasonal business")
+            await adjust.get_by_role("button", name="Save adjustments").click()
+            # Refused: the form comes back open, the error beside what was typed.
+            adjust = page.locator("#overrides details.action")
+            await expect(adjust.get_by_role("alert")).to_contain_text(
+                "threshold key_actions: not a number"
+            )
+            await expect(adjust.locator("#overrides-thresholds")).to_have_value("key_actions=lots")
+            await _shot(page, "22-overrides-refused")
+
+            await adjust.locator("#overrides-thresholds").fill("key_actions=12")
+            await adjust.locator("#overrides-timers").fill("kickoff=10d/20d")
+            await adjust.get_by_role("button", name="Save adjustments").click()
+            overrides = page.locator("#overrides")
+            await expect(overrides.get_by_role("status")).to_contain_text("Adjustments saved")
+            row = overrides.locator('[data-override="threshold key_actions"]')
+            await expect(row.locator("td")).to_have_text(["threshold key_actions", "20", "12"])
+            await expect(
+                overrides.locator('[data-override="kickoff remind_csm_after"]')
+            ).to_have_count(1)
+            timeline = page.locator("#timeline")
+            await expect(timeline.locator('[data-kind="overrides_set"]')).to_have_count(1)
+            await _shot(page, "23-overrides-saved")
+            assert blocked == [], "\n".join(blocked)
+        finally:
+            await browser.close()
+
+    status = await api.services.onboarding.status(handoff.customer_id)
+    assert status.state.overrides is not None
+    assert status.state.overrides.thresholds == {"key_actions": 12}
