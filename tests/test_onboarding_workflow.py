@@ -7,14 +7,18 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import (
     WorkflowExecutionStatus,
+    WorkflowHistory,
     WorkflowUpdateFailedError,
 )
+from temporalio.common import TypedSearchAttributes
 
 from client.errors import OnboardingClosedError
 from client.onboarding import SUBMIT_EVENT
@@ -31,6 +35,7 @@ from models.events import (
     TrainingHeld,
     TrainingSkipped,
 )
+from models.handoff import CustomerHandoff
 from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
 from records.playbooks import load_playbook
 from testkit.factories import REPO, add_usage, make_handoff, make_playbook
@@ -394,6 +399,60 @@ async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_
         await h.onboarding.start(handoff, make_playbook())
 
 
+def assert_indexed(
+    indexed: TypedSearchAttributes, handoff: CustomerHandoff, stage: str, *, stalled: bool
+) -> None:
+    assert indexed.get(visibility.CUSTOMER_ID) == handoff.customer_id
+    assert indexed.get(visibility.CSM) == handoff.csm
+    assert indexed.get(visibility.STAGE) == stage
+    assert indexed.get(visibility.STALLED) is stalled
+    assert indexed.get(visibility.SETUP_STUCK) is False
+
+
+def upserted_values(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """Liftoff's own search attribute upserts in a history, each as name: value."""
+    upserts = []
+    for event in history.events:
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            values = {
+                name: json.loads(payload.data)
+                for name, payload in fields.indexed_fields.items()
+                if name.startswith("Liftoff")
+            }
+            if values:
+                upserts.append(values)
+    return upserts
+
+
+async def test_search_attributes_are_upserted_when_they_change_and_only_what_changed(
+    h: Harness,
+) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+    await h.wait_for(handle, lambda s: s.state.stage is Stage.ADOPTION)
+
+    assert_indexed(
+        (await handle.describe()).typed_search_attributes, handoff, "adoption", stalled=False
+    )
+    assert upserted_values(await handle.fetch_history()) == [
+        {
+            "LiftoffCustomerId": handoff.customer_id,
+            "LiftoffCsm": handoff.csm,
+            "LiftoffStage": "handoff",
+            "LiftoffStalled": False,
+            "LiftoffSetupStuck": False,
+        },
+        {"LiftoffStage": "kickoff"},
+        {"LiftoffStage": "training"},
+        {"LiftoffStage": "adoption"},
+    ]
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("index_changes_only", (await handle.fetch_history()).to_json())
+
+
 async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harness) -> None:
     handoff = make_handoff()
     handle = await h.start(handoff, max_history_events=100)
@@ -412,7 +471,10 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     latest = h.client.get_workflow_handle_for(CustomerOnboardingWorkflow.run, handle.id)
     status = await latest.query(CustomerOnboardingWorkflow.status)
     assert status.state.runs > 1
-    assert (await latest.describe()).run_id != first_run
+    described = await latest.describe()
+    assert described.run_id != first_run
+    # The new run upserts only what changes, on top of what the run before indexed.
+    assert_indexed(described.typed_search_attributes, handoff, "adoption", stalled=True)
     assert [g.text for g in status.state.goals] == ["Scan every invoice", "Approve within a day"]
     assert status.state.stall.stalled and status.state.stall.episode == 1
     assert status.next_due is not None and status.next_due.kind == "measure"
@@ -428,6 +490,12 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     await h.record(latest, CompletionReviewHeld(held_on=await h.today(), success_confirmed=True))
     result: OnboardingStatus = await latest.result()
     assert result.state.stage is Stage.ONBOARDED
+    indexed = (await latest.describe()).typed_search_attributes
+    assert_indexed(indexed, handoff, "onboarded", stalled=False)
+    # The customer id and CSM were indexed by the first run and carried over.
+    upserts = upserted_values(await latest.fetch_history())
+    assert upserts[-2:] == [{"LiftoffStage": "completion_review"}, {"LiftoffStage": "onboarded"}]
+    assert all(set(u) <= {"LiftoffStage", "LiftoffStalled"} for u in upserts), upserts
     seqs = [e.seq for e in h.timeline(handoff.customer_id)]
     assert seqs == list(range(1, len(seqs) + 1)), "no timeline entry lost or doubled"
     # The first run, which ended in continue-as-new, and the last one.

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue
+from temporalio.common import RawValue, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -84,6 +84,8 @@ with workflow.unsafe.imports_passed_through():
 
 # The error type of a refused event, for callers that tell refusals from failures.
 REFUSED_ERROR_TYPE = "EventRefused"
+# Histories from before upserted every search attribute at each change of state.
+INDEX_CHANGES_ONLY = "index-changes-only"
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
 _SCHEDULE_TASK = {
@@ -993,16 +995,23 @@ class CustomerOnboardingWorkflow:
         self._effects.store(StoreActivities.close_tasks, close_input)
 
     def _index(self) -> None:
-        """Keep Temporal visibility in step, so customers can be listed by stage."""
-        workflow.upsert_search_attributes(
-            [
-                visibility.CUSTOMER_ID.value_set(self._handoff.customer_id),
-                visibility.CSM.value_set(self._handoff.csm),
-                visibility.STAGE.value_set(self._state.stage.value),
-                visibility.STALLED.value_set(self._state.stall.stalled),
-                visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
-            ]
-        )
+        """Keep Temporal visibility in step, so customers can be listed by stage. Only
+        what changed is upserted: each upsert is a history event and a visibility
+        write. Histories from before upserted all five at every change of state."""
+        updates: list[SearchAttributeUpdate[Any]] = [
+            visibility.CUSTOMER_ID.value_set(self._handoff.customer_id),
+            visibility.CSM.value_set(self._handoff.csm),
+            visibility.STAGE.value_set(self._state.stage.value),
+            visibility.STALLED.value_set(self._state.stall.stalled),
+            visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
+        ]
+        if workflow.patched(INDEX_CHANGES_ONLY):
+            # What the run started with (carried across continue-as-new) and its upserts.
+            indexed = workflow.info().typed_search_attributes
+            updates = [u for u in updates if indexed.get(u.key) != u.value]
+            if not updates:
+                return
+        workflow.upsert_search_attributes(updates)
 
 
 def _read(event: RawValue) -> OnboardingEvent | UnreadableEvent:
