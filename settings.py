@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = Field(
         default=None, validation_alias="LIFTOFF_ENCRYPTION_KEYS"
     )
+    # Payloads of 256 bytes or more are compressed (zlib) before any encryption. Every
+    # process decodes compressed payloads whatever this says: turn it on once every
+    # worker, API and CLI runs a version that has it (docs/operations.md).
+    payload_compression: bool = Field(default=False, validation_alias="LIFTOFF_PAYLOAD_COMPRESSION")
     # `liftoff codec-server`: the Web UI's and `temporal` CLI's remote codec endpoint.
     codec_host: str = Field(default="127.0.0.1", validation_alias="LIFTOFF_CODEC_HOST")
     codec_port: int = Field(default=8081, ge=1, le=65535, validation_alias="LIFTOFF_CODEC_PORT")

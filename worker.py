@@ -30,7 +30,7 @@ from activities.calendar import public_holidays
 from activities.mail import MailActivities
 from activities.measure import MeasureActivities
 from activities.store import StoreActivities
-from client.codec import EncryptionCodec
+from client.codec import LiftoffCodec
 from client.connection import connect_client
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.opt_out_links import OptOutLinks
@@ -270,8 +270,9 @@ async def run_worker(
                     else None,
                     # Which key seals new payloads (None: encryption off); never the key.
                     "encryption_key_id": codec.key_id
-                    if isinstance(codec := client.data_converter.payload_codec, EncryptionCodec)
+                    if isinstance(codec := client.data_converter.payload_codec, LiftoffCodec)
                     else None,
+                    "payload_compression": isinstance(codec, LiftoffCodec) and codec.compresses,
                 },
             )
             serving = asyncio.create_task(worker.run())

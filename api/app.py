@@ -27,7 +27,7 @@ from api.routes import (
     webhooks,
 )
 from api.services import Services
-from client.codec import PayloadDecryptionError
+from client.codec import PayloadCodecError
 from client.errors import (
     CommandRejectedError,
     LiftoffClientError,
@@ -69,9 +69,10 @@ def create_app(services: Services) -> FastAPI:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
-    @app.exception_handler(PayloadDecryptionError)
-    async def missing_key(request: Request, err: PayloadDecryptionError) -> JSONResponse:
-        # A deployment mistake, not the caller's: this server lacks a key its data needs.
+    @app.exception_handler(PayloadCodecError)
+    async def unreadable_payload(request: Request, err: PayloadCodecError) -> JSONResponse:
+        # A deployment mistake, not the caller's: this server lacks a key its data needs,
+        # or something wrote a payload no Liftoff process wrote.
         return JSONResponse(
             {"detail": f"this server cannot read the customer's data: {err}"},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

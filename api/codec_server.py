@@ -1,5 +1,6 @@
 """`liftoff codec-server`: Temporal's remote codec protocol, so people can read
-encrypted customer data in the Temporal Web UI and with `temporal --codec-endpoint`.
+encrypted or compressed customer data in the Temporal Web UI and with
+`temporal --codec-endpoint`.
 
 `POST /decode` and `POST /encode` take and return Temporal's payloads JSON
 (`{"payloads": [{"metadata": {...}, "data": "<base64>"}]}`, the protobuf JSON form
@@ -8,7 +9,8 @@ of `temporal.api.common.v1.Payloads`). Every call needs the codec token: as
 or, for the Web UI, which can send no header of its own, as the cookie a sign-in at
 `/` sets (the UI's "include cross-origin credentials"). CORS answers only the
 configured Web UI origins. The server holds the keys and no database: what it can
-do is decrypt, so it is no one's door to anything else.
+do is decrypt and inflate, so it is no one's door to anything else. A deployment that
+compresses without encrypting runs it without keys.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.middleware.cors import CORSMiddleware
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.guards import BodyLimit, SecurityHeaders
-from client.codec import EncryptionCodec, PayloadDecryptionError
+from client.codec import LiftoffCodec, PayloadCodecError
 from models.limits import CODEC_BODY_BYTES
 from settings import Settings
 
@@ -60,9 +62,12 @@ def _session_value(token: str) -> str:
     return hmac.new(token.encode(), b"liftoff codec sign-in", hashlib.sha256).hexdigest()
 
 
-def create_codec_app(codec: EncryptionCodec, *, token: str, cors_origins: Sequence[str]) -> FastAPI:
-    if codec.key_id is None:
-        raise CodecServerConfigError("the codec server needs LIFTOFF_ENCRYPTION_KEYS")
+def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[str]) -> FastAPI:
+    if codec.key_id is None and not codec.compresses:
+        raise CodecServerConfigError(
+            "the codec server has nothing to decode: it needs LIFTOFF_ENCRYPTION_KEYS, "
+            "LIFTOFF_PAYLOAD_COMPRESSION=true, or both, as the workers have them"
+        )
     app = FastAPI(title="Liftoff codec server", docs_url=None, redoc_url=None, openapi_url=None)
     session = _session_value(token)
 
@@ -91,7 +96,7 @@ def create_codec_app(codec: EncryptionCodec, *, token: str, cors_origins: Sequen
             return JSONResponse({"detail": _NOT_PAYLOADS}, status_code=status.HTTP_400_BAD_REQUEST)
         try:
             result = Payloads(payloads=await transform(payloads.payloads))
-        except PayloadDecryptionError as err:
+        except PayloadCodecError as err:
             return JSONResponse({"detail": str(err)}, status_code=status.HTTP_400_BAD_REQUEST)
         return Response(json_format.MessageToJson(result), media_type="application/json")
 
@@ -105,7 +110,9 @@ def create_codec_app(codec: EncryptionCodec, *, token: str, cors_origins: Sequen
 
     @app.get("/", response_class=HTMLResponse)
     async def sign_in_page() -> HTMLResponse:
-        return _page("Sign in to read encrypted payloads in the Temporal Web UI.", form=True)
+        return _page(
+            "Sign in to read encrypted or compressed payloads in the Temporal Web UI.", form=True
+        )
 
     @app.post("/", response_class=HTMLResponse)
     async def sign_in(
@@ -170,7 +177,9 @@ def codec_app_from_settings(settings: Settings) -> FastAPI:
     if settings.codec_token is None:
         raise CodecServerConfigError("the codec server needs LIFTOFF_CODEC_TOKEN")
     return create_codec_app(
-        EncryptionCodec(settings.encryption_key_ring()),
+        LiftoffCodec.from_keys(
+            settings.encryption_key_ring(), compress=settings.payload_compression
+        ),
         token=settings.codec_token.get_secret_value(),
         cors_origins=settings.codec_origins(),
     )

@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from cli.commands import Command
 from cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TERMINATED, BadInput
 from cli.parser import build_parser
-from client.codec import PayloadDecryptionError
+from client.codec import PayloadCodecError
 from client.errors import LiftoffClientError
 from models.errors import describe
 from settings import Settings
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BadInput, LiftoffClientError) as err:
         print(f"liftoff: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except PayloadDecryptionError as err:
+    except PayloadCodecError as err:
         print(f"liftoff: error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except RPCError as err:

@@ -1,4 +1,5 @@
-"""Customer data encrypted in Temporal: the payload codec every client and worker use.
+"""Customer data in Temporal, compressed and encrypted: the payload codec every client
+and worker use (`LiftoffCodec`: compression, then encryption).
 
 Each payload (workflow input, update, query result, activity argument...) is
 serialized whole and sealed with AES-256-GCM (the `cryptography` package, not our
@@ -7,30 +8,51 @@ a key in front and every older payload stays readable. A payload that is not
 encrypted (histories from before encryption) passes through untouched. A payload
 this process cannot open fails loudly with the key id it needs, never as garbage.
 Search attributes are not payloads of the codec: they stay plain (docs/architecture.md).
+
+Compression (zlib, from the standard library) is off unless LIFTOFF_PAYLOAD_COMPRESSION
+says so, but every process decodes a compressed payload whatever the setting: a
+deployment upgrades every worker, API and CLI first, then turns it on, and no process
+ever meets a payload it cannot read (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 log = logging.getLogger("liftoff.codec")
 
 ENCODING = b"binary/encrypted"
+COMPRESSED_ENCODING = b"binary/zlib"
+# Below this a payload (an id, a short result) gains too little to be worth the work.
+COMPRESS_FROM_BYTES = 256
+COMPRESSION_LEVEL = 6
+# What one payload may inflate to: Temporal refuses a payload over 2 MB by default, and
+# Liftoff's own are bounded far below; a larger output is a forged one (a zip bomb).
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 # The metadata names of Temporal's encryption samples (which authenticate no key id).
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
 
 
-class PayloadDecryptionError(Exception):
+class PayloadCodecError(Exception):
+    """A payload this process cannot decode; the message says why."""
+
+
+class PayloadDecryptionError(PayloadCodecError):
     """An encrypted payload this process cannot open; the message names the key id."""
+
+
+class PayloadDecompressionError(PayloadCodecError):
+    """A payload marked compressed that does not inflate to a payload."""
 
 
 class EncryptionCodec(PayloadCodec):
@@ -97,3 +119,105 @@ class EncryptionCodec(PayloadCodec):
                 f"a payload encrypted with key {key_id!r} does not open with that key: "
                 "it was altered, or the key under that id is not the one that sealed it"
             ) from None
+
+
+def payloads_in(message: Message, *, skip: Sequence[str] = ()) -> Iterator[Payload]:
+    """Every payload anywhere in a protobuf message (a history event: inputs, results,
+    failures, headers, search attributes), but those under a field named in `skip`."""
+    if isinstance(message, Payload):
+        yield message
+        return
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE or field.name in skip:
+            continue
+        if isinstance(value, Message):
+            items = [value]
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
+            items = [v for v in value.values() if isinstance(v, Message)]
+        else:
+            items = list(value)
+        for item in items:
+            yield from payloads_in(item, skip=skip)
+
+
+class CompressionCodec(PayloadCodec):
+    """Compresses each payload of COMPRESS_FROM_BYTES or more, when that makes it smaller.
+
+    Decoding does not depend on `compress`: a process with compression off still reads
+    what a process with it on wrote.
+    """
+
+    def __init__(self, *, compress: bool) -> None:
+        self.compress = compress
+
+    def __repr__(self) -> str:
+        return f"CompressionCodec(compress={self.compress!r})"
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if not self.compress:
+            return list(payloads)
+        return [self.deflate(payload) for payload in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.inflate(payload) for payload in payloads]
+
+    @staticmethod
+    def deflate(payload: Payload) -> Payload:
+        whole = payload.SerializeToString()
+        if len(whole) < COMPRESS_FROM_BYTES:
+            return payload
+        packed = zlib.compress(whole, COMPRESSION_LEVEL)
+        if len(packed) >= len(whole):
+            return payload
+        return Payload(metadata={"encoding": COMPRESSED_ENCODING}, data=packed)
+
+    @staticmethod
+    def inflate(payload: Payload) -> Payload:
+        if payload.metadata.get("encoding") != COMPRESSED_ENCODING:
+            return payload
+        inflater = zlib.decompressobj()
+        try:
+            whole = inflater.decompress(payload.data, MAX_DECOMPRESSED_BYTES)
+            if inflater.unconsumed_tail:
+                raise PayloadDecompressionError(
+                    "a compressed payload inflates past "
+                    f"{MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB: refused"
+                )
+            if not inflater.eof:
+                raise PayloadDecompressionError("a compressed payload is cut short")
+            return Payload.FromString(whole)
+        except (zlib.error, DecodeError):
+            raise PayloadDecompressionError(
+                "a payload marked compressed does not inflate to a payload"
+            ) from None
+
+
+class LiftoffCodec(PayloadCodec):
+    """Compression, then encryption: ciphertext does not compress, so the order is this
+    one. Each stage passes through what is not its own, so payloads written with either
+    off, or before either existed, decode the same."""
+
+    def __init__(self, encryption: EncryptionCodec, compression: CompressionCodec) -> None:
+        self.encryption = encryption
+        self.compression = compression
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[tuple[str, bytes]], *, compress: bool) -> LiftoffCodec:
+        return cls(EncryptionCodec(keys), CompressionCodec(compress=compress))
+
+    @property
+    def key_id(self) -> str | None:
+        return self.encryption.key_id
+
+    @property
+    def compresses(self) -> bool:
+        return self.compression.compress
+
+    def __repr__(self) -> str:
+        return f"LiftoffCodec({self.encryption!r}, {self.compression!r})"
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await self.encryption.encode(await self.compression.encode(payloads))
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return await self.compression.decode(await self.encryption.decode(payloads))

@@ -13,7 +13,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from client.codec import EncryptionCodec
+from client.codec import LiftoffCodec
 from client.payloads import liftoff_data_converter
 from observability.tracing import current_provider, temporal_interceptors
 from settings import Settings
@@ -47,12 +47,15 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads through the encryption codec (a pass-through without keys).
+    """Pydantic payloads through Liftoff's codec: compressed when the setting says so,
+    encrypted when keys are set, and a pass-through otherwise.
 
     With keys, failure messages and stack traces are encrypted too: they can quote
     what people typed (a refused field, a recipient).
     """
-    codec = EncryptionCodec(settings.encryption_key_ring())
+    codec = LiftoffCodec.from_keys(
+        settings.encryption_key_ring(), compress=settings.payload_compression
+    )
     if codec.key_id is None:
         return dataclasses.replace(liftoff_data_converter, payload_codec=codec)
     return dataclasses.replace(

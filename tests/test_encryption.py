@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.protobuf.message import Message
 from pydantic import SecretStr
-from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from client.codec import EncryptionCodec
+from client.codec import LiftoffCodec, payloads_in
 from client.connection import data_converter
 from client.errors import CommandRejectedError
 from models.events import KickoffHeld, MeetingRequested, TrainingHeld
@@ -35,24 +32,6 @@ CONTACT_EMAIL = "zora.quill@hidden-customer.example"
 CONTACT_NAME = "Zora Quillfeather"
 NOTE = "Renewal hinges on the Osaka warehouse go-live"
 CSM = "csm@liftoff.example"
-
-
-def payloads_in(message: Message) -> Iterator[Payload]:
-    """Every payload anywhere in a history event: inputs, results, failures, headers."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    for field, value in message.ListFields():
-        if field.type != field.TYPE_MESSAGE:
-            continue
-        if isinstance(value, Message):
-            items = [value]
-        elif field.message_type.GetOptions().map_entry:
-            items = [v for v in value.values() if isinstance(v, Message)]
-        else:
-            items = list(value)
-        for item in items:
-            yield from payloads_in(item)
 
 
 def clear_text(history: WorkflowHistory) -> str:
@@ -132,7 +111,8 @@ async def test_an_encrypted_journey_leaves_no_customer_data_in_clear_in_its_hist
 async def test_histories_from_before_encryption_replay_on_a_worker_with_keys(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     converter = encrypting("2026-12", "2026-06")
-    assert isinstance(converter.payload_codec, EncryptionCodec)
+    assert isinstance(converter.payload_codec, LiftoffCodec)
+    assert converter.payload_codec.key_id == "2026-12"
 
     replayer = Replayer(workflows=[CustomerOnboardingWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)
