@@ -76,6 +76,7 @@ from bench.intake_bench import format_intake_report, run_intake_bench  # noqa: E
 from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa: E402
 from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
+from client.codec import CompressionCodec, payloads_in  # noqa: E402
 from client.onboarding import RECORD_EVENT  # noqa: E402
 from client.payloads import liftoff_data_converter  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
@@ -122,6 +123,17 @@ AnyHandle = WorkflowHandle[Any, Any]
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
+def compressed_size(history: WorkflowHistory) -> int:
+    """The history's protobuf size had it run with LIFTOFF_PAYLOAD_COMPRESSION: each
+    payload the codec sees (not search attributes or headers) deflated as it would be."""
+    copy = History(events=history.events)
+    for payload in payloads_in(copy, skip=("search_attributes", "header")):
+        deflated = CompressionCodec.deflate(payload)
+        if deflated is not payload:
+            payload.CopyFrom(deflated)
+    return copy.ByteSize()
+
+
 def _is_local_activity(event: HistoryEvent) -> bool:
     return (
         event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
@@ -136,6 +148,7 @@ class HistoryShape:
     events: int
     json_bytes: int
     proto_bytes: int
+    compressed_proto_bytes: int
     activities: int
     local_activities: int
     activity_batches: list[int]
@@ -171,6 +184,7 @@ class HistoryShape:
             events=len(history.events),
             json_bytes=len(history.to_json().encode()),
             proto_bytes=History(events=history.events).ByteSize(),
+            compressed_proto_bytes=compressed_size(history),
             activities=kinds[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED],
             local_activities=sum(local_batches),
             activity_batches=batches,
@@ -197,6 +211,7 @@ class HistoryFigures:
     events_max: int
     json_bytes: float
     proto_bytes: float
+    compressed_proto_bytes: float
     activities: float
     local_activities: float
     timers_started: float
@@ -219,6 +234,7 @@ class HistoryFigures:
             events_max=max(events),
             json_bytes=mean([s.json_bytes for s in shapes]),
             proto_bytes=mean([s.proto_bytes for s in shapes]),
+            compressed_proto_bytes=mean([s.compressed_proto_bytes for s in shapes]),
             activities=mean([s.activities for s in shapes]),
             local_activities=mean([s.local_activities for s in shapes]),
             timers_started=mean([s.timers_started for s in shapes]),
@@ -758,6 +774,12 @@ def format_report(report: BenchReport) -> str:
             f"{j.history.proto_bytes / 1024:.1f}",
             f"{b.history.proto_bytes / 1024:.1f}",
             ratio(j.history.proto_bytes, b.history.proto_bytes),
+        ),
+        (
+            "  with LIFTOFF_PAYLOAD_COMPRESSION (KB)",
+            f"{j.history.compressed_proto_bytes / 1024:.1f}",
+            f"{b.history.compressed_proto_bytes / 1024:.1f}",
+            ratio(j.history.compressed_proto_bytes, b.history.compressed_proto_bytes),
         ),
         (
             "history size, JSON export (KB)",

@@ -39,6 +39,9 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert bare["workflows"] == bare["completed"] == 2
     assert report["ratio"] == pytest.approx(journey["wall_seconds"] / bare["wall_seconds"])
     assert journey["history"]["events"] > 0 and journey["history"]["json_bytes"] > 0
+    # The playbook in the start input alone deflates to well under half.
+    history = journey["history"]
+    assert 0 < history["compressed_proto_bytes"] < history["proto_bytes"] / 1.5
     # The baseline copies the commonest journey history: its activities and timers. How
     # many timers a journey starts depends on how its updates meet its waits, and a
     # journey crossing New Year looks up the next year's holidays (one activity more),
