@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from client.payloads import liftoff_data_converter
@@ -10,7 +12,7 @@ from models import visibility
 # Shipped with the simulator, which runs the same server; re-exported for tests and bench.
 from simulation.server import add_search_attributes, venv_binary
 
-__all__ = ["add_search_attributes", "start_dev_server", "venv_binary"]
+__all__ = ["add_search_attributes", "start_dev_server", "venv_binary", "with_data_converter"]
 
 
 async def start_dev_server() -> WorkflowEnvironment:
@@ -23,3 +25,10 @@ async def start_dev_server() -> WorkflowEnvironment:
         dev_server_log_level="error",
         ui=False,
     )
+
+
+def with_data_converter(client: Client, converter: DataConverter) -> Client:
+    """The same connection with another data converter (an encrypting one, or one without keys)."""
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)

@@ -24,7 +24,7 @@ from models.onboarding import Stage
 from records.database import Database
 from settings import Settings
 from testkit.factories import make_handoff
-from tests.support.temporal import with_data_converter
+from testkit.temporal import with_data_converter
 from tests.support.workflow_harness import HISTORIES, running_harness
 from workflows.onboarding import CustomerOnboardingWorkflow
 

@@ -17,7 +17,6 @@ import pytest
 from temporalio.api.testservice.v1 import UnlockTimeSkippingRequest
 from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -97,13 +96,6 @@ async def local_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await start_dev_server()
     async with environment:
         yield environment
-
-
-def with_data_converter(client: Client, converter: DataConverter) -> Client:
-    """The same connection with another data converter (an encrypting one, or one without keys)."""
-    config = client.config()
-    config["data_converter"] = converter
-    return Client(**config)
 
 
 @pytest.fixture
