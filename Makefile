@@ -40,4 +40,4 @@ bench: $(STAMP) ## journeys vs bare Temporal; emails; usage intake; lists; `lift
 	$(BIN)/python bench/journey_events_bench.py
 
 bench-scale: $(STAMP) ## CUSTOMERS (default 2000) on one worker vs bare Temporal, on the dev server
-	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000)
+	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000) $(if $(COMPRESS),--compress)

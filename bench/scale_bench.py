@@ -56,6 +56,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareWorkflow, do_nothing  # noqa: E402
 from bench.bench import bare_input_from, history_shapes  # noqa: E402
+from client.connection import data_converter  # noqa: E402
 from client.onboarding import OnboardingClient  # noqa: E402
 from client.payloads import liftoff_data_converter  # noqa: E402
 from models import visibility  # noqa: E402
@@ -63,8 +64,9 @@ from models.events import KickoffHeld  # noqa: E402
 from models.tables import EmailLedgerEntry, Task, TimelineEntry  # noqa: E402
 from records.database import Database  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
+from settings import Settings  # noqa: E402
 from testkit.factories import SURVEY_SECRET, make_handoff  # noqa: E402
-from testkit.temporal import start_dev_server  # noqa: E402
+from testkit.temporal import start_dev_server, with_data_converter  # noqa: E402
 
 DEFAULT_CUSTOMERS = 2000
 MAX_CUSTOMERS = 20_000
@@ -84,6 +86,7 @@ class PhaseFigures:
     name: str
     customers: int
     cache: int
+    compressed: bool = False
     start_seconds: float = 0.0
     absorb_seconds: float | None = None
     rss_idle_mb: float | None = None
@@ -253,10 +256,18 @@ async def _settled_count(database: Database, deadline: float) -> int:
 
 
 async def liftoff_phase(
-    client: Client, address: str, scratch: Path, customers: int, cache: int, deadline: float
+    client: Client,
+    address: str,
+    scratch: Path,
+    customers: int,
+    cache: int,
+    deadline: float,
+    *,
+    compress: bool = False,
 ) -> tuple[PhaseFigures, BareInput]:
-    """Liftoff's figures, and the shape of a customer's start-time work for its twin."""
-    figures = PhaseFigures("Liftoff", customers, cache)
+    """Liftoff's figures, and the shape of a customer's start-time work for its twin.
+    With `compress`, its client and worker run with LIFTOFF_PAYLOAD_COMPRESSION."""
+    figures = PhaseFigures("Liftoff", customers, cache, compressed=compress)
     queue = f"scale-liftoff-{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{scratch / 'liftoff.db'}"
     database = Database(url)
@@ -270,7 +281,10 @@ async def liftoff_phase(
         "LIFTOFF_MAX_CACHED_WORKFLOWS": str(cache),
         "LIFTOFF_SURVEY_SECRET": SURVEY_SECRET,
         "LIFTOFF_LOG_LEVEL": "INFO",
+        "LIFTOFF_PAYLOAD_COMPRESSION": "true" if compress else "false",
     }
+    if compress:
+        client = with_data_converter(client, data_converter(Settings(payload_compression=True)))
     log = scratch / "liftoff-worker.log"
     worker = WorkerProcess([sys.executable, "worker.py"], env, log, "worker started")
     onboarding = OnboardingClient(client, queue)
@@ -444,7 +458,8 @@ def format_report(liftoff: PhaseFigures, bare: PhaseFigures) -> str:
     ]
     lines = [
         f"Scale: {liftoff.customers:,} customers on one worker each, dev server, "
-        f"sticky cache {liftoff.cache:,}",
+        f"sticky cache {liftoff.cache:,}"
+        + (", Liftoff's payloads compressed" if liftoff.compressed else ""),
         f"{'measure':<30} {'Liftoff':>10} {'bare':>10} {'ratio':>8}",
     ]
     for label, (ours, theirs), style in rows:
@@ -457,7 +472,7 @@ def format_report(liftoff: PhaseFigures, bare: PhaseFigures) -> str:
 
 
 async def run(
-    customers: int, cache: int | None, timeout: float
+    customers: int, cache: int | None, timeout: float, *, compress: bool = False
 ) -> tuple[PhaseFigures, PhaseFigures]:
     deadline = time.monotonic() + timeout
     cache = customers if cache is None else cache
@@ -467,7 +482,7 @@ async def run(
         with tempfile.TemporaryDirectory(prefix="liftoff-scale-") as directory:
             scratch = Path(directory)
             liftoff, start_work = await liftoff_phase(
-                environment.client, address, scratch, customers, cache, deadline
+                environment.client, address, scratch, customers, cache, deadline, compress=compress
             )
             bare = await bare_phase(
                 environment.client, address, scratch, customers, cache, start_work, deadline
@@ -481,6 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=int, help="sticky cache size (default: every customer)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds, whole run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="Liftoff's client and worker with LIFTOFF_PAYLOAD_COMPRESSION (the bare twin's "
+        "payloads are too small to compress)",
+    )
     parser.add_argument("--serve-bare", nargs=3, metavar=("ADDRESS", "QUEUE", "CACHE"))
     args = parser.parse_args(argv)
     if args.serve_bare:
@@ -489,7 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not 1 <= args.customers <= MAX_CUSTOMERS:
         parser.error(f"--customers is 1 to {MAX_CUSTOMERS:,}")
-    liftoff, bare = asyncio.run(run(args.customers, args.cache, args.timeout))
+    liftoff, bare = asyncio.run(
+        run(args.customers, args.cache, args.timeout, compress=args.compress)
+    )
     print(format_report(liftoff, bare))
     if args.json:
         args.json.write_text(json.dumps([asdict(liftoff), asdict(bare)], indent=2))

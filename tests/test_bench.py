@@ -106,11 +106,17 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert "REST: time to onboard by purpose" in run.stderr
 
 
-def test_bench_scale_measures_both_workers_and_stops_by_itself(tmp_path: Path) -> None:
+# With --compress, the real worker process and its clients run with compressed payloads:
+# starts, updates, queries and the replays after a restart all read them.
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "compressed"])
+def test_bench_scale_measures_both_workers_and_stops_by_itself(
+    tmp_path: Path, compress: bool
+) -> None:
     figures = tmp_path / "scale.json"
     run = subprocess.run(
         [sys.executable, str(REPO / "bench" / "scale_bench.py")]
-        + ["--customers", "6", "--timeout", "240", "--json", str(figures)],
+        + ["--customers", "6", "--timeout", "240", "--json", str(figures)]
+        + (["--compress"] if compress else []),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -126,7 +132,9 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(tmp_path: Path) -
         assert len(phase["update_ms"]) == len(phase["query_cached_ms"]) == 6
         assert len(phase["query_replayed_ms"]) == 6
         assert phase["rss_loaded_mb"] > 0
+    assert liftoff["compressed"] is compress
     assert "RSS per cached customer" in run.stdout
+    assert ("payloads compressed" in run.stdout) is compress
 
 
 def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:
