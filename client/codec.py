@@ -35,9 +35,10 @@ COMPRESSED_ENCODING = b"binary/zlib"
 # Below this a payload (an id, a short result) gains too little to be worth the work.
 COMPRESS_FROM_BYTES = 256
 COMPRESSION_LEVEL = 6
-# What one payload may inflate to: Temporal refuses a payload over 2 MB by default, and
-# Liftoff's own are bounded far below; a larger output is a forged one (a zip bomb).
-MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+# What the payloads of one decode may inflate to together: Temporal refuses a payload
+# over 2 MB by default, and Liftoff's own are bounded far below; more is forged (a zip
+# bomb, or many of them in one codec server request).
+MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024
 # The metadata names of Temporal's encryption samples (which authenticate no key id).
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
@@ -159,7 +160,14 @@ class CompressionCodec(PayloadCodec):
         return [self.deflate(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.inflate(payload) for payload in payloads]
+        budget = MAX_DECOMPRESSED_BYTES
+        decoded = []
+        for payload in payloads:
+            plain = self.inflate(payload, budget)
+            if plain is not payload:
+                budget -= plain.ByteSize()
+            decoded.append(plain)
+        return decoded
 
     @staticmethod
     def deflate(payload: Payload) -> Payload:
@@ -172,16 +180,19 @@ class CompressionCodec(PayloadCodec):
         return Payload(metadata={"encoding": COMPRESSED_ENCODING}, data=packed)
 
     @staticmethod
-    def inflate(payload: Payload) -> Payload:
+    def inflate(payload: Payload, budget: int = MAX_DECOMPRESSED_BYTES) -> Payload:
+        """The payload `payload` holds, if it is compressed and inflates to `budget` bytes
+        or fewer."""
         if payload.metadata.get("encoding") != COMPRESSED_ENCODING:
             return payload
         inflater = zlib.decompressobj()
         try:
-            whole = inflater.decompress(payload.data, MAX_DECOMPRESSED_BYTES)
-            if inflater.unconsumed_tail:
+            # max_length 0 would mean no limit.
+            whole = inflater.decompress(payload.data, max(budget, 1))
+            if inflater.unconsumed_tail or (not inflater.eof and len(whole) >= budget):
                 raise PayloadDecompressionError(
-                    "a compressed payload inflates past "
-                    f"{MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB: refused"
+                    "compressed payloads inflate past "
+                    f"{MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB at once: refused"
                 )
             if not inflater.eof:
                 raise PayloadDecompressionError("a compressed payload is cut short")

@@ -133,8 +133,22 @@ async def test_a_payload_that_would_inflate_past_the_bound_is_refused(
     bomb = compressed(zlib.compress(bytes(8 * 1024 * 1024), 9))
     assert len(bomb.data) < 16 * 1024
 
-    with pytest.raises(PayloadDecompressionError, match="inflates past 1 MB"):
+    with pytest.raises(PayloadDecompressionError, match="inflate past 1 MB at once"):
         await CompressionCodec(compress=True).decode([bomb])
+
+
+async def test_many_payloads_each_under_the_bound_are_refused_past_it_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(codec_module, "MAX_DECOMPRESSED_BYTES", 1024 * 1024)
+    [share] = await CompressionCodec(compress=True).encode(
+        [Payload(metadata={"encoding": b"binary/plain"}, data=bytes(400 * 1024))]
+    )
+    codec = CompressionCodec(compress=False)
+    assert len(await codec.decode([share, share])) == 2  # 800 KB: within the bound
+
+    with pytest.raises(PayloadDecompressionError, match="inflate past 1 MB at once"):
+        await codec.decode([share, share, share])
 
 
 async def test_the_codec_server_inflates_without_keys_when_compression_is_on() -> None:
