@@ -108,3 +108,15 @@ def test_a_misspelt_sandbox_choice_stops_the_worker_naming_the_variable(
         worker.main()
     assert "LIFTOFF_WORKFLOW_SANDBOX" in str(stopped.value.code)
     assert "'shared' or 'strict'" in str(stopped.value.code)
+
+
+def test_a_compression_setting_that_is_not_yes_or_no_stops_the_worker_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIFTOFF_PAYLOAD_COMPRESSION", "zlib please")
+    with pytest.raises(SystemExit) as stopped:
+        worker.main()
+    assert "LIFTOFF_PAYLOAD_COMPRESSION" in str(stopped.value.code)
+    assert "valid boolean" in str(stopped.value.code)
+    monkeypatch.setenv("LIFTOFF_PAYLOAD_COMPRESSION", "true")
+    assert Settings().payload_compression is True
