@@ -12,7 +12,7 @@ Search attributes are not payloads of the codec: they stay plain (docs/architect
 Compression (zlib, from the standard library) is off unless LIFTOFF_PAYLOAD_COMPRESSION
 says so, but every process decodes a compressed payload whatever the setting: a
 deployment upgrades every worker, API and CLI first, then turns it on, and no process
-ever meets a payload it cannot read (docs/operations.md).
+ever meets a payload it cannot read (README, docs/architecture.md).
 """
 
 from __future__ import annotations
