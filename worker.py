@@ -12,6 +12,7 @@ import compileall
 import gc
 import logging
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -55,16 +56,29 @@ log = logging.getLogger("liftoff.worker")
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
+_collections_lock = threading.Lock()
+_collections_held = 0
+_collections_before = gc.get_threshold()
+
+
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """The collector at GC_THRESHOLDS while the block runs, then as it was: a worker may
-    share its process (`make run`, a simulation's shard 0, the tests)."""
-    before = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
+    """The collector at GC_THRESHOLDS while any such block runs, then as it was: a worker
+    may share its process (`make run`, a simulation's shard 0, the tests), and two may
+    run at once and stop in any order."""
+    global _collections_held, _collections_before
+    with _collections_lock:
+        if _collections_held == 0:
+            _collections_before = gc.get_threshold()
+            gc.set_threshold(*GC_THRESHOLDS)
+        _collections_held += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _collections_lock:
+            _collections_held -= 1
+            if _collections_held == 0:
+                gc.set_threshold(*_collections_before)
 
 
 def build_mailer(settings: Settings) -> Mailer:

@@ -190,17 +190,22 @@ class CompressionCodec(PayloadCodec):
             # max_length 0 would mean no limit.
             whole = inflater.decompress(payload.data, max(budget, 1))
             if inflater.unconsumed_tail or (not inflater.eof and len(whole) >= budget):
-                raise PayloadDecompressionError(
+                raise _refused(
                     "compressed payloads inflate past "
                     f"{MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB at once: refused"
                 )
             if not inflater.eof:
-                raise PayloadDecompressionError("a compressed payload is cut short")
+                raise _refused("a compressed payload is cut short")
             return Payload.FromString(whole)
         except (zlib.error, DecodeError):
-            raise PayloadDecompressionError(
-                "a payload marked compressed does not inflate to a payload"
-            ) from None
+            raise _refused("a payload marked compressed does not inflate to a payload") from None
+
+
+def _refused(message: str) -> PayloadDecompressionError:
+    # Logged here too, as a missing key is: a worker reports it only inside a workflow
+    # task's traceback. The message holds nothing of the payload.
+    log.error(message)
+    return PayloadDecompressionError(message)
 
 
 class LiftoffCodec(PayloadCodec):

@@ -219,3 +219,18 @@ async def test_histories_from_before_compression_replay_with_it_on(path: Path) -
 
     replayer = Replayer(workflows=[CustomerOnboardingWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)
+
+
+async def test_a_refused_payload_is_logged_without_its_content(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = b"zora@hidden-customer.example"
+    forged = compressed(zlib.compress(secret)[:-6])
+
+    with pytest.raises(PayloadDecompressionError):
+        await CompressionCodec(compress=False).decode([forged])
+
+    [record] = [r for r in caplog.records if r.name == "liftoff.codec"]
+    assert record.levelname == "ERROR"
+    assert "compressed" in record.getMessage()
+    assert b"zora" not in record.getMessage().encode()

@@ -38,3 +38,17 @@ def test_the_thresholds_are_put_back_when_the_worker_fails(
         raise RuntimeError("worker died")
 
     assert gc.get_threshold() == thresholds_kept
+
+
+def test_two_workers_in_one_process_stopping_in_either_order_leave_it_as_it_was(
+    thresholds_kept: tuple[int, int, int],
+) -> None:
+    first, second = fewer_collections(), fewer_collections()
+
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold() == GC_THRESHOLDS  # the second still runs
+    second.__exit__(None, None, None)
+
+    assert gc.get_threshold() == thresholds_kept
