@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from models.tables import UsageEvent
 from records.database import Database
 from records.usage.csv_import import import_usage_csv
-from records.usage.events import record_usage_event
+from records.usage.events import event_values, record_usage_event, store_event_rows
 from testkit.factories import make_handoff, store_customer
 
 
@@ -47,6 +47,35 @@ def test_same_event_key_is_stored_once(database: Database) -> None:
     # Without a key there is nothing to deduplicate by: both are kept.
     assert unkeyed == [True, True]
     assert len(stored_events(database, "acme")) == 3
+
+
+def test_a_batch_mixing_keyed_and_unkeyed_events_is_stored_in_its_order(
+    database: Database,
+) -> None:
+    at = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+    def row(user: str, key: str | None) -> dict[str, object]:
+        return event_values(
+            customer_id="acme",
+            user_id=user,
+            event="login",
+            occurred_at=at,
+            quantity=1.0,
+            event_key=key,
+            received_at=at,
+        )
+
+    batch = [row("a", None), row("b", None), row("k", "e-1"), row("c", None)]
+    batch += [row("k-again", "e-1"), row("d", None), row("e", None)]
+
+    assert store_event_rows(database, batch) == (6, 1)
+    with database.session() as session:
+        users = session.exec(
+            select(UsageEvent.user_id)
+            .where(col(UsageEvent.customer_id) == "acme")
+            .order_by(col(UsageEvent.id))
+        ).all()
+    assert list(users) == ["a", "b", "k", "c", "d", "e"]
 
 
 def test_csv_import_stores_good_rows_and_reports_each_bad_line(

@@ -71,12 +71,22 @@ def record_usage_event(
 def store_event_rows(database: Database, batch: list[dict[str, object]]) -> tuple[int, int]:
     """Store a batch in file order; returns (stored, duplicates)."""
     stored = 0
+    unkeyed: list[dict[str, object]] = []
     with database.session() as session:
+
+        def store_unkeyed() -> None:
+            # Each run of events without a key in one statement, executed for many rows.
+            if unkeyed:
+                session.execute(insert(UsageEvent), unkeyed)
+                unkeyed.clear()
+
         for values in batch:
             if values["event_key"] is None:
-                session.exec(insert(UsageEvent).values(values))
+                unkeyed.append(values)
                 stored += 1
             else:
+                store_unkeyed()
                 # Row by row: a key repeated inside the batch counts as a duplicate too.
                 stored += insert_ignore(session, UsageEvent, values, ["event_key"])
+        store_unkeyed()
     return stored, len(batch) - stored
