@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ from emails.render import build_template_environment
 from models.activity_io import UpsertCustomerInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.playbook import Playbook, SetupPolicy
+from models.tables import utc_now
 from records.database import Database
 from records.playbooks import load_playbook
-from records.usage.events import record_usage_event
+from records.usage.events import event_values, store_event_rows
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates" / "email"
@@ -124,34 +125,37 @@ def add_usage(
     actions_per_user: int = 3,
     quota_units: float = 0.0,
 ) -> None:
-    """A week's worth of usage: each active user logs in and does the key action."""
-    for n in range(active_users):
-        user = f"user-{n}"
-        record_usage_event(
-            database,
+    """A week's worth of usage: each active user logs in and does the key action. Stored
+    in one transaction, as the intake endpoints store a batch."""
+    received_at = utc_now()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+
+    def row(
+        user: str, event: str, occurred_at: datetime, quantity: float = 1.0
+    ) -> dict[str, object]:
+        return event_values(
             customer_id=customer_id,
             user_id=user,
-            event="login",
-            occurred_at=at + timedelta(minutes=n),
+            event=event,
+            occurred_at=occurred_at,
+            quantity=quantity,
+            event_key=None,
+            received_at=received_at,
         )
+
+    rows: list[dict[str, object]] = []
+    for n in range(active_users):
+        user = f"user-{n}"
+        rows.append(row(user, "login", at + timedelta(minutes=n)))
         if key_action is not None:
-            for k in range(actions_per_user):
-                record_usage_event(
-                    database,
-                    customer_id=customer_id,
-                    user_id=user,
-                    event=key_action,
-                    occurred_at=at + timedelta(minutes=n, seconds=k + 1),
-                )
+            rows += [
+                row(user, key_action, at + timedelta(minutes=n, seconds=k + 1))
+                for k in range(actions_per_user)
+            ]
     if quota_units:
-        record_usage_event(
-            database,
-            customer_id=customer_id,
-            user_id="user-0",
-            event="document_processed",
-            occurred_at=at,
-            quantity=quota_units,
-        )
+        rows.append(row("user-0", "document_processed", at, quota_units))
+    store_event_rows(database, rows)
 
 
 def store_customer(database: Database, handoff: CustomerHandoff) -> None:
