@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -471,6 +471,18 @@ class EmailOptOut(SQLModel, table=True):
     source: str = Field(max_length=24)
 
 
+class StoredPayload(SQLModel, table=True):
+    """A Temporal payload kept here instead of in workflow histories, under the SHA-256 of
+    its bytes (client/payload_storage.py): a playbook many customers follow is one row.
+    Rows are never changed, and kept as long as any history may name them."""
+
+    __tablename__ = "stored_payloads"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    stored_at: datetime = _instant()
+
+
 ALL_TABLES = (
     Customer,
     CustomerContact,
@@ -491,4 +503,5 @@ ALL_TABLES = (
     SurveyAnswer,
     PlaybookVersionRecord,
     EmailOptOut,
+    StoredPayload,
 )
