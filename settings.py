@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     # process decodes compressed payloads whatever this says: turn it on once every
     # worker, API and CLI runs a version that has it (docs/operations.md).
     payload_compression: bool = Field(default=False, validation_alias="LIFTOFF_PAYLOAD_COMPRESSION")
+    # A customer's playbook is kept once in the database (`stored_payloads`) and its
+    # start input carries a reference instead of the whole playbook (client/
+    # payload_storage.py). Every process reads references whatever this says: turn it
+    # on once every worker, API and CLI runs a version that has it.
+    playbooks_by_reference: bool = Field(
+        default=False, validation_alias="LIFTOFF_PLAYBOOKS_BY_REFERENCE"
+    )
     # `liftoff codec-server`: the Web UI's and `temporal` CLI's remote codec endpoint.
     codec_host: str = Field(default="127.0.0.1", validation_alias="LIFTOFF_CODEC_HOST")
     codec_port: int = Field(default=8081, ge=1, le=65535, validation_alias="LIFTOFF_CODEC_PORT")

@@ -34,6 +34,7 @@ from activities.measure import MeasureActivities
 from activities.store import StoreActivities
 from client.codec import LiftoffCodec
 from client.connection import connect_client
+from client.payload_storage import stores_by_reference
 from emails.mailers import Mailer, OutboxMailer, SendGridMailer, SmtpMailer
 from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
@@ -310,6 +311,7 @@ async def _serve(settings: Settings, *, stop: asyncio.Event, client: Client | No
                     if isinstance(codec := client.data_converter.payload_codec, LiftoffCodec)
                     else None,
                     "payload_compression": isinstance(codec, LiftoffCodec) and codec.compresses,
+                    "playbooks_by_reference": stores_by_reference(client.data_converter),
                 },
             )
             serving = asyncio.create_task(worker.run())

@@ -28,6 +28,8 @@ from google.protobuf.message import DecodeError, Message
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from client.payloads import STORED_BY_REFERENCE, marked_by_reference
+
 log = logging.getLogger("liftoff.codec")
 
 ENCODING = b"binary/encrypted"
@@ -213,13 +215,32 @@ class LiftoffCodec(PayloadCodec):
     one. Each stage passes through what is not its own, so payloads written with either
     off, or before either existed, decode the same."""
 
-    def __init__(self, encryption: EncryptionCodec, compression: CompressionCodec) -> None:
+    def __init__(
+        self,
+        encryption: EncryptionCodec,
+        compression: CompressionCodec,
+        *,
+        by_reference_in_clear: bool = False,
+    ) -> None:
         self.encryption = encryption
         self.compression = compression
+        # A payload marked to be stored by reference (a playbook) is compressed, not
+        # encrypted, and keeps its mark for the storage to see (client/payload_storage.py).
+        self.by_reference_in_clear = by_reference_in_clear
 
     @classmethod
-    def from_keys(cls, keys: Sequence[tuple[str, bytes]], *, compress: bool) -> LiftoffCodec:
-        return cls(EncryptionCodec(keys), CompressionCodec(compress=compress))
+    def from_keys(
+        cls,
+        keys: Sequence[tuple[str, bytes]],
+        *,
+        compress: bool,
+        by_reference_in_clear: bool = False,
+    ) -> LiftoffCodec:
+        return cls(
+            EncryptionCodec(keys),
+            CompressionCodec(compress=compress),
+            by_reference_in_clear=by_reference_in_clear,
+        )
 
     @property
     def key_id(self) -> str | None:
@@ -233,7 +254,17 @@ class LiftoffCodec(PayloadCodec):
         return f"LiftoffCodec({self.encryption!r}, {self.compression!r})"
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        if self.by_reference_in_clear and any(marked_by_reference(payload) for payload in payloads):
+            return [await self._encode_one(payload) for payload in payloads]
         return await self.encryption.encode(await self.compression.encode(payloads))
+
+    async def _encode_one(self, payload: Payload) -> Payload:
+        [compressed] = await self.compression.encode([payload])
+        if not marked_by_reference(payload):
+            return (await self.encryption.encode([compressed]))[0]
+        if compressed is not payload:
+            compressed.metadata[STORED_BY_REFERENCE] = payload.metadata[STORED_BY_REFERENCE]
+        return compressed
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return await self.compression.decode(await self.encryption.decode(payloads))

@@ -14,6 +14,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from client.codec import LiftoffCodec
+from client.payload_storage import external_storage
 from client.payloads import liftoff_data_converter
 from observability.tracing import current_provider, temporal_interceptors
 from settings import Settings
@@ -48,20 +49,28 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads through Liftoff's codec: compressed when the setting says so,
-    encrypted when keys are set, and a pass-through otherwise.
+    encrypted when keys are set, and a pass-through otherwise; a playbook stored by
+    reference when LIFTOFF_PLAYBOOKS_BY_REFERENCE says so (client/payload_storage.py).
 
     With keys, failure messages and stack traces are encrypted too: they can quote
     what people typed (a refused field, a recipient).
     """
+    by_reference = settings.playbooks_by_reference
     codec = LiftoffCodec.from_keys(
-        settings.encryption_key_ring(), compress=settings.payload_compression
+        settings.encryption_key_ring(),
+        compress=settings.payload_compression,
+        by_reference_in_clear=by_reference,
     )
-    if codec.key_id is None:
-        return dataclasses.replace(liftoff_data_converter, payload_codec=codec)
-    return dataclasses.replace(
+    converter = dataclasses.replace(
         liftoff_data_converter,
         payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        # Always there to read references back; it stores only when the setting says.
+        external_storage=external_storage(settings.database_url, stores=by_reference),
+    )
+    if codec.key_id is None:
+        return converter
+    return dataclasses.replace(
+        converter, failure_converter_class=DefaultFailureConverterWithEncodedAttributes
     )
 
 

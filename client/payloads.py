@@ -13,9 +13,11 @@ them all. The cache is bounded (least recently used out), like the SDK's.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
+from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -24,7 +26,16 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
+from models.playbook import Playbook
+
 MAX_CACHED_TYPE_ADAPTERS = 1024
+# The metadata of a payload to be stored by reference (client/payload_storage.py).
+STORED_BY_REFERENCE = "liftoff-by-reference"
+
+
+def marked_by_reference(payload: Payload) -> bool:
+    return bool(payload.metadata.get(STORED_BY_REFERENCE))
+
 
 # lru_cache is thread-safe: workflow and activity threads share it.
 _shared_type_adapter: functools._lru_cache_wrapper[TypeAdapter[Any]] = functools.lru_cache(
@@ -58,10 +69,19 @@ _ENCODING_CONVERTERS = tuple(
 
 
 class LiftoffPayloadConverter(CompositePayloadConverter):
-    """The default converters with JSON handled by pydantic (shared adapter cache)."""
+    """The default converters with JSON handled by pydantic (shared adapter cache), and a
+    playbook given as a value of its own marked to be stored by reference when the
+    setting says so (client/payload_storage.py)."""
 
     def __init__(self) -> None:
         super().__init__(*_ENCODING_CONVERTERS)
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        payloads = super().to_payloads(values)
+        for value, payload in zip(values, payloads, strict=True):
+            if isinstance(value, Playbook):
+                payload.metadata[STORED_BY_REFERENCE] = b"playbook"
+        return payloads
 
 
 liftoff_data_converter = DataConverter(payload_converter_class=LiftoffPayloadConverter)
