@@ -25,6 +25,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -34,6 +35,7 @@ from client.errors import (
     OnboardingClosedError,
     UnknownCustomerError,
 )
+from client.payload_storage import stores_by_reference
 from models import visibility
 from models.events import SUBMIT_EVENT as SUBMIT_EVENT  # re-exported for callers
 from models.events import OnboardingEvent
@@ -139,6 +141,22 @@ def _stage(value: str | None) -> Stage | None:
         return None
 
 
+def start_args(
+    handoff: CustomerHandoff,
+    playbook: Playbook,
+    converter: DataConverter,
+    *,
+    max_history_events: int | None = None,
+) -> list[object]:
+    """The workflow's start arguments. With playbooks by reference the playbook travels
+    apart, as a payload of its own that the history holds as a reference
+    (client/payload_storage.py); otherwise inside the input, as every version before."""
+    input = OnboardingInput(handoff=handoff, max_history_events=max_history_events)
+    if stores_by_reference(converter):
+        return [input, playbook]
+    return [input.model_copy(update={"playbook": playbook})]
+
+
 class OnboardingClient:
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
@@ -154,7 +172,7 @@ class OnboardingClient:
         try:
             handle = await self._client.start_workflow(
                 WORKFLOW_TYPE,
-                OnboardingInput(handoff=handoff, playbook=playbook),
+                args=start_args(handoff, playbook, self._client.data_converter),
                 id=workflow_id,
                 task_queue=self._task_queue,
                 # Fail on a running duplicate and never reuse a closed id: a

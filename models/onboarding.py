@@ -271,7 +271,9 @@ class TimelineRecord(BaseModel):
 
 class OnboardingInput(BaseModel):
     handoff: CustomerHandoff
-    playbook: Playbook
+    # None when the playbook travels as the workflow's second argument, a payload of its
+    # own that can be stored by reference (client/payload_storage.py).
+    playbook: Playbook | None = None
     state: OnboardingState | None = None
     # Continue-as-new once history reaches this many events, besides when
     # Temporal suggests it; small values prove the boundary in tests.

@@ -8,11 +8,13 @@ the next due item is visible in the status query.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio import workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
@@ -84,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
 
 # The error type of a refused event, for callers that tell refusals from failures.
 REFUSED_ERROR_TYPE = "EventRefused"
+# The playbook argument of a start input that carries its playbook inside it.
+_NO_PLAYBOOK = RawValue(Payload())
 # Histories from before upserted every search attribute at each change of state.
 INDEX_CHANGES_ONLY = "index-changes-only"
 # Stages in which the deadline can still fail the onboarding.
@@ -101,14 +105,19 @@ _SCHEDULE_TASK = {
 @workflow.defn
 class CustomerOnboardingWorkflow:
     @workflow.init
-    def __init__(self, input: OnboardingInput) -> None:
+    def __init__(self, input: OnboardingInput, playbook: RawValue = _NO_PLAYBOOK) -> None:
+        input = _read_input(input)
         self._handoff = input.handoff
         self._max_history_events = input.max_history_events
         self._state = input.state or OnboardingState(purposes=list(input.handoff.purposes))
-        # The version the customer is pinned to (the start input's own copy is dropped:
-        # input too is kept by the SDK), and that version as the customer's overrides
-        # adjust it (the same shared playbook when there are none), which it follows.
-        input.playbook = self._pinned = shared_playbooks.shared(input.playbook)
+        # The version the customer is pinned to, and that version as the customer's
+        # overrides adjust it (the same shared playbook when there are none), which it
+        # follows. The arguments' own copy is dropped: the SDK keeps them as long as the
+        # workflow is cached.
+        self._playbook_apart = playbook.payload.ByteSize() > 0
+        self._pinned = shared_playbooks.shared(_read_playbook(input, playbook))
+        input.playbook = None
+        playbook.payload.Clear()
         self._playbook = migration.followed(
             self._pinned, self._state.overrides, self._state, input.handoff
         )
@@ -124,7 +133,9 @@ class CustomerOnboardingWorkflow:
         )
 
     @workflow.run
-    async def run(self, input: OnboardingInput) -> OnboardingStatus:
+    async def run(
+        self, input: OnboardingInput, playbook: RawValue = _NO_PLAYBOOK
+    ) -> OnboardingStatus:
         await self._ensure_holidays()
         self._ensure_begun()
         self._index()
@@ -136,14 +147,7 @@ class CustomerOnboardingWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._effects.drain()
                 self._state.runs += 1
-                workflow.continue_as_new(
-                    OnboardingInput(
-                        handoff=self._handoff,
-                        playbook=self._pinned,
-                        state=self._state,
-                        max_history_events=self._max_history_events,
-                    )
-                )
+                self._continue_as_new()
             await self._ensure_holidays()
             await self._step_emails.plan()
             await self._wait_for_something_due()
@@ -576,6 +580,19 @@ class CustomerOnboardingWorkflow:
         return pausing.released(held, now)
 
     # Waiting and timers
+
+    def _continue_as_new(self) -> NoReturn:
+        """The next run carries the playbook as this one got it: apart, it can be stored
+        by reference (client/payload_storage.py); inside the input, a worker of an earlier
+        version can still run it."""
+        carried = OnboardingInput(
+            handoff=self._handoff,
+            state=self._state,
+            max_history_events=self._max_history_events,
+        )
+        if self._playbook_apart:
+            workflow.continue_as_new(args=[carried, self._pinned])
+        workflow.continue_as_new(carried.model_copy(update={"playbook": self._pinned}))
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -1054,3 +1071,31 @@ def _days(span: timedelta) -> str:
     if span >= timedelta(days=1):
         return f"{span.days} days"
     return f"{int(span.total_seconds())} seconds"
+
+
+def _read_input(given: OnboardingInput | dict[str, Any]) -> OnboardingInput:
+    """The start input. A start with one argument (every history from before the playbook
+    could travel apart) reaches the workflow as plain JSON: the SDK reads arguments by
+    their type hints only when as many came as the workflow takes. It is read here as
+    the converter would have read it, and the SDK's copy emptied (it is kept as long as
+    the workflow is cached, and holds a whole playbook)."""
+    if isinstance(given, OnboardingInput):
+        return given
+    input = OnboardingInput.model_validate_json(json.dumps(given))
+    given.clear()
+    return input
+
+
+def _read_playbook(input: OnboardingInput, given: RawValue) -> Playbook:
+    if given.payload.ByteSize() > 0:
+        playbook = workflow.payload_converter().from_payload(given.payload, Playbook)
+        assert isinstance(playbook, Playbook)
+        return playbook
+    if input.playbook is None:
+        raise ApplicationError(
+            "the start input has no playbook: start customers with `liftoff start`, "
+            "the API or OnboardingClient.start",
+            type="NoPlaybook",
+            non_retryable=True,
+        )
+    return input.playbook
