@@ -106,17 +106,23 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert "REST: time to onboard by purpose" in run.stderr
 
 
-# With --compress, the real worker process and its clients run with compressed payloads:
-# starts, updates, queries and the replays after a restart all read them.
-@pytest.mark.parametrize("compress", [False, True], ids=["plain", "compressed"])
+# With --compress (and --playbooks-by-reference), the real worker process and its clients
+# run with compressed payloads (and playbooks kept by reference): starts, updates, queries
+# and the replays after a restart all read them.
+@pytest.mark.parametrize(
+    ("compress", "by_reference"),
+    [(False, False), (True, False), (True, True)],
+    ids=["plain", "compressed", "compressed-by-reference"],
+)
 def test_bench_scale_measures_both_workers_and_stops_by_itself(
-    tmp_path: Path, compress: bool
+    tmp_path: Path, compress: bool, by_reference: bool
 ) -> None:
     figures = tmp_path / "scale.json"
     run = subprocess.run(
         [sys.executable, str(REPO / "bench" / "scale_bench.py")]
         + ["--customers", "6", "--timeout", "240", "--json", str(figures)]
-        + (["--compress"] if compress else []),
+        + (["--compress"] if compress else [])
+        + (["--playbooks-by-reference"] if by_reference else []),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -133,8 +139,10 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(
         assert len(phase["query_replayed_ms"]) == 6
         assert phase["rss_loaded_mb"] > 0
     assert liftoff["compressed"] is compress
+    assert liftoff["by_reference"] is by_reference
     assert "RSS per cached customer" in run.stdout
     assert ("payloads compressed" in run.stdout) is compress
+    assert ("playbooks by reference" in run.stdout) is by_reference
 
 
 def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:

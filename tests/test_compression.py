@@ -38,7 +38,7 @@ from records.database import Database
 from settings import Settings
 from testkit.factories import make_handoff
 from testkit.temporal import with_data_converter
-from tests.support.workflow_harness import HISTORIES, running_harness
+from tests.support.workflow_harness import HISTORIES, replay_database_url, running_harness
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 TOKEN = f"codec-{secrets.token_urlsafe(24)}"
@@ -213,9 +213,13 @@ async def test_a_compressed_journey_is_read_by_processes_with_compression_off_an
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
-async def test_histories_from_before_compression_replay_with_it_on(path: Path) -> None:
+async def test_histories_from_before_compression_replay_with_it_on(
+    path: Path, tmp_path: Path
+) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    converter = data_converter(keyed_settings(payload_compression=True))
+    converter = data_converter(
+        keyed_settings(payload_compression=True, database_url=replay_database_url(tmp_path))
+    )
 
     replayer = Replayer(workflows=[CustomerOnboardingWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)

@@ -13,7 +13,9 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from client.payloads import liftoff_data_converter
+from client.connection import data_converter
+from settings import Settings
+from tests.support.workflow_harness import replay_database_url
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -24,9 +26,9 @@ def test_histories_are_kept() -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_saved_history_replays(path: Path) -> None:
+async def test_saved_history_replays(path: Path, tmp_path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(
-        workflows=[CustomerOnboardingWorkflow], data_converter=liftoff_data_converter
-    )
+    # The data converter every process uses: it reads playbooks stored by reference.
+    converter = data_converter(Settings(database_url=replay_database_url(tmp_path)))
+    replayer = Replayer(workflows=[CustomerOnboardingWorkflow], data_converter=converter)
     await replayer.replay_workflow(history)

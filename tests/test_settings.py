@@ -120,3 +120,15 @@ def test_a_compression_setting_that_is_not_yes_or_no_stops_the_worker_naming_it(
     assert "valid boolean" in str(stopped.value.code)
     monkeypatch.setenv("LIFTOFF_PAYLOAD_COMPRESSION", "true")
     assert Settings().payload_compression is True
+
+
+def test_a_by_reference_setting_that_is_not_yes_or_no_stops_the_worker_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIFTOFF_PLAYBOOKS_BY_REFERENCE", "sometimes")
+    with pytest.raises(SystemExit) as stopped:
+        worker.main()
+    assert "LIFTOFF_PLAYBOOKS_BY_REFERENCE" in str(stopped.value.code)
+    assert "valid boolean" in str(stopped.value.code)
+    monkeypatch.setenv("LIFTOFF_PLAYBOOKS_BY_REFERENCE", "yes")
+    assert Settings().playbooks_by_reference is True

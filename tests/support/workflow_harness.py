@@ -21,7 +21,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from client.onboarding import RECORD_EVENT, OnboardingClient
+from client.onboarding import RECORD_EVENT, OnboardingClient, start_args
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
@@ -29,20 +29,22 @@ from models.onboarding import (
     TIMELINE_KINDS,
     DueKind,
     EventResult,
-    OnboardingInput,
     OnboardingStatus,
     Stage,
     TaskKind,
 )
 from models.playbook import Playbook
-from models.tables import TimelineEntry
+from models.tables import StoredPayload, TimelineEntry
 from records.database import Database
+from records.stored_payloads import store_payloads
 from testkit.factories import add_usage, make_playbook
 from tests.support.eventually import eventually
 from tests.support.temporal import onboarding_worker
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+# What saved histories name by reference, under their SHA-256 (save_stored_payloads).
+STORED_PAYLOADS = HISTORIES / "stored"
 WEEK = timedelta(days=7)
 
 
@@ -68,9 +70,10 @@ class Harness:
         """Start a customer; unless `settle` is false, wait until kickoff is written."""
         handle = await self.client.start_workflow(
             CustomerOnboardingWorkflow.run,
-            OnboardingInput(
-                handoff=handoff,
-                playbook=playbook or make_playbook(),
+            args=start_args(
+                handoff,
+                playbook or make_playbook(),
+                self.client.data_converter,
                 max_history_events=max_history_events,
             ),
             id=visibility.workflow_id_for(handoff.customer_id),
@@ -247,6 +250,30 @@ def save_history(name: str, history_json: str) -> None:
     if os.environ.get("LIFTOFF_SAVE_HISTORIES") == "1" and not target.exists():
         HISTORIES.mkdir(exist_ok=True)
         target.write_text(history_json)
+
+
+def save_stored_payloads(database: Database) -> None:
+    """With LIFTOFF_SAVE_HISTORIES=1, keep the payloads saved histories name by reference
+    (LIFTOFF_PLAYBOOKS_BY_REFERENCE), each as STORED_PAYLOADS/<sha256>.pb."""
+    if os.environ.get("LIFTOFF_SAVE_HISTORIES") != "1":
+        return
+    STORED_PAYLOADS.mkdir(parents=True, exist_ok=True)
+    with database.session() as session:
+        for row in session.exec(select(StoredPayload)):
+            target = STORED_PAYLOADS / f"{row.sha256}.pb"
+            if not target.exists():
+                target.write_bytes(row.data)
+
+
+def replay_database_url(directory: Path) -> str:
+    """A database holding every payload the saved histories name, for replaying them."""
+    database = Database(f"sqlite:///{directory / 'replay.db'}")
+    database.migrate()
+    try:
+        store_payloads(database, [path.read_bytes() for path in STORED_PAYLOADS.glob("*.pb")])
+    finally:
+        database.dispose()
+    return f"sqlite:///{directory / 'replay.db'}"
 
 
 @pytest.fixture
