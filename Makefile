@@ -35,9 +35,9 @@ fmt: $(STAMP) ## format and autofix with ruff
 	$(BIN)/ruff format .
 
 bench: $(STAMP) ## journeys vs bare Temporal; emails; usage intake; lists; `liftoff simulate` 200 x 26 weeks
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(if $(BY_REFERENCE),--playbooks-by-reference)
 	$(BIN)/python bench/simulate_bench.py --customers 200 --weeks 26
 	$(BIN)/python bench/journey_events_bench.py
 
 bench-scale: $(STAMP) ## CUSTOMERS (default 2000) on one worker vs bare Temporal, on the dev server
-	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000) $(if $(COMPRESS),--compress)
+	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000) $(if $(COMPRESS),--compress) $(if $(BY_REFERENCE),--playbooks-by-reference)

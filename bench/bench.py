@@ -58,7 +58,7 @@ from temporalio.api.testservice.v1 import (  # noqa: E402
     LockTimeSkippingRequest,
     UnlockTimeSkippingRequest,
 )
-from temporalio.client import WorkflowHandle, WorkflowHistory  # noqa: E402
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory  # noqa: E402
 from temporalio.runtime import (  # noqa: E402
     LogForwardingConfig,
     LoggingConfig,
@@ -77,7 +77,8 @@ from bench.list_bench import DEFAULT_CUSTOMERS as DEFAULT_LIST_CUSTOMERS  # noqa
 from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from client.codec import CompressionCodec, payloads_in  # noqa: E402
-from client.onboarding import RECORD_EVENT  # noqa: E402
+from client.connection import data_converter  # noqa: E402
+from client.onboarding import RECORD_EVENT, start_args  # noqa: E402
 from client.payloads import liftoff_data_converter  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
 from emails.render import build_template_environment  # noqa: E402
@@ -89,11 +90,12 @@ from models.events import (  # noqa: E402
     OnboardingEvent,
     TrainingHeld,
 )
-from models.onboarding import OnboardingInput, OnboardingStatus, Stage  # noqa: E402
+from models.onboarding import OnboardingStatus, Stage  # noqa: E402
 from models.playbook import Playbook  # noqa: E402
 from records.database import Database  # noqa: E402
+from settings import Settings  # noqa: E402
 from testkit.factories import SENDER, TEMPLATES, add_usage, make_handoff, make_playbook  # noqa: E402
-from testkit.temporal import add_search_attributes, venv_binary  # noqa: E402
+from testkit.temporal import add_search_attributes, venv_binary, with_data_converter  # noqa: E402
 from worker import build_worker, fewer_collections  # noqa: E402
 from workflows.onboarding import CustomerOnboardingWorkflow  # noqa: E402
 
@@ -443,11 +445,14 @@ class JourneyDriver:
     def __init__(
         self,
         env: WorkflowEnvironment,
+        client: Client,
         task_queue: str,
         database: Database,
         playbook: Playbook,
     ) -> None:
         self.env = env
+        # The environment's client, or one with another data converter.
+        self.client = client
         self.task_queue = task_queue
         self.database = database
         self.playbook = playbook
@@ -497,9 +502,9 @@ class JourneyDriver:
         handoffs = [make_handoff() for _ in range(size)]
         handles: list[AnyHandle] = await asyncio.gather(
             *(
-                self.env.client.start_workflow(
+                self.client.start_workflow(
                     CustomerOnboardingWorkflow.run,
-                    OnboardingInput(handoff=handoff, playbook=self.playbook),
+                    args=start_args(handoff, self.playbook, self.client.data_converter),
                     id=visibility.workflow_id_for(handoff.customer_id),
                     task_queue=self.task_queue,
                 )
@@ -629,7 +634,10 @@ async def fresh_environment() -> AsyncIterator[tuple[WorkflowEnvironment, list[i
 
 
 async def run_bench(
-    journeys: int = DEFAULT_JOURNEYS, batch_size: int = DEFAULT_BATCH
+    journeys: int = DEFAULT_JOURNEYS,
+    batch_size: int = DEFAULT_BATCH,
+    *,
+    playbooks_by_reference: bool = False,
 ) -> BenchReport:
     if journeys < 1 or batch_size < 1:
         raise ValueError("journeys and batch size must be at least 1")
@@ -648,8 +656,15 @@ async def run_bench(
         try:
             async with fresh_environment() as (env, server_pids):
                 journey_queue = f"bench-journey-{uuid.uuid4()}"
+                client = env.client
+                if playbooks_by_reference:
+                    settings = Settings(
+                        database_url=database.url.render_as_string(hide_password=False),
+                        playbooks_by_reference=True,
+                    )
+                    client = with_data_converter(client, data_converter(settings))
                 async with build_worker(
-                    env.client,
+                    client,
                     task_queue=journey_queue,
                     database=database,
                     mailer=OutboxMailer(Path(scratch) / "outbox"),
@@ -657,7 +672,7 @@ async def run_bench(
                     sender=SENDER,
                     activity_executor=pool,
                 ):
-                    driver = JourneyDriver(env, journey_queue, database, playbook)
+                    driver = JourneyDriver(env, client, journey_queue, database, playbook)
                     _log(f"phase 1: {journeys} journeys, {mode}")
                     journey_timing, finished = await _phase(
                         batches, server_pids, driver.run_batch, driver.reset_counts
@@ -701,6 +716,11 @@ async def run_bench(
         bare_shapes = await history_shapes([h for h, _ in bare_finished])
     bare = _figures(journeys, len(bare_finished), bare_timing, bare_shapes)
 
+    if playbooks_by_reference:
+        notes.append(
+            "journeys ran with LIFTOFF_PLAYBOOKS_BY_REFERENCE: each history names the "
+            "playbook by its hash, kept once in the database"
+        )
     return BenchReport(
         journeys=journeys,
         batch_size=batch_size,
@@ -881,6 +901,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"customers in the projection for the list pages (default {DEFAULT_LIST_CUSTOMERS})",
     )
     parser.add_argument(
+        "--playbooks-by-reference",
+        action="store_true",
+        help="run the journeys with LIFTOFF_PLAYBOOKS_BY_REFERENCE on",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON (the table goes to stderr)"
     )
     args = parser.parse_args(argv)
@@ -892,7 +917,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--list-customers must be at least 1")
     # The collector as the service's worker runs it (worker.run_worker).
     with fewer_collections():
-        report = asyncio.run(run_bench(args.journeys, args.batch_size))
+        report = asyncio.run(
+            run_bench(
+                args.journeys,
+                args.batch_size,
+                playbooks_by_reference=args.playbooks_by_reference,
+            )
+        )
     _log(f"email: rendering every template, then {args.mail_sends} sends")
     mail = run_mail_bench(args.mail_sends)
     _log(f"usage intake: {args.intake_events} events through /v1/batch, per database")

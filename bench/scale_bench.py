@@ -87,6 +87,7 @@ class PhaseFigures:
     customers: int
     cache: int
     compressed: bool = False
+    by_reference: bool = False
     start_seconds: float = 0.0
     absorb_seconds: float | None = None
     rss_idle_mb: float | None = None
@@ -264,10 +265,14 @@ async def liftoff_phase(
     deadline: float,
     *,
     compress: bool = False,
+    by_reference: bool = False,
 ) -> tuple[PhaseFigures, BareInput]:
     """Liftoff's figures, and the shape of a customer's start-time work for its twin.
-    With `compress`, its client and worker run with LIFTOFF_PAYLOAD_COMPRESSION."""
-    figures = PhaseFigures("Liftoff", customers, cache, compressed=compress)
+    With `compress`, its client and worker run with LIFTOFF_PAYLOAD_COMPRESSION; with
+    `by_reference`, with LIFTOFF_PLAYBOOKS_BY_REFERENCE."""
+    figures = PhaseFigures(
+        "Liftoff", customers, cache, compressed=compress, by_reference=by_reference
+    )
     queue = f"scale-liftoff-{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{scratch / 'liftoff.db'}"
     database = Database(url)
@@ -282,9 +287,13 @@ async def liftoff_phase(
         "LIFTOFF_SURVEY_SECRET": SURVEY_SECRET,
         "LIFTOFF_LOG_LEVEL": "INFO",
         "LIFTOFF_PAYLOAD_COMPRESSION": "true" if compress else "false",
+        "LIFTOFF_PLAYBOOKS_BY_REFERENCE": "true" if by_reference else "false",
     }
-    if compress:
-        client = with_data_converter(client, data_converter(Settings(payload_compression=True)))
+    if compress or by_reference:
+        settings = Settings(
+            database_url=url, payload_compression=compress, playbooks_by_reference=by_reference
+        )
+        client = with_data_converter(client, data_converter(settings))
     log = scratch / "liftoff-worker.log"
     worker = WorkerProcess([sys.executable, "worker.py"], env, log, "worker started")
     onboarding = OnboardingClient(client, queue)
@@ -459,7 +468,8 @@ def format_report(liftoff: PhaseFigures, bare: PhaseFigures) -> str:
     lines = [
         f"Scale: {liftoff.customers:,} customers on one worker each, dev server, "
         f"sticky cache {liftoff.cache:,}"
-        + (", Liftoff's payloads compressed" if liftoff.compressed else ""),
+        + (", Liftoff's payloads compressed" if liftoff.compressed else "")
+        + (", playbooks by reference" if liftoff.by_reference else ""),
         f"{'measure':<30} {'Liftoff':>10} {'bare':>10} {'ratio':>8}",
     ]
     for label, (ours, theirs), style in rows:
@@ -472,7 +482,12 @@ def format_report(liftoff: PhaseFigures, bare: PhaseFigures) -> str:
 
 
 async def run(
-    customers: int, cache: int | None, timeout: float, *, compress: bool = False
+    customers: int,
+    cache: int | None,
+    timeout: float,
+    *,
+    compress: bool = False,
+    by_reference: bool = False,
 ) -> tuple[PhaseFigures, PhaseFigures]:
     deadline = time.monotonic() + timeout
     cache = customers if cache is None else cache
@@ -482,7 +497,14 @@ async def run(
         with tempfile.TemporaryDirectory(prefix="liftoff-scale-") as directory:
             scratch = Path(directory)
             liftoff, start_work = await liftoff_phase(
-                environment.client, address, scratch, customers, cache, deadline, compress=compress
+                environment.client,
+                address,
+                scratch,
+                customers,
+                cache,
+                deadline,
+                compress=compress,
+                by_reference=by_reference,
             )
             bare = await bare_phase(
                 environment.client, address, scratch, customers, cache, start_work, deadline
@@ -502,6 +524,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Liftoff's client and worker with LIFTOFF_PAYLOAD_COMPRESSION (the bare twin's "
         "payloads are too small to compress)",
     )
+    parser.add_argument(
+        "--playbooks-by-reference",
+        action="store_true",
+        help="Liftoff's client and worker with LIFTOFF_PLAYBOOKS_BY_REFERENCE",
+    )
     parser.add_argument("--serve-bare", nargs=3, metavar=("ADDRESS", "QUEUE", "CACHE"))
     args = parser.parse_args(argv)
     if args.serve_bare:
@@ -511,7 +538,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.customers <= MAX_CUSTOMERS:
         parser.error(f"--customers is 1 to {MAX_CUSTOMERS:,}")
     liftoff, bare = asyncio.run(
-        run(args.customers, args.cache, args.timeout, compress=args.compress)
+        run(
+            args.customers,
+            args.cache,
+            args.timeout,
+            compress=args.compress,
+            by_reference=args.playbooks_by_reference,
+        )
     )
     print(format_report(liftoff, bare))
     if args.json:
