@@ -90,7 +90,7 @@ from models.events import (  # noqa: E402
     OnboardingEvent,
     TrainingHeld,
 )
-from models.onboarding import OnboardingStatus, Stage  # noqa: E402
+from models.onboarding import OnboardingResult, OnboardingStatus, Stage  # noqa: E402
 from models.playbook import Playbook  # noqa: E402
 from records.database import Database  # noqa: E402
 from settings import Settings  # noqa: E402
@@ -498,7 +498,7 @@ class JourneyDriver:
     async def _record(self, handles: Sequence[AnyHandle], event: OnboardingEvent) -> None:
         await asyncio.gather(*(h.execute_update(RECORD_EVENT, event) for h in handles))
 
-    async def run_batch(self, size: int) -> list[tuple[AnyHandle, OnboardingStatus]]:
+    async def run_batch(self, size: int) -> list[tuple[AnyHandle, OnboardingResult]]:
         handoffs = [make_handoff() for _ in range(size)]
         handles: list[AnyHandle] = await asyncio.gather(
             *(
@@ -536,7 +536,7 @@ class JourneyDriver:
         # Journeys that did not meet the criteria are not counted; end them cleanly.
         await self._record(others, Cancelled(reason="benchmark over"))
         await asyncio.gather(*(h.result() for h in others))
-        results: list[OnboardingStatus] = await asyncio.gather(*(h.result() for h in ready))
+        results: list[OnboardingResult] = await asyncio.gather(*(h.result() for h in ready))
         return list(zip(ready, results, strict=True))
 
 
@@ -677,12 +677,12 @@ async def run_bench(
                     journey_timing, finished = await _phase(
                         batches, server_pids, driver.run_batch, driver.reset_counts
                     )
-                onboarded = [h for h, s in finished if s.state.stage is Stage.ONBOARDED]
+                onboarded = [h for h, s in finished if s.stage is Stage.ONBOARDED]
                 journey_shapes = await history_shapes(onboarded)
         finally:
             database.dispose()
 
-    if any(s.state.runs > 1 for _, s in finished):
+    if any(s.runs > 1 for _, s in finished):
         notes.append("some journeys continued as new: only their first run is counted")
     if not journey_shapes:
         raise RuntimeError("no journey was onboarded: nothing to compare against")

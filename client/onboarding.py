@@ -46,7 +46,13 @@ from models.migration import (
     MigrationRequest,
     OverridesResult,
 )
-from models.onboarding import EventResult, OnboardingInput, OnboardingStatus, Stage
+from models.onboarding import (
+    EventResult,
+    OnboardingInput,
+    OnboardingResult,
+    OnboardingStatus,
+    Stage,
+)
 from models.overrides import OverridesRequest
 from models.playbook import Playbook
 from models.tables import CustomerProjection
@@ -189,7 +195,7 @@ class OnboardingClient:
                         SearchAttributePair(visibility.SETUP_STUCK, False),
                     ]
                 ),
-                result_type=OnboardingStatus,
+                result_type=OnboardingResult,
             )
         except WorkflowAlreadyStartedError as err:
             description = await self._client.get_workflow_handle(workflow_id).describe()
@@ -348,9 +354,9 @@ class OnboardingClient:
             )
         return sorted(summaries.values(), key=lambda s: s.customer_id)
 
-    def _handle(self, customer_id: str) -> WorkflowHandle[object, OnboardingStatus]:
+    def _handle(self, customer_id: str) -> WorkflowHandle[object, OnboardingResult]:
         return self._client.get_workflow_handle(
-            visibility.workflow_id_for(customer_id), result_type=OnboardingStatus
+            visibility.workflow_id_for(customer_id), result_type=OnboardingResult
         )
 
     async def _raise_not_found(self, customer_id: str, err: RPCError) -> NoReturn:

@@ -302,6 +302,20 @@ class OnboardingStatus(BaseModel):
     unwritten_timeline: list[TimelineRecord] = Field(default_factory=list)
 
 
+class OnboardingResult(BaseModel):
+    """What a finished onboarding returns: how and when it ended. The whole status of an
+    ended customer stays readable: the status query answers while Temporal keeps the
+    history, and the records (timeline, projection) keep it after."""
+
+    customer_id: str
+    stage: Stage
+    ended_at: datetime
+    playbook_name: str
+    playbook_version: str
+    # Its runs, this one included: more than one when it continued as new.
+    runs: int = 1
+
+
 class EventResult(BaseModel):
     """What an accepted CSM command changed, returned to the caller."""
 

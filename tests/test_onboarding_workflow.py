@@ -36,7 +36,7 @@ from models.events import (
     TrainingSkipped,
 )
 from models.handoff import CustomerHandoff
-from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
+from models.onboarding import DueKind, OnboardingResult, Stage, TaskKind
 from records.playbooks import load_playbook
 from testkit.factories import REPO, add_usage, make_handoff, make_playbook
 from tests.support.workflow_harness import (
@@ -87,10 +87,14 @@ async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harnes
             nps=[{"email": "boss@acme.example", "score": 9}],  # type: ignore[list-item]
         ),
     )
-    result: OnboardingStatus = await handle.result()
-    assert result.state.stage is Stage.ONBOARDED
-    assert result.state.review is not None and result.state.review.success_confirmed
-    assert result.state.open_tasks == []
+    result: OnboardingResult = await handle.result()
+    assert result.stage is Stage.ONBOARDED
+    assert result.customer_id == handoff.customer_id and result.runs == 1
+    # The whole status of an ended customer is still a query away.
+    status = await h.status(handle)
+    assert status.state.stage is Stage.ONBOARDED and status.state.stage_since == result.ended_at
+    assert status.state.review is not None and status.state.review.success_confirmed
+    assert status.state.open_tasks == []
 
     stages = [e.details["to"] for e in h.timeline(handoff.customer_id) if e.kind == "transition"]
     assert stages == [
@@ -256,18 +260,19 @@ async def test_long_onboarding_gets_a_momentum_meeting_then_fails_at_the_deadlin
     assert status.state.setup.stuck  # no usage data ever arrived
 
     await h.env.sleep(timedelta(days=20))
-    result: OnboardingStatus = await handle.result()
-    assert result.state.stage is Stage.FAILED
+    result: OnboardingResult = await handle.result()
+    assert result.stage is Stage.FAILED
+    status = await h.status(handle)
     # An ended customer is no longer listed as stuck in setup.
-    assert not result.state.setup.stuck
+    assert not status.state.setup.stuck
     described = await handle.describe()
     assert described.typed_search_attributes.get(visibility.SETUP_STUCK) is False
-    assert result.state.transitions[-1].cause == (
+    assert status.state.transitions[-1].cause == (
         "deadline passed without meeting the completion criteria"
     )
     leader_mail = [m for m in h.emails() if "lead@liftoff.example" in str(m["To"])]
     assert any("Deadline of 40 days passed" in body_text(m) for m in leader_mail)
-    assert TaskKind.DEADLINE_MISSED in open_kinds(result)
+    assert TaskKind.DEADLINE_MISSED in open_kinds(status)
     save_history("momentum_then_failed", (await handle.fetch_history()).to_json())
 
 
@@ -294,9 +299,9 @@ async def test_cancellation_ends_the_onboarding_and_closes_its_tasks(h: Harness)
     handoff = make_handoff()
     handle = await h.start(handoff)
     await h.record(handle, Cancelled(reason="contract ended"))
-    result: OnboardingStatus = await handle.result()
-    assert result.state.stage is Stage.CANCELLED
-    assert result.state.open_tasks == []
+    result: OnboardingResult = await handle.result()
+    assert result.stage is Stage.CANCELLED
+    assert (await h.status(handle)).state.open_tasks == []
     # A closed workflow takes no command, and the CSM is told it ended and how.
     with pytest.raises(OnboardingClosedError, match=r"has already ended \(cancelled\)"):
         await h.onboarding.record(handoff.customer_id, GoalAgreed(goal="too late"))
@@ -488,8 +493,8 @@ async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harn
     status = await h.next_week(latest)
     assert status.state.stage is Stage.COMPLETION_REVIEW
     await h.record(latest, CompletionReviewHeld(held_on=await h.today(), success_confirmed=True))
-    result: OnboardingStatus = await latest.result()
-    assert result.state.stage is Stage.ONBOARDED
+    result: OnboardingResult = await latest.result()
+    assert result.stage is Stage.ONBOARDED and result.runs > 1
     indexed = (await latest.describe()).typed_search_attributes
     assert_indexed(indexed, handoff, "onboarded", stalled=False)
     # The customer id and CSM were indexed by the first run and carried over.

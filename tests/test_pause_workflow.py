@@ -36,6 +36,7 @@ from models.events import (
 from models.onboarding import (
     Due,
     DueKind,
+    OnboardingResult,
     OnboardingState,
     OnboardingStatus,
     PauseState,
@@ -245,8 +246,9 @@ async def test_pause_and_resume_are_refused_when_they_cannot_apply(h: Harness) -
     await refused(Paused(reason="again"), "the customer is already paused since")
     # Cancelling a paused customer ends it; it is then neither paused nor resumable.
     await h.record(handle, Cancelled(reason="contract ended"))
-    result: OnboardingStatus = await handle.result()
-    assert result.state.stage is Stage.CANCELLED and result.state.pause is None
+    result: OnboardingResult = await handle.result()
+    status = await h.status(handle)
+    assert result.stage is status.state.stage is Stage.CANCELLED and status.state.pause is None
     assert not projection(h, result.customer_id).paused
 
 

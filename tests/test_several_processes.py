@@ -54,7 +54,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from client.payloads import liftoff_data_converter
 from models import visibility
 from models.handoff import Contact, Role
-from models.onboarding import OnboardingStatus, Stage
+from models.onboarding import OnboardingResult, Stage
 from models.tables import TimelineEntry, UnmatchedUsage, UsageEvent
 from records.database import Database
 from records.tokens import TokenRole, create_token
@@ -400,7 +400,7 @@ async def test_a_cohort_survives_losing_one_worker_and_one_api_process(
             )
             results = [
                 await temporal.get_workflow_handle(
-                    visibility.workflow_id_for(customer), result_type=OnboardingStatus
+                    visibility.workflow_id_for(customer), result_type=OnboardingResult
                 ).result()
                 for customer in customers
             ]
@@ -432,7 +432,7 @@ async def test_a_cohort_survives_losing_one_worker_and_one_api_process(
     assert survivors[1].returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in (tmp_path / "api-2.log").read_text()
     assert len(statuses) == COHORT
-    assert {result.state.stage for result in results} == {Stage.ONBOARDED}
+    assert {result.stage for result in results} == {Stage.ONBOARDED}
 
     # Every CSM event once on its customer's timeline, none refused; every answer 200.
     assert len(cohort.events_sent) == COHORT * len(CSM_EVENT_KINDS)

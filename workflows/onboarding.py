@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         HeldDue,
         Meeting,
         OnboardingInput,
+        OnboardingResult,
         OnboardingState,
         OnboardingStatus,
         OpenTask,
@@ -135,7 +136,7 @@ class CustomerOnboardingWorkflow:
     @workflow.run
     async def run(
         self, input: OnboardingInput, playbook: RawValue = _NO_PLAYBOOK
-    ) -> OnboardingStatus:
+    ) -> OnboardingResult:
         await self._ensure_holidays()
         self._ensure_begun()
         self._index()
@@ -154,7 +155,14 @@ class CustomerOnboardingWorkflow:
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._effects.drain()
-        return self.status()
+        return OnboardingResult(
+            customer_id=self._handoff.customer_id,
+            stage=self._state.stage,
+            ended_at=self._state.stage_since or workflow.now(),
+            playbook_name=self._playbook.name,
+            playbook_version=self._playbook.version,
+            runs=self._state.runs,
+        )
 
     # CSM commands and integration events
 
