@@ -78,7 +78,7 @@ from bench.list_bench import format_list_report, run_list_bench  # noqa: E402
 from bench.mail_bench import DEFAULT_SENDS, format_mail_report, run_mail_bench  # noqa: E402
 from client.codec import CompressionCodec, payloads_in  # noqa: E402
 from client.connection import data_converter  # noqa: E402
-from client.onboarding import RECORD_EVENT, start_args  # noqa: E402
+from client.onboarding import RECORD_EVENT, OnboardingClient  # noqa: E402
 from client.payloads import liftoff_data_converter  # noqa: E402
 from emails.mailers import OutboxMailer  # noqa: E402
 from emails.render import build_template_environment  # noqa: E402
@@ -500,17 +500,15 @@ class JourneyDriver:
 
     async def run_batch(self, size: int) -> list[tuple[AnyHandle, OnboardingResult]]:
         handoffs = [make_handoff() for _ in range(size)]
-        handles: list[AnyHandle] = await asyncio.gather(
-            *(
-                self.client.start_workflow(
-                    CustomerOnboardingWorkflow.run,
-                    args=start_args(handoff, self.playbook, self.client.data_converter),
-                    id=visibility.workflow_id_for(handoff.customer_id),
-                    task_queue=self.task_queue,
-                )
-                for handoff in handoffs
+        # As `liftoff start` and the API start a customer (search attributes set at start).
+        onboarding = OnboardingClient(self.client, self.task_queue)
+        await asyncio.gather(*(onboarding.start(h, self.playbook) for h in handoffs))
+        handles: list[AnyHandle] = [
+            self.client.get_workflow_handle(
+                visibility.workflow_id_for(handoff.customer_id), result_type=OnboardingResult
             )
-        )
+            for handoff in handoffs
+        ]
         await self.wait_all(handles, lambda s: s.state.stage is Stage.KICKOFF, "kickoff")
         today = (await self.env.get_current_time()).date()
         await self._record(handles, KickoffHeld(held_on=today, goals=["Scan every invoice"]))
