@@ -280,3 +280,41 @@ async def test_a_start_without_a_playbook_fails_the_workflow_in_one_sentence(
             await handle.result()
 
     assert "the start input has no playbook" in str(failure.value.cause)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["a customer"], "the start input is not one Liftoff reads: it is not a JSON object"),
+        ([{"handoff": {"customer_id": "x"}}], "the start input is not one Liftoff reads: handoff."),
+        (
+            [{"handoff": None}, {"name": "not a playbook", "secret": "zora@hidden.example"}],
+            "the playbook argument is not one Liftoff reads",
+        ),
+    ],
+    ids=["not-an-object", "handoff-incomplete", "playbook-not-a-playbook"],
+)
+async def test_an_unreadable_start_fails_the_workflow_in_one_sentence_without_its_values(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    sqlite_database: Database,
+    tmp_path: Path,
+    args: list[Any],
+    said: str,
+) -> None:
+    if len(args) == 2:
+        # A readable input beside the unreadable playbook: the playbook is refused.
+        args = [OnboardingInput(handoff=make_handoff()), args[1]]
+    async with running_harness(env, env.client, task_queue, sqlite_database, tmp_path) as h:
+        handle = await h.client.start_workflow(
+            "CustomerOnboardingWorkflow",
+            args=args,
+            id=f"onboarding-unreadable-{secrets.token_hex(4)}",
+            task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+
+    message = str(failure.value.cause)
+    assert said in message
+    assert "zora" not in message

@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
     # `import a.b` (not `from a import b`): the sandbox loads this module's own
     # package itself, and only this form passes the submodule through; rules.py
     # needs the real zoneinfo, which the sandbox wraps in a restricted proxy.
+    from pydantic import ValidationError
+
     import emails.contexts as contexts
     import workflows.activity_options as options
     import workflows.campaign as campaign
@@ -1089,14 +1091,22 @@ def _read_input(given: OnboardingInput | dict[str, Any]) -> OnboardingInput:
     the workflow is cached, and holds a whole playbook)."""
     if isinstance(given, OnboardingInput):
         return given
-    input = OnboardingInput.model_validate_json(json.dumps(given))
+    if not isinstance(given, dict):
+        raise _unreadable("start input", "it is not a JSON object")
+    try:
+        input = OnboardingInput.model_validate_json(json.dumps(given))
+    except ValidationError as err:
+        raise _unreadable("start input", _first_error(err)) from None
     given.clear()
     return input
 
 
 def _read_playbook(input: OnboardingInput, given: RawValue) -> Playbook:
     if given.payload.ByteSize() > 0:
-        playbook = workflow.payload_converter().from_payload(given.payload, Playbook)
+        try:
+            playbook = workflow.payload_converter().from_payload(given.payload, Playbook)
+        except ValidationError as err:
+            raise _unreadable("playbook argument", _first_error(err)) from None
         assert isinstance(playbook, Playbook)
         return playbook
     if input.playbook is None:
@@ -1107,3 +1117,21 @@ def _read_playbook(input: OnboardingInput, given: RawValue) -> Playbook:
             non_retryable=True,
         )
     return input.playbook
+
+
+def _unreadable(what: str, why: str) -> ApplicationError:
+    """A start no retry can mend fails the workflow in one sentence, instead of failing
+    its first task over and over."""
+    return ApplicationError(
+        f"the {what} is not one Liftoff reads: {why}; start customers with `liftoff start`, "
+        "the API or OnboardingClient.start",
+        type="UnreadableStart",
+        non_retryable=True,
+    )
+
+
+def _first_error(err: ValidationError) -> str:
+    # Where and what, never the value: it may be a customer's data.
+    first = err.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the value"
+    return f"{where}: {first['msg']}"
