@@ -25,7 +25,7 @@ from records.database import Database
 from settings import Settings
 from testkit.factories import make_handoff
 from testkit.temporal import with_data_converter
-from tests.support.workflow_harness import HISTORIES, running_harness
+from tests.support.workflow_harness import HISTORIES, replay_database_url, running_harness
 from workflows.onboarding import CustomerOnboardingWorkflow
 
 CONTACT_EMAIL = "zora.quill@hidden-customer.example"
@@ -52,9 +52,12 @@ async def decoded_text(history: WorkflowHistory, converter: DataConverter) -> st
     return "\n".join(p.SerializeToString().decode("utf-8", "replace") for p in decoded)
 
 
-def encrypting(*key_ids: str) -> DataConverter:
+def encrypting(*key_ids: str, database_url: str | None = None) -> DataConverter:
     entries = [f"{i}:{base64.b64encode(secrets.token_bytes(32)).decode()}" for i in key_ids]
-    return data_converter(Settings(encryption_keys=SecretStr(",".join(entries))))
+    settings = Settings(encryption_keys=SecretStr(",".join(entries)))
+    if database_url is not None:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return data_converter(settings)
 
 
 def test_the_clear_text_check_sees_a_contact_in_an_unencrypted_history() -> None:
@@ -108,9 +111,11 @@ async def test_an_encrypted_journey_leaves_no_customer_data_in_clear_in_its_hist
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
-async def test_histories_from_before_encryption_replay_on_a_worker_with_keys(path: Path) -> None:
+async def test_histories_from_before_encryption_replay_on_a_worker_with_keys(
+    path: Path, tmp_path: Path
+) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    converter = encrypting("2026-12", "2026-06")
+    converter = encrypting("2026-12", "2026-06", database_url=replay_database_url(tmp_path))
     assert isinstance(converter.payload_codec, LiftoffCodec)
     assert converter.payload_codec.key_id == "2026-12"
 
