@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.policy import default as default_policy
@@ -25,6 +27,7 @@ from records.database import Database
 from records.playbooks import load_playbook
 from records.reports import customer_emails
 from settings import REPO
+from starter import READER_LEFT_EXIT
 
 DEMO_PLAYBOOK = str(REPO / "playbooks" / "demo.toml")
 VALID_START = [
@@ -922,3 +925,28 @@ def test_list_refuses_what_it_cannot_answer(
     capsys: pytest.CaptureFixture[str], argv: list[str], says: str
 ) -> None:
     assert_refused(run(capsys, "list", *argv), says)
+
+
+@pytest.mark.parametrize(
+    "argv", [["playbook", "validate", "playbooks/default.toml"], ["--help"], ["nosuchcommand"]]
+)
+def test_a_reader_that_leaves_early_gets_no_traceback(argv: list[str]) -> None:
+    # `liftoff ... | head`: the pipe's reader is gone before the command writes.
+    command = subprocess.Popen(
+        [sys.executable, "starter.py", *argv],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert command.stdout is not None and command.stderr is not None
+    command.stdout.close()
+    said = command.stderr.read().decode()
+    code = command.wait(timeout=120)
+
+    assert "Traceback" not in said and "BrokenPipeError" not in said
+    if argv[0] == "playbook":  # it writes its report after the reader left
+        assert code == READER_LEFT_EXIT
+    elif argv[0] == "nosuchcommand":  # its one line goes to stderr, which is still read
+        assert code == 2 and "invalid choice" in said
+    else:
+        assert code in (0, READER_LEFT_EXIT)
