@@ -89,9 +89,10 @@ class DatabaseStorageDriver(StorageDriver):
         self, context: StorageDriverStoreContext, payloads: Sequence[Payload]
     ) -> list[StorageDriverClaim]:
         blobs = [payload.SerializeToString(deterministic=True) for payload in payloads]
-        keys = [key for key in (self._cached_key(blob) for blob in blobs) if key is not None]
-        if len(keys) < len(blobs):
-            keys = await asyncio.to_thread(store_payloads, _database(self._database_url), blobs)
+        keys = [payload_key(blob) for blob in blobs]
+        # A payload this process stored or read is in the database: no round trip.
+        if any(self._cached(key) is None for key in keys):
+            await asyncio.to_thread(store_payloads, _database(self._database_url), blobs)
             for key, payload in zip(keys, payloads, strict=True):
                 self._remember(key, payload)
         return [StorageDriverClaim(claim_data={CLAIM_KEY: key}) for key in keys]
@@ -122,10 +123,6 @@ class DatabaseStorageDriver(StorageDriver):
             if payload is not None:
                 self._known.move_to_end(key)
             return payload
-
-    def _cached_key(self, blob: bytes) -> str | None:
-        key = payload_key(blob)
-        return key if self._cached(key) is not None else None
 
     def _remember(self, key: str, payload: Payload) -> None:
         with self._known_lock:

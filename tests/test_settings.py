@@ -110,25 +110,20 @@ def test_a_misspelt_sandbox_choice_stops_the_worker_naming_the_variable(
     assert "'shared' or 'strict'" in str(stopped.value.code)
 
 
-def test_a_compression_setting_that_is_not_yes_or_no_stops_the_worker_naming_it(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("variable", "field", "wrong", "right"),
+    [
+        ("LIFTOFF_PAYLOAD_COMPRESSION", "payload_compression", "zlib please", "true"),
+        ("LIFTOFF_PLAYBOOKS_BY_REFERENCE", "playbooks_by_reference", "sometimes", "yes"),
+    ],
+)
+def test_a_switch_that_is_not_yes_or_no_stops_the_worker_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, wrong: str, right: str
 ) -> None:
-    monkeypatch.setenv("LIFTOFF_PAYLOAD_COMPRESSION", "zlib please")
+    monkeypatch.setenv(variable, wrong)
     with pytest.raises(SystemExit) as stopped:
         worker.main()
-    assert "LIFTOFF_PAYLOAD_COMPRESSION" in str(stopped.value.code)
+    assert variable in str(stopped.value.code)
     assert "valid boolean" in str(stopped.value.code)
-    monkeypatch.setenv("LIFTOFF_PAYLOAD_COMPRESSION", "true")
-    assert Settings().payload_compression is True
-
-
-def test_a_by_reference_setting_that_is_not_yes_or_no_stops_the_worker_naming_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("LIFTOFF_PLAYBOOKS_BY_REFERENCE", "sometimes")
-    with pytest.raises(SystemExit) as stopped:
-        worker.main()
-    assert "LIFTOFF_PLAYBOOKS_BY_REFERENCE" in str(stopped.value.code)
-    assert "valid boolean" in str(stopped.value.code)
-    monkeypatch.setenv("LIFTOFF_PLAYBOOKS_BY_REFERENCE", "yes")
-    assert Settings().playbooks_by_reference is True
+    monkeypatch.setenv(variable, right)
+    assert getattr(Settings(), field) is True

@@ -120,7 +120,8 @@ class CustomerOnboardingWorkflow:
         self._playbook_apart = playbook.payload.ByteSize() > 0
         self._pinned = shared_playbooks.shared(_read_playbook(input, playbook))
         input.playbook = None
-        playbook.payload.Clear()
+        if self._playbook_apart:
+            playbook.payload.Clear()
         self._playbook = migration.followed(
             self._pinned, self._state.overrides, self._state, input.handoff
         )
