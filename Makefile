@@ -39,5 +39,5 @@ bench: $(STAMP) ## journeys vs bare Temporal; emails; usage intake; lists; `lift
 	$(BIN)/python bench/simulate_bench.py --customers 200 --weeks 26
 	$(BIN)/python bench/journey_events_bench.py
 
-bench-scale: $(STAMP) ## CUSTOMERS (default 2000) on one worker vs bare Temporal, on the dev server
-	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000) $(if $(COMPRESS),--compress) $(if $(BY_REFERENCE),--playbooks-by-reference)
+bench-scale: $(STAMP) ## CUSTOMERS (default 2000, CACHE bounds the cache) on one worker vs bare Temporal; TICK (default 1000) due at once
+	$(BIN)/python bench/scale_bench.py --customers $(or $(CUSTOMERS),2000) $(if $(CACHE),--cache $(CACHE)) $(if $(TICK),--tick $(TICK)) $(if $(COMPRESS),--compress) $(if $(BY_REFERENCE),--playbooks-by-reference)

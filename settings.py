@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     max_cached_workflows: int = Field(
         default=1000, ge=0, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
     )
+    # Workflow tasks the worker takes at once (the SDK's default is 100). They share one
+    # interpreter (the GIL), so more at once only stretches each one, towards the 10 s
+    # workflow task timeout; the rest wait on the server (docs/operations.md).
+    max_concurrent_workflow_tasks: int = Field(
+        default=10, ge=2, validation_alias="LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS"
+    )
     # "shared" keeps one import of the workflow code for every customer (memory);
     # "strict" re-imports it per customer and fails a workflow task that reads the
     # clock, randomness or I/O outside Temporal's APIs (the test suite runs it).

@@ -178,6 +178,7 @@ def build_worker(
     activity_executor: Executor,
     max_concurrent_activities: int | None = None,
     max_cached_workflows: int = 1000,
+    max_concurrent_workflow_tasks: int | None = None,
     interceptors: Sequence[Interceptor] = (),
     survey_links: SurveyLinks | None = None,
     opt_out_links: OptOutLinks | None = None,
@@ -205,6 +206,7 @@ def build_worker(
         activity_executor=activity_executor,
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         interceptors=interceptors,
         workflow_runner=workflow_runner or sandboxed_runner(),
         deployment_config=None
@@ -290,6 +292,7 @@ async def _serve(settings: Settings, *, stop: asyncio.Event, client: Client | No
                 activity_executor=executor,
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_cached_workflows=settings.max_cached_workflows,
+                max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
                 interceptors=[ActivityFailureMetrics()],
                 survey_links=survey_links(settings),
                 opt_out_links=opt_out_links(settings),
@@ -303,6 +306,8 @@ async def _serve(settings: Settings, *, stop: asyncio.Event, client: Client | No
                     "namespace": settings.temporal_namespace,
                     "address": settings.temporal_address,
                     "mail_backend": settings.mail_backend,
+                    "max_cached_workflows": settings.max_cached_workflows,
+                    "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
                     "worker_version": version.to_canonical_string()
                     if (version := settings.worker_version())
                     else None,

@@ -8,7 +8,7 @@ were scheduled together in each workflow task, and how many timers were started.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from temporalio import activity, workflow
@@ -17,6 +17,8 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
 class BareInput(BaseModel):
+    # A first wait until this instant (bench/scale_bench.py's weekly tick); none by default.
+    wake_at: datetime | None = None
     # Activities scheduled together (one workflow task each), in history order.
     activity_batches: list[int] = Field(default_factory=list)
     # Local activities run by each of those workflow tasks (the journey's database work).
@@ -46,6 +48,8 @@ class BareWorkflow:
     async def run(self, input: BareInput) -> BareResult:
         activities = 0
         timers = 0
+        if input.wake_at is not None and input.wake_at > workflow.now():
+            await workflow.sleep(input.wake_at - workflow.now())
         for index in range(max(len(input.activity_batches), input.timers)):
             if index < len(input.activity_batches):
                 size = input.activity_batches[index]

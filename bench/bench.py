@@ -353,7 +353,8 @@ def _test_server_pids() -> list[int]:
     return pids
 
 
-def _children_cpu_seconds(pids: Sequence[int]) -> float | None:
+def processes_cpu_seconds(pids: Sequence[int]) -> float | None:
+    """User and system CPU seconds of these processes, from /proc (Linux)."""
     if not pids:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
@@ -389,7 +390,7 @@ async def measured(
     server_pids: Sequence[int], into: dict[str, float | None]
 ) -> AsyncIterator[None]:
     """Wall time, this process's CPU (worker, activities, driver) and the server's CPU."""
-    server_before = _children_cpu_seconds(server_pids)
+    server_before = processes_cpu_seconds(server_pids)
     threads_before = _activity_threads_cpu_seconds()
     cpu_before = time.process_time()
     wall_before = time.perf_counter()
@@ -397,7 +398,7 @@ async def measured(
     into["wall"] = time.perf_counter() - wall_before
     into["cpu"] = time.process_time() - cpu_before
     into["activity_cpu"] = _delta(threads_before, _activity_threads_cpu_seconds())
-    into["server_cpu"] = _delta(server_before, _children_cpu_seconds(server_pids))
+    into["server_cpu"] = _delta(server_before, processes_cpu_seconds(server_pids))
 
 
 # The environment

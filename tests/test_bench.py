@@ -6,14 +6,19 @@ server. Nothing here is about speed.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bench.list_bench import PAGES
+from bench.scale_bench import WorkerProcess
+from settings import Settings
 from testkit.factories import REPO
 
 
@@ -106,31 +111,63 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert "REST: time to onboard by purpose" in run.stderr
 
 
+DEFAULT_WORKFLOW_TASKS = Settings.model_fields["max_concurrent_workflow_tasks"].default
+
+
+def test_the_scale_bench_counts_the_sdks_slow_and_timed_out_workflow_tasks(
+    tmp_path: Path,
+) -> None:
+    # The SDK core's lines as the worker prints them (colours stripped), among others.
+    output = io.StringIO(
+        "activities 12\n"
+        "WARN temporalio_sdk_core::worker::workflow::managed_run: [TMPRL1104] "
+        "abc:23:1 Workflow task duration exceeded 5 seconds.\n"
+        "WARN temporalio_sdk_core::worker::workflow: Task not found when completing "
+        "error=code: 'Some requested entity was not found'\n"
+        "WARN temporalio_sdk_core::worker::workflow::managed_run: [TMPRL1104] "
+        "def:40:1 Workflow task duration exceeded 5 seconds.\n"
+        "worker started\n"
+    )
+    worker = WorkerProcess([], {}, tmp_path / "worker.log", "worker started")
+
+    worker._read(output)
+
+    assert (worker.reported, worker.slow_tasks, worker.lost_tasks) == (12, 2, 1)
+    assert worker.ready
+    assert "activities 12" not in (tmp_path / "worker.log").read_text()
+    # The bare twin's worker is ready at its first count.
+    bare = WorkerProcess([], {}, tmp_path / "bare.log", "activities")
+    bare._read(io.StringIO("activities 0\n"))
+    assert bare.ready
+
+
 # With --compress (and --playbooks-by-reference), the real worker process and its clients
 # run with compressed payloads (and playbooks kept by reference): starts, updates, queries
-# and the replays after a restart all read them.
+# and the replays after a restart all read them. The weekly tick (its own phase, on the
+# time-skipping server) runs in one of them: the other two skip it.
 @pytest.mark.parametrize(
-    ("compress", "by_reference"),
-    [(False, False), (True, False), (True, True)],
-    ids=["plain", "compressed", "compressed-by-reference"],
+    ("compress", "by_reference", "tick"),
+    [(False, False, 0), (True, False, 0), (True, True, 3)],
+    ids=["plain", "compressed", "compressed-by-reference-with-tick"],
 )
 def test_bench_scale_measures_both_workers_and_stops_by_itself(
-    tmp_path: Path, compress: bool, by_reference: bool
+    tmp_path: Path, compress: bool, by_reference: bool, tick: int
 ) -> None:
     figures = tmp_path / "scale.json"
     run = subprocess.run(
         [sys.executable, str(REPO / "bench" / "scale_bench.py")]
-        + ["--customers", "6", "--timeout", "240", "--json", str(figures)]
+        + ["--customers", "6", "--tick", str(tick), "--timeout", "300", "--json", str(figures)]
         + (["--compress"] if compress else [])
         + (["--playbooks-by-reference"] if by_reference else []),
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=360,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    liftoff, bare = json.loads(figures.read_text())
+    reported = json.loads(figures.read_text())
+    liftoff, bare = reported["scale"]
     for phase in (liftoff, bare):
         assert phase["customers"] == 6
         assert phase["absorb_seconds"] > 0
@@ -138,11 +175,26 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(
         assert len(phase["update_ms"]) == len(phase["query_cached_ms"]) == 6
         assert len(phase["query_replayed_ms"]) == 6
         assert phase["rss_loaded_mb"] > 0
+        assert phase["workflow_tasks"] == DEFAULT_WORKFLOW_TASKS
     assert liftoff["compressed"] is compress
     assert liftoff["by_reference"] is by_reference
     assert "RSS per cached customer" in run.stdout
+    assert "workflow tasks timed out" in run.stdout
     assert ("payloads compressed" in run.stdout) is compress
     assert ("playbooks by reference" in run.stdout) is by_reference
+    assert ("Weekly tick" in run.stdout) is bool(tick)
+    if not tick:
+        assert reported["tick"] == []
+        return
+    ours, theirs = reported["tick"]
+    for phase in (ours, theirs):
+        assert phase["customers"] == tick
+        assert phase["seconds"] > 0
+        assert phase["worker_cpu_seconds"] > 0
+    # The default playbook measures on Monday in the customer's zone (Tokyo here).
+    measured_at = datetime.fromisoformat(ours["instant"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert measured_at.weekday() == 0
+    assert f"Weekly tick: {tick} customers" in run.stdout
 
 
 def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:

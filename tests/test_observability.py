@@ -40,6 +40,10 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ([0-9.eE+-]+|NaN)
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
+# LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS for the worker process.
+WORKFLOW_TASKS = 7
+
+
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Every sample at `url`, by metric name."""
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -82,6 +86,7 @@ def test_the_worker_serves_sdk_and_liftoff_metrics_and_its_health_probe(
         LIFTOFF_SENDGRID_HOST=sendgrid_server.url,
         LIFTOFF_METRICS_ADDRESS=metrics_address,
         LIFTOFF_HEALTH_ADDRESS=health_address,
+        LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS=str(WORKFLOW_TASKS),
     )
     # The first email meets an outage: one failed attempt, then sent on the retry.
     sendgrid_server.answer_next(503, "maintenance")
@@ -142,12 +147,15 @@ def test_the_worker_serves_sdk_and_liftoff_metrics_and_its_health_probe(
         == 1
     )
     assert total(samples, "liftoff_timeline_entries_total", kind="transition") >= 1
-    # The SDK's own, from the same endpoint.
     # The SDK's own, from the same endpoint: the send was attempted twice. (It counts no
     # failure for it: a provider outage is a BENIGN error, expected and retried.)
     received = total(samples, "temporal_activity_task_received_total", activity_type="send_email")
     assert received >= 2
     assert "temporal_workflow_task_execution_latency_bucket" in samples
+    # The worker takes no more workflow tasks at once than its setting allows (the SDK's
+    # own default is 100).
+    slots = total(samples, "temporal_worker_task_slots_available", worker_type="WorkflowWorker")
+    assert 0 < slots <= WORKFLOW_TASKS
 
 
 def buffered_counts(buffer: MetricBuffer) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:

@@ -127,3 +127,16 @@ def test_a_switch_that_is_not_yes_or_no_stops_the_worker_naming_it(
     assert "valid boolean" in str(stopped.value.code)
     monkeypatch.setenv(variable, right)
     assert getattr(Settings(), field) is True
+
+
+@pytest.mark.parametrize("wrong", ["1", "lots", "-5"])
+def test_a_workflow_task_limit_below_two_stops_the_worker_naming_it(
+    monkeypatch: pytest.MonkeyPatch, wrong: str
+) -> None:
+    # The SDK needs two at least while the worker keeps a sticky cache.
+    monkeypatch.setenv("LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS", wrong)
+    with pytest.raises(SystemExit) as stopped:
+        worker.main()
+    assert "LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS" in str(stopped.value.code)
+    monkeypatch.setenv("LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS", "8")
+    assert Settings().max_concurrent_workflow_tasks == 8
