@@ -211,7 +211,7 @@ class Settings(BaseSettings):
     # interpreter (the GIL), so more at once only stretches each one, towards the 10 s
     # workflow task timeout; the rest wait on the server (docs/operations.md).
     max_concurrent_workflow_tasks: int = Field(
-        default=10, ge=2, validation_alias="LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS"
+        default=10, ge=2, le=1000, validation_alias="LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS"
     )
     # "shared" keeps one import of the workflow code for every customer (memory);
     # "strict" re-imports it per customer and fails a workflow task that reads the

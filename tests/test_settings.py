@@ -129,11 +129,11 @@ def test_a_switch_that_is_not_yes_or_no_stops_the_worker_naming_it(
     assert getattr(Settings(), field) is True
 
 
-@pytest.mark.parametrize("wrong", ["1", "lots", "-5"])
-def test_a_workflow_task_limit_below_two_stops_the_worker_naming_it(
+@pytest.mark.parametrize("wrong", ["1", "lots", "-5", "5000"])
+def test_a_workflow_task_limit_out_of_bounds_stops_the_worker_naming_it(
     monkeypatch: pytest.MonkeyPatch, wrong: str
 ) -> None:
-    # The SDK needs two at least while the worker keeps a sticky cache.
+    # The SDK needs two at least while the worker keeps a sticky cache; past 1,000 is a typo.
     monkeypatch.setenv("LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS", wrong)
     with pytest.raises(SystemExit) as stopped:
         worker.main()
