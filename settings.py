@@ -201,17 +201,24 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias="LIFTOFF_LOG_FORMAT"
     )
+    # Bounded above too: past these a value is a typo, and each sizes a thread pool or a
+    # cache the worker would try to fill.
     max_concurrent_activities: int = Field(
-        default=20, ge=1, validation_alias="LIFTOFF_MAX_CONCURRENT_ACTIVITIES"
+        default=20, ge=1, le=1000, validation_alias="LIFTOFF_MAX_CONCURRENT_ACTIVITIES"
     )
     max_cached_workflows: int = Field(
-        default=1000, ge=0, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
+        default=1000, ge=0, le=1_000_000, validation_alias="LIFTOFF_MAX_CACHED_WORKFLOWS"
     )
     # Workflow tasks the worker takes at once (the SDK's default is 100). They share one
     # interpreter (the GIL), so more at once only stretches each one, towards the 10 s
     # workflow task timeout; the rest wait on the server (docs/operations.md).
     max_concurrent_workflow_tasks: int = Field(
         default=10, ge=2, le=1000, validation_alias="LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS"
+    )
+    # Long polls the worker keeps open for workflow tasks (the SDK's default, 5): a poll
+    # only starts while a task slot is free (docs/operations.md, "Sizing a worker").
+    max_concurrent_workflow_task_polls: int = Field(
+        default=5, ge=2, le=100, validation_alias="LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASK_POLLS"
     )
     # "shared" keeps one import of the workflow code for every customer (memory);
     # "strict" re-imports it per customer and fails a workflow task that reads the

@@ -24,7 +24,13 @@ from jinja2 import Environment
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
-from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig, WorkflowRunner
+from temporalio.worker import (
+    Interceptor,
+    PollerBehaviorSimpleMaximum,
+    Worker,
+    WorkerDeploymentConfig,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
@@ -182,6 +188,7 @@ def build_worker(
     max_concurrent_activities: int | None = None,
     max_cached_workflows: int = 1000,
     max_concurrent_workflow_tasks: int | None = None,
+    max_concurrent_workflow_task_polls: int = 5,
     interceptors: Sequence[Interceptor] = (),
     survey_links: SurveyLinks | None = None,
     opt_out_links: OptOutLinks | None = None,
@@ -210,6 +217,9 @@ def build_worker(
         max_concurrent_activities=max_concurrent_activities,
         max_cached_workflows=max_cached_workflows,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            max_concurrent_workflow_task_polls
+        ),
         interceptors=interceptors,
         workflow_runner=workflow_runner or sandboxed_runner(),
         deployment_config=None
@@ -296,6 +306,7 @@ async def _serve(settings: Settings, *, stop: asyncio.Event, client: Client | No
                 max_concurrent_activities=settings.max_concurrent_activities,
                 max_cached_workflows=settings.max_cached_workflows,
                 max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+                max_concurrent_workflow_task_polls=settings.max_concurrent_workflow_task_polls,
                 interceptors=[ActivityFailureMetrics()],
                 survey_links=survey_links(settings),
                 opt_out_links=opt_out_links(settings),
@@ -311,6 +322,9 @@ async def _serve(settings: Settings, *, stop: asyncio.Event, client: Client | No
                     "mail_backend": settings.mail_backend,
                     "max_cached_workflows": settings.max_cached_workflows,
                     "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+                    "max_concurrent_workflow_task_polls": (
+                        settings.max_concurrent_workflow_task_polls
+                    ),
                     "worker_version": version.to_canonical_string()
                     if (version := settings.worker_version())
                     else None,

@@ -54,7 +54,7 @@ from temporalio import activity  # noqa: E402
 from temporalio.api.testservice.v1 import SleepRequest  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker  # noqa: E402
 
 from bench.bare_workflow import BareInput, BareWorkflow, do_nothing  # noqa: E402
 from bench.bench import (  # noqa: E402
@@ -116,6 +116,9 @@ class PhaseFigures:
     query_replayed_ms: list[float] = field(default_factory=list)
     rss_after_replays_mb: float | None = None
     workflow_tasks: int = field(default_factory=lambda: Settings().max_concurrent_workflow_tasks)
+    workflow_task_polls: int = field(
+        default_factory=lambda: Settings().max_concurrent_workflow_task_polls
+    )
     slow_tasks: int = 0
     lost_tasks: int = 0
     note: str = ""
@@ -675,8 +678,11 @@ async def serve_bare(address: str, queue: str, cache: int) -> None:
         workflows=[BareWorkflow],
         activities=[counted_nothing],
         max_cached_workflows=cache,
-        # As the Liftoff worker: LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS or its default.
+        # As the Liftoff worker: LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS and _TASK_POLLS.
         max_concurrent_workflow_tasks=Settings().max_concurrent_workflow_tasks,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            Settings().max_concurrent_workflow_task_polls
+        ),
     ):
         while True:
             print(f"activities {_ran}", flush=True)
@@ -712,7 +718,8 @@ def format_report(liftoff: PhaseFigures, bare: PhaseFigures) -> str:
     ]
     lines = [
         f"Scale: {liftoff.customers:,} customers on one worker each, dev server, "
-        f"sticky cache {liftoff.cache:,}, {liftoff.workflow_tasks} workflow tasks at once"
+        f"sticky cache {liftoff.cache:,}, {liftoff.workflow_tasks} workflow tasks at once, "
+        f"{liftoff.workflow_task_polls} polls for them"
         + (", Liftoff's payloads compressed" if liftoff.compressed else "")
         + (", playbooks by reference" if liftoff.by_reference else ""),
         *_table(rows),

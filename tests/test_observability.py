@@ -40,8 +40,9 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ([0-9.eE+-]+|NaN)
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-# LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS for the worker process.
+# LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS and _TASK_POLLS for the worker process.
 WORKFLOW_TASKS = 7
+WORKFLOW_TASK_POLLS = 3
 
 
 def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -87,6 +88,7 @@ def test_the_worker_serves_sdk_and_liftoff_metrics_and_its_health_probe(
         LIFTOFF_METRICS_ADDRESS=metrics_address,
         LIFTOFF_HEALTH_ADDRESS=health_address,
         LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS=str(WORKFLOW_TASKS),
+        LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASK_POLLS=str(WORKFLOW_TASK_POLLS),
     )
     # The first email meets an outage: one failed attempt, then sent on the retry.
     sendgrid_server.answer_next(503, "maintenance")
@@ -156,6 +158,11 @@ def test_the_worker_serves_sdk_and_liftoff_metrics_and_its_health_probe(
     # own default is 100).
     slots = total(samples, "temporal_worker_task_slots_available", worker_type="WorkflowWorker")
     assert 0 < slots <= WORKFLOW_TASKS
+    # Nor keeps more polls open for them, sticky and not (the SDK's default is 5).
+    polls = total(samples, "temporal_num_pollers", poller_type="workflow_task") + total(
+        samples, "temporal_num_pollers", poller_type="sticky_workflow_task"
+    )
+    assert 0 < polls <= WORKFLOW_TASK_POLLS
 
 
 def buffered_counts(buffer: MetricBuffer) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:

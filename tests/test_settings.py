@@ -129,14 +129,34 @@ def test_a_switch_that_is_not_yes_or_no_stops_the_worker_naming_it(
     assert getattr(Settings(), field) is True
 
 
-@pytest.mark.parametrize("wrong", ["1", "lots", "-5", "5000"])
-def test_a_workflow_task_limit_out_of_bounds_stops_the_worker_naming_it(
-    monkeypatch: pytest.MonkeyPatch, wrong: str
+@pytest.mark.parametrize(
+    ("variable", "field", "wrongs", "right"),
+    [
+        # The SDK needs two at least while the worker keeps a sticky cache.
+        (
+            "LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS",
+            "max_concurrent_workflow_tasks",
+            ["1", "5000"],
+            8,
+        ),
+        (
+            "LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASK_POLLS",
+            "max_concurrent_workflow_task_polls",
+            ["1", "101"],
+            3,
+        ),
+        ("LIFTOFF_MAX_CONCURRENT_ACTIVITIES", "max_concurrent_activities", ["0", "1001"], 40),
+        ("LIFTOFF_MAX_CACHED_WORKFLOWS", "max_cached_workflows", ["-1", "1000001"], 0),
+    ],
+)
+def test_a_worker_size_out_of_bounds_stops_the_worker_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, wrongs: list[str], right: int
 ) -> None:
-    # The SDK needs two at least while the worker keeps a sticky cache; past 1,000 is a typo.
-    monkeypatch.setenv("LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS", wrong)
-    with pytest.raises(SystemExit) as stopped:
-        worker.main()
-    assert "LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS" in str(stopped.value.code)
-    monkeypatch.setenv("LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS", "8")
-    assert Settings().max_concurrent_workflow_tasks == 8
+    # Past the upper bound a value is a typo that would size a thread pool or a cache.
+    for wrong in [*wrongs, "lots", "-5"]:
+        monkeypatch.setenv(variable, wrong)
+        with pytest.raises(SystemExit) as stopped:
+            worker.main()
+        assert variable in str(stopped.value.code), wrong
+    monkeypatch.setenv(variable, str(right))
+    assert getattr(Settings(), field) == right
