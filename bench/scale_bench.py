@@ -672,16 +672,17 @@ async def counted_nothing(step: int) -> int:
 async def serve_bare(address: str, queue: str, cache: int) -> None:
     """The bare twin's worker; prints how many activities it ran, twice a second."""
     client = await Client.connect(address, data_converter=liftoff_data_converter)
+    # As the Liftoff worker: LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS and _TASK_POLLS.
+    settings = Settings()
     async with Worker(
         client,
         task_queue=queue,
         workflows=[BareWorkflow],
         activities=[counted_nothing],
         max_cached_workflows=cache,
-        # As the Liftoff worker: LIFTOFF_MAX_CONCURRENT_WORKFLOW_TASKS and _TASK_POLLS.
-        max_concurrent_workflow_tasks=Settings().max_concurrent_workflow_tasks,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
-            Settings().max_concurrent_workflow_task_polls
+            settings.max_concurrent_workflow_task_polls
         ),
     ):
         while True:
