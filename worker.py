@@ -264,8 +264,8 @@ class DirectContextSandboxedRunner(SandboxedWorkflowRunner):
 
     temporalio 1.35 asks the sandboxed workflow for the context of every payload
     sequence it encodes or decodes (six visits per activation and completion) by
-    compiling and running a line of source inside the sandbox's import hooks: 0.165 ms
-    a call, about 84 calls per `make bench` journey, 7% of the worker's CPU. The answer
+    compiling and running a line of source inside the sandbox's import hooks: 0.17 ms
+    a call, about 99 calls per `make bench` journey, a tenth of its CPU. The answer
     comes from the SDK's own workflow instance, which reads its pending commands and
     imports nothing, so calling it directly gives the same answer (checked in
     tests/test_worker_sandbox.py). Where a later SDK no longer keeps the instance
