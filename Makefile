@@ -34,8 +34,8 @@ fmt: $(STAMP) ## format and autofix with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## journeys vs bare Temporal; emails; usage intake; lists; `liftoff simulate` 200 x 26 weeks
-	$(BIN)/python bench/bench.py $(if $(BY_REFERENCE),--playbooks-by-reference)
+bench: $(STAMP) ## journeys vs bare Temporal (DATABASE=postgresql for their database); emails; usage intake; lists; `liftoff simulate` 200 x 26 weeks
+	$(BIN)/python bench/bench.py $(if $(BY_REFERENCE),--playbooks-by-reference) $(if $(DATABASE),--database $(DATABASE))
 	$(BIN)/python bench/simulate_bench.py --customers 200 --weeks 26
 	$(BIN)/python bench/journey_events_bench.py
 

@@ -3,7 +3,8 @@
 Run it with `make bench` (or `.venv/bin/python bench/bench.py --journeys 50`).
 
 Phase 1 runs N complete onboarding journeys with the real worker activities, a
-temporary SQLite database and an outbox in a temporary directory: start, kickoff,
+temporary SQLite database (or, with `--database postgresql`, a fresh schema on the
+PostgreSQL of testkit/postgres.py) and an outbox in a temporary directory: start, kickoff,
 training, two weeks of good usage (two weekly measurements), the completion review,
 onboarded. Phase 2 runs N bare workflows with the same number of activities (in
 the same groups) and timers as one journey's history, activities that do nothing.
@@ -40,9 +41,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -94,6 +95,7 @@ from models.onboarding import OnboardingResult, OnboardingStatus, Stage  # noqa:
 from models.playbook import Playbook  # noqa: E402
 from records.database import Database  # noqa: E402
 from settings import Settings  # noqa: E402
+from testkit import postgres  # noqa: E402
 from testkit.factories import SENDER, TEMPLATES, add_usage, make_handoff, make_playbook  # noqa: E402
 from testkit.temporal import add_search_attributes, venv_binary, with_data_converter  # noqa: E402
 from worker import build_worker, fewer_collections  # noqa: E402
@@ -293,6 +295,7 @@ class BenchReport:
     bare: PhaseFigures
     bare_input: BareInput
     notes: list[str] = field(default_factory=list)
+    database: str = "SQLite"
 
     @property
     def ratio(self) -> float:
@@ -319,6 +322,7 @@ class BenchReport:
             "journeys": self.journeys,
             "batch_size": self.batch_size,
             "mode": self.mode,
+            "database": self.database,
             "journey": phase(self.journey),
             "bare": phase(self.bare),
             "ratio": self.ratio,
@@ -632,11 +636,25 @@ async def fresh_environment() -> AsyncIterator[tuple[WorkflowEnvironment, list[i
         await env.shutdown()
 
 
+@contextmanager
+def journey_database(kind: str, scratch: Path) -> Iterator[Database]:
+    """The journeys' database: a file in `scratch`, or a fresh PostgreSQL schema."""
+    if kind == "sqlite":
+        yield Database(f"sqlite:///{scratch / 'bench.db'}")
+        return
+    reason = postgres.unreachable()
+    if reason is not None:
+        raise RuntimeError(reason)
+    with postgres.fresh_schema("bench_journeys") as database:
+        yield database
+
+
 async def run_bench(
     journeys: int = DEFAULT_JOURNEYS,
     batch_size: int = DEFAULT_BATCH,
     *,
     playbooks_by_reference: bool = False,
+    database_kind: str = "sqlite",
 ) -> BenchReport:
     if journeys < 1 or batch_size < 1:
         raise ValueError("journeys and batch size must be at least 1")
@@ -649,8 +667,8 @@ async def run_bench(
     with (
         tempfile.TemporaryDirectory(prefix="liftoff-bench-") as scratch,
         ThreadPoolExecutor(ACTIVITY_THREADS, ACTIVITY_THREAD_PREFIX) as pool,
+        journey_database(database_kind, Path(scratch)) as database,
     ):
-        database = Database(f"sqlite:///{Path(scratch) / 'bench.db'}")
         database.migrate()
         try:
             async with fresh_environment() as (env, server_pids):
@@ -680,6 +698,7 @@ async def run_bench(
                 journey_shapes = await history_shapes(onboarded)
         finally:
             database.dispose()
+    database_name = "PostgreSQL" if database_kind == "postgresql" else "SQLite"
 
     if any(s.runs > 1 for _, s in finished):
         notes.append("some journeys continued as new: only their first run is counted")
@@ -728,6 +747,7 @@ async def run_bench(
         bare=bare,
         bare_input=bare_input,
         notes=notes,
+        database=database_name,
     )
 
 
@@ -853,7 +873,7 @@ def format_report(report: BenchReport) -> str:
         f"Driven {report.mode}; weeks skipped with env.sleep, clock locked otherwise;",
         "each phase on a fresh test server.",
         "Journey: start, kickoff, training, 2 weekly measurements with good usage,",
-        "completion review -> onboarded; real activities, SQLite, outbox on disk.",
+        f"completion review -> onboarded; real activities, {report.database}, outbox on disk.",
         "Bare: the same activity groups and timers as one journey, activities do nothing.",
         f"Each phase warms its worker up with {WARM_UP_WORKFLOWS} workflow, not counted.",
         "",
@@ -905,6 +925,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the journeys with LIFTOFF_PLAYBOOKS_BY_REFERENCE on",
     )
     parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the journeys' database (default sqlite; postgresql: a fresh schema on the "
+        "server of LIFTOFF_TEST_POSTGRES_URL, 127.0.0.1:5432/test by default)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON (the table goes to stderr)"
     )
     args = parser.parse_args(argv)
@@ -921,6 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.journeys,
                 args.batch_size,
                 playbooks_by_reference=args.playbooks_by_reference,
+                database_kind=args.database,
             )
         )
     _log(f"email: rendering every template, then {args.mail_sends} sends")

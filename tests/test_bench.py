@@ -14,11 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from bench.list_bench import PAGES
 from bench.scale_bench import WorkerProcess
 from settings import Settings
+from testkit import postgres
 from testkit.factories import REPO
 
 
@@ -109,6 +112,57 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
         assert all(0 < page["p50_ms"] <= page["p95_ms"] for page in figures["pages"])
     assert "dashboard: cohort (lead)" in run.stderr
     assert "REST: time to onboard by purpose" in run.stderr
+
+
+def _schemas(prefix: str) -> set[str]:
+    url = make_url(postgres.POSTGRES_URL).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
+        rows = connection.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+            (f"{prefix}%",),
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_bench_runs_the_journeys_on_postgresql_and_drops_its_schema(
+    postgres_admin_url: str,
+) -> None:
+    before = _schemas("bench_journeys_")
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench.py"),
+            *("--journeys", "2", "--database", "postgresql", "--mail-sends", "1"),
+            *("--intake-events", "1", "--list-customers", "1", "--json"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["database"] == "PostgreSQL"
+    assert report["journey"]["completed"] == 2
+    # The journeys' writes ran in activity threads against the server.
+    assert report["journey"]["activity_cpu_seconds"] > 0
+    assert "real activities, PostgreSQL, outbox on disk" in run.stderr
+    assert _schemas("bench_journeys_") == before
+
+
+def test_bench_refuses_an_unknown_database_before_any_journey() -> None:
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--database", "mysql"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "--database: invalid choice: 'mysql'" in run.stderr
+    assert "phase 1" not in run.stderr
 
 
 DEFAULT_WORKFLOW_TASKS = Settings.model_fields["max_concurrent_workflow_tasks"].default
