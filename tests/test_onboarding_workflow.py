@@ -50,6 +50,7 @@ from tests.support.workflow_harness import (
     through_training,
 )
 from workflows.onboarding import CustomerOnboardingWorkflow
+from workflows.patches import BASELINE
 
 
 async def test_happy_path_onboards_after_two_good_weeks_and_the_review(h: Harness) -> None:
@@ -456,6 +457,38 @@ async def test_search_attributes_are_upserted_when_they_change_and_only_what_cha
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
     save_history("index_changes_only", (await handle.fetch_history()).to_json())
+
+
+def patch_markers_and_change_versions(history: WorkflowHistory) -> tuple[list[str], list[Any]]:
+    """The changes a history recorded (`workflow.patched` markers) and the SDK's
+    `TemporalChangeVersion` upserts that came with them."""
+    markers, versions = [], []
+    for event in history.events:
+        if event.HasField("marker_recorded_event_attributes"):
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == "core_patch":
+                data = marker.details["patch-data"].payloads[0].data
+                markers.append(json.loads(data)["id"])
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            if "TemporalChangeVersion" in fields.indexed_fields:
+                versions.append(json.loads(fields.indexed_fields["TemporalChangeVersion"].data))
+    return markers, versions
+
+
+async def test_a_new_history_takes_every_change_on_one_marker(h: Harness) -> None:
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await through_training(h, handle)
+    status = await h.next_week(handle)  # a weekly measurement: measurement-grace
+    assert status.state.stage is Stage.ADOPTION
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    history = await handle.fetch_history()
+    # Before the baseline, this journey recorded six markers and six ever longer
+    # TemporalChangeVersion upserts; histories from then replay (tests/test_replay.py).
+    assert patch_markers_and_change_versions(history) == ([BASELINE], [[BASELINE]])
+    save_history("patch_baseline", history.to_json())
 
 
 async def test_continue_as_new_mid_adoption_keeps_goals_stall_and_timers(h: Harness) -> None:

@@ -21,6 +21,22 @@ from workflows.onboarding import CustomerOnboardingWorkflow
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+def test_every_change_is_asked_through_the_baseline() -> None:
+    # workflows/patches.py: a change in the baseline asked with `workflow.patched`
+    # directly would record its own marker in new histories and could be settled
+    # before the baseline is, which the baseline's replay argument rules out.
+    workflows = Path(__file__).parent.parent / "workflows"
+    # (events.py's `workflow` is the Journey protocol, whose `patched` is `taken`.)
+    direct = [
+        path.name
+        for path in sorted(workflows.glob("*.py"))
+        if path.name != "patches.py"
+        and "from temporalio import workflow" in (text := path.read_text())
+        and "workflow.patched(" in text
+    ]
+    assert direct == []
+
+
 def test_histories_are_kept() -> None:
     assert len(HISTORIES) >= 3, "tests/histories/ lost its saved histories"
 

@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 import workflows.activity_options as options
 import workflows.local_activities as local_activities
+import workflows.patches as patches
 from activities.mail import MailActivities
 from activities.store import StoreActivities
 from models.activity_io import (
@@ -141,7 +142,7 @@ class Effects:
         """One of the customer's emails at a time, in the order queued: a worker that dies
         right after the provider took a message leaves only that one to be sent again
         (activities/mail.py). Histories from before sent a batch's emails side by side."""
-        if workflow.patched("mail-one-at-a-time"):
+        if patches.taken("mail-one-at-a-time"):
             async with self._mail_turn:
                 await self._send(email)
         else:
@@ -163,7 +164,7 @@ class Effects:
             return
         # Only a send that left someone out gets here, so the marker is written then and
         # a history whose activity said so to an older workflow replays without it.
-        if result.opted_out and email.category and workflow.patched(OPT_OUT_TIMELINE):
+        if result.opted_out and email.category and patches.taken(OPT_OUT_TIMELINE):
             category = email.category.value
             self.timeline(
                 "email_opted_out",
@@ -188,7 +189,7 @@ class Effects:
             self._running += len(batch)
             try:
                 writes = [effect for effect in batch if isinstance(effect, _Write)]
-                if len(writes) > 1 and workflow.patched(BATCH_STORE_WRITES):
+                if len(writes) > 1 and patches.taken(BATCH_STORE_WRITES):
                     others = [effect for effect in batch if not isinstance(effect, _Write)]
                     await asyncio.gather(
                         self._store_batch(writes), *(effect() for effect in others)

@@ -32,6 +32,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
+import workflows.patches as patches
+
 PATCH = "database-activities-local"
 # Quick attempts inside the workflow task (1 s and 2 s apart) before the ordinary activity.
 LOCAL_ATTEMPTS = 3
@@ -50,7 +52,7 @@ async def execute(
 ) -> Any:
     """Run a database activity locally; past a few failed attempts, or in histories from
     before the change, as an ordinary activity."""
-    if workflow.patched(PATCH):
+    if patches.taken(PATCH):
         policy = retry_policy or RetryPolicy()
         try:
             return await workflow.execute_local_activity_method(

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     import workflows.events as events
     import workflows.local_activities as local_activities
     import workflows.migration as migration
+    import workflows.patches as patches
     import workflows.pausing as pausing
     import workflows.projection as projection
     import workflows.rules as rules
@@ -205,14 +206,14 @@ class CustomerOnboardingWorkflow:
         """
         if name != SUBMIT_EVENT or len(args) != 1:
             # Before, another name was kept unhandled and a wrong count failed the task.
-            if workflow.patched("signal-arguments-recorded"):
+            if patches.taken("signal-arguments-recorded"):
                 self._ensure_begun()
                 self._record_rejection("unknown", _signal_misuse(name, len(args)), {})
             return
         read = _read(args[0])
         if isinstance(read, UnreadableEvent):
             # Histories from before were never given an unreadable signal: the SDK dropped it.
-            if not workflow.patched("unreadable-signal-recorded"):
+            if not patches.taken("unreadable-signal-recorded"):
                 return
             self._ensure_begun()
             self._record_rejection(read.kind, read.reason, {"kind": read.kind})
@@ -405,7 +406,7 @@ class CustomerOnboardingWorkflow:
         role (workflows/surveys.py); while paused it waits for the resume. Histories
         from before never sent one."""
         emails = surveys.survey_emails(event_kind, self._handoff, self._playbook)
-        if not emails or not workflow.patched("survey-emails"):
+        if not emails or not patches.taken("survey-emails"):
             return
         pause = self._state.pause
         if pause is not None:
@@ -440,7 +441,7 @@ class CustomerOnboardingWorkflow:
         self.move_to(Stage.KICKOFF, "waiting for the kickoff meeting")
 
     def patched(self, change: str) -> bool:
-        return workflow.patched(change)
+        return patches.taken(change)
 
     def move_to(self, stage: Stage, cause: str, *, passing: bool = False) -> None:
         state = self._state
@@ -462,7 +463,7 @@ class CustomerOnboardingWorkflow:
             self.close_tasks(lambda task: task.stage is previous, f"stage {previous.value} ended")
         if stage.terminal:
             self._end(stage)
-        elif not (passing and workflow.patched("passing-stage-sets-no-task")):
+        elif not (passing and patches.taken("passing-stage-sets-no-task")):
             # A trial customer's training is skipped as it begins: no task, no email.
             self._enter(stage, now)
         self._effects.timeline(
@@ -502,7 +503,7 @@ class CustomerOnboardingWorkflow:
         if self._state.stall.stalled:
             self._state.stall.stalled = False
         # An ended onboarding is stuck in nothing: lists must not flag it.
-        if self._state.setup.stuck and workflow.patched("ended-clears-setup-stuck"):
+        if self._state.setup.stuck and patches.taken("ended-clears-setup-stuck"):
             self._state.setup.stuck = False
 
     # Business-day clocks (workflows/clocks.py)
@@ -510,7 +511,7 @@ class CustomerOnboardingWorkflow:
     async def _ensure_holidays(self) -> None:
         """The holiday table business-day clocks count with, before anything is timed
         (and each year). Histories from before looked none up for them."""
-        if clocks.counts_business_days(self._playbook) and workflow.patched(clocks.PATCH):
+        if clocks.counts_business_days(self._playbook) and patches.taken(clocks.PATCH):
             await clocks.ensure_holidays(self._handoff, self._playbook, self._state, workflow.now())
 
     def _clock(self, wait: BusinessDays | timedelta, anchor: datetime) -> datetime:
@@ -526,7 +527,7 @@ class CustomerOnboardingWorkflow:
                 self._handoff, self._state.overrides
             ).measurement_weekday,
         )
-        if not workflow.patched("measurement-grace"):
+        if not patches.taken("measurement-grace"):
             # Histories from before the grace period measure when the window ends.
             self._state.agenda.append(
                 Due(kind=DueKind.MEASURE, at=window_end, stage=Stage.ADOPTION)
@@ -633,7 +634,7 @@ class CustomerOnboardingWorkflow:
         due_now = sorted((d for d in self._state.agenda if d.at <= now), key=lambda d: d.at)
         campaign_steps = sum(d.kind is DueKind.CAMPAIGN_STEP for d in due_now)
         # Histories from before the sequence order keep the agenda's order.
-        if campaign_steps > 1 and workflow.patched("campaign-step-order"):
+        if campaign_steps > 1 and patches.taken("campaign-step-order"):
             due_now.sort(key=lambda d: (d.at, self._rank(d)))
         self._state.agenda = [d for d in self._state.agenda if d.at > now]
         for due in due_now:
@@ -956,7 +957,7 @@ class CustomerOnboardingWorkflow:
     def _task_due(self, task_id: str, kind: TaskKind, now: datetime) -> datetime | None:
         """A task's due date from the playbook, with its overdue reminder on the agenda.
         Histories from before opened tasks without one."""
-        if not workflow.patched("task-due-dates"):
+        if not patches.taken("task-due-dates"):
             return None
         tasks = self._playbook.tasks
         wait = tasks.meeting_due_after if kind is TaskKind.MEETING else tasks.due_after
@@ -1033,7 +1034,7 @@ class CustomerOnboardingWorkflow:
             visibility.STALLED.value_set(self._state.stall.stalled),
             visibility.SETUP_STUCK.value_set(self._state.setup.stuck),
         ]
-        if workflow.patched(INDEX_CHANGES_ONLY):
+        if patches.taken(INDEX_CHANGES_ONLY):
             # What the run started with (carried across continue-as-new) and its upserts.
             indexed = workflow.info().typed_search_attributes
             updates = [u for u in updates if indexed.get(u.key) != u.value]

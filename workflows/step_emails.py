@@ -18,6 +18,7 @@ from temporalio import workflow
 import emails.contexts as contexts
 import workflows.campaign as campaign
 import workflows.clocks as clocks
+import workflows.patches as patches
 import workflows.send_window as send_window
 from models.activity_io import SendEmailInput
 from models.email_categories import EmailCategory
@@ -76,7 +77,7 @@ class StepEmails:
         # of workflows that reached adoption before this change replaying.
         if not unplanned:
             return
-        if not workflow.patched("purpose-campaigns"):
+        if not patches.taken("purpose-campaigns"):
             # Marked planned all the same, so the main loop does not wake for them again.
             self._state.campaign_planned += [key for key, _ in unplanned]
             return
@@ -188,7 +189,7 @@ class StepEmails:
         proposals = campaign.stall_proposals(self._playbook.purposes, state.purposes, key_actions)
         if not proposals or self._playbook.campaign is None:
             return False
-        if not workflow.patched("purpose-proposals"):
+        if not patches.taken("purpose-proposals"):
             return False
         for purpose, step in proposals:
             context = contexts.step_context(
@@ -242,7 +243,7 @@ class StepEmails:
     ) -> None:
         """One email per role, then the timeline entry that says who it went to: only the
         roles the customer has contacts in (the others' sends find no one)."""
-        if workflow.patched("step-roles-in-turn"):
+        if patches.taken("step-roles-in-turn"):
             self._effects.send_in_turn(
                 [
                     self._campaign_email(
