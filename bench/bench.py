@@ -281,6 +281,14 @@ class PhaseFigures:
     def server_cpu_per_workflow(self) -> float | None:
         return _per(self.server_cpu_seconds, self.workflows)
 
+    @property
+    def rest_cpu_per_workflow(self) -> float:
+        """Worker CPU besides the activity threads and the driver's usage inserts:
+        workflow tasks, the SDK's polling and payload work, updates and queries. The
+        bare twin's no-op activities run on the event loop, so all of its CPU is here."""
+        rest = self.cpu_seconds - (self.activity_cpu_seconds or 0.0) - self.usage_insert_cpu_seconds
+        return rest / self.workflows if self.workflows else 0.0
+
 
 def _per(total: float | None, workflows: int) -> float | None:
     return None if total is None or not workflows else total / workflows
@@ -316,6 +324,7 @@ class BenchReport:
                 "usage_insert_cpu_seconds_per_workflow": figures.usage_insert_cpu_seconds
                 / figures.workflows,
                 "server_cpu_seconds_per_workflow": figures.server_cpu_per_workflow,
+                "rest_cpu_seconds_per_workflow": figures.rest_cpu_per_workflow,
             }
 
         return {
@@ -789,6 +798,12 @@ def format_report(report: BenchReport) -> str:
             cpu_ms(j.usage_insert_cpu_seconds / j.workflows),
             "-",
             "",
+        ),
+        (
+            "  the rest: workflow tasks, updates, queries",
+            cpu_ms(j.rest_cpu_per_workflow),
+            cpu_ms(b.rest_cpu_per_workflow),
+            ratio(j.rest_cpu_per_workflow, b.rest_cpu_per_workflow),
         ),
         (
             "test server CPU per workflow (ms)",

@@ -64,6 +64,15 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert bare["history"]["timers_started"] == shape["timers"] > 0
     assert journey["history"]["updates"] == 3  # kickoff, training, completion review
     assert journey["cpu_seconds_per_workflow"] == pytest.approx(journey["cpu_seconds"] / 2)
+    # The rest is what the activity threads and the usage inserts leave of the CPU; the
+    # bare twin has neither, so its rest is all of its CPU.
+    assert journey["rest_cpu_seconds_per_workflow"] == pytest.approx(
+        (journey["cpu_seconds"] - journey["activity_cpu_seconds"]) / 2
+        - journey["usage_insert_cpu_seconds_per_workflow"]
+    )
+    assert 0 < journey["rest_cpu_seconds_per_workflow"] < journey["cpu_seconds_per_workflow"]
+    assert bare["rest_cpu_seconds_per_workflow"] == pytest.approx(bare["cpu_seconds_per_workflow"])
+    assert "the rest: workflow tasks, updates, queries" in run.stderr
     # The human-readable table goes to stderr alongside the JSON.
     assert "wall time, all workflows (s)" in run.stderr
 
