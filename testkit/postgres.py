@@ -50,3 +50,13 @@ def fresh_schema(prefix: str, url: str = POSTGRES_URL) -> Iterator[Database]:
         database.dispose()
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def schemas_named(prefix: str, url: str = POSTGRES_URL) -> set[str]:
+    """The schemas whose names start with `prefix` (what `fresh_schema` left behind)."""
+    with psycopg.connect(_libpq_url(url)) as connection:
+        rows = connection.execute(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+            (f"{prefix}%",),
+        ).fetchall()
+    return {name for (name,) in rows}

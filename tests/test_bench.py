@@ -14,9 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from bench.list_bench import PAGES
 from bench.scale_bench import WorkerProcess
@@ -25,19 +23,25 @@ from testkit import postgres
 from testkit.factories import REPO
 
 
-def test_bench_reports_consistent_figures_for_two_journeys() -> None:
-    bench = [sys.executable, str(REPO / "bench" / "bench.py")]
-    run = subprocess.run(
-        [
-            *bench,
-            *("--journeys", "2", "--mail-sends", "20", "--intake-events", "150"),
-            *("--list-customers", "300", "--json"),
-        ],
+def run_bench_script(
+    script: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """A script of bench/ as `make bench` runs it: its own process, output captured."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
+    )
+
+
+def test_bench_reports_consistent_figures_for_two_journeys() -> None:
+    run = run_bench_script(
+        "bench.py",
+        *("--journeys", "2", "--mail-sends", "20", "--intake-events", "150"),
+        *("--list-customers", "300", "--json"),
     )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
@@ -123,32 +127,14 @@ def test_bench_reports_consistent_figures_for_two_journeys() -> None:
     assert "REST: time to onboard by purpose" in run.stderr
 
 
-def _schemas(prefix: str) -> set[str]:
-    url = make_url(postgres.POSTGRES_URL).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as connection:
-        rows = connection.execute(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
-            (f"{prefix}%",),
-        ).fetchall()
-    return {name for (name,) in rows}
-
-
 def test_bench_runs_the_journeys_on_postgresql_and_drops_its_schema(
     postgres_admin_url: str,
 ) -> None:
-    before = _schemas("bench_journeys_")
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bench.py"),
-            *("--journeys", "2", "--database", "postgresql", "--mail-sends", "1"),
-            *("--intake-events", "1", "--list-customers", "1", "--json"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    before = postgres.schemas_named("bench_journeys_")
+    run = run_bench_script(
+        "bench.py",
+        *("--journeys", "2", "--database", "postgresql", "--mail-sends", "1"),
+        *("--intake-events", "1", "--list-customers", "1", "--json"),
     )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
@@ -157,18 +143,11 @@ def test_bench_runs_the_journeys_on_postgresql_and_drops_its_schema(
     # The journeys' writes ran in activity threads against the server.
     assert report["journey"]["activity_cpu_seconds"] > 0
     assert "real activities, PostgreSQL, outbox on disk" in run.stderr
-    assert _schemas("bench_journeys_") == before
+    assert postgres.schemas_named("bench_journeys_") == before
 
 
 def test_bench_refuses_an_unknown_database_before_any_journey() -> None:
-    run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench.py"), "--database", "mysql"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_bench_script("bench.py", "--database", "mysql", timeout=60)
     assert run.returncode == 2
     assert "--database: invalid choice: 'mysql'" in run.stderr
     assert "phase 1" not in run.stderr
@@ -217,16 +196,12 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(
     tmp_path: Path, compress: bool, by_reference: bool, tick: int
 ) -> None:
     figures = tmp_path / "scale.json"
-    run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "scale_bench.py")]
-        + ["--customers", "6", "--tick", str(tick), "--timeout", "300", "--json", str(figures)]
-        + (["--compress"] if compress else [])
-        + (["--playbooks-by-reference"] if by_reference else []),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    run = run_bench_script(
+        "scale_bench.py",
+        *("--customers", "6", "--tick", str(tick), "--timeout", "300", "--json", str(figures)),
+        *(["--compress"] if compress else []),
+        *(["--playbooks-by-reference"] if by_reference else []),
         timeout=360,
-        check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     reported = json.loads(figures.read_text())
@@ -261,17 +236,8 @@ def test_bench_scale_measures_both_workers_and_stops_by_itself(
 
 
 def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "simulate_bench.py"),
-            *("--customers", "4", "--weeks", "3", "--compare", "--json"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    run = run_bench_script(
+        "simulate_bench.py", *("--customers", "4", "--weeks", "3", "--compare", "--json")
     )
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)
@@ -284,14 +250,7 @@ def test_simulate_bench_runs_the_cohort_it_names_under_both_playbooks() -> None:
 
 
 def test_the_journey_events_bench_follows_every_run_of_each_customer() -> None:
-    run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "journey_events_bench.py"), "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    run = run_bench_script("journey_events_bench.py", "--json")
     assert run.returncode == 0, run.stderr
     journeys = json.loads(run.stdout)
     assert {j["profile"] for j in journeys} == {"onboards-late", "never-onboards"}
