@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.message import EmailMessage
 from email.utils import make_msgid, parseaddr
 
 import jinja2
@@ -40,13 +39,15 @@ from temporalio.exceptions import ApplicationError
 import observability.metrics as metrics
 from emails.mailers import (
     CATEGORY_HEADER,
+    CUSTOMER_HEADER,
+    LEDGER_KEY_HEADER,
     MAIL_REFUSED,
     SENDGRID_CANCEL_CUTOFF,
     Mailer,
     SchedulingMailer,
 )
 from emails.opt_out_links import OptOutLinks
-from emails.render import RenderedEmail, compose_message, render_email
+from emails.render import OutgoingEmail, RenderedEmail, render_email
 from emails.survey_links import SurveyLinks, with_score_links
 from models.activity_io import SendEmailInput, SendEmailResult
 from models.tables import CustomerContact, EmailLedgerEntry, WithdrawnBatch, utc_now
@@ -180,22 +181,22 @@ class MailActivities:
         )
         return render_email(self._templates, input.template, input.locale, context, role=role)
 
-    def _compose(self, input: SendEmailInput, recipient: str) -> EmailMessage:
-        rendered = self._render(input, recipient)
-        message = compose_message(rendered, sender=self._sender, recipient=recipient)
-        message["Message-ID"] = make_msgid(domain=self._id_domain)
-        message["X-Liftoff-Customer"] = input.customer_id
-        message["X-Liftoff-Ledger-Key"] = input.ledger_key
+    def _compose(self, input: SendEmailInput, recipient: str) -> OutgoingEmail:
+        headers = {CUSTOMER_HEADER: input.customer_id, LEDGER_KEY_HEADER: input.ledger_key}
         category = input.category
         if category is not None:
-            message[CATEGORY_HEADER] = category.value
+            headers[CATEGORY_HEADER] = category.value
             if category.can_opt_out and self._opt_out_links is not None:
-                headers = self._opt_out_links.headers(
+                headers |= self._opt_out_links.headers(
                     customer_id=input.customer_id, email=recipient, category=category
                 )
-                for name, value in headers.items():
-                    message[name] = value
-        return message
+        return OutgoingEmail(
+            sender=self._sender,
+            recipient=recipient,
+            rendered=self._render(input, recipient),
+            message_id=make_msgid(domain=self._id_domain),
+            headers=headers,
+        )
 
     def _opted_out(
         self, session: Session, input: SendEmailInput, recipients: list[str]
@@ -284,17 +285,17 @@ class MailActivities:
         if self._mailer is None:
             self._render(input, recipient)
             return None
-        message = self._compose(input, recipient)
+        email = self._compose(input, recipient)
         scheduler = self._scheduler
         if scheduler is None or scheduler.send_delay is None:
-            return self._mailer.send(message)
+            return self._mailer.send(email)
         if row.batch_id is not None and row.send_at is not None:
             self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
         batch_id = scheduler.open_batch()
         send_at = utc_now() + scheduler.send_delay
         # Written before the message leaves, so a retry after a crash knows what to cancel.
         self._mark(input, recipient, batch_id=batch_id, send_at=send_at)
-        return scheduler.send_scheduled(message, batch_id, send_at)
+        return scheduler.send_scheduled(email, batch_id, send_at)
 
     def _withdraw(
         self,

@@ -21,8 +21,7 @@ import tempfile
 import time
 import urllib.error
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import getaddresses, make_msgid, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -32,16 +31,20 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from emails.render import OutgoingEmail
+
 # The error type of a message a provider refused for good.
 MAIL_REFUSED = "MailRefused"
 # Names a message's email category (models.email_categories), set by MailActivities.
 CATEGORY_HEADER = "X-Liftoff-Category"
+CUSTOMER_HEADER = "X-Liftoff-Customer"
+LEDGER_KEY_HEADER = "X-Liftoff-Ledger-Key"
 OPERATIONAL = "operational"
 LIST_UNSUBSCRIBE_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> str:
+    def send(self, email: OutgoingEmail) -> str:
         """Hand the message to the provider; returns its message id."""
         ...
 
@@ -61,7 +64,7 @@ class SchedulingMailer(Protocol):
         """A new batch id to schedule one message under."""
         ...
 
-    def send_scheduled(self, message: EmailMessage, batch_id: str, send_at: datetime) -> str:
+    def send_scheduled(self, email: OutgoingEmail, batch_id: str, send_at: datetime) -> str:
         """Hand the message over for delivery at `send_at`; returns its message id."""
         ...
 
@@ -82,10 +85,9 @@ class OutboxMailer:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def send(self, message: EmailMessage) -> str:
-        if message["Message-ID"] is None:
-            message["Message-ID"] = make_msgid(domain="liftoff.local")
-        message_id = str(message["Message-ID"])
+    def send(self, email: OutgoingEmail) -> str:
+        message_id = email.message_id
+        message = email.mime()
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe_id = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in message_id)
@@ -182,28 +184,21 @@ def unsubscribe_headers(
     return headers
 
 
-def list_unsubscribe(
-    message: EmailMessage, url: str | None, mailto: str | None, *, recipient: str
-) -> dict[str, str]:
+def list_unsubscribe(email: OutgoingEmail, url: str | None, mailto: str | None) -> dict[str, str]:
     """The unsubscribe headers a message goes out with: the per-category link
     MailActivities signed for it, else the configured target; none for operational
     mail (tasks to staff), which no one can leave."""
-    own = {
-        name: str(message[name]) for name in LIST_UNSUBSCRIBE_HEADERS if message[name] is not None
-    }
+    own = {name: email.headers[name] for name in LIST_UNSUBSCRIBE_HEADERS if name in email.headers}
     if own:
         return own
-    if str(message.get(CATEGORY_HEADER, "")) == OPERATIONAL:
+    if email.headers.get(CATEGORY_HEADER) == OPERATIONAL:
         return {}
     return unsubscribe_headers(
-        url, mailto, recipient=recipient, customer_id=str(message.get("X-Liftoff-Customer", ""))
+        url,
+        mailto,
+        recipient=parseaddr(email.recipient)[1],
+        customer_id=email.headers.get(CUSTOMER_HEADER, ""),
     )
-
-
-def _message_id(message: EmailMessage) -> str:
-    if message["Message-ID"] is None:
-        message["Message-ID"] = make_msgid(domain="liftoff.local")
-    return str(message["Message-ID"])
 
 
 class _RedactBearer(logging.Filter):
@@ -284,50 +279,45 @@ class SendGridMailer:
             f"send_delay={self.send_delay})"
         )
 
-    def request_body(self, message: EmailMessage) -> dict[str, Any]:
-        """The v3 mail-send body for one composed message."""
-        sender_name, sender = parseaddr(str(message["From"]))
-        recipients = getaddresses([str(value) for value in message.get_all("To", [])])
-        content = []
-        for subtype in ("plain", "html"):  # SendGrid wants text/plain first
-            part = message.get_body(preferencelist=(subtype,))
-            if part is not None and part.get_content_type() == f"text/{subtype}":
-                content.append({"type": f"text/{subtype}", "value": part.get_content()})
-        customer_id = str(message.get("X-Liftoff-Customer", ""))
-        ledger_key = str(message.get("X-Liftoff-Ledger-Key", ""))
-        category = str(message.get(CATEGORY_HEADER, ""))
-        # The category comes back on group_unsubscribe / group_resubscribe events.
-        custom_args = {"customer_id": customer_id, "ledger_key": ledger_key, "category": category}
+    def request_body(self, email: OutgoingEmail) -> dict[str, Any]:
+        """The v3 mail-send body for one message, built from its fields (no MIME)."""
+        sender_name, sender = parseaddr(email.sender)
+        recipient_name, recipient = parseaddr(email.recipient)
+        rendered = email.rendered
+        custom_args = {
+            "customer_id": email.headers.get(CUSTOMER_HEADER, ""),
+            "ledger_key": email.headers.get(LEDGER_KEY_HEADER, ""),
+            # The category comes back on group_unsubscribe / group_resubscribe events.
+            "category": email.headers.get(CATEGORY_HEADER, ""),
+        }
+        to = {"email": recipient, **({"name": recipient_name} if recipient_name else {})}
         body: dict[str, Any] = {
-            "personalizations": [
-                {"to": [{"email": email, **({"name": name} if name else {})}]}
-                for name, email in recipients
-            ],
+            "personalizations": [{"to": [to]}],
             "from": {"email": sender, **({"name": sender_name} if sender_name else {})},
-            "subject": str(message["Subject"]),
-            "content": content,
+            "subject": rendered.subject,
+            # SendGrid wants text/plain first.
+            "content": [
+                {"type": "text/plain", "value": rendered.text},
+                {"type": "text/html", "value": rendered.html},
+            ],
             # Strings only: they come back on every webhook event to match it.
             "custom_args": {key: value for key, value in custom_args.items() if value},
         }
-        # MailActivities sends one message per recipient, so the link names that one.
-        first_recipient = recipients[0][1] if recipients else ""
-        headers = list_unsubscribe(
-            message, self.unsubscribe_url, self.unsubscribe_mailto, recipient=first_recipient
-        )
+        headers = list_unsubscribe(email, self.unsubscribe_url, self.unsubscribe_mailto)
         if headers:
             body["headers"] = headers
         if self.sandbox_mode:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
-    def send(self, message: EmailMessage) -> str:
-        return self._send(self.request_body(message), message)
+    def send(self, email: OutgoingEmail) -> str:
+        return self._send(self.request_body(email), email)
 
-    def send_scheduled(self, message: EmailMessage, batch_id: str, send_at: datetime) -> str:
-        body = self.request_body(message)
+    def send_scheduled(self, email: OutgoingEmail, batch_id: str, send_at: datetime) -> str:
+        body = self.request_body(email)
         body["batch_id"] = batch_id
         body["send_at"] = int(send_at.timestamp())
-        return self._send(body, message)
+        return self._send(body, email)
 
     def open_batch(self) -> str:
         response = self._call("open a batch", lambda: self._api.client.mail.batch.post())
@@ -365,11 +355,11 @@ class SendGridMailer:
         scheduled = self._api.client.user.scheduled_sends
         self._call(f"forget batch {batch_id}", lambda: scheduled._(batch_id).delete())
 
-    def _send(self, body: dict[str, Any], message: EmailMessage) -> str:
+    def _send(self, body: dict[str, Any], email: OutgoingEmail) -> str:
         response = self._call("send", lambda: self._api.send(body))
         provider_id = response.headers.get("X-Message-Id") if response.headers else None
         # Sandbox mode answers 200 without an id: keep our own so the ledger has one.
-        return str(provider_id) if provider_id else _message_id(message)
+        return str(provider_id) if provider_id else email.message_id
 
     def _call(self, what: str, request: Any, *, refusal_retries: bool = False) -> Any:
         """One API request with failures sorted: 429, 5xx and the network are worth a
@@ -454,18 +444,10 @@ class SmtpMailer:
                 raise
         return smtp
 
-    def send(self, message: EmailMessage) -> str:
-        message_id = _message_id(message)
+    def send(self, email: OutgoingEmail) -> str:
         where = f"SMTP {self.host}:{self.port}"
-        unsubscribe = list_unsubscribe(
-            message,
-            self.unsubscribe_url,
-            self.unsubscribe_mailto,
-            recipient=parseaddr(str(message["To"]))[1],
-        )
-        for name, value in unsubscribe.items():
-            del message[name]
-            message[name] = value
+        unsubscribe = list_unsubscribe(email, self.unsubscribe_url, self.unsubscribe_mailto)
+        message = email.mime(unsubscribe)
         try:
             with self._connect() as smtp:
                 if self.username is not None and self._password is not None:
@@ -483,7 +465,7 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as err:
             # Dropped connections, refused connections, timeouts.
             raise _unavailable(where, f"{type(err).__name__}: {err}") from None
-        return message_id
+        return email.message_id
 
 
 def _smtp_reply(where: str, code: int, reply: bytes | str) -> ApplicationError:

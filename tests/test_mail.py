@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.policy import default as default_policy
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from emails.mailers import OutboxMailer
-from emails.render import build_template_environment, render_email
+from emails.render import OutgoingEmail, build_template_environment, render_email
 from models.activity_io import SendEmailInput
 from models.handoff import Contact, CustomerHandoff, Role
 from models.tables import CustomerContact, EmailLedgerEntry
@@ -32,11 +32,11 @@ class FlakyMailer:
         self.inner = inner
         self.calls = 0
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, email: OutgoingEmail) -> str:
         self.calls += 1
         if self.calls == 1:
             raise ConnectionError("provider unavailable")
-        return self.inner.send(message)
+        return self.inner.send(email)
 
 
 @pytest.fixture

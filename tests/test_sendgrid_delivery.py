@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mail import MailActivities
 from emails.mailers import MAIL_REFUSED, MAIL_UNAVAILABLE, MAX_RETRY_AFTER, SendGridMailer
+from emails.render import OutgoingEmail, RenderedEmail
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
 from records.database import Database
@@ -258,17 +258,15 @@ def test_the_api_key_appears_in_no_log_record_error_or_repr(
     assert not [text for text in texts if TEST_API_KEY in text]
 
 
-def composed_message() -> EmailMessage:
+def composed_message() -> OutgoingEmail:
     """What MailActivities hands a mailer, for calling one directly."""
-    message = EmailMessage()
-    message["From"] = SENDER
-    message["To"] = "lead@liftoff.example"
-    message["Subject"] = "Hello"
-    message["X-Liftoff-Customer"] = "acme"
-    message["X-Liftoff-Ledger-Key"] = "hello"
-    message.set_content("Hello.\n")
-    message.add_alternative("<p>Hello.</p>\n", subtype="html")
-    return message
+    return OutgoingEmail(
+        sender=SENDER,
+        recipient="lead@liftoff.example",
+        rendered=RenderedEmail("Hello", "Hello.\n", "<p>Hello.</p>\n"),
+        message_id="<hello@liftoff.example>",
+        headers={"X-Liftoff-Customer": "acme", "X-Liftoff-Ledger-Key": "hello"},
+    )
 
 
 def test_sandbox_mode_asks_sendgrid_to_validate_without_delivering(
