@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"liftoff: error: cannot reach Temporal at {settings.temporal_address} "
-            f"(is it running? `make run` starts a local one): {str(err)[:200]}",
+            "(is it running, and is TEMPORAL_ADDRESS right? For a local one, `make run` "
+            f"starts it): {str(err)[:200]}",
             file=sys.stderr,
         )
         return EXIT_FAILED
