@@ -31,6 +31,11 @@ ENCRYPTION_KEYS_MAX = 20
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The codec server's token: long enough that guessing it is hopeless.
 CODEC_TOKEN_MIN_CHARS = 24
+_CODEC_TOKEN = re.compile(r"[!-~]+")
+# A browser's Origin header: the Web UI pages allowed to call the codec server.
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 def parse_encryption_keys(text: str) -> list[tuple[str, bytes]]:
@@ -268,6 +273,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"LIFTOFF_CODEC_TOKEN must be at least {CODEC_TOKEN_MIN_CHARS} characters"
             )
+        if token is not None and not _CODEC_TOKEN.fullmatch(token.get_secret_value()):
+            # An HTTP header carries Latin-1 at most: such a token could never be sent.
+            raise ValueError(
+                "LIFTOFF_CODEC_TOKEN may hold only printable ASCII without spaces "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        for origin in self.codec_origins():
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"LIFTOFF_CODEC_CORS_ORIGINS: {origin[:100]!r} is not an origin: "
+                    "scheme://host[:port], with no path, trailing slash or wildcard "
+                    "(the codec server answers them with credentials)"
+                )
         return self
 
     def worker_version(self) -> WorkerDeploymentVersion | None:

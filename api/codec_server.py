@@ -16,23 +16,27 @@ compresses without encrypting runs it without keys.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import re
+import secrets
+from collections.abc import Callable, Coroutine, Sequence
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, Form, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from google.protobuf import json_format
+from itsdangerous import BadSignature, TimestampSigner
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.guards import BodyLimit, SecurityHeaders
 from client.codec import LiftoffCodec, PayloadCodecError
-from models.limits import CODEC_BODY_BYTES
+from models.limits import CODEC_BODY_BYTES, CODEC_CONCURRENT_REQUESTS, CODEC_PAYLOADS
 from settings import Settings
 
 log = logging.getLogger("liftoff.codec")
@@ -49,17 +53,93 @@ _REFUSED = (
 _NOT_PAYLOADS = (
     'the body must be Temporal\'s payloads JSON: {"payloads": [{"metadata": {...}, "data": "..."}]}'
 )
+_TOO_MANY = f"at most {CODEC_PAYLOADS} payloads per request"
+_NOT_JSON = "the body must be sent as Content-Type: application/json"
+_OTHER_ORIGIN = "refused: the sign-in cookie is accepted only from the configured Web UI origins"
+# Standard or URL-safe, padded or not: what protobuf's JSON form accepts. Anything
+# else would be decoded leniently into other bytes rather than refused.
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+# How long a request waits for one of the CODEC_CONCURRENT_REQUESTS slots.
+_BUSY_SECONDS = 30
 
-Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+Transform = Callable[[Sequence[Payload]], Coroutine[Any, Any, list[Payload]]]
 
 
 class CodecServerConfigError(ValueError):
     """The codec server cannot start as configured; the message names the setting."""
 
 
-def _session_value(token: str) -> str:
-    # The cookie proves the token was typed without holding the token itself.
-    return hmac.new(token.encode(), b"liftoff codec sign-in", hashlib.sha256).hexdigest()
+def _signer(token: str) -> TimestampSigner:
+    # The cookie proves the token was typed without holding the token itself; each
+    # sign-in's is its own and expires after SIGN_IN_HOURS, whatever the browser keeps.
+    # Changing the token signs everyone out.
+    return TimestampSigner(token, salt="liftoff codec sign-in")
+
+
+def _payloads_of(body: bytes) -> Payloads | str:
+    """The request's payloads, or why they are refused."""
+    # Counted before parsing: the parser's objects take far more memory than the body.
+    if body.count(b"{") > 2 * CODEC_PAYLOADS + 1:
+        return _TOO_MANY
+    try:
+        parsed: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return _NOT_PAYLOADS
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("payloads", []), list):
+        return _NOT_PAYLOADS
+    if len(parsed.get("payloads", [])) > CODEC_PAYLOADS:
+        return _TOO_MANY
+    for payload in parsed.get("payloads", []):
+        if not isinstance(payload, dict):
+            return _NOT_PAYLOADS
+        metadata = payload.get("metadata", {})
+        if not isinstance(metadata, dict):
+            return _NOT_PAYLOADS
+        texts = [payload.get("data", ""), *metadata.values()]
+        if not all(isinstance(text, str) and _BASE64.fullmatch(text) for text in texts):
+            return "payload data and metadata values must be base64"
+    try:
+        return json_format.ParseDict(parsed, Payloads(), ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError):
+        return _NOT_PAYLOADS
+
+
+def _transformed(body: bytes, transform: Transform) -> tuple[int, str]:
+    """Runs in a thread: parsing, decrypting and inflating a request of a few megabytes
+    takes long enough to stall every other request on the event loop."""
+    payloads = _payloads_of(body)
+    if isinstance(payloads, str):
+        return status.HTTP_400_BAD_REQUEST, json.dumps({"detail": payloads})
+    try:
+        result = asyncio.run(transform(payloads.payloads))
+    except PayloadCodecError as err:
+        return status.HTTP_400_BAD_REQUEST, json.dumps({"detail": str(err)})
+    return status.HTTP_200_OK, json_format.MessageToJson(Payloads(payloads=result))
+
+
+class ConcurrencyLimit:
+    """At most `limit` codec requests at once, each held until its answer is sent: an
+    answer is a few megabytes at most, and clients that never read theirs cannot pile
+    them up in memory. The sign-in page is not counted."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self._app = app
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] == "/":
+            await self._app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), _BUSY_SECONDS)
+        except TimeoutError:
+            busy = JSONResponse({"detail": "the codec server is busy; try again"}, 503)
+            await busy(scope, receive, send)
+            return
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._slots.release()
 
 
 def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[str]) -> FastAPI:
@@ -69,44 +149,45 @@ def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[
             "LIFTOFF_PAYLOAD_COMPRESSION=true, or both, as the workers have them"
         )
     app = FastAPI(title="Liftoff codec server", docs_url=None, redoc_url=None, openapi_url=None)
-    session = _session_value(token)
+    signer = _signer(token)
+    allowed_origins = set(cors_origins)
 
-    def authorized(request: Request) -> bool:
+    def bearer(request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
-            return True
-        cookie = request.cookies.get(COOKIE, "")
-        return hmac.compare_digest(cookie.encode(), session.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("latin-1", "replace"), token.encode()
+        )
 
-    async def apply(request: Request, transform: Transform) -> Response:
-        if not authorized(request):
+    def signed_in(request: Request) -> bool:
+        try:
+            signer.unsign(request.cookies.get(COOKIE, ""), max_age=SIGN_IN_HOURS * 3600)
+        except BadSignature:  # also an expired one
+            return False
+        return True
+
+    def refusal(request: Request) -> JSONResponse | None:
+        """None when the request may be served. A browser attaches the cookie to
+        same-site requests from any page, so a cookie counts only from the Web UI's
+        origins; and only JSON is taken, which a page of another origin cannot send
+        without CORS asking first."""
+        if bearer(request):
+            pass
+        elif not signed_in(request):
             log.warning("codec request refused: no valid token", extra={"path": request.url.path})
             return JSONResponse(
                 {"detail": _REFUSED},
                 status_code=status.HTTP_401_UNAUTHORIZED,
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        try:
-            payloads = json_format.Parse(
-                await request.body(), Payloads(), ignore_unknown_fields=True
+        elif request.headers.get("origin") not in allowed_origins:
+            log.warning("codec request refused: cookie from another origin")
+            return JSONResponse({"detail": _OTHER_ORIGIN}, status_code=status.HTTP_403_FORBIDDEN)
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            return JSONResponse(
+                {"detail": _NOT_JSON}, status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
             )
-        except (json_format.ParseError, UnicodeDecodeError):
-            return JSONResponse({"detail": _NOT_PAYLOADS}, status_code=status.HTTP_400_BAD_REQUEST)
-        try:
-            result = Payloads(payloads=await transform(payloads.payloads))
-        except PayloadCodecError as err:
-            return JSONResponse({"detail": str(err)}, status_code=status.HTTP_400_BAD_REQUEST)
-        return Response(json_format.MessageToJson(result), media_type="application/json")
-
-    @app.post("/decode")
-    async def decode(request: Request) -> Response:
-        return await apply(request, codec.decode)
-
-    @app.post("/encode")
-    async def encode(request: Request) -> Response:
-        return await apply(request, codec.encode)
+        return None
 
     @app.get("/", response_class=HTMLResponse)
     async def sign_in_page() -> HTMLResponse:
@@ -130,7 +211,7 @@ def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[
         )
         page.set_cookie(
             COOKIE,
-            session,
+            signer.sign(secrets.token_urlsafe(16)).decode(),
             max_age=SIGN_IN_HOURS * 3600,
             httponly=True,
             samesite="strict",
@@ -138,8 +219,26 @@ def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[
         )
         return page
 
+    # Temporal's codec protocol: only the URL's last part says which, so the server can
+    # be mounted under any path (and an endpoint typed with a trailing slash works).
+    @app.post("/{path:path}")
+    async def encode_or_decode(request: Request, path: str) -> Response:
+        transforms: dict[str, Transform] = {"decode": codec.decode, "encode": codec.encode}
+        transform = transforms.get(path.rstrip("/").rpartition("/")[2])
+        if transform is None:
+            return JSONResponse({"detail": "Not Found"}, status_code=status.HTTP_404_NOT_FOUND)
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        code, content = await asyncio.to_thread(_transformed, await request.body(), transform)
+        return Response(content, status_code=code, media_type="application/json")
+
     app.add_middleware(SecurityHeaders)
-    # Preflights are answered here, before any token check: a browser sends them bare.
+    app.add_middleware(BodyLimit, default=CODEC_BODY_BYTES, limits={})
+    app.add_middleware(ConcurrencyLimit, limit=CODEC_CONCURRENT_REQUESTS)
+    # Outermost: preflights are answered before any token check (a browser sends them
+    # bare), and every answer, a refusal for size included, carries the CORS headers
+    # the Web UI needs to read it.
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(cors_origins),
@@ -148,7 +247,6 @@ def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[
         allow_headers=["authorization", "content-type", "x-namespace"],
         max_age=600,
     )
-    app.add_middleware(BodyLimit, default=CODEC_BODY_BYTES, limits={})
     return app
 
 

@@ -44,6 +44,8 @@ MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024
 # The metadata names of Temporal's encryption samples (which authenticate no key id).
 KEY_ID_METADATA = "encryption-key-id"
 NONCE_BYTES = 12
+# A key id in an error message: the longest one LIFTOFF_ENCRYPTION_KEYS takes (settings.py).
+SHOWN_KEY_ID_CHARS = 64
 
 
 class PayloadCodecError(Exception):
@@ -106,12 +108,14 @@ class EncryptionCodec(PayloadCodec):
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             held = f"it has {', '.join(self._ciphers)}" if self._ciphers else "it has none"
+            # Cut short: a codec server's caller chooses it, and it is logged.
+            shown = key_id[:SHOWN_KEY_ID_CHARS] + ("…" if len(key_id) > SHOWN_KEY_ID_CHARS else "")
             message = (
-                f"a payload is encrypted with key {key_id!r}, which this process does not "
+                f"a payload is encrypted with key {shown!r}, which this process does not "
                 f"have ({held}); add that key to LIFTOFF_ENCRYPTION_KEYS"
             )
             # Logged here too: a worker reports it only inside a workflow task's traceback.
-            log.error(message, extra={"key_id": key_id})
+            log.error(message, extra={"key_id": shown})
             raise PayloadDecryptionError(message)
         data = payload.data
         try:

@@ -77,6 +77,11 @@ OUTCOME_ROWS_PER_REQUEST = 1_000
 # A request to the codec server (`liftoff codec-server`): Temporal caps one payload at
 # 2 MB, which base64 makes about 2.7 MB: a request of a few such payloads fits.
 CODEC_BODY_BYTES = 8 * 1024 * 1024
+# Payloads in one codec request: the Web UI and the CLI send one event's at a time.
+CODEC_PAYLOADS = 1_000
+# Codec requests served at once, each until its answer is read: with the inflation
+# bound (client/codec.py), what they can hold in memory is bounded too.
+CODEC_CONCURRENT_REQUESTS = 4
 
 # The playbook review threshold: finished customers of one version (default, most).
 REVIEW_AFTER_DEFAULT = 50

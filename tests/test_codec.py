@@ -3,24 +3,34 @@ old keys keep old payloads readable, and the server answers only its token and i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
+from fastapi.responses import JSONResponse
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api.codec_server import COOKIE, CodecServerConfigError, codec_app_from_settings
+from api.codec_server import (
+    COOKIE,
+    SIGN_IN_HOURS,
+    CodecServerConfigError,
+    ConcurrencyLimit,
+    codec_app_from_settings,
+)
 from cli.main import main
 from client.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, PayloadDecryptionError
 from client.connection import data_converter
-from models.limits import CODEC_BODY_BYTES
+from models.limits import CODEC_BODY_BYTES, CODEC_PAYLOADS
 from settings import Settings, parse_encryption_keys
 from tests.support.api_harness import ApiHarness
 
@@ -331,12 +341,145 @@ async def test_a_payload_it_cannot_open_is_refused_naming_the_key(
 async def test_a_body_that_is_not_payloads_or_too_large_is_refused(
     server: httpx.AsyncClient,
 ) -> None:
-    not_payloads = await server.post("/decode", content=b"[1, 2]", headers=BEARER)
-    too_large = await server.post("/decode", content=b"x" * (CODEC_BODY_BYTES + 1), headers=BEARER)
+    json_bearer = {**BEARER, "Content-Type": "application/json", "Origin": UI}
+    not_payloads = await server.post("/decode", content=b"[1, 2]", headers=json_bearer)
+    too_large = await server.post(
+        "/decode", content=b"x" * (CODEC_BODY_BYTES + 1), headers=json_bearer
+    )
+    not_base64 = await server.post(
+        "/decode",
+        json={"payloads": [{"metadata": {"encoding": "!!"}, "data": "%%%%"}]},
+        headers=BEARER,
+    )
+    too_many = await server.post(
+        "/decode", json={"payloads": [{}] * (CODEC_PAYLOADS + 1)}, headers=BEARER
+    )
+    nested = await server.post("/decode", content=b"[" * 100_000, headers=json_bearer)
 
     assert not_payloads.status_code == 400
     assert "payloads JSON" in not_payloads.json()["detail"]
     assert too_large.status_code == 413
+    # The Web UI reads the refusal only if it carries the CORS headers.
+    assert too_large.headers["access-control-allow-origin"] == UI
+    # protobuf's JSON parser would have turned them into other bytes silently.
+    assert not_base64.status_code == 400 and "base64" in not_base64.json()["detail"]
+    assert too_many.status_code == 400
+    assert f"at most {CODEC_PAYLOADS} payloads" in too_many.json()["detail"]
+    assert nested.status_code == 400
+
+
+async def test_as_many_payloads_as_allowed_are_served(server: httpx.AsyncClient) -> None:
+    plain = [json_payload({"n": n}) for n in range(CODEC_PAYLOADS)]
+    encoded = await server.post("/encode", json=as_json(*plain), headers=BEARER)
+    decoded = await server.post("/decode", json=encoded.json(), headers=BEARER)
+
+    assert encoded.status_code == 200 and decoded.status_code == 200
+    assert from_json(decoded.json()) == plain
+
+
+@pytest.mark.parametrize(
+    # An endpoint typed with a trailing slash: http://host:8081/ + /decode.
+    "path",
+    ["/prefix/decode", "http://codec.test//decode", "/namespaces/default/decode"],
+)
+async def test_only_the_last_part_of_the_path_says_decode(
+    server: httpx.AsyncClient, keys: list[tuple[str, bytes]], path: str
+) -> None:
+    """Temporal's codec protocol: servers may be mounted under any path."""
+    sealed = await EncryptionCodec(keys).encode([json_payload(EMAIL)])
+
+    response = await server.post(path, json=as_json(*sealed), headers=BEARER)
+    elsewhere = await server.post("/prefix/other", json=as_json(*sealed), headers=BEARER)
+
+    assert response.status_code == 200, response.text
+    assert from_json(response.json()) == [json_payload(EMAIL)]
+    assert elsewhere.status_code == 404
+
+
+async def test_the_cookie_counts_only_from_the_web_ui_and_only_for_json(
+    server: httpx.AsyncClient, keys: list[tuple[str, bytes]]
+) -> None:
+    """A browser sends the SameSite cookie from any page of the same site, and a page may
+    post text/plain to another origin without asking CORS first."""
+    sealed = await EncryptionCodec(keys).encode([json_payload(EMAIL)])
+    body = json.dumps(as_json(*sealed))
+    await server.post("/", data={"token": TOKEN})
+    plain_text = {"Content-Type": "text/plain"}
+
+    other_page = await server.post(
+        "/decode", content=body, headers={"Origin": "http://localhost:3000", **plain_text}
+    )
+    no_origin = await server.post(
+        "/decode", content=body, headers={"Content-Type": "application/json"}
+    )
+    not_json = await server.post("/decode", content=body, headers={"Origin": UI, **plain_text})
+    bearer_not_json = await server.post("/decode", content=body, headers={**BEARER, **plain_text})
+    from_the_ui = await server.post(
+        "/decode", content=body, headers={"Origin": UI, "Content-Type": "application/json"}
+    )
+
+    assert other_page.status_code == 403 and no_origin.status_code == 403
+    assert EMAIL not in other_page.text
+    assert not_json.status_code == 415 and bearer_not_json.status_code == 415
+    assert from_the_ui.status_code == 200, from_the_ui.text
+
+
+async def test_a_sign_in_expires_on_the_server_and_each_is_its_own(
+    server: httpx.AsyncClient, keys: list[tuple[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sealed = await EncryptionCodec(keys).encode([json_payload(EMAIL)])
+    first = (await server.post("/", data={"token": TOKEN})).cookies[COOKIE]
+    second = (await server.post("/", data={"token": TOKEN})).cookies[COOKIE]
+    later = time.time() + (SIGN_IN_HOURS + 1) * 3600
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    response = await server.post("/decode", json=as_json(*sealed), headers={"Origin": UI})
+
+    assert first != second
+    assert response.status_code == 401
+
+
+async def test_a_long_key_id_is_cut_short_in_the_answer_and_the_log(
+    server: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sealed = Payload(
+        metadata={"encoding": b"binary/encrypted", KEY_ID_METADATA: b"k" * 100_000}, data=b"x" * 40
+    )
+
+    with caplog.at_level(logging.ERROR, logger="liftoff.codec"):
+        response = await server.post("/decode", json=as_json(sealed), headers=BEARER)
+
+    assert response.status_code == 400
+    assert len(response.text) < 500
+    assert all(len(record.getMessage()) < 500 for record in caplog.records)
+
+
+async def test_codec_requests_beyond_the_limit_wait_and_are_then_turned_away() -> None:
+    """Each request keeps its slot until its answer is sent."""
+    release = asyncio.Event()
+    entered = 0
+
+    async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal entered
+        entered += 1
+        await release.wait()
+        await JSONResponse({})(scope, receive, send)
+
+    limited = ConcurrencyLimit(slow_app, limit=2)
+    transport = httpx.ASGITransport(app=limited)
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec.test") as client:
+        held = [asyncio.create_task(client.post("/decode")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with mock.patch("api.codec_server._BUSY_SECONDS", 0.1):
+            turned_away = await client.post("/decode")
+        sign_in = asyncio.create_task(client.post("/"))
+        await asyncio.sleep(0.05)
+        release.set()
+        answers = await asyncio.gather(*held, sign_in)
+
+    assert turned_away.status_code == 503
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert entered == 3  # the two held, and the sign-in page, which is not counted
 
 
 def test_the_server_needs_keys_and_a_token() -> None:
@@ -348,6 +491,26 @@ def test_the_server_needs_keys_and_a_token() -> None:
         codec_app_from_settings(Settings(encryption_keys=None, codec_token=SecretStr(TOKEN)))
     with pytest.raises(ValidationError, match="at least 24 characters"):
         Settings(codec_token=SecretStr("short"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # An HTTP header carries no such token: only the sign-in form would take it.
+        ({"codec_token": SecretStr("tökén-" + "x" * 30)}, "printable ASCII"),
+        ({"codec_token": SecretStr("a token with spaces in it, long enough")}, "printable ASCII"),
+        # With credentials, a wildcard would let every origin read decoded customer data.
+        ({"codec_cors_origins": "*"}, "'\\*' is not an origin"),
+        ({"codec_cors_origins": f"{UI}/"}, "is not an origin"),
+        ({"codec_cors_origins": f"{UI}, https://ui.example/path"}, "https://ui.example/path"),
+    ],
+)
+def test_a_codec_token_or_origin_that_could_never_work_is_refused_at_start(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{"codec_token": SecretStr(TOKEN), **overrides})
+    assert Settings(codec_token=SecretStr(TOKEN), codec_cors_origins=f"{UI}, https://[::1]:8233")
 
 
 async def test_the_api_answers_a_missing_key_as_its_own_fault_in_one_sentence(
