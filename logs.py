@@ -22,8 +22,13 @@ from settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
-# Attributes every LogRecord has; anything else was passed as `extra=`.
-_STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed as `extra=`. The SDK core's
+# forwarded lines carry their raw entry as `temporal_log`, already in the message.
+_STANDARD_RECORD_KEYS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "temporal_log",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -52,7 +52,7 @@ from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
 from logs import configure_logging
 from models.errors import describe
-from observability.health import serve_worker_probe, worker_readiness
+from observability.health import Readiness, serve_worker_probe, worker_readiness
 from observability.metrics import ActivityFailureMetrics
 from observability.tracing import configure_tracing, current_provider, trace_database
 from records.database import Database
@@ -411,11 +411,12 @@ def _health_probe(
     if settings.health_address is None:
         return nullcontext()
     loop = asyncio.get_running_loop()
+    readiness = Readiness(database, client)
     log.info("health probe", extra={"url": f"http://{settings.health_address}"})
     return serve_worker_probe(
         settings.health_address,
         serving=lambda: not serving.done() and not stop.is_set(),
-        ready=lambda: worker_readiness(database, client, loop),
+        ready=lambda: worker_readiness(readiness, loop),
     )
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import TLSConfig
 
 from client.codec import LiftoffCodec
@@ -74,27 +81,36 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-# One runtime per metrics address in a process: `make run` connects the worker and the
-# API separately, and a second runtime could not bind the same address.
+# One runtime per metrics address in a process ("" for none): `make run` connects the
+# worker and the API separately, and a second runtime could not bind the same address.
 _runtimes: dict[str, Runtime] = {}
 
+# The SDK core's own log lines (a poll retried while Temporal is out of reach, say), at
+# the SDK's default levels, go through Python logging: as JSON with LIFTOFF_LOG_FORMAT=json,
+# not as colored text past the JSON lines.
+CORE_LOGGER = "temporalio.core"
+_CORE_LOGGING = LoggingConfig(
+    filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+    forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),
+)
 
-def telemetry_runtime(settings: Settings) -> Runtime | None:
-    """The Temporal runtime serving Prometheus metrics at LIFTOFF_METRICS_ADDRESS, or None
-    for the SDK's default runtime (no metrics endpoint)."""
+
+def telemetry_runtime(settings: Settings) -> Runtime:
+    """The Temporal runtime of a service (the worker, the API): Prometheus metrics at
+    LIFTOFF_METRICS_ADDRESS when set, and the core's logs through Python logging."""
     address = settings.metrics_address
-    if address is None:
-        return None
-    runtime = _runtimes.get(address)
+    runtime = _runtimes.get(address or "")
     if runtime is None:
-        metrics = PrometheusConfig(bind_address=address, counters_total_suffix=True)
+        metrics = (
+            PrometheusConfig(bind_address=address, counters_total_suffix=True) if address else None
+        )
         try:
-            runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics))
+            runtime = Runtime(telemetry=TelemetryConfig(metrics=metrics, logging=_CORE_LOGGING))
         except Exception as err:  # the core says only why, e.g. the address is taken
             raise RuntimeError(
                 f"cannot serve metrics at LIFTOFF_METRICS_ADDRESS={address}: {err}"
             ) from err
-        _runtimes[address] = runtime
+        _runtimes[address or ""] = runtime
     return runtime
 
 

@@ -14,7 +14,9 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +32,11 @@ log = logging.getLogger("liftoff.health")
 
 # A probe answers within this, whatever hangs behind it.
 CHECK_TIMEOUT = timedelta(seconds=3)
+# A check's answer serves the probes of this long after it began: a flood of probes
+# costs one check a second.
+ANSWER_KEPT_SECONDS = 1.0
+# How long a client of the worker's probe may take to send its request.
+PROBE_REQUEST_SECONDS = 5
 
 
 def database_reachable(database: Database) -> bool:
@@ -51,31 +58,98 @@ async def temporal_reachable(client: Client) -> bool:
     return True
 
 
-def worker_readiness(
-    database: Database, client: Client, loop: asyncio.AbstractEventLoop
-) -> dict[str, str]:
-    """readiness() from the probe's thread, on the loop the worker's client lives on."""
-    future = asyncio.run_coroutine_threadsafe(readiness(database, client), loop)
+class Readiness:
+    """The readiness checks of one process: what the database and Temporal answered.
+
+    One check of each runs at a time, and its answer serves the probes of the next
+    second. The database check runs in a thread of its own, never in the pool the API's
+    routes use: a database that accepts connections and never answers holds that one
+    thread (until psycopg's connect timeout), and the probes asked meanwhile answer
+    "unreachable" after CHECK_TIMEOUT instead of piling up more stuck threads.
+    """
+
+    def __init__(self, database: Database, client: Client) -> None:
+        self._database = database
+        self._client = client
+        self._lock = threading.Lock()
+        self._database_check: tuple[float, Future[bool]] | None = None
+        self._temporal_check: tuple[float, asyncio.Task[bool]] | None = None
+
+    async def check(self) -> dict[str, str]:
+        """ "ok" or "unreachable" for each dependency, within CHECK_TIMEOUT."""
+        database_ok, temporal_ok = await asyncio.gather(
+            self._answer("database", asyncio.wrap_future(self._current_database_check())),
+            self._answer("Temporal", self._current_temporal_check()),
+        )
+        return {
+            "database": "ok" if database_ok else "unreachable",
+            "temporal": "ok" if temporal_ok else "unreachable",
+        }
+
+    def _current_database_check(self) -> Future[bool]:
+        with self._lock:
+            current = self._database_check
+            if current is None or _stale(*current):
+                check: Future[bool] = Future()
+                threading.Thread(
+                    target=_run_into,
+                    args=(check, database_reachable, self._database),
+                    name="liftoff-readiness",
+                    daemon=True,
+                ).start()
+                current = self._database_check = (time.monotonic(), check)
+            return current[1]
+
+    def _current_temporal_check(self) -> asyncio.Task[bool]:
+        current = self._temporal_check
+        loop = asyncio.get_running_loop()
+        if current is None or _stale(*current) or current[1].get_loop() is not loop:
+            current = (time.monotonic(), loop.create_task(temporal_reachable(self._client)))
+            self._temporal_check = current
+        return current[1]
+
+    @staticmethod
+    async def _answer(what: str, check: asyncio.Future[bool]) -> bool:
+        try:
+            # Shielded: the check goes on for the probes that come after this one.
+            return await asyncio.wait_for(asyncio.shield(check), CHECK_TIMEOUT.total_seconds())
+        except TimeoutError:
+            log.warning("readiness: %s did not answer within %s", what, CHECK_TIMEOUT)
+            return False
+        except Exception as err:
+            log.warning("readiness: checking %s failed: %s", what, type(err).__name__)
+            return False
+
+
+def _stale(began: float, check: Future[bool] | asyncio.Task[bool]) -> bool:
+    return check.done() and time.monotonic() - began > ANSWER_KEPT_SECONDS
+
+
+def _run_into(future: Future[bool], check: Callable[[Database], bool], database: Database) -> None:
     try:
-        return future.result(timeout=2 * CHECK_TIMEOUT.total_seconds())
+        future.set_result(check(database))
+    except BaseException as err:  # never left unanswered: the next probe would wait on it
+        future.set_exception(err)
+
+
+def worker_readiness(readiness: Readiness, loop: asyncio.AbstractEventLoop) -> dict[str, str]:
+    """Readiness.check() from the probe's thread, on the loop the worker's client lives on."""
+    future = asyncio.run_coroutine_threadsafe(readiness.check(), loop)
+    try:
+        # The checks are bounded; this only covers a loop too busy to run them.
+        return future.result(timeout=CHECK_TIMEOUT.total_seconds() + 1)
     except Exception:
         future.cancel()
-        return {"database": "unknown", "temporal": "unknown"}
-
-
-async def readiness(database: Database, client: Client) -> dict[str, str]:
-    """What each dependency answered: "ok" or "unreachable"."""
-    database_ok, temporal_ok = await asyncio.gather(
-        asyncio.to_thread(database_reachable, database), temporal_reachable(client)
-    )
-    return {
-        "database": "ok" if database_ok else "unreachable",
-        "temporal": "ok" if temporal_ok else "unreachable",
-    }
+        return {"worker": "busy: the readiness checks did not run in time"}
 
 
 class _ProbeServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A prober that gave up (its timeout is often 1 s) before the answer: one log
+        # line, not a traceback printed past the JSON log.
+        log.debug("probe client went away", exc_info=True)
 
 
 class _ProbeServer6(_ProbeServer):
@@ -97,6 +171,9 @@ def serve_worker_probe(
     host, _, port = address.rpartition(":")
 
     class Probe(BaseHTTPRequestHandler):
+        # A client that sends nothing gives its thread back after this.
+        timeout = PROBE_REQUEST_SECONDS
+
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 alive = serving()

@@ -65,7 +65,10 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(self.url)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            # psycopg's default waits 130 s for a server that accepts and never answers;
+            # a URL's own connect_timeout wins.
+            connect_args = {} if "connect_timeout" in self.url.query else {"connect_timeout": 10}
+            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 import api.server
 from cli.main import main
-from logs import configure_logging
+from client.connection import CORE_LOGGER, telemetry_runtime
+from logs import JsonFormatter, configure_logging
 from settings import Settings
+from testkit.temporal import start_dev_server
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +127,46 @@ def test_a_json_line_names_the_customer_of_its_activity_and_its_trace() -> None:
         traced = json.loads(formatter.format(record))
     assert traced["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert len(traced["span_id"]) == 16
+
+
+@workflow.defn(sandboxed=False)
+class Idle:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_the_sdk_cores_own_lines_go_through_python_logging_as_json() -> None:
+    """The core warns as its polls retry while Temporal is out of reach; those lines were
+    colored text written straight to stderr, past the JSON log."""
+    records: list[logging.LogRecord] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    core = logging.getLogger(CORE_LOGGER)
+    kept = Kept(logging.WARNING)
+    core.addHandler(kept)
+    env = await start_dev_server()
+    try:
+        target = env.client.service_client.config.target_host
+        client = await Client.connect(target, runtime=telemetry_runtime(Settings()))
+        worker = Worker(client, task_queue=f"idle-{uuid.uuid4()}", workflows=[Idle])
+        running = asyncio.create_task(worker.run())
+        await env.shutdown()
+        deadline = time.monotonic() + 60
+        while not records and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        running.cancel()
+        # Its server is gone: the worker ends however it can.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(running, 30)
+    finally:
+        core.removeHandler(kept)
+
+    assert records, "no line of the core reached Python logging"
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["level"] == "warning"
+    assert line["logger"].startswith(CORE_LOGGER)
+    assert "retried" in line["message"]

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import re
 import signal
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -21,6 +26,7 @@ from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from api.app import create_app
 from models.tables import EmailLedgerEntry
 from observability import metrics
+from observability.health import CHECK_TIMEOUT, serve_worker_probe
 from records.database import Database
 from records.tokens import TokenRole
 from testkit.factories import REPO
@@ -252,3 +258,82 @@ def test_the_sample_alert_rules_name_only_metrics_liftoff_exports() -> None:
     assert named, "the rules name no Liftoff metric"
     assert named <= exported, named - exported
     assert all(rule["alert"].startswith("Liftoff") and rule["annotations"] for rule in rules)
+
+
+class Blackhole:
+    """A listener that accepts connections and never answers: a database behind a
+    firewall that drops, or a server wedged mid-handshake."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+async def test_readyz_answers_in_time_when_the_database_never_answers(
+    api: ApiHarness,
+) -> None:
+    """psycopg alone waited 130 s, in the thread pool the API's routes use, and every
+    probe added one more stuck thread."""
+    blackhole = Blackhole()
+    wedged = dataclasses.replace(
+        api.services, database=Database(f"postgresql+psycopg://nobody@127.0.0.1:{blackhole.port}/x")
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(wedged)), base_url=BASE_URL
+        ) as http:
+            began = time.monotonic()
+            first = await asyncio.gather(*(http.get("/readyz") for _ in range(10)))
+            second = await http.get("/readyz")
+            took = time.monotonic() - began
+            route = await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 1)
+    finally:
+        blackhole.close()
+
+    for answer in [*first, second]:
+        assert (answer.status_code, answer.json()) == (
+            503,
+            {"database": "unreachable", "temporal": "ok"},
+        )
+    assert took < 3 * CHECK_TIMEOUT.total_seconds()
+    # One check at a time, whoever asks: one connection, not one per probe.
+    assert len(blackhole.accepted) == 1
+    assert route == "free"  # the routes' thread pool holds no stuck check
+
+
+def test_the_worker_probe_survives_probers_that_give_up_or_send_nothing(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("observability.health.PROBE_REQUEST_SECONDS", 0.5)
+
+    def slow_ready() -> dict[str, str]:
+        time.sleep(1)
+        return {"database": "ok", "temporal": "ok"}
+
+    address = f"127.0.0.1:{free_port()}"
+    with serve_worker_probe(address, serving=lambda: True, ready=slow_ready):
+        for _ in range(3):  # as a kubelet with its 1 s default gives up
+            with pytest.raises(TimeoutError):
+                urllib.request.urlopen(f"http://{address}/readyz", timeout=0.2)
+        idle = socket.create_connection(("127.0.0.1", int(address.rpartition(":")[2])))
+        idle.settimeout(5)
+        closed_by_server = idle.recv(1) == b""  # it sent nothing, and was let go
+        idle.close()
+        time.sleep(1.5)  # the abandoned answers are written to closed sockets
+        assert get(f"http://{address}/healthz") == (200, {"status": "ok"})
+
+    assert closed_by_server
+    assert "Traceback" not in capfd.readouterr().err
