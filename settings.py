@@ -38,6 +38,21 @@ _ORIGIN = re.compile(
 )
 
 
+def _check_database_url(url: str) -> None:
+    """Refuse at start-up a URL no engine takes, never quoting it: it may hold a password."""
+    from sqlalchemy.engine import make_url  # here: the CLI's start-up stays light
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception:
+        raise ValueError(
+            "DATABASE_URL is not a database URL: postgresql+psycopg://user:password@host:5432/"
+            "liftoff, or sqlite:///path/to/liftoff.db"
+        ) from None
+    if backend not in ("postgresql", "postgres", "sqlite"):
+        raise ValueError(f"DATABASE_URL: {backend[:40]!r} is not supported: use postgresql, sqlite")
+
+
 def parse_encryption_keys(text: str) -> list[tuple[str, bytes]]:
     """`id:base64key,...` as (id, key) pairs, newest first; messages never show a key."""
     keys: list[tuple[str, bytes]] = []
@@ -268,6 +283,7 @@ class Settings(BaseSettings):
             raise ValueError("LIFTOFF_UNSUBSCRIBE_URL must be https:// (one-click unsubscribe)")
         if self.encryption_keys is not None:
             parse_encryption_keys(self.encryption_keys.get_secret_value())
+        _check_database_url(self.database_url)
         token = self.codec_token
         if token is not None and len(token.get_secret_value()) < CODEC_TOKEN_MIN_CHARS:
             raise ValueError(

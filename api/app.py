@@ -5,9 +5,12 @@ Built by `create_app` from its services, so tests and the server wire it the sam
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from temporalio.service import RPCError
@@ -67,6 +70,15 @@ def create_app(services: Services) -> FastAPI:
         return JSONResponse(
             {"detail": jsonable_encoder(errors)},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> Response:
+        # FastAPI's own answer, written as ASCII JSON: an input holding a lone surrogate
+        # (a valid JSON escape that is no UTF-8) made the default answer fail with a 500.
+        body = json.dumps({"detail": jsonable_encoder(err.errors())}, ensure_ascii=True)
+        return Response(
+            body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json"
         )
 
     @app.exception_handler(PayloadCodecError)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from temporalio.service import RPCError
 
 from cli.commands import Command
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"liftoff: error: Temporal at {settings.temporal_address} answered: {err.message}",
             file=sys.stderr,
         )
+        return EXIT_FAILED
+    except OperationalError as err:
+        # psycopg's and SQLite's own words name the host, port, user or file, never a
+        # password; the first line is the cause.
+        cause = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
+        print(f"liftoff: error: the database (DATABASE_URL): {cause[:300]}", file=sys.stderr)
         return EXIT_FAILED
     except RuntimeError as err:
         # temporalio reports an unreachable server as a RuntimeError.

@@ -202,13 +202,17 @@ def list_unsubscribe(email: OutgoingEmail, url: str | None, mailto: str | None) 
 
 
 class _RedactBearer(logging.Filter):
-    """python_http_client logs request headers, API key included, at DEBUG: mask it."""
+    """python_http_client logs at DEBUG the request headers, API key included, and the
+    request body: recipients, the message and its signed unsubscribe link, which works
+    as a credential. Mask the key and drop the body."""
 
     _BEARER = re.compile(r"(Bearer\s+)[^'\"\s,}]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if "Bearer" in text:
+        if text.startswith("PAYLOAD:"):
+            record.msg, record.args = f"PAYLOAD: [{len(text) - 9} characters, not logged]", ()
+        elif "Bearer" in text:
             record.msg, record.args = self._BEARER.sub(r"\1[redacted]", text), ()
         return True
 

@@ -777,3 +777,21 @@ async def test_a_lead_lists_diffs_and_migrates_a_playbook_version_a_csm_may_not(
         assert moved["playbook_version"] == later.version
         timeline = (await lead.get(f"/api/customers/{customer}/timeline")).json()
         assert any(entry["kind"] == "playbook_migrated" for entry in timeline)
+
+
+async def test_a_lone_surrogate_in_a_body_gets_422_not_500(api: ApiHarness) -> None:
+    """JSON may escape half a UTF-16 pair, which no UTF-8 text holds: FastAPI's default
+    answer failed writing it back."""
+    body = json.dumps(handoff_json()).replace('"Acme', '"\\ud800Acme', 1)
+    async with api.as_lead() as lead:
+        response = await lead.post(
+            "/api/customers", content=body, headers={"Content-Type": "application/json"}
+        )
+        event = await lead.post(
+            "/api/customers/acme/events",
+            content='{"kind": "goal_agreed", "goal": "\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert response.status_code == 422, response.text
+    assert event.status_code == 422, event.text
+    assert response.json()["detail"]

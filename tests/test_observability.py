@@ -197,17 +197,20 @@ async def test_the_api_counts_intake_by_result_and_probes_its_dependencies(
         not_json = await http.post(
             "/v1/track", auth=key, content=b"{", headers={"Content-Type": "application/json"}
         )
+        # A source whose key was revoked: the intake alert must see it.
+        revoked = await http.post("/v1/batch", auth=httpx.BasicAuth("revoked-key", ""), json={})
         live = await http.get("/healthz")
         ready = await http.get("/readyz")
     assert batch.status_code == 200, batch.text
     assert not_json.status_code == 400
+    assert revoked.status_code == 401
     counts = buffered_counts(buffer)
     intake = {
         dict(labels)["result"]: value
         for (name, labels), value in counts.items()
         if name == metrics.INTAKE_EVENTS
     }
-    assert intake == {"accepted": 1, "rejected": 1, "unmatched": 1, "refused_request": 1}
+    assert intake == {"accepted": 1, "rejected": 1, "unmatched": 1, "refused_request": 2}
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     assert (ready.status_code, ready.json()) == (200, {"database": "ok", "temporal": "ok"})
 

@@ -251,6 +251,9 @@ def test_the_api_key_appears_in_no_log_record_error_or_repr(
         wrong_key.send(composed_message())
 
     assert any("Bearer [redacted]" in record.getMessage() for record in caplog.records)
+    # The request body (recipients, the message, its signed links) is not logged either.
+    assert any("PAYLOAD: [" in record.getMessage() for record in caplog.records)
+    assert not [r for r in caplog.records if "lead@liftoff.example" in r.getMessage()]
     texts = [record.getMessage() for record in caplog.records]
     texts += [str(outage.value), repr(outage.value), str(unauthorized.value), repr(wrong_key)]
     texts.append(ledger(sqlite_database).error or "")

@@ -9,8 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 import worker
+from cli.main import main as cli_main
 from emails.mailers import OutboxMailer, SendGridMailer, SmtpMailer
 from settings import Settings
+from tests.support.processes import free_port
 
 # Made per run, never written down: a literal would look like a leaked SendGrid key.
 SECRET = f"settings-{secrets.token_urlsafe(24)}"
@@ -160,3 +162,32 @@ def test_a_worker_size_out_of_bounds_stops_the_worker_naming_it(
         assert variable in str(stopped.value.code), wrong
     monkeypatch.setenv(variable, str(right))
     assert getattr(Settings(), field) == right
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg://liftoff:s3cret-pw@127.0.0.1:notaport/liftoff", "not a database URL"),
+        ("mysql://liftoff:s3cret-pw@127.0.0.1/liftoff", "'mysql' is not supported"),
+    ],
+)
+def test_a_database_url_no_engine_takes_is_refused_at_start_without_its_password(
+    url: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert cli_main(["token", "list"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "s3cret-pw" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_database_that_refuses_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server refuses the role (or is down): a sentence, not a traceback."""
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://nobody:s3cret-pw@127.0.0.1:{port}/x")
+    assert cli_main(["token", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("liftoff: error: the database (DATABASE_URL): ")
+    assert "Traceback" not in err and "s3cret-pw" not in err

@@ -68,6 +68,7 @@ def _sender(
     if not token and session is not None:
         who: Principal | None = session
     elif not token:
+        _count_refused(services)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "send the write key (a token from `liftoff token create --role ingest`) as the "
@@ -77,18 +78,26 @@ def _sender(
     else:
         who = authenticate(services.database, token)
     if who is None:
+        _count_refused(services)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "unknown or revoked write key",
             headers={"WWW-Authenticate": 'Basic realm="Liftoff usage intake"'},
         )
     if who.role not in SENDERS:
+        _count_refused(services)
         allowed = ", ".join(role.value for role in SENDERS)
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"a {who.role.value} token cannot send usage ({allowed} tokens can)",
         )
     return who
+
+
+def _count_refused(services: AppServices) -> None:
+    """A request refused for its key: counted (a source whose key was revoked shows on
+    the intake alert), not kept, since anyone can send one."""
+    metrics.count(services.metrics, metrics.INTAKE_EVENTS, {"result": "refused_request"})
 
 
 def usage_sender(
