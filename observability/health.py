@@ -76,7 +76,7 @@ class Readiness:
         self._temporal_check: tuple[float, asyncio.Task[bool]] | None = None
 
     async def check(self) -> dict[str, str]:
-        """ "ok" or "unreachable" for each dependency, within CHECK_TIMEOUT."""
+        """Each dependency's answer, "ok" or "unreachable", within CHECK_TIMEOUT."""
         database_ok, temporal_ok = await asyncio.gather(
             self._answer("database", asyncio.wrap_future(self._current_database_check())),
             self._answer("Temporal", self._current_temporal_check()),
