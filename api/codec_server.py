@@ -21,16 +21,17 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from html import escape
 from typing import Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, Form, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from google.protobuf import json_format
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
@@ -53,7 +54,18 @@ _REFUSED = (
 _NOT_PAYLOADS = (
     'the body must be Temporal\'s payloads JSON: {"payloads": [{"metadata": {...}, "data": "..."}]}'
 )
-_TOO_MANY = f"at most {CODEC_PAYLOADS} payloads per request"
+# Metadata entries of one payload: Temporal's own are a handful (encoding, key id...).
+_METADATA_ENTRIES = 32
+_TOO_MANY = (
+    f"at most {CODEC_PAYLOADS} payloads per request, "
+    f"each with at most {_METADATA_ENTRIES} metadata entries"
+)
+# An answer is written in pieces, each after the client read the one before.
+_ANSWER_CHUNK_BYTES = 64 * 1024
+# How long a client may take to send its request's body.
+_BODY_SECONDS = 30
+# The sign-in form: one token field.
+_SIGN_IN_BODY_BYTES = 4096
 _NOT_JSON = "the body must be sent as Content-Type: application/json"
 _OTHER_ORIGIN = "refused: the sign-in cookie is accepted only from the configured Web UI origins"
 # Standard or URL-safe, padded or not: what protobuf's JSON form accepts. Anything
@@ -79,7 +91,10 @@ def _signer(token: str) -> TimestampSigner:
 def _payloads_of(body: bytes) -> Payloads | str:
     """The request's payloads, or why they are refused."""
     # Counted before parsing: the parser's objects take far more memory than the body.
-    if body.count(b"{") > 2 * CODEC_PAYLOADS + 1:
+    # Each payload is an object with a metadata object, and base64 holds none of these.
+    if body.count(b"{") > 2 * CODEC_PAYLOADS + 1 or body.count(b"[") > 1:
+        return _TOO_MANY
+    if body.count(b":") > CODEC_PAYLOADS * (2 + _METADATA_ENTRIES) + 1:
         return _TOO_MANY
     try:
         parsed: Any = json.loads(body)
@@ -95,6 +110,8 @@ def _payloads_of(body: bytes) -> Payloads | str:
         metadata = payload.get("metadata", {})
         if not isinstance(metadata, dict):
             return _NOT_PAYLOADS
+        if len(metadata) > _METADATA_ENTRIES:
+            return _TOO_MANY
         texts = [payload.get("data", ""), *metadata.values()]
         if not all(isinstance(text, str) and _BASE64.fullmatch(text) for text in texts):
             return "payload data and metadata values must be base64"
@@ -118,16 +135,24 @@ def _transformed(body: bytes, transform: Transform) -> tuple[int, str]:
 
 
 class ConcurrencyLimit:
-    """At most `limit` codec requests at once, each held until its answer is sent: an
-    answer is a few megabytes at most, and clients that never read theirs cannot pile
-    them up in memory. The sign-in page is not counted."""
+    """At most `limit` codec requests at once, each held until its answer is sent (the
+    answer goes out in pieces, each after the client read the one before): an answer
+    is a few megabytes at most, and clients that never read theirs cannot pile them up
+    in memory. Only requests `counts` admits take a slot: a refused one costs nothing
+    and must not keep a slot from those with the token."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, counts: Callable[[Request], bool]) -> None:
         self._app = app
         self._slots = asyncio.Semaphore(limit)
+        self._counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] == "/":
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] == "/"
+            or not self._counts(Request(scope))
+        ):
             await self._app(scope, receive, send)
             return
         try:
@@ -140,6 +165,13 @@ class ConcurrencyLimit:
             await self._app(scope, receive, send)
         finally:
             self._slots.release()
+
+
+class _CodecBodyLimit(BodyLimit):
+    """The codec's bodies may be megabytes; the sign-in form's is one short field."""
+
+    def limit_for(self, path: str) -> int:
+        return _SIGN_IN_BODY_BYTES if path == "/" else super().limit_for(path)
 
 
 def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[str]) -> FastAPI:
@@ -230,12 +262,27 @@ def create_codec_app(codec: LiftoffCodec, *, token: str, cors_origins: Sequence[
         refused = refusal(request)
         if refused is not None:
             return refused
-        code, content = await asyncio.to_thread(_transformed, await request.body(), transform)
-        return Response(content, status_code=code, media_type="application/json")
+        try:
+            body = await asyncio.wait_for(request.body(), _BODY_SECONDS)
+        except TimeoutError:
+            return JSONResponse({"detail": "the body came too slowly"}, status_code=408)
+        except ClientDisconnect:
+            return Response(status_code=400)  # no one left to read it
+        code, content = await asyncio.to_thread(_transformed, body, transform)
+
+        async def pieces() -> AsyncIterator[str]:
+            for start in range(0, len(content), _ANSWER_CHUNK_BYTES):
+                yield content[start : start + _ANSWER_CHUNK_BYTES]
+
+        return StreamingResponse(pieces(), status_code=code, media_type="application/json")
 
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, default=CODEC_BODY_BYTES, limits={})
-    app.add_middleware(ConcurrencyLimit, limit=CODEC_CONCURRENT_REQUESTS)
+    app.add_middleware(_CodecBodyLimit, default=CODEC_BODY_BYTES, limits={})
+    app.add_middleware(
+        ConcurrencyLimit,
+        limit=CODEC_CONCURRENT_REQUESTS,
+        counts=lambda request: bearer(request) or signed_in(request),
+    )
     # Outermost: preflights are answered before any token check (a browser sends them
     # bare), and every answer, a refusal for size included, carries the CORS headers
     # the Web UI needs to read it.

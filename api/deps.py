@@ -18,7 +18,9 @@ SESSION_COOKIE = "liftoff_session"
 _bearer = HTTPBearer(auto_error=False, description="An API token from `liftoff token create`")
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain function in the thread pool, where it would wait
+    # behind every route blocked on the database (the readiness probe included).
     found: Services = request.app.state.services
     return found
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
@@ -35,13 +35,16 @@ CHECK_TIMEOUT = timedelta(seconds=3)
 # A check's answer serves the probes of this long after it began: a flood of probes
 # costs one check a second.
 ANSWER_KEPT_SECONDS = 1.0
+# A check still running after this is given up for a new one: a server that hangs after
+# accepting (or a network that froze a connection) can hold a check's thread for minutes.
+CHECK_GIVEN_UP_SECONDS = 15.0
 # How long a client of the worker's probe may take to send its request.
 PROBE_REQUEST_SECONDS = 5
 
 
-def database_reachable(database: Database) -> bool:
+def database_reachable(engine: Engine) -> bool:
     try:
-        with database.engine.connect() as connection:
+        with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as err:
         log.warning("readiness: the database did not answer: %s", type(err).__name__)
@@ -69,7 +72,9 @@ class Readiness:
     """
 
     def __init__(self, database: Database, client: Client) -> None:
-        self._database = database
+        # A new connection per check: pooled ones a frozen server left hanging would keep
+        # the probe failing after the database is back.
+        self._engine = database.unpooled_engine()
         self._client = client
         self._lock = threading.Lock()
         self._database_check: tuple[float, Future[bool]] | None = None
@@ -93,7 +98,7 @@ class Readiness:
                 check: Future[bool] = Future()
                 threading.Thread(
                     target=_run_into,
-                    args=(check, database_reachable, self._database),
+                    args=(check, database_reachable, self._engine),
                     name="liftoff-readiness",
                     daemon=True,
                 ).start()
@@ -122,12 +127,13 @@ class Readiness:
 
 
 def _stale(began: float, check: Future[bool] | asyncio.Task[bool]) -> bool:
-    return check.done() and time.monotonic() - began > ANSWER_KEPT_SECONDS
+    age = time.monotonic() - began
+    return age > CHECK_GIVEN_UP_SECONDS or (check.done() and age > ANSWER_KEPT_SECONDS)
 
 
-def _run_into(future: Future[bool], check: Callable[[Database], bool], database: Database) -> None:
+def _run_into(future: Future[bool], check: Callable[[Engine], bool], engine: Engine) -> None:
     try:
-        future.set_result(check(database))
+        future.set_result(check(engine))
     except BaseException as err:  # never left unanswered: the next probe would wait on it
         future.set_exception(err)
 

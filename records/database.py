@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -67,8 +67,12 @@ class Database:
         elif self.dialect == "postgresql":
             # psycopg's default waits 130 s for a server that accepts and never answers;
             # a URL's own connect_timeout wins.
-            connect_args = {} if "connect_timeout" in self.url.query else {"connect_timeout": 10}
-            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+            self._connect_args = (
+                {} if "connect_timeout" in self.url.query else {"connect_timeout": 10}
+            )
+            self.engine = create_engine(
+                self.url, pool_pre_ping=True, connect_args=self._connect_args
+            )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
 
@@ -129,6 +133,14 @@ class Database:
             # env.py uses this connection instead of building its own engine.
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def unpooled_engine(self) -> Engine:
+        """An engine that opens a new connection each time: a probe on it is not fooled by
+        pooled connections a frozen server or network left hanging. SQLite's own engine
+        is one already, in effect."""
+        if self.dialect != "postgresql":
+            return self.engine
+        return create_engine(self.url, poolclass=NullPool, connect_args=self._connect_args)
 
     def dispose(self) -> None:
         self.engine.dispose()

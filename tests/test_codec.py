@@ -15,6 +15,7 @@ from unittest import mock
 
 import httpx
 import pytest
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
@@ -455,31 +456,86 @@ async def test_a_long_key_id_is_cut_short_in_the_answer_and_the_log(
 
 
 async def test_codec_requests_beyond_the_limit_wait_and_are_then_turned_away() -> None:
-    """Each request keeps its slot until its answer is sent."""
+    """Each request with the token keeps its slot until its answer is sent; requests
+    without it take none (four clients without the token had locked the server)."""
     release = asyncio.Event()
     entered = 0
 
     async def slow_app(scope: Any, receive: Any, send: Any) -> None:
         nonlocal entered
         entered += 1
-        await release.wait()
+        if Request(scope).headers.get("authorization"):
+            await release.wait()
         await JSONResponse({})(scope, receive, send)
 
-    limited = ConcurrencyLimit(slow_app, limit=2)
+    limited = ConcurrencyLimit(
+        slow_app, limit=2, counts=lambda request: "authorization" in request.headers
+    )
     transport = httpx.ASGITransport(app=limited)
+    token = {"Authorization": "Bearer x"}
     async with httpx.AsyncClient(transport=transport, base_url="http://codec.test") as client:
-        held = [asyncio.create_task(client.post("/decode")) for _ in range(2)]
+        held = [asyncio.create_task(client.post("/decode", headers=token)) for _ in range(2)]
         await asyncio.sleep(0.05)
         with mock.patch("api.codec_server._BUSY_SECONDS", 0.1):
-            turned_away = await client.post("/decode")
-        sign_in = asyncio.create_task(client.post("/"))
+            turned_away = await client.post("/decode", headers=token)
+            without_token = await client.post("/decode")
+        sign_in = asyncio.create_task(client.post("/", headers=token))
         await asyncio.sleep(0.05)
         release.set()
         answers = await asyncio.gather(*held, sign_in)
 
     assert turned_away.status_code == 503
+    assert without_token.status_code == 200  # served (refused, in the real app) at once
     assert [answer.status_code for answer in answers] == [200, 200, 200]
-    assert entered == 3  # the two held, and the sign-in page, which is not counted
+    assert entered == 4  # the two held, the one without a token, the sign-in page
+
+
+async def test_a_large_answer_is_sent_in_pieces(keys: list[tuple[str, bytes]]) -> None:
+    """So the slot is held until the client has read it, not only until it is queued."""
+    app = codec_app_from_settings(
+        Settings(
+            encryption_keys=SecretStr(",".join(key_entry(*pair) for pair in keys)),
+            codec_token=SecretStr(TOKEN),
+        )
+    )
+    body = json.dumps(as_json(*[json_payload("x" * 100_000) for _ in range(3)])).encode()
+    sent: list[dict[str, Any]] = []
+    requests = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return requests.pop() if requests else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {TOKEN}".encode()),
+        (b"content-type", b"application/json"),
+    ]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/encode",
+        "raw_path": b"/encode",
+        "query_string": b"",
+        "headers": headers,
+        "scheme": "http",
+        "http_version": "1.1",
+        "server": ("codec.test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    await app(scope, receive, send)
+
+    assert sent[0]["status"] == 200
+    pieces = [message["body"] for message in sent if message["type"] == "http.response.body"]
+    assert len([piece for piece in pieces if piece]) > 1
+    assert len(from_json(json.loads(b"".join(pieces)))) == 3
+
+
+async def test_the_sign_in_form_takes_a_small_body_only(server: httpx.AsyncClient) -> None:
+    large = await server.post("/", data={"token": "x" * 10_000})
+    assert large.status_code == 413
 
 
 def test_the_server_needs_keys_and_a_token() -> None:
