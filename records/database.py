@@ -39,6 +39,12 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+def _postgres_connect_args(url: URL) -> dict[str, Any]:
+    # psycopg's default waits 130 s for a server that accepts and never answers; a
+    # URL's own connect_timeout wins.
+    return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+
+
 def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
@@ -65,13 +71,8 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(self.url)
         elif self.dialect == "postgresql":
-            # psycopg's default waits 130 s for a server that accepts and never answers;
-            # a URL's own connect_timeout wins.
-            self._connect_args = (
-                {} if "connect_timeout" in self.url.query else {"connect_timeout": 10}
-            )
             self.engine = create_engine(
-                self.url, pool_pre_ping=True, connect_args=self._connect_args
+                self.url, pool_pre_ping=True, connect_args=_postgres_connect_args(self.url)
             )
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
@@ -140,7 +141,9 @@ class Database:
         is one already, in effect."""
         if self.dialect != "postgresql":
             return self.engine
-        return create_engine(self.url, poolclass=NullPool, connect_args=self._connect_args)
+        return create_engine(
+            self.url, poolclass=NullPool, connect_args=_postgres_connect_args(self.url)
+        )
 
     def dispose(self) -> None:
         self.engine.dispose()
