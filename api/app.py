@@ -37,7 +37,6 @@ from client.errors import (
     OnboardingClosedError,
     UnknownCustomerError,
 )
-from observability.health import Readiness
 from records.usage.csv_import import MAX_CSV_BYTES
 from records.usage.segment import MAX_BATCH_BYTES
 
@@ -57,8 +56,6 @@ def create_app(services: Services) -> FastAPI:
         version="1",
     )
     app.state.services = services
-    # One per app: the probes share its checks (api/routes/health.py).
-    app.state.readiness = Readiness(services.database, services.onboarding.temporal)
 
     @app.exception_handler(LiftoffClientError)
     async def client_refusal(request: Request, err: LiftoffClientError) -> JSONResponse:
