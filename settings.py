@@ -34,8 +34,21 @@ CODEC_TOKEN_MIN_CHARS = 24
 _CODEC_TOKEN = re.compile(r"[!-~]+")
 # A browser's Origin header: the Web UI pages allowed to call the codec server.
 _ORIGIN = re.compile(
-    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?",
+    re.IGNORECASE,
 )
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _browser_origin(origin: str) -> str:
+    """An origin checked by _ORIGIN, serialized as browsers send it (RFC 6454, 6.1)."""
+    scheme, _, authority = origin.partition("://")
+    scheme = scheme.lower()
+    authority = authority.lower()
+    default_port = _DEFAULT_PORTS[scheme]
+    if authority.endswith(default_port):
+        authority = authority[: -len(default_port)]
+    return f"{scheme}://{authority}"
 
 
 def _check_database_url(url: str) -> None:
@@ -295,8 +308,9 @@ class Settings(BaseSettings):
                 "LIFTOFF_CODEC_TOKEN may hold only printable ASCII without spaces "
                 "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
-        for origin in self.codec_origins():
-            if not _ORIGIN.fullmatch(origin):
+        for origin in self.codec_cors_origins.split(","):
+            origin = origin.strip()
+            if origin and not _ORIGIN.fullmatch(origin):
                 raise ValueError(
                     f"LIFTOFF_CODEC_CORS_ORIGINS: {origin[:100]!r} is not an origin: "
                     "scheme://host[:port], with no path, trailing slash or wildcard "
@@ -317,4 +331,7 @@ class Settings(BaseSettings):
         return parse_encryption_keys(self.encryption_keys.get_secret_value())
 
     def codec_origins(self) -> list[str]:
-        return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]
+        """The origins as a browser sends them: scheme and host in lower case, and no
+        port where it is the scheme's default (`http://Localhost:80` is `http://localhost`)."""
+        written = (origin.strip() for origin in self.codec_cors_origins.split(","))
+        return [_browser_origin(origin) for origin in written if origin]

@@ -569,6 +569,28 @@ def test_a_codec_token_or_origin_that_could_never_work_is_refused_at_start(
     assert Settings(codec_token=SecretStr(TOKEN), codec_cors_origins=f"{UI}, https://[::1]:8233")
 
 
+async def test_an_origin_written_with_capitals_or_its_default_port_matches_the_browsers(
+    keys: list[tuple[str, bytes]],
+) -> None:
+    # Browsers send the scheme and host in lower case and leave a default port out.
+    settings = Settings(
+        encryption_keys=SecretStr(",".join(key_entry(*pair) for pair in keys)),
+        codec_token=SecretStr(TOKEN),
+        codec_cors_origins="HTTP://Temporal.Example.com:80, https://UI.example:443, http://[::1]:8233",
+    )
+    assert settings.codec_origins() == [
+        "http://temporal.example.com",
+        "https://ui.example",
+        "http://[::1]:8233",
+    ]
+    preflight = {"Access-Control-Request-Method": "POST", "Origin": "https://ui.example"}
+    transport = httpx.ASGITransport(app=codec_app_from_settings(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://codec.test") as client:
+        response = await client.options("/decode", headers=preflight)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://ui.example"
+
+
 async def test_the_api_answers_a_missing_key_as_its_own_fault_in_one_sentence(
     api: ApiHarness,
 ) -> None:
