@@ -6,6 +6,7 @@ Built by `create_app` from its services, so tests and the server wire it the sam
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from api import dashboard
-from api.guards import DEFAULT_BODY_BYTES, BodyLimit, SameOrigin, SecurityHeaders
+from api.guards import DEFAULT_BODY_BYTES, BodyLimit, PlainUrl, SameOrigin, SecurityHeaders
 from api.routes import (
     cohort,
     customers,
@@ -39,6 +40,19 @@ from client.errors import (
 )
 from records.usage.csv_import import MAX_CSV_BYTES
 from records.usage.segment import MAX_BATCH_BYTES
+
+# Of the input a validation error quotes back: enough to recognise it, however long it was.
+SHOWN_INPUT_CHARS = 200
+
+
+def _with_input_cut(error: dict[str, Any]) -> dict[str, Any]:
+    if "input" not in error:
+        return error
+    shown = json.dumps(error["input"], ensure_ascii=True)
+    if len(shown) <= SHOWN_INPUT_CHARS:
+        return error
+    return {**error, "input": shown[: SHOWN_INPUT_CHARS - 1] + "…"}
+
 
 _STATUS = {
     UnknownCustomerError: status.HTTP_404_NOT_FOUND,
@@ -76,7 +90,8 @@ def create_app(services: Services) -> FastAPI:
     async def invalid_request(request: Request, err: RequestValidationError) -> Response:
         # FastAPI's own answer, written as ASCII JSON: an input holding a lone surrogate
         # (a valid JSON escape that is no UTF-8) made the default answer fail with a 500.
-        body = json.dumps({"detail": jsonable_encoder(err.errors())}, ensure_ascii=True)
+        errors = [_with_input_cut(error) for error in jsonable_encoder(err.errors())]
+        body = json.dumps({"detail": errors}, ensure_ascii=True)
         return Response(
             body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json"
         )
@@ -101,6 +116,7 @@ def create_app(services: Services) -> FastAPI:
 
     # Outermost last: the body limit sees the request before anything reads it.
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PlainUrl)
     # A mail client's one-click unsubscribe names no origin and carries no cookie: the
     # signed token in the path is its authority (api/routes/opt_outs.py).
     app.add_middleware(SameOrigin, exempt=("/u/",))

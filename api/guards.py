@@ -13,13 +13,16 @@ sends no origin and is authorised by the signed token in its path alone).
 declared Content-Length at once, and, for a chunked body, as soon as the bytes
 received pass the limit (the route's read raises the 413). `SecurityHeaders` adds
 the headers a browser needs to keep API answers and the API docs out of frames and
-MIME sniffing; the dashboard's pages set their own stricter policy.
+MIME sniffing; the dashboard's pages set their own stricter policy. `PlainUrl`
+refuses a path or query holding a control character (`%00` and the like): no route
+takes one, and PostgreSQL answers a NUL in a filter or id with an error, not "none".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -30,6 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_BODY_BYTES = 1024 * 1024
 
 _API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# C0 controls but the tab, and DEL; a UTF-8 character's bytes are never among them.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_URL = "the URL holds a control character (such as %00), which no path or query here takes"
 
 
 def _too_large(limit: int) -> str:
@@ -69,6 +75,21 @@ class BodyLimit:
             return message
 
         await self._app(scope, receive_within_limit, send)
+
+
+class PlainUrl:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"].encode("utf-8", "surrogatepass")
+            query = unquote_to_bytes(scope["query_string"])
+            if _CONTROL_BYTES.search(path) or _CONTROL_BYTES.search(query):
+                response = JSONResponse({"detail": _CONTROL_URL}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -105,3 +105,40 @@ async def test_a_token_in_the_authorization_header_is_not_an_ambient_credential(
         )
     # Not refused as cross-origin: the customer simply does not exist.
     assert answered.status_code == 404, answered.text
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/api/playbook-versions/%00/review"),
+        ("GET", "/api/playbook-versions/a%00/diff/b"),
+        ("POST", "/api/playbook-versions/%00/pause"),
+        ("GET", "/api/nps?csm=a%00@x.y"),
+        ("GET", "/cohort?csm=a%00@b.c"),
+        ("GET", "/?csm=line%0Abreak"),
+        ("GET", "/api/customers/acme%7F"),
+    ],
+)
+async def test_a_url_with_a_control_character_is_refused_before_any_route(
+    api: ApiHarness, method: str, url: str
+) -> None:
+    # PostgreSQL answers a NUL in a filter or an id with an error: these had been 500s.
+    async with api.as_lead() as lead:
+        refused = await lead.request(method, url, json={"reason": "x"})
+    assert refused.status_code == 400, refused.text
+    assert "control character" in refused.json()["detail"]
+
+
+async def test_a_url_with_non_ascii_text_and_a_tab_still_reaches_its_route(api: ApiHarness) -> None:
+    async with api.as_lead() as lead:
+        answered = await lead.get("/api/nps", params={"csm": "さくら\t@example.com"})
+    assert answered.status_code == 200, answered.text
+
+
+async def test_a_refused_value_is_quoted_back_cut_short(api: ApiHarness) -> None:
+    async with api.as_lead() as lead:
+        refused = await lead.get("/api/nps", params={"csm": "a" * 60_000})
+    assert refused.status_code == 422
+    assert len(refused.content) < 2_000
+    [error] = refused.json()["detail"]
+    assert error["input"].startswith('"aaaa') and error["input"].endswith("…")

@@ -451,6 +451,27 @@ async def test_the_comment_is_bounded_added_once_and_refused_from_another_origin
     assert (answer.score, answer.comment) == (10, "Great onboarding")
 
 
+async def test_a_comment_with_a_nul_is_refused_on_the_page_and_nothing_is_stored(
+    web: tuple[httpx.AsyncClient, Database],
+) -> None:
+    # PostgreSQL refuses a NUL in text: it had answered 500 from a public page.
+    client, database = web
+    customer_with(database, "acme")
+    token = a_token(links(), score=9)
+
+    refused = await client.post(f"/s/{token}", data={"comment": "hi\x00there"})
+    assert refused.status_code == 422
+    assert "control character" in refused.text
+    assert answers_of(database, "acme") == []
+
+    assert (await client.post(f"/s/{token}", data={})).status_code == 200
+    later = await client.post(f"/s/{token}/comment", data={"comment": "bell\x07"})
+    assert later.status_code == 422
+    assert "control character" in later.text
+    [answer] = answers_of(database, "acme")
+    assert (answer.score, answer.comment) == (9, "")
+
+
 async def test_rest_nps_by_role_touchpoint_and_seats_band_is_scoped_to_the_csms_customers(
     web: tuple[httpx.AsyncClient, Database],
 ) -> None:

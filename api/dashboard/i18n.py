@@ -956,6 +956,12 @@ SURVEY_WORDS: dict[str, tuple[str, str]] = {
         "コメントは {max} 文字までです（入力は {n} 文字）。まだ何も記録していません。",
     ),
     "survey_comment_empty": ("Write a comment first.", "コメントを入力してください。"),
+    "survey_comment_control": (
+        "The comment holds a control character that cannot be stored; remove it and send "
+        "again. Nothing was recorded.",
+        "コメントに保存できない制御文字が含まれています。取り除いてから送信してください。"
+        "まだ何も記録していません。",
+    ),
     "survey_expired_title": ("This link has expired", "このリンクは有効期限が切れています"),
     "survey_expired_body": (
         "Survey links stay valid for a limited time. Thank you all the same; your customer "

@@ -38,6 +38,7 @@ from emails.survey_links import LinkExpired, LinkRefused, ScoreClaim
 from models import limits
 from models.playbook import Touchpoint
 from models.tables import SurveyAnswer
+from models.text import refuse_control_characters
 from records.surveys import (
     AnswerIn,
     NpsBy,
@@ -158,6 +159,18 @@ async def _comment_field(request: Request) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _comment_error(ctx: PageContext, comment: str) -> str | None:
+    """Why this comment cannot be recorded, in the reader's language; None if it can."""
+    if len(comment) > limits.NOTE_CHARS:
+        return ctx.t("survey_comment_too_long", max=limits.NOTE_CHARS, n=len(comment))
+    try:
+        # PostgreSQL refuses a NUL in text; other control characters only garble it.
+        refuse_control_characters(comment)
+    except ValueError:
+        return ctx.t("survey_comment_control")
+    return None
+
+
 @router.post("/s/{token}", include_in_schema=False)
 async def survey_answer(request: Request, token: str, services: AppServices) -> Response:
     claim = await _claim(request, services, token)
@@ -168,8 +181,8 @@ async def survey_answer(request: Request, token: str, services: AppServices) -> 
         return found
     ctx, customer = found
     comment = await _comment_field(request)
-    if len(comment) > limits.NOTE_CHARS:
-        error = ctx.t("survey_comment_too_long", max=limits.NOTE_CHARS, n=len(comment))
+    error = _comment_error(ctx, comment)
+    if error is not None:
         return _survey_page(
             ctx,
             token,
@@ -212,11 +225,7 @@ async def survey_comment(request: Request, token: str, services: AppServices) ->
         # No answer to comment on yet: the confirm page, comment kept.
         return _survey_page(ctx, token, claim, customer, state="confirm")
     comment = await _comment_field(request)
-    error = None
-    if not comment:
-        error = ctx.t("survey_comment_empty")
-    elif len(comment) > limits.NOTE_CHARS:
-        error = ctx.t("survey_comment_too_long", max=limits.NOTE_CHARS, n=len(comment))
+    error = _comment_error(ctx, comment) if comment else ctx.t("survey_comment_empty")
     if error is not None:
         return _survey_page(
             ctx,
