@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models import limits
 from models.handoff import CustomerHandoff
 from models.playbook import (
+    RATIO_METRICS,
     BusinessDays,
     Clock,
     Condition,
@@ -172,6 +173,17 @@ def merged(current: CustomerOverrides | None, changes: dict[str, Any]) -> dict[s
         else:
             result[field] = value
     return result
+
+
+def unreachable_threshold(thresholds: dict[str, float]) -> str | None:
+    """A threshold no measurement can reach, said in a sentence; None if all can be.
+
+    Checked when a CSM asks (the update's validator), never on a replay: an adjustment
+    accepted before this check existed keeps being followed."""
+    for name, value in thresholds.items():
+        if name.partition("[")[0] in RATIO_METRICS and value > 1:
+            return f"threshold {name} {value:g} can never be reached: the ratio is at most 1"
+    return None
 
 
 def criterion_name(condition: Condition) -> str:

@@ -7,6 +7,7 @@ running journey.
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import time, timedelta
 from enum import StrEnum
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -53,10 +55,41 @@ def parse_duration(value: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+# The validation context of a playbook file (records/playbooks.py): the checks a file
+# must pass and a playbook inside an older workflow history need not.
+FROM_FILE = "from_file"
+
+
+class PlaybookPart(BaseModel):
+    """A section of the playbook. Read from a file, a key the section does not know, a
+    typo most likely, is refused by name: ignored, `only_if_key_action_below` would send
+    the step to everyone. Playbooks inside workflow histories are read without the check,
+    so a key removed in a later version of Liftoff never fails an old history."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (isinstance(data, dict) and info.context and info.context.get(FROM_FILE)):
+            return data
+        known = set(cls.model_fields) | {
+            field.alias for field in cls.model_fields.values() if field.alias
+        }
+        unknown = [str(key) for key in data if key not in known]
+        if unknown:
+            raise ValueError("; ".join(_unknown_key(key, known) for key in unknown[:5]))
+        return data
+
+
+def _unknown_key(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key[:60]!r}{hint}"
+
+
 _BUSINESS_DAYS = re.compile(r"^\s*(?P<n>\d+)\s*(?:bd|business\s+days?)\s*$", re.IGNORECASE)
 
 
-class BusinessDays(BaseModel):
+class BusinessDays(PlaybookPart):
     """A wait counted in business days on the customer's clock: weekends and its
     country's public holidays do not count (workflows/clocks.py places it)."""
 
@@ -113,7 +146,7 @@ def shortest(clock: BusinessDays | timedelta) -> timedelta:
     return timedelta(days=clock.days) if isinstance(clock, BusinessDays) else clock
 
 
-class StageTimer(BaseModel):
+class StageTimer(PlaybookPart):
     """Service level of a wait: remind the CSM, then escalate to the CS leader."""
 
     remind_csm_after: Clock
@@ -133,13 +166,13 @@ class StageTimer(BaseModel):
         return self
 
 
-class StageTimers(BaseModel):
+class StageTimers(PlaybookPart):
     kickoff: StageTimer
     training: StageTimer
     completion_review: StageTimer
 
 
-class TaskPolicy(BaseModel):
+class TaskPolicy(PlaybookPart):
     """When a task the workflow opens falls due, counted from when it opens; a task
     still open then gets one overdue reminder. A stage's scheduling task is due when
     the stage's reminder fires instead."""
@@ -149,7 +182,7 @@ class TaskPolicy(BaseModel):
     meeting_due_after: Clock = BusinessDays(days=5)
 
 
-class TrainingPolicy(BaseModel):
+class TrainingPolicy(PlaybookPart):
     skip_if_trial_used: bool = True
     skip_if_already_using: bool = True
 
@@ -157,7 +190,7 @@ class TrainingPolicy(BaseModel):
 DEFAULT_GRACE_PER_WEEK = timedelta(hours=6)
 
 
-class MeasurementPolicy(BaseModel):
+class MeasurementPolicy(PlaybookPart):
     """When the weekly measurement runs, in the customer's own time zone."""
 
     every: Duration = timedelta(days=7)
@@ -197,7 +230,11 @@ class Metric(StrEnum):
     EMAIL_CLICKS = "email_clicks"
 
 
-class Condition(BaseModel):
+# Measured as a share, capped at 1 (activities/measure.py): a threshold above is never met.
+RATIO_METRICS = frozenset({Metric.ACTIVE_SEAT_RATIO})
+
+
+class Condition(PlaybookPart):
     """A metric compared with a threshold, that must hold `weeks` weeks running."""
 
     metric: Metric
@@ -217,6 +254,15 @@ class Criterion(Condition):
     """One quantitative condition of "onboarded", e.g. active seats >= 60% for 2 weeks."""
 
     at_least: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _reachable(self, info: ValidationInfo) -> Criterion:
+        if info.context and info.context.get(FROM_FILE):
+            if self.metric in RATIO_METRICS and self.at_least > 1:
+                raise ValueError(
+                    f"{self.metric.value} is at most 1; at_least {self.at_least:g} is never met"
+                )
+        return self
 
     @property
     def threshold(self) -> float:
@@ -239,13 +285,13 @@ class StallRule(Condition):
         return observed < self.below
 
 
-class LadderStep(BaseModel):
+class LadderStep(PlaybookPart):
     action: Literal["proposal_email", "csm_task", "leader_task"]
     # Weeks the stall has lasted before this step fires (0: the week it starts).
     after_weeks: int = Field(default=0, ge=0)
 
 
-class StallPolicy(BaseModel):
+class StallPolicy(PlaybookPart):
     rules: list[StallRule] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     ladder: list[LadderStep] = Field(min_length=1, max_length=limits.PLAYBOOK_ITEMS)
     open_meeting_request: bool = True
@@ -258,7 +304,7 @@ class StallPolicy(BaseModel):
         return self
 
 
-class SetupPolicy(BaseModel):
+class SetupPolicy(PlaybookPart):
     """A customer whose usage data never arrives is stuck in setup, not merely slow."""
 
     no_data_after: Duration
@@ -275,7 +321,7 @@ _STEP_ID = r"^[A-Za-z0-9_-]{1,40}$"
 _TEMPLATE = r"^[a-z0-9_]{1,60}$"
 
 
-class CampaignStep(BaseModel):
+class CampaignStep(PlaybookPart):
     """One step email of a purpose's sequence, to the contacts holding some roles."""
 
     id: str = Field(pattern=_STEP_ID)
@@ -307,7 +353,7 @@ class CampaignStep(BaseModel):
         return self
 
 
-class Purpose(BaseModel):
+class Purpose(PlaybookPart):
     """Why a customer adopts the product; each has its key action and outcome."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
@@ -327,7 +373,7 @@ class Purpose(BaseModel):
         return self
 
 
-class ChoosePurposeStep(BaseModel):
+class ChoosePurposeStep(PlaybookPart):
     """Asks a customer that holds no purpose yet to choose one."""
 
     template: str = Field(default="choose_purpose", pattern=_TEMPLATE)
@@ -337,7 +383,7 @@ class ChoosePurposeStep(BaseModel):
     after_business_days: int = Field(default=1, ge=0, le=120)
 
 
-class CampaignPolicy(BaseModel):
+class CampaignPolicy(PlaybookPart):
     """When purpose step emails may reach a customer's people."""
 
     send_window_opens: time = time(9, 0)
@@ -372,7 +418,7 @@ class Touchpoint(StrEnum):
 DEFAULT_SURVEY_VALIDITY = timedelta(days=14)
 
 
-class SurveyPolicy(BaseModel):
+class SurveyPolicy(PlaybookPart):
     """Short NPS survey emails: which roles each touchpoint asks, with one-click score
     links (0 to 10) that stay valid `valid_for` and count once per person."""
 
@@ -396,7 +442,7 @@ class SurveyPolicy(BaseModel):
         return self
 
 
-class ReviewPolicy(BaseModel):
+class ReviewPolicy(PlaybookPart):
     """When the CS leader is asked to review this version: after this many of its
     customers finished (onboarded, failed or cancelled)."""
 
@@ -405,7 +451,7 @@ class ReviewPolicy(BaseModel):
     )
 
 
-class Playbook(BaseModel):
+class Playbook(PlaybookPart):
     name: str = Field(min_length=1, max_length=limits.NAME_CHARS)
     version: str = Field(min_length=1, max_length=limits.VERSION_CHARS)
     onboarded_definition: str = Field(min_length=1, max_length=limits.NOTE_CHARS)

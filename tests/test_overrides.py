@@ -253,6 +253,11 @@ async def test_bad_overrides_are_refused_before_history_and_nothing_is_lost(h: H
     yesterday = await h.today() - DAY
     with pytest.raises(CommandRejectedError, match="must be after the customer's today"):
         await h.onboarding.set_overrides(handoff.customer_id, adjusting(deadline=yesterday))
+    # The measured seat ratio stops at 1: a threshold of 4 would never let it onboard.
+    with pytest.raises(CommandRejectedError, match="active_seat_ratio 4 can never be reached"):
+        await h.onboarding.set_overrides(
+            handoff.customer_id, adjusting(thresholds={"active_seat_ratio": 4})
+        )
     status = await h.status(handle)
     assert status.state.overrides == CustomerOverrides(thresholds={"key_actions": 10})
     entries = [e for e in h.timeline(handoff.customer_id) if e.kind == "overrides_set"]

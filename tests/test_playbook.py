@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.playbook import MeasurementPolicy, PlaybookError, parse_duration
+from models.playbook import MeasurementPolicy, Playbook, PlaybookError, parse_duration
 from records.playbooks import load_playbook
 from testkit.factories import REPO
 
@@ -44,8 +44,40 @@ def test_every_problem_is_named_with_its_place(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError) as error:
         load_playbook(write(tmp_path, broken))
     message = str(error.value)
-    assert "timers.kickoff: Value error, escalate_to_leader_after must be later" in message
+    assert "timers.kickoff: escalate_to_leader_after must be later" in message
     assert "completion_criteria.0.at_least: Input should be greater than or equal to 0" in message
+
+
+def test_a_misspelt_key_or_an_unreachable_threshold_is_refused_by_name(tmp_path: Path) -> None:
+    # Ignored, the misspelt condition sent the nudge step to every customer.
+    source = (REPO / "playbooks" / "default.toml").read_text()
+    broken = source.replace("only_if_key_actions_below =", "only_if_key_action_below =", 1)
+    broken = broken.replace("daily_cap", "daily_capp", 1)
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(write(tmp_path, broken))
+    message = str(error.value)
+    assert (
+        "purposes.0.steps.3: unknown key 'only_if_key_action_below' "
+        "(did you mean 'only_if_key_actions_below'?)" in message
+    )
+    assert "campaign: unknown key 'daily_capp' (did you mean 'daily_cap'?)" in message
+    with pytest.raises(
+        PlaybookError, match=r"\(top\): unknown key 'stal' \(did you mean 'stall'\?\)"
+    ):
+        load_playbook(write(tmp_path, source.replace("[stall]", "[stal]", 1)))
+    unreachable = source.replace("at_least = 0.6", "at_least = 60", 1)
+    with pytest.raises(PlaybookError, match="active_seat_ratio is at most 1; at_least 60 is never"):
+        load_playbook(write(tmp_path, unreachable))
+
+
+def test_a_playbook_in_a_history_with_a_key_this_version_lacks_still_reads() -> None:
+    # Workflow inputs are read without the check: a key a later Liftoff drops must
+    # not fail the histories that carry it.
+    playbook = load_playbook(REPO / "playbooks" / "default.toml")
+    stored = playbook.model_dump(mode="json")
+    stored["retired_setting"] = 1
+    stored["campaign"]["retired_too"] = True
+    assert Playbook.model_validate(stored) == playbook
 
 
 def test_measurement_grace_is_proportionate_and_shorter_than_the_week(tmp_path: Path) -> None:

@@ -355,6 +355,9 @@ class CustomerOnboardingWorkflow:
         today = overrides.local_day(now, self._handoff.time_zone)
         if adjusted.deadline is not None and adjusted.deadline <= today:
             return f"the deadline {adjusted.deadline} must be after the customer's today ({today})"
+        unreachable = overrides.unreachable_threshold(adjusted.thresholds)
+        if unreachable is not None:
+            return unreachable
         begun = (
             state if state.started_at is not None else state.model_copy(update={"started_at": now})
         )
