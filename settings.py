@@ -23,6 +23,8 @@ HOST_PORT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$"
 # Templates and playbooks ship with the code, so their defaults do not depend
 # on the directory a command is run from.
 REPO = Path(__file__).resolve().parent
+# The embedded default's state: the SQLite database and the outbox.
+STATE_DIR = REPO / ".liftoff"
 
 # Payload encryption (client/codec.py): AES-256-GCM keys, named by a short id that
 # travels in each payload's metadata.
@@ -120,13 +122,15 @@ class Settings(BaseSettings):
     )
 
     task_queue: str = Field(default="liftoff", validation_alias="LIFTOFF_TASK_QUEUE")
+    # In the checkout, not the working directory: a command run from elsewhere must
+    # not start a new, empty database that no worker reads.
     database_url: str = Field(
-        default="sqlite:///.liftoff/liftoff.db", validation_alias="DATABASE_URL"
+        default=f"sqlite:///{STATE_DIR / 'liftoff.db'}", validation_alias="DATABASE_URL"
     )
     mail_backend: Literal["outbox", "sendgrid", "smtp"] = Field(
         default="outbox", validation_alias="LIFTOFF_MAIL_BACKEND"
     )
-    outbox_dir: Path = Field(default=Path(".liftoff/outbox"), validation_alias="LIFTOFF_OUTBOX_DIR")
+    outbox_dir: Path = Field(default=STATE_DIR / "outbox", validation_alias="LIFTOFF_OUTBOX_DIR")
     mail_from: str = Field(
         default="Liftoff <liftoff@localhost>", validation_alias="LIFTOFF_MAIL_FROM"
     )

@@ -45,11 +45,10 @@ from records.playbook_versions import record_version  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
 from records.tokens import TokenRole, create_token  # noqa: E402
 from records.usage.events import record_usage_event  # noqa: E402
-from settings import Settings  # noqa: E402
+from settings import STATE_DIR, Settings  # noqa: E402
 from testkit.outcomes import SEATS_DRIVE_OUTCOMES, write_outcome_cohort  # noqa: E402
 from worker import run_worker  # noqa: E402
 
-STATE_DIR = REPO / ".liftoff"
 HOST = "127.0.0.1"
 PORT = 7233
 UI_PORT = 8233

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 import worker
 from cli.main import main as cli_main
 from emails.mailers import OutboxMailer, SendGridMailer, SmtpMailer
-from settings import Settings
+from settings import REPO, Settings
 from tests.support.processes import free_port
 
 # Made per run, never written down: a literal would look like a leaked SendGrid key.
@@ -191,3 +192,16 @@ def test_a_database_that_refuses_is_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert err.startswith("liftoff: error: the database (DATABASE_URL): ")
     assert "Traceback" not in err and "s3cret-pw" not in err
+
+
+def test_the_embedded_state_is_in_the_checkout_wherever_a_command_runs_from(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Relative, `liftoff usage record` run from another directory had stored into a
+    # new, empty database that no worker reads.
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("LIFTOFF_OUTBOX_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.database_url == f"sqlite:///{REPO / '.liftoff' / 'liftoff.db'}"
+    assert settings.outbox_dir == REPO / ".liftoff" / "outbox"
