@@ -7,6 +7,7 @@ and the events a recording command sends. Every refusal is a `BadInput` whose me
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +130,19 @@ def read_playbook(path: Path) -> Playbook:
         return load_playbook(path)
     except PlaybookError as err:
         raise BadInput(str(err)) from None
+
+
+def output_directory(path: Path) -> Path:
+    """`--out`, checked before any work: a directory, or one that can be made there.
+    A run of minutes must not end in a traceback that loses its report."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"--out {path}: {existing} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"--out {path}: {existing} is not writable")
+    return path
 
 
 def parse_nps(spec: str) -> NpsAnswer:

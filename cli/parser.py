@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     timeline.add_argument(
         "--kind",
         action="append",
-        choices=TIMELINE_KINDS,
+        choices=[str(kind) for kind in TIMELINE_KINDS],
         metavar="KIND",
         help="only these entry kinds (transition, weekly_measurement...)",
     )

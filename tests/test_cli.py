@@ -99,6 +99,19 @@ def test_every_event_kind_has_a_recording_command_that_sends_it(
         assert exit_info.value.code == 0, command
 
 
+def test_a_misspelt_timeline_kind_lists_the_kinds_as_they_are_typed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["timeline", "acme", "--kind", "weekly_measurment"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "'weekly_measurement'" in error and "'kickoff_held'" in error
+    assert "TimelineKind" not in error
+    kinds = build_parser().parse_args(["timeline", "acme", "--kind", "weekly_measurement"]).kind
+    assert kinds == ["weekly_measurement"]
+
+
 def test_pause_needs_one_customer_or_a_playbook_version_and_a_real_date(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -609,6 +622,17 @@ def test_email_preview_refuses_bad_input_and_writes_nothing(
 
     assert_refused(run(capsys, *argv), says)
     assert not out_dir.exists()
+
+
+def test_email_preview_into_a_path_under_a_file_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("kept")
+    argv = ["email", "preview", "--template", "task_assigned", "--out", str(a_file / "x")]
+
+    assert_refused(run(capsys, *argv), "notes.txt exists and is not a directory")
+    assert a_file.read_text() == "kept"
 
 
 def test_email_preview_refuses_a_role_the_step_does_not_reach(

@@ -225,6 +225,8 @@ def test_a_bad_profile_file_is_refused_naming_the_field(
         (["--from-history", "--profile", "x.toml"], "use it with --synthetic"),
         (["--synthetic", "5", "--customers", "5"], "use it with --from-history"),
         (["--synthetic", "5", "--out", str(DEFAULT)], "exists and is not a directory"),
+        # Checked before the run: the report of minutes of simulation had been lost.
+        (["--synthetic", "5", "--out", str(DEFAULT / "report")], "exists and is not a directory"),
         (
             ["--synthetic", "5", "--compare", str(REPO / "playbooks" / "demo.toml")],
             "needs at least 1 day",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from cli import connections
 from cli.errors import EXIT_FAILED, EXIT_OK, BadInput
-from cli.inputs import read_playbook
+from cli.inputs import output_directory, read_playbook
 from cli.output import to_json
 from models.playbook import Playbook
 from settings import Settings
@@ -25,11 +25,7 @@ DEFAULT_PROFILES = "simulation/profiles.toml"
 
 
 def _out_dir(path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    if path.exists() and not path.is_dir():
-        raise BadInput(f"--out {path}: exists and is not a directory")
-    return path
+    return None if path is None else output_directory(path)
 
 
 def _title(args: argparse.Namespace, cohort: str) -> str:

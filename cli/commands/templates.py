@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
-from cli.inputs import read_playbook
+from cli.inputs import output_directory, read_playbook
 from cli.output import to_json
 from models.handoff import Role
 from models.playbook import Playbook
@@ -137,8 +137,7 @@ async def cmd_email_preview(args: argparse.Namespace, settings: Settings) -> int
     playbook = read_playbook(args.playbook or settings.playbook)
     samples = _preview_samples(args, playbook)
     templates = _templates(args.templates, settings)
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInput(f"--out {args.out}: not a directory")
+    output_directory(args.out)
     rendered = []
     for sample in samples:
         try:
