@@ -383,6 +383,30 @@ async def test_out_of_order_and_invalid_commands_are_rejected_with_the_reason(h:
     save_history("rejections", (await handle.fetch_history()).to_json())
 
 
+async def test_a_training_dated_before_the_kickoff_is_refused_as_update_and_as_signal(
+    h: Harness,
+) -> None:
+    handle = await h.start(make_handoff())
+    today = await h.today()
+    await h.record(handle, KickoffHeld(held_on=today))
+    earlier = today - timedelta(days=6)
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await h.record(handle, TrainingHeld(held_on=earlier))
+    said = f"the training date {earlier} is before the kickoff (held on {today})"
+    assert said in str(failure.value.cause)
+
+    await handle.signal(SUBMIT_EVENT, TrainingHeld(held_on=earlier))
+    status = await h.wait_for(handle, lambda s: bool(s.state.rejected))
+    assert status.state.rejected[-1].reason == said
+    assert status.state.stage is Stage.TRAINING
+
+    await h.record(handle, TrainingHeld(held_on=today))
+    status = await h.wait_for(handle, lambda s: s.state.stage is Stage.ADOPTION)
+    assert status.state.training_held_on == today
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+
+
 async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_is_refused(
     h: Harness,
 ) -> None:

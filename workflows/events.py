@@ -104,6 +104,9 @@ def awaited_kinds(stage: Stage) -> tuple[str, ...]:
 
 # Refusals: every reason is a sentence a CSM can act on.
 
+# The change that refused a meeting dated before the one its stage follows.
+DATES_IN_ORDER = "meeting-dates-in-order"
+
 
 def refusal(
     event: OnboardingEvent,
@@ -113,8 +116,12 @@ def refusal(
     handoff: CustomerHandoff,
     playbook: Playbook,
     today: date,
+    dates_in_order: bool = True,
 ) -> str | None:
-    """Why `event` is refused in `stage` (the stage it is judged in), or None."""
+    """Why `event` is refused in `stage` (the stage it is judged in), or None.
+
+    `dates_in_order`: a meeting dated before the one its stage follows is refused (False
+    for signals of histories begun before that rule, which applied them)."""
     if stage.terminal:
         return f"the onboarding is {stage.value}; it accepts no more events"
     stages = STAGES.get(type(event))
@@ -123,7 +130,34 @@ def refusal(
         return f"unknown event kind {getattr(event, 'kind', type(event).__name__)!r}"
     if stage not in stages.accepted:
         return _out_of_stage(event, stage, state)
+    if dates_in_order:
+        before = _dated_before_its_stage(event, state)
+        if before is not None:
+            return before
     return _invalid(event, state=state, handoff=handoff, playbook=playbook, today=today)
+
+
+def has_ordered_date(event: OnboardingEvent) -> bool:
+    """Whether the event's date must not precede the meeting its stage follows."""
+    return isinstance(event, TrainingHeld | CompletionReviewHeld)
+
+
+def _dated_before_its_stage(event: OnboardingEvent, state: OnboardingState) -> str | None:
+    match event:
+        case TrainingHeld() if state.kickoff_held_on and event.held_on < state.kickoff_held_on:
+            return (
+                f"the training date {event.held_on} is before the kickoff "
+                f"(held on {state.kickoff_held_on})"
+            )
+        case CompletionReviewHeld():
+            last = state.training_held_on or state.kickoff_held_on
+            if last is not None and event.held_on < last:
+                meeting = "training" if state.training_held_on else "kickoff"
+                return (
+                    f"the completion review date {event.held_on} is before the {meeting} "
+                    f"(held on {last})"
+                )
+    return None
 
 
 def _out_of_stage(event: OnboardingEvent, stage: Stage, state: OnboardingState) -> str:

@@ -221,7 +221,11 @@ class CustomerOnboardingWorkflow:
         self._ensure_begun()
         if self._is_duplicate(read):
             return
-        reason = self._rejection(read)
+        # Signals of histories begun before the rule were applied whatever their dates.
+        reason = self._rejection(
+            read,
+            dates_in_order=events.has_ordered_date(read) and patches.taken(events.DATES_IN_ORDER),
+        )
         if reason is None:
             self._apply(read)
             return
@@ -369,7 +373,7 @@ class CustomerOnboardingWorkflow:
 
     # CSM events: each kind's rules live in workflows/events.py.
 
-    def _rejection(self, event: OnboardingEvent) -> str | None:
+    def _rejection(self, event: OnboardingEvent, *, dates_in_order: bool = True) -> str | None:
         # An event can arrive in the very first workflow task, before run() has begun
         # the onboarding; judge it as the kickoff stage that beginning leads to.
         stage = self._state.stage if self._state.started_at is not None else Stage.KICKOFF
@@ -380,6 +384,7 @@ class CustomerOnboardingWorkflow:
             handoff=self._handoff,
             playbook=self._playbook,
             today=workflow.now().date(),
+            dates_in_order=dates_in_order,
         )
 
     def _is_duplicate(self, event: OnboardingEvent) -> bool:
