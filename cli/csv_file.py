@@ -11,6 +11,7 @@ caller's to collect, by line number, so every problem is reported in one pass.
 from __future__ import annotations
 
 import csv
+import io
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def read_csv_table(path: Path, columns: Mapping[str, str], required: Sequence[st
         decoded = decode_csv_bytes(data)
     except UndecodableText as err:
         raise BadInput(f"{path}: {err}") from None
-    reader = csv.DictReader(decoded.text.splitlines())
+    # newline="": a line break inside a quoted cell stays in the cell (splitlines() also
+    # broke rows at U+2028 and U+0085).
+    reader = csv.DictReader(io.StringIO(decoded.text, newline=""))
     header = [normal(name).lower() for name in reader.fieldnames or []]
     _check_header(path, header, columns, required)
     reader.fieldnames = header

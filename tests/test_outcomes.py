@@ -85,6 +85,34 @@ def test_a_shift_jis_outcomes_file_is_stored_once_and_importing_it_again_changes
     assert len(customer_outcomes(database, "fuji")) == 1
 
 
+def test_a_note_written_on_several_lines_in_excel_is_kept_as_written(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _customers(database, "sakura", "fuji")
+    _use(database, monkeypatch)
+    # Excel's "CSV UTF-8": CRLF between rows, Alt+Enter a bare LF inside a quoted cell.
+    # U+2028 and U+0085 are text inside a cell, not line breaks.
+    text = (
+        "customer_id,kind,occurred_on,note\r\n"
+        'sakura,renewed,2026-03-01,"更新しました\n担当: 山田\n次回は来年"\r\n'
+        'fuji,renewed,2026-03-01,"a\u2028b\u0085c"\r\n'
+        "fuji,renewd,2026-04-01,\r\n"
+    )
+    path = tmp_path / "outcomes.csv"
+    path.write_bytes(text.encode("utf-8-sig"))
+
+    assert main(["outcomes", "import", str(path), "--skip-invalid"]) == 2
+    # Line numbers count the file's lines: the note took three.
+    assert "line 6: kind:" in capsys.readouterr().err
+    [renewal] = customer_outcomes(database, "sakura")
+    assert renewal.note == "更新しました\n担当: 山田\n次回は来年"
+    [other] = customer_outcomes(database, "fuji")
+    assert other.note == "a\u2028b\u0085c"
+
+
 def test_a_misspelt_column_is_refused_with_the_closest_name_and_nothing_is_stored(
     database: Database,
     tmp_path: Path,
