@@ -480,6 +480,18 @@ def test_a_file_that_is_not_a_usage_csv_stores_nothing(
     assert events_of(sqlite_database, "acme") == []
 
 
+def test_a_back_fill_with_a_cell_past_the_csv_field_limit_names_its_line_and_stores_nothing(
+    database: Database,
+) -> None:
+    add_customer(database, "acme")
+    good = "".join(f"acme,u{n},login,2026-01-20T10:00:00Z,,k{n}\r\n" for n in range(3000))
+    text = CSV_HEADER + good + f"acme,u,{'x' * 200_000},2026-01-20T10:00:00Z,,big\r\n"
+    with pytest.raises(IntakeError) as refused:
+        ingest_usage_csv(database, io.BytesIO(text.encode()))
+    assert str(refused.value) == "line 3002: a cell is longer than 131,072 characters"
+    assert events_of(database, "acme") == []
+
+
 def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
     database: Database,
 ) -> None:

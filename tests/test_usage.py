@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlmodel import col, select
 
+from cli.main import main
 from models.tables import UsageEvent
 from records.database import Database
 from records.usage.csv_import import import_usage_csv
@@ -228,3 +230,32 @@ def test_a_file_that_is_not_text_is_refused_in_one_sentence(
     assert report.stored == 0
     [(line, reason)] = report.rejected
     assert line == 1 and "not text" in reason and "CSV UTF-8" in reason
+
+
+def test_a_cell_past_the_csv_field_limit_is_one_line_exit_2_and_stores_nothing(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_customer(database, "sakura")
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    good = "".join(
+        f"sakura,山田{n},ログイン,2025-03-03T09:00:00+09:00,,k{n}\r\n" for n in range(3000)
+    )
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_bytes(
+        (
+            "customer_id,user_id,event,occurred_at,quantity,event_key\r\n"
+            + good
+            + f"sakura,佐藤,{'x' * 200_000},2025-03-03T09:00:00+09:00,,big\r\n"
+        ).encode("cp932")
+    )
+
+    assert main(["usage", "import", str(csv_file)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"{csv_file}: line 3002: a cell is longer than 131,072 characters; nothing stored\n"
+    )
+    assert "0 stored" in captured.out
+    assert stored_events(database, "sakura") == []

@@ -128,9 +128,15 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
         except UndecodableText as err:
             report.rejected.append((1, str(err)))
             return report
+        raw.seek(0)
+        # As the HTTP upload does: a file that breaks off half way stores none of it.
+        unreadable = _unreadable(raw, encoding)
+        if unreadable:
+            line, reason = unreadable
+            report.rejected.append((line, f"{reason}; nothing stored"))
+            return report
     with Path(path).open(newline="", encoding=encoding) as handle:
         reader = iter_usage_csv(handle)
-        line = 1
         try:
             for line, parsed in reader:
                 if isinstance(parsed, str):
@@ -144,8 +150,6 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
         except UsageCsvError as err:
             report.rejected.append((1, str(err)))
             return report
-        except UnicodeDecodeError:
-            report.rejected.append((line + 1, _not_text(encoding)))
     if batch:
         store()
     return report
@@ -187,19 +191,24 @@ def _not_text(encoding: str) -> str:
     return f"the file stops being {name} text here; save it as CSV UTF-8"
 
 
-def _check_csv_readable(handle: IO[bytes], encoding: str) -> None:
-    """Read the whole file once as CSV, so a broken file stores nothing."""
+def _unreadable(handle: IO[bytes], encoding: str) -> tuple[int, str] | None:
+    """The line where the file stops being readable as CSV and why; None when it reads
+    to its end. Read once before anything is stored, so a broken file stores nothing."""
     text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     reader = csv.reader(text)
     try:
         for _ in reader:
             pass
     except UnicodeDecodeError:
-        raise IntakeError(f"line {reader.line_num + 1}: {_not_text(encoding)}") from None
+        return reader.line_num + 1, _not_text(encoding)
     except csv.Error as err:
-        raise IntakeError(f"line {reader.line_num + 1} is not valid CSV: {err}") from None
+        # The limit keeps one endless quoted cell from filling memory.
+        if "field limit" in str(err):
+            return reader.line_num, f"a cell is longer than {csv.field_size_limit():,} characters"
+        return reader.line_num, f"not valid CSV ({err})"
     finally:
         text.detach()  # leaves the caller's file open
+    return None
 
 
 def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
@@ -216,7 +225,10 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
     except UndecodableText as err:
         raise IntakeError(str(err)) from None
     handle.seek(0)
-    _check_csv_readable(handle, encoding)
+    unreadable = _unreadable(handle, encoding)
+    if unreadable:
+        line, reason = unreadable
+        raise IntakeError(f"line {line}: {reason}")
     handle.seek(0)
     received_at = utc_now()
     report = IntakeReport()
