@@ -2,7 +2,8 @@
 reads it (the handoff, outcomes, health scores).
 
 Takes what spreadsheets write: UTF-8 with or without a BOM, Shift_JIS from Japanese
-Excel (any encoding `records.csv_text` can tell), full-width digits and letters (NFKC).
+Excel, Excel's UTF-16 "Unicode Text" (any encoding `records.csv_text` can tell), cells
+separated by commas, tabs or semicolons, full-width digits and letters (NFKC).
 Refuses what would silently lose data: a column it does not know is named with the
 closest known one. File-level problems raise BadInput; each row's problems are the
 caller's to collect, by line number, so every problem is reported in one pass.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cli.errors import BadInput
-from records.csv_text import UndecodableText, decode_csv_bytes, unknown_columns
+from records.csv_text import UndecodableText, csv_delimiter, decode_csv_bytes, unknown_columns
 
 # A CSV import is a list of customers or of their outcomes, not a data dump.
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -67,7 +68,9 @@ def read_csv_table(path: Path, columns: Mapping[str, str], required: Sequence[st
         raise BadInput(f"{path}: {err}") from None
     # newline="": a line break inside a quoted cell stays in the cell (splitlines() also
     # broke rows at U+2028 and U+0085).
-    reader = csv.DictReader(io.StringIO(decoded.text, newline=""))
+    reader = csv.DictReader(
+        io.StringIO(decoded.text, newline=""), delimiter=csv_delimiter(decoded.text)
+    )
     header = [normal(name).lower() for name in reader.fieldnames or []]
     _check_header(path, header, columns, required)
     reader.fieldnames = header

@@ -3,7 +3,9 @@
 Excel saves "CSV (Comma delimited)" in the machine's legacy code page: Shift_JIS
 (cp932) on Japanese Windows, cp1252 in much of Europe; "CSV UTF-8" adds a BOM.
 UTF-8 is tried first; anything else is told by `charset-normalizer` (the detector
-`requests` uses), and a file it cannot tell is refused in one sentence.
+`requests` uses), and a file it cannot tell is refused in one sentence. Cells are
+separated by commas, by tabs (Excel's "Unicode Text", UTF-16) or by semicolons (Excel
+where the decimal mark is a comma); the header line tells which.
 """
 
 from __future__ import annotations
@@ -29,10 +31,24 @@ class DecodedText:
 # Enough of a file to tell its encoding without holding all of it.
 SNIFF_BYTES = 1024 * 1024
 
+# Comma first: a header holding none of them is read as before.
+DELIMITERS = (",", "\t", ";")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def csv_delimiter(text: str) -> str:
+    """The delimiter the header line (the text's first line) uses most. Column names
+    hold none of these, so a header holds only its own."""
+    header = text.split("\n", 1)[0]
+    return max(DELIMITERS, key=header.count)
+
 
 def sniff_encoding(sample: bytes) -> str:
     """The encoding to stream a large file in, told from its first bytes. A multibyte
     character cut at the sample's end does not count against UTF-8."""
+    if sample[:2] in _UTF16_BOMS:
+        # Not decoded: the sample may end inside a character.
+        return "utf_16"
     try:
         sample.decode("utf-8-sig")
         return "utf-8-sig"
@@ -48,9 +64,12 @@ def decode_csv_bytes(data: bytes) -> DecodedText:
         return DecodedText(data.decode("utf-8-sig"), "utf_8")
     except UnicodeDecodeError:
         pass
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        # UTF-16, Excel's "Unicode text".
-        return DecodedText(data.decode("utf-16"), "utf_16")
+    if data[:2] in _UTF16_BOMS:
+        # UTF-16, Excel's "Unicode Text".
+        try:
+            return DecodedText(data.decode("utf-16"), "utf_16")
+        except UnicodeDecodeError:
+            raise UndecodableText("the file stops being UTF-16 text; save it again") from None
     _refuse_binary(data)
     best = from_bytes(data).best()
     if best is None:

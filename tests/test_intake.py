@@ -504,6 +504,19 @@ def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
     ]
 
 
+def test_a_back_fill_saved_as_excel_unicode_text_is_read(database: Database) -> None:
+    add_customer(database, "acme")
+    text = (
+        CSV_HEADER.replace(",", "\t")
+        + "acme\t山田\t請求書スキャン\t2026-01-20T10:00:00Z\t\tjp-1\r\n"
+    )
+    report = ingest_usage_csv(database, io.BytesIO(b"\xff\xfe" + text.encode("utf-16-le")))
+    assert (report.stored, report.rejected) == (1, [])
+    assert [(e.user_id, e.event) for e in events_of(database, "acme")] == [
+        ("山田", "請求書スキャン")
+    ]
+
+
 # Over HTTP
 
 

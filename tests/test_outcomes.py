@@ -113,6 +113,61 @@ def test_a_note_written_on_several_lines_in_excel_is_kept_as_written(
     assert other.note == "a\u2028b\u0085c"
 
 
+def _excel_unicode_text(text: str) -> bytes:
+    """What Excel's "Unicode Text (*.txt)" writes: UTF-16 LE after its BOM."""
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+def test_excel_unicode_text_and_semicolon_files_are_imported(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _customers(database, "sakura", "fuji")
+    _use(database, monkeypatch)
+    outcomes = tmp_path / "outcomes.txt"
+    outcomes.write_bytes(
+        _excel_unicode_text(
+            "customer_id\tkind\toccurred_on\tarr\tcurrency\tnote\r\n"
+            "sakura\trenewed\t2026/3/1\t1200000\tJPY\t更新しました, 担当: 山田\r\n"
+            'fuji\tchurned\t2026/4/30\t\t\t"予算削減\tのため"\r\n'
+        )
+    )
+    health = tmp_path / "health.txt"
+    health.write_bytes(
+        _excel_unicode_text(
+            "customer_id\tscored_on\tscore\tsource\r\nsakura\t2026/3/1\t80\tgainsight\r\n"
+        )
+    )
+    # Excel's "CSV UTF-8" where the decimal mark is a comma: semicolons between cells.
+    semicolons = tmp_path / "health-semicolons.csv"
+    semicolons.write_bytes(
+        (HEALTH_HEADER.replace(",", ";") + "fuji;2026/3/1;55;顧客満足度調査\r\n").encode(
+            "utf-8-sig"
+        )
+    )
+
+    assert main(["outcomes", "import", str(outcomes)]) == 0
+    assert main(["health", "import", str(health)]) == 0
+    assert main(["health", "import", str(semicolons)]) == 0
+    capsys.readouterr()
+    [renewal] = customer_outcomes(database, "sakura")
+    assert (renewal.arr, renewal.currency, renewal.note) == (
+        1_200_000,
+        "JPY",
+        "更新しました, 担当: 山田",
+    )
+    [churn] = customer_outcomes(database, "fuji")
+    assert (churn.kind, churn.note) == ("churned", "予算削減\tのため")
+    assert [(s.scored_on, s.score) for s in customer_health(database, "sakura")] == [
+        (date(2026, 3, 1), 80.0)
+    ]
+    assert [(s.score, s.source) for s in customer_health(database, "fuji")] == [
+        (55.0, "顧客満足度調査")
+    ]
+
+
 def test_a_misspelt_column_is_refused_with_the_closest_name_and_nothing_is_stored(
     database: Database,
     tmp_path: Path,

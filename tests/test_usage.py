@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from cli.main import main
 from models.tables import UsageEvent
+from records.csv_text import SNIFF_BYTES
 from records.database import Database
 from records.usage.csv_import import import_usage_csv
 from records.usage.events import event_values, record_usage_event, store_event_rows
@@ -217,6 +218,49 @@ def test_a_shift_jis_usage_file_from_japanese_excel_is_imported(
         ("山田太郎", "請求書スキャン"),
         ("佐藤花子", "ログイン"),
     ]
+
+
+def test_excel_unicode_text_usage_is_imported(database: Database, tmp_path: Path) -> None:
+    # Excel's "Unicode Text (*.txt)": UTF-16 LE after a BOM, tabs between cells, CRLF.
+    add_customer(database, "sakura")
+    csv_file = tmp_path / "usage.txt"
+    csv_file.write_bytes(
+        b"\xff\xfe"
+        + (
+            "customer_id\tuser_id\tevent\toccurred_at\tquantity\tevent_key\r\n"
+            "sakura\t山田太郎\t請求書スキャン\t2025-03-03T09:00:00+09:00\t2.5\tk1\r\n"
+            "sakura\t佐藤花子\tログイン, 初回\t2025-03-03T10:00:00+09:00\t\tk2\r\n"
+        ).encode("utf-16-le")
+    )
+
+    report = import_usage_csv(database, csv_file)
+
+    assert (report.stored, report.rejected) == (2, [])
+    events = stored_events(database, "sakura")
+    assert [(e.user_id, e.event, e.quantity) for e in events] == [
+        ("山田太郎", "請求書スキャン", 2.5),
+        ("佐藤花子", "ログイン, 初回", 1.0),
+    ]
+
+
+def test_a_large_unicode_text_file_is_told_from_a_sample_ending_inside_a_character(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    add_customer(sqlite_database, "sakura")
+    header = "customer_id\tuser_id\tevent\toccurred_at\r\n"
+    row = "sakura\t山田\tログイン\t2025-03-03T09:00:00+09:00\r\n"
+    rows = (SNIFF_BYTES // 2 - 100 - len(header)) // len(row)
+    # Pad so that an emoji (a surrogate pair, 4 bytes) straddles the sniffed first MB.
+    pad = SNIFF_BYTES // 2 - 2 - len(header) - rows * len(row) - len("sakura\t")
+    text = header + row * rows + f"sakura\t{'x' * pad}😀\tログイン\t2025-03-03T09:00:00Z\r\n"
+    data = b"\xff\xfe" + text.encode("utf-16-le")
+    assert data[SNIFF_BYTES - 2 : SNIFF_BYTES + 2].decode("utf-16-le") == "😀"
+    csv_file = tmp_path / "usage.txt"
+    csv_file.write_bytes(data)
+
+    report = import_usage_csv(sqlite_database, csv_file)
+
+    assert (report.stored, report.rejected) == (rows + 1, [])
 
 
 def test_a_file_that_is_not_text_is_refused_in_one_sentence(

@@ -17,7 +17,13 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from models.tables import Customer, utc_now
-from records.csv_text import SNIFF_BYTES, UndecodableText, sniff_encoding, unknown_columns
+from records.csv_text import (
+    SNIFF_BYTES,
+    UndecodableText,
+    csv_delimiter,
+    sniff_encoding,
+    unknown_columns,
+)
 from records.database import Database
 from records.usage.events import event_values, parse_instant, store_event_rows
 from records.usage.rejected import rejected_rows
@@ -124,19 +130,19 @@ def import_usage_csv(database: Database, path: Path | str) -> UsageImportReport:
 
     with Path(path).open("rb") as raw:
         try:
-            encoding = sniff_encoding(raw.read(SNIFF_BYTES))
+            encoding, delimiter = _sniff(raw.read(SNIFF_BYTES))
         except UndecodableText as err:
             report.rejected.append((1, str(err)))
             return report
         raw.seek(0)
         # As the HTTP upload does: a file that breaks off half way stores none of it.
-        unreadable = _unreadable(raw, encoding)
+        unreadable = _unreadable(raw, encoding, delimiter)
         if unreadable:
             line, reason = unreadable
             report.rejected.append((line, f"{reason}; nothing stored"))
             return report
     with Path(path).open(newline="", encoding=encoding) as handle:
-        reader = iter_usage_csv(handle)
+        reader = iter_usage_csv(handle, delimiter)
         try:
             for line, parsed in reader:
                 if isinstance(parsed, str):
@@ -159,7 +165,7 @@ class UsageCsvError(ValueError):
     """A file that is not a usage CSV: its header lacks a required column."""
 
 
-def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | str]]:
+def iter_usage_csv(handle: TextIO, delimiter: str) -> Iterator[tuple[int, dict[str, object] | str]]:
     """Each data row of a usage CSV: its line number, and its values or why it is rejected.
 
     The parsing and validation of `import_usage_csv`, except that whether the
@@ -167,7 +173,7 @@ def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | st
     customers as unmatched instead of rejecting them. Raises UsageCsvError on the
     first step when a required column is missing.
     """
-    reader = csv.DictReader(handle)
+    reader = csv.DictReader(handle, delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     problems = [
@@ -186,16 +192,22 @@ def iter_usage_csv(handle: TextIO) -> Iterator[tuple[int, dict[str, object] | st
 # CSV back-fills
 
 
+def _sniff(sample: bytes) -> tuple[str, str]:
+    """The encoding and the delimiter of a file, told from its first bytes."""
+    encoding = sniff_encoding(sample)
+    return encoding, csv_delimiter(sample.decode(encoding, errors="replace"))
+
+
 def _not_text(encoding: str) -> str:
-    name = "UTF-8" if encoding.startswith("utf") else encoding
+    name = "UTF-16" if "16" in encoding else "UTF-8" if encoding.startswith("utf") else encoding
     return f"the file stops being {name} text here; save it as CSV UTF-8"
 
 
-def _unreadable(handle: IO[bytes], encoding: str) -> tuple[int, str] | None:
+def _unreadable(handle: IO[bytes], encoding: str, delimiter: str) -> tuple[int, str] | None:
     """The line where the file stops being readable as CSV and why; None when it reads
     to its end. Read once before anything is stored, so a broken file stores nothing."""
     text = io.TextIOWrapper(handle, encoding=encoding, newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(text, delimiter=delimiter)
     try:
         for _ in reader:
             pass
@@ -221,11 +233,11 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
     """
     handle.seek(0)
     try:
-        encoding = sniff_encoding(handle.read(SNIFF_BYTES))
+        encoding, delimiter = _sniff(handle.read(SNIFF_BYTES))
     except UndecodableText as err:
         raise IntakeError(str(err)) from None
     handle.seek(0)
-    unreadable = _unreadable(handle, encoding)
+    unreadable = _unreadable(handle, encoding, delimiter)
     if unreadable:
         line, reason = unreadable
         raise IntakeError(f"line {line}: {reason}")
@@ -245,7 +257,7 @@ def ingest_usage_csv(database: Database, handle: IO[bytes]) -> IntakeReport:
 
     text = io.TextIOWrapper(handle, encoding=encoding, newline="")
     try:
-        for line, parsed in iter_usage_csv(text):
+        for line, parsed in iter_usage_csv(text, delimiter):
             report.received += 1
             if isinstance(parsed, str):
                 report.rejected.append(RejectedItem(line=line, reason=parsed))
