@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from models.text import shorten
+
 
 def describe(err: ValidationError, *, tagged: bool = False) -> str:
     """A pydantic error as one readable line: `field: problem; field: problem`.
@@ -17,6 +19,6 @@ def describe(err: ValidationError, *, tagged: bool = False) -> str:
         where = ".".join(str(part) for part in loc if not isinstance(part, int))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "literal_error" or error["type"] == "enum":
-            message = f"{message}, got {error['input']!r}"
+            message = f"{message}, got {shorten(repr(error['input']), 60)}"
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)

@@ -17,6 +17,12 @@ from models import limits
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def shorten(text: str, width: int = 40) -> str:
+    """Input echoed in an error, cut to `width` characters: a message stays one
+    readable line however much was sent."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def refuse_control_characters(value: Any) -> Any:
     """For `model_validator(mode="before")`: checks every string in the raw input."""
     if isinstance(value, str):

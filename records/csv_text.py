@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from models.text import shorten
+
 
 class UndecodableText(ValueError):
     """The bytes are not text in any encoding we can tell."""
@@ -30,6 +32,9 @@ class DecodedText:
 
 # Enough of a file to tell its encoding without holding all of it.
 SNIFF_BYTES = 1024 * 1024
+
+# Unknown columns named in an error; a file with thousands says how many more.
+MAX_NAMED_COLUMNS = 5
 
 # Comma first: a header holding none of them is read as before.
 DELIMITERS = (",", "\t", ";")
@@ -87,11 +92,14 @@ def unknown_columns(header: Iterable[str], columns: Collection[str]) -> str | No
     """What is wrong with a header naming columns outside `columns`, each with the
     closest known name (a misspelt optional column would otherwise be dropped
     silently), or None when every name is known."""
-    hints = []
-    for name in header:
-        if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
-    if not hints:
+    unknown = [name for name in header if name not in columns]
+    if not unknown:
         return None
+    hints = []
+    for name in unknown[:MAX_NAMED_COLUMNS]:
+        close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+        hint = repr(shorten(name))
+        hints.append(f"{hint} (did you mean {close[0]!r}?)" if close else hint)
+    if len(unknown) > MAX_NAMED_COLUMNS:
+        hints.append(f"and {len(unknown) - MAX_NAMED_COLUMNS:,} more")
     return f"unknown column(s) {', '.join(hints)}; the columns are {', '.join(columns)}"

@@ -492,6 +492,19 @@ def test_a_back_fill_with_a_cell_past_the_csv_field_limit_names_its_line_and_sto
     assert events_of(database, "acme") == []
 
 
+def test_a_back_fill_with_thousands_of_unknown_columns_is_refused_in_a_short_detail(
+    sqlite_database: Database,
+) -> None:
+    extra = ",".join(f"column_{n}_{'x' * 50}" for n in range(10_000))
+    text = CSV_HEADER.rstrip("\n") + "," + extra + "\r\n"
+    with pytest.raises(IntakeError) as refused:
+        ingest_usage_csv(sqlite_database, io.BytesIO(text.encode()))
+    detail = str(refused.value)
+    assert detail.startswith("not a usage CSV: unknown column(s) 'column_0_xxx")
+    assert "…', " in detail and "and 9,995 more; the columns are customer_id" in detail
+    assert len(detail) < 500
+
+
 def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
     database: Database,
 ) -> None:

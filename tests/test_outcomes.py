@@ -185,6 +185,29 @@ def test_a_misspelt_column_is_refused_with_the_closest_name_and_nothing_is_store
     assert customer_health(database, "sakura") == []
 
 
+def test_errors_echo_only_the_start_of_what_the_file_holds(
+    sqlite_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _customers(sqlite_database, "sakura")
+    _use(sqlite_database, monkeypatch)
+    columns = tmp_path / "columns.csv"
+    columns.write_text(
+        "customer_id,kind,occurred_on," + ",".join(f"col{n}" for n in range(10_000)) + "\r\n"
+    )
+    kind = tmp_path / "kind.csv"
+    kind.write_text(f"customer_id,kind,occurred_on\r\nsakura,{'r' * 100_000},2026-03-01\r\n")
+
+    assert main(["outcomes", "import", str(columns)]) == 2
+    error = capsys.readouterr().err
+    assert "'col4', and 9,995 more; the columns are" in error and len(error) < 500
+    assert main(["outcomes", "import", str(kind)]) == 2
+    error = capsys.readouterr().err
+    assert f"got '{'r' * 58}…" in error and len(error) < 500
+
+
 def test_every_bad_row_is_reported_by_line_and_one_stores_none_unless_skipped(
     database: Database,
     tmp_path: Path,

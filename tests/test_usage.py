@@ -197,6 +197,26 @@ def test_rows_a_database_would_refuse_are_rejected_and_the_rest_stored(
     assert [e.user_id for e in stored_events(database, "acme")] == ["u3"]
 
 
+def test_a_rejected_row_echoes_only_the_start_of_its_cell(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    add_customer(sqlite_database, "acme")
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id,user_id,event,occurred_at,quantity\r\n"
+        f"acme,u1,login,{'2025' * 25_000},\r\n"
+        f"acme,u1,login,2025-03-03T09:00:00Z,{'9' * 100_000}x\r\n",
+        encoding="utf-8",
+    )
+
+    report = import_usage_csv(sqlite_database, csv_file)
+
+    assert report.rejected == [
+        (2, f"occurred_at is not an ISO 8601 timestamp: '{'2025' * 9}202…'"),
+        (3, f"quantity is not a number: '{'9' * 39}…'"),
+    ]
+
+
 def test_a_shift_jis_usage_file_from_japanese_excel_is_imported(
     database: Database, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from models.tables import Customer, utc_now
+from models.text import shorten
 from records.csv_text import (
     SNIFF_BYTES,
     UndecodableText,
@@ -88,18 +89,18 @@ def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, ob
     try:
         occurred_at = parse_instant(fields["occurred_at"])
     except ValueError:
-        return f"occurred_at is not an ISO 8601 timestamp: {fields['occurred_at']!r}"
+        return f"occurred_at is not an ISO 8601 timestamp: {shorten(fields['occurred_at'])!r}"
     except OverflowError:
         # An instant in year 1 or 9999 that UTC cannot hold.
-        return f"occurred_at is out of range: {fields['occurred_at']!r}"
+        return f"occurred_at is out of range: {shorten(fields['occurred_at'])!r}"
     quantity = 1.0
     if fields.get("quantity"):
         try:
             quantity = float(fields["quantity"])
         except ValueError:
-            return f"quantity is not a number: {fields['quantity']!r}"
+            return f"quantity is not a number: {shorten(fields['quantity'])!r}"
         if not math.isfinite(quantity) or quantity <= 0:
-            return f"quantity must be a positive number, got {fields['quantity']!r}"
+            return f"quantity must be a positive number, got {shorten(fields['quantity'])!r}"
     return event_values(
         customer_id=fields["customer_id"],
         user_id=fields["user_id"],
