@@ -3,7 +3,8 @@
 Excel saves "CSV (Comma delimited)" in the machine's legacy code page: Shift_JIS
 (cp932) on Japanese Windows, cp1252 in much of Europe; "CSV UTF-8" adds a BOM.
 UTF-8 is tried first; anything else is told by `charset-normalizer` (the detector
-`requests` uses), and a file it cannot tell is refused in one sentence. Cells are
+`requests` uses), preferring Shift_JIS to Korean where both read cleanly, and a file it
+cannot tell is refused in one sentence. Cells are
 separated by commas, by tabs (Excel's "Unicode Text", UTF-16) or by semicolons (Excel
 where the decimal mark is a comma); the header line tells which.
 """
@@ -39,6 +40,11 @@ MAX_NAMED_COLUMNS = 5
 # Comma first: a header holding none of them is read as before.
 DELIMITERS = (",", "\t", ";")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_KOREAN = frozenset({"cp949", "euc_kr", "johab"})
+_SHIFT_JIS = frozenset({"cp932", "shift_jis", "shift_jis_2004", "shift_jisx0213"})
+# charset-normalizer's measure of mess in a decoding (0 none, 1 all): Korean text read
+# as Shift_JIS scores far above this, or does not decode at all.
+_LITTLE_CHAOS = 0.1
 
 
 def csv_delimiter(text: str) -> str:
@@ -76,7 +82,14 @@ def decode_csv_bytes(data: bytes) -> DecodedText:
         except UnicodeDecodeError:
             raise UndecodableText("the file stops being UTF-16 text; save it again") from None
     _refuse_binary(data)
-    best = from_bytes(data).best()
+    candidates = from_bytes(data)
+    best = candidates.best()
+    if best is not None and best.encoding in _KOREAN:
+        # A short file of kanji and kana is told as Korean too, whose byte ranges overlap
+        # Shift_JIS's: Japanese Excel is by far the likelier writer of one here.
+        best = next(
+            (m for m in candidates if m.encoding in _SHIFT_JIS and m.chaos <= _LITTLE_CHAOS), best
+        )
     if best is None:
         raise UndecodableText("the file's text encoding cannot be told; save it as CSV UTF-8")
     return DecodedText(str(best), best.encoding)

@@ -49,6 +49,36 @@ def _customers(database: Database, *ids: str, csm: str = CSM) -> None:
 # CSV imports
 
 
+@pytest.mark.parametrize(
+    ("note", "stored"),
+    [
+        ("顧客満足度調査", "顧客満足度調査"),
+        # Half-width kana are stored full-width, as every imported cell is (NFKC).
+        ("ｶﾌﾞｼｷｶﾞｲｼｬ 山田商事", "カブシキガイシャ 山田商事"),
+    ],
+    ids=["kanji", "half-width-kana"],
+)
+def test_a_short_shift_jis_file_is_read_as_japanese_not_korean(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    note: str,
+    stored: str,
+) -> None:
+    # The detector alone told these as cp949 and stored Hangul in their place.
+    _customers(database, "fuji")
+    _use(database, monkeypatch)
+    path = tmp_path / "outcomes.csv"
+    path.write_bytes(
+        f"customer_id,kind,occurred_on,note\r\nfuji,renewed,2026/3/1,{note}\r\n".encode("cp932")
+    )
+
+    assert main(["outcomes", "import", str(path)]) == 0
+    [renewal] = customer_outcomes(database, "fuji")
+    assert renewal.note == stored
+
+
 def test_a_shift_jis_outcomes_file_is_stored_once_and_importing_it_again_changes_nothing(
     database: Database,
     tmp_path: Path,
