@@ -323,3 +323,32 @@ def test_a_cell_past_the_csv_field_limit_is_one_line_exit_2_and_stores_nothing(
     )
     assert "0 stored" in captured.out
     assert stored_events(database, "sakura") == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["nosuch", "--user", "u-17"], "usage not recorded: unknown customer"),
+        (["sakura", "--user", "u" * 100_000], "user_id is longer than"),
+        (["sakura", "--user", "u\x00-17"], "user_id contains a NUL character"),
+        (["sakura", "--user", "u-17", "--quantity", "inf"], "quantity must be a positive number"),
+    ],
+)
+def test_usage_record_checks_what_a_usage_import_checks(
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    said: str,
+) -> None:
+    # It had stored every one of these.
+    add_customer(database, "sakura")
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+
+    assert main(["usage", "record", *argv, "--event", "document_scanned"]) == 2
+    captured = capsys.readouterr()
+    assert said in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""
+    assert stored_events(database, "sakura") == []
+    assert main(["usage", "record", "sakura", "--user", "u-17", "--event", "scan"]) == 0
+    assert len(stored_events(database, "sakura")) == 1

@@ -15,21 +15,31 @@ from settings import Settings
 
 
 async def cmd_usage_record(args: argparse.Namespace, settings: Settings) -> int:
+    # Checked before connecting, as every refusal of a value the command alone holds.
     if args.quantity <= 0:
         raise BadInput(f"--quantity must be positive, got {args.quantity:g}")
     occurred_at = parse_instant(args.at) if args.at else datetime.now(UTC)
-    from records.usage.events import record_usage_event
+    from records.usage.csv_import import parse_usage_row
+    from records.usage.events import store_event_rows
+    from records.usage.store import known_customers
 
+    # The row a usage CSV would hold, checked by the import's own rules: this command
+    # had stored an unknown customer's usage, a 100,000-character user and 1e308 uses.
+    row = {
+        "customer_id": args.customer,
+        "user_id": args.user,
+        "event": args.event,
+        "occurred_at": occurred_at.isoformat(),
+        "quantity": repr(args.quantity),
+        "event_key": args.event_key,
+    }
     with connections.database(settings) as database:
-        stored = record_usage_event(
-            database,
-            customer_id=args.customer,
-            user_id=args.user,
-            event=args.event,
-            occurred_at=occurred_at,
-            quantity=args.quantity,
-            event_key=args.event_key,
-        )
+        with database.session() as session:
+            known = known_customers(session, {args.customer})
+        parsed = parse_usage_row(row, known)
+        if isinstance(parsed, str):
+            raise BadInput(f"usage not recorded: {parsed}")
+        stored = store_event_rows(database, [parsed])[0] == 1
     outcome = {"customer_id": args.customer, "event": args.event, "stored": stored}
     if args.json:
         print(to_json(outcome))
