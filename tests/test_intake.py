@@ -25,6 +25,7 @@ import pytest
 import segment.analytics as segment_analytics
 import uvicorn
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
@@ -38,8 +39,13 @@ from records.sessions import start_session
 from records.tokens import TokenRole, authenticate, create_token, revoke_token
 from records.usage.csv_import import ingest_usage_csv
 from records.usage.rejected import RejectedCount, rejected_summary
-from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, ingest_calls
-from records.usage.store import IntakeError, IntakeReport
+from records.usage.segment import (
+    MAX_BATCH_BYTES,
+    MAX_CALL_BYTES,
+    REASON_UNKNOWN_GROUP,
+    ingest_calls,
+)
+from records.usage.store import IntakeError, IntakeReport, ProductUser, customer_users
 from records.usage.unmatched import unmatched_summary
 from testkit.factories import make_handoff, store_customer
 from tests.support.api_harness import ApiHarness
@@ -362,6 +368,62 @@ def test_a_batch_stores_its_good_calls_and_names_the_rejected_ones(database: Dat
         15: "traits holds NaN or Infinity, which JSON does not allow",
     }
     assert [e.user_id for e in events_of(database, acme)] == ["u1", "u8"]
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_a_call_nested_too_deeply_is_rejected_and_none_kept_breaks_the_unmatched_list(
+    database: Database,
+) -> None:
+    acme = add_customer(database)
+    report = ingest(
+        database,
+        track("u1", properties=nested(600)),
+        {"type": "identify", "userId": "u2", "traits": nested(40)},
+        # Within the bound (the call is one level more): stored, or kept and listed whole.
+        track("u3", properties=nested(30)),
+        track("u4", context={"groupId": acme}, properties=nested(30)),
+    )
+    assert [(item.index, item.reason) for item in report.rejected] == [
+        (0, "the call is nested more than 32 levels deep"),
+        (1, "the call is nested more than 32 levels deep"),
+    ]
+    assert (report.stored, [item.index for item in report.unmatched]) == (1, [2])
+
+    # A call kept before the bound is shown as an excerpt rather than failing the list.
+    with database.session() as session:
+        session.add(
+            UnmatchedUsage(
+                received_at=utc_now(),
+                kind="track",
+                user_id="kept-before",
+                reason=REASON_UNKNOWN_GROUP,
+                raw={"properties": nested(600)},
+            )
+        )
+        session.add(
+            UsageUser(
+                user_id="traits-before",
+                customer_id=acme,
+                traits={"plan": "pro", "deep": nested(600)},
+                updated_at=utc_now(),
+            )
+        )
+        session.commit()
+    summary = unmatched_summary(database)
+    served = json.loads(summary.model_dump_json())  # as GET /api/intake/unmatched sends it
+    shown = {record["user_id"]: record["raw"] for record in served["recent"]}
+    assert shown["u3"]["properties"] == nested(30)
+    assert shown["kept-before"]["nested_too_deeply"].startswith('{"properties": {"a": {"a": ')
+    # Likewise a customer's users (GET /api/customers/<id>/users): the deep trait is left out.
+    with database.session() as session:
+        users = TypeAdapter(list[ProductUser]).dump_json(customer_users(session, acme))
+    assert [user["traits"] for user in json.loads(users)] == [{"plan": "pro"}]
 
 
 def test_rejected_calls_are_kept_for_operators_one_row_per_reason_and_bounded(
@@ -808,6 +870,10 @@ async def test_leads_and_ops_see_what_went_unmatched(api: ApiHarness) -> None:
             auth=key,
             json={"batch": [track("u1", context={"groupId": "prospect"}), track("u2")]},
         )
+        # Kept, a call this deep would fail every read of the list below.
+        too_deep = await http.post(
+            "/v1/track", auth=key, json={**track("u3"), "properties": nested(600)}
+        )
     async with api.as_lead() as lead:
         seen = await lead.get("/api/intake/unmatched", params={"limit": 1})
         bad_limit = await lead.get("/api/intake/unmatched", params={"limit": 0})
@@ -816,6 +882,10 @@ async def test_leads_and_ops_see_what_went_unmatched(api: ApiHarness) -> None:
     async with api.client(api.token(TokenRole.INGEST)) as ingest_only:
         ingest_refused = await ingest_only.get("/api/intake/unmatched")
 
+    assert (too_deep.status_code, too_deep.json()["detail"]) == (
+        400,
+        "the call is nested more than 32 levels deep",
+    )
     assert seen.status_code == 200, seen.text
     summary = seen.json()
     assert summary["total"] == 2

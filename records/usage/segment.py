@@ -37,6 +37,7 @@ from records.usage.rejected import rejected_rows
 from records.usage.store import (
     MAX_EVENT,
     MAX_GROUP_ID,
+    MAX_JSON_DEPTH,
     MAX_MESSAGE_ID,
     MAX_USER_ID,
     IntakeReport,
@@ -45,6 +46,7 @@ from records.usage.store import (
     UnmatchedItem,
     known_customers,
     merge_traits,
+    nested_deeper_than,
     write_pending,
 )
 
@@ -203,6 +205,9 @@ def parse_call(
 ) -> Call:
     if not isinstance(message, dict):
         raise CallRejected(f"a call must be a JSON object, not {type(message).__name__}")
+    if nested_deeper_than(message, MAX_JSON_DEPTH):
+        # Kept, it would break every later read of the unmatched list.
+        raise CallRejected(f"the call is nested more than {MAX_JSON_DEPTH} levels deep")
     # The write key is a credential: never kept with the raw call.
     raw = {key: value for key, value in message.items() if key != "writeKey"}
     if max_call_bytes is not None and _json_size(raw) > max_call_bytes:

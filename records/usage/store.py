@@ -29,6 +29,9 @@ MAX_EVENT = 200
 MAX_MESSAGE_ID = 200
 MAX_GROUP_ID = 200
 MAX_CUSTOMER_ID = 64
+# Levels of objects and arrays in a kept call or trait: the API's JSON encoder
+# (pydantic) stops at about 250, and no product's call needs more than a few.
+MAX_JSON_DEPTH = 32
 
 # Traits kept per user (identify) and per user's group (group calls): the newest
 # call's keys first, each value's JSON within MAX_TRAIT_BYTES (text is cut to
@@ -92,9 +95,28 @@ def merge_traits(kept: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
             break
         if isinstance(value, str):
             merged[key] = value[:MAX_TRAIT_TEXT]
+        elif nested_deeper_than(value, MAX_JSON_DEPTH):
+            continue
         elif len(json.dumps(value, default=str).encode()) <= MAX_TRAIT_BYTES:
             merged[key] = value
     return merged
+
+
+def nested_deeper_than(value: object, depth: int) -> bool:
+    """Whether objects and arrays nest more than `depth` levels ({"a": 1} is one).
+
+    Level by level rather than recursive, so no input reaches the recursion limit."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(depth):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return bool(level)
 
 
 @dataclass
@@ -222,9 +244,14 @@ def customer_users(
     return [
         ProductUser(
             user_id=row.user_id,
-            traits=dict(row.traits),
-            group_traits=dict(row.group_traits),
+            traits=_servable(row.traits),
+            group_traits=_servable(row.group_traits),
             updated_at=row.updated_at,
         )
         for row in rows
     ]
+
+
+def _servable(traits: Mapping[str, Any]) -> dict[str, Any]:
+    # Traits kept before calls were bounded in depth would fail the whole answer.
+    return {k: v for k, v in traits.items() if not nested_deeper_than(v, MAX_JSON_DEPTH)}

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from models.tables import UnmatchedUsage, UsageUser, utc_now
 from records.database import Database
 from records.usage.csv_import import CSV_KIND, parse_usage_row
+from records.usage.rejected import excerpt
 from records.usage.segment import (
     CallRejected,
     CallType,
@@ -21,10 +22,12 @@ from records.usage.segment import (
     waiting_identifies,
 )
 from records.usage.store import (
+    MAX_JSON_DEPTH,
     IntakeReport,
     PendingWrites,
     RejectedItem,
     merge_traits,
+    nested_deeper_than,
     write_pending,
 )
 
@@ -152,6 +155,13 @@ def _stored_user(session: Session, user_id: str) -> TiedUser | None:
 # Reading what was unmatched
 
 
+def _servable(raw: dict[str, Any]) -> dict[str, Any]:
+    # A call kept before calls were bounded in depth would fail the whole answer.
+    if nested_deeper_than(raw, MAX_JSON_DEPTH):
+        return {"nested_too_deeply": excerpt(raw)}
+    return dict(raw)
+
+
 def unmatched_summary(
     database: Database, *, days: int = 7, limit: int = DEFAULT_UNMATCHED_LIMIT
 ) -> UnmatchedSummary:
@@ -196,7 +206,7 @@ def unmatched_summary(
                     user_id=row.user_id,
                     group_id=row.group_id,
                     reason=row.reason,
-                    raw=dict(row.raw),
+                    raw=_servable(row.raw),
                 )
                 for row in rows
             ],
