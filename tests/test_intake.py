@@ -426,6 +426,28 @@ def test_a_call_nested_too_deeply_is_rejected_and_none_kept_breaks_the_unmatched
     assert [user["traits"] for user in json.loads(users)] == [{"plan": "pro"}]
 
 
+def test_a_quantity_past_the_bound_rejects_its_call_alone(database: Database) -> None:
+    acme = add_customer(database)
+    good = {"context": {"groupId": acme}}
+    report = ingest(
+        database,
+        track("u1", properties={"quantity": 10**400}, **good),
+        track("u2", properties={"quantity": 1e308}, **good),
+        track("u3", properties={"quantity": "1e400"}, **good),
+        track("u4", properties={"quantity": float("inf")}, **good),
+        track("u5", properties={"quantity": 1_000_000_000}, **good),
+        track("u6", properties={"quantity": "nan"}, **good),
+    )
+    assert [(item.index, item.reason.partition(", got")[0]) for item in report.rejected] == [
+        (0, "properties.quantity must be at most 1,000,000,000"),
+        (1, "properties.quantity must be at most 1,000,000,000"),
+        (2, "properties.quantity must be at most 1,000,000,000"),
+        (3, "properties.quantity must be at most 1,000,000,000"),
+        (5, "properties.quantity must be a positive number"),
+    ]
+    assert [(e.user_id, e.quantity) for e in events_of(database, acme)] == [("u5", 1e9)]
+
+
 def test_rejected_calls_are_kept_for_operators_one_row_per_reason_and_bounded(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

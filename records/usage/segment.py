@@ -39,6 +39,7 @@ from records.usage.store import (
     MAX_GROUP_ID,
     MAX_JSON_DEPTH,
     MAX_MESSAGE_ID,
+    MAX_QUANTITY,
     MAX_USER_ID,
     IntakeReport,
     PendingWrites,
@@ -176,8 +177,12 @@ def _quantity(properties: Mapping[str, Any]) -> float:
         quantity = float(value)
     except ValueError:
         raise CallRejected(f"properties.quantity is not a number: {value!r}") from None
-    if not math.isfinite(quantity) or quantity <= 0:
+    except OverflowError:  # an integer past a float's range
+        quantity = math.inf
+    if math.isnan(quantity) or quantity <= 0:
         raise CallRejected(f"properties.quantity must be a positive number, got {value!r}")
+    if quantity > MAX_QUANTITY:
+        raise CallRejected(f"properties.quantity must be at most {MAX_QUANTITY:,}, got {value!r}")
     return quantity
 
 

@@ -29,6 +29,8 @@ MAX_EVENT = 200
 MAX_MESSAGE_ID = 200
 MAX_GROUP_ID = 200
 MAX_CUSTOMER_ID = 64
+# A usage event's quantity: weekly sums of many events stay finite and exact enough.
+MAX_QUANTITY = 1_000_000_000
 # Levels of objects and arrays in a kept call or trait: the API's JSON encoder
 # (pydantic) stops at about 250, and no product's call needs more than a few.
 MAX_JSON_DEPTH = 32
