@@ -947,6 +947,35 @@ async def test_leads_and_ops_see_what_was_rejected_though_the_sender_never_reads
     assert refused.status_code == 403
 
 
+async def test_no_write_key_in_a_refused_body_reaches_what_operators_read(
+    api: ApiHarness,
+) -> None:
+    key = api.token(TokenRole.INGEST)
+    near_the_cut = "x" * 980 + json.dumps({"writeKey": key})
+    async with api.client() as http:
+        for path, body in [
+            # Segment's libraries put the key in the body as well.
+            ("/v1/batch", json.dumps({"batch": "x", "writeKey": key})),
+            ("/v1/batch", f"writeKey={key}&batch=1"),
+            ("/v1/track", json.dumps([{"writeKey": key}])),
+            ("/v1/batch", json.dumps({"batch": [[{"writeKey": key}]]})),
+            ("/v1/batch", json.dumps({"batch": 1, "key": key})),
+            ("/v1/batch", json.dumps({"batch": 1, "writeKey": "a-segment-key"})),
+            ("/v1/batch", near_the_cut),
+        ]:
+            refused = await http.post(path, auth=basic(key), content=body)
+            assert refused.status_code in (200, 400), refused.text
+    async with api.as_lead() as lead:
+        seen = await lead.get("/api/intake/rejected")
+
+    assert seen.status_code == 200, seen.text
+    excerpts = [row["excerpt"] for row in seen.json()["recent"]]
+    assert len(excerpts) == 7
+    assert key not in seen.text and key[:12] not in seen.text
+    assert "a-segment-key" not in seen.text
+    assert excerpts[-1] == '"{\\"batch\\": \\"x\\", \\"writeKey\\": \\"(hidden)\\"}"'
+
+
 # The real Segment client, over loopback
 
 

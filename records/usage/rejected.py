@@ -11,6 +11,7 @@ and the table pruned on every write to its newest rows (records/usage/store.py).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from sqlmodel import col, select
 
 from models.tables import RejectedUsage, utc_now
 from records.database import Database
+from records.tokens import TOKEN_PREFIX
 from records.usage.store import RejectedItem, store_rejected
 
 MAX_REASON = 300
@@ -28,9 +30,19 @@ MAX_REASONS_PER_REQUEST = 20
 OTHER_REASONS = "other reasons (too many different ones in one request)"
 DEFAULT_REJECTED_LIMIT = 50
 
+# A write key in whatever was refused: Liftoff's own keys anywhere, and the value
+# after any "writeKey" (in JSON, in JSON quoted inside a string, in a form).
+_LIFTOFF_KEY = re.compile(rf"(?<![\w-]){re.escape(TOKEN_PREFIX)}[\w-]*")
+_WRITE_KEY_VALUE = re.compile(r"""(write_?key[\\"']*\s*[:=]\s*[\\"']*)[^\s"'\\,;&}\]]+""", re.I)
+HIDDEN_KEY = "(hidden)"
+
+
+def hide_write_keys(text: str) -> str:
+    return _LIFTOFF_KEY.sub(HIDDEN_KEY, _WRITE_KEY_VALUE.sub(rf"\1{HIDDEN_KEY}", text))
+
 
 def excerpt(value: object) -> str:
-    """A refused call as JSON text an operator can read, without its write key, cut short.
+    """A refused call as JSON text an operator can read, with any write key hidden, cut short.
 
     ASCII escapes keep NUL characters and lone surrogates, which no database
     stores as text, readable."""
@@ -40,6 +52,7 @@ def excerpt(value: object) -> str:
         text = json.dumps(value, ensure_ascii=True, default=repr)
     except (RecursionError, ValueError):
         return "(nested too deeply to show)"
+    text = hide_write_keys(text)
     return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
 
 
