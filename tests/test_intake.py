@@ -654,6 +654,8 @@ async def test_each_call_endpoint_takes_segment_calls_with_the_write_key(api: Ap
         "ignored": 0,
         "rejected": [],
         "unmatched": [],
+        "rejected_count": 0,
+        "unmatched_count": 0,
     }
     assert paged.json()["ignored"] == 1
     assert batched.json()["stored"] == 1
@@ -785,6 +787,39 @@ async def test_requests_over_segments_size_limits_are_refused_with_the_limit(
     assert len(events_of(api.database, acme)) == 2
 
 
+async def test_a_batch_s_reply_stays_small_whatever_it_holds(api: ApiHarness) -> None:
+    acme = add_customer(api.database)
+    key = basic(api.token(TokenRole.INGEST))
+    good = [track(f"u{n}", context={"groupId": acme}) for n in range(3)]
+    # Within 500 KB of JSON: 5,000 calls are taken, the replies list 100 of each kind.
+    rejected = {"batch": [*good, *[1] * 4_997]}
+    unmatched = {"batch": [track(f"s{n}") for n in range(150)]}
+    # 491 bytes of gzip, 450 KB inflated (within the limit): 150,000 calls.
+    swarm = gzip.compress(json.dumps({"batch": [1] * 150_000}).encode())
+    async with api.client() as http:
+        many_rejected = await http.post("/v1/batch", auth=key, json=rejected)
+        many_unmatched = await http.post("/v1/batch", auth=key, json=unmatched)
+        too_many = await http.post(
+            "/v1/batch",
+            auth=key,
+            content=swarm,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    assert many_rejected.status_code == 200, many_rejected.text
+    reply = many_rejected.json()
+    assert (reply["received"], reply["stored"], reply["rejected_count"]) == (5_000, 3, 4_997)
+    assert [item["index"] for item in reply["rejected"]] == list(range(3, 103))
+    assert len(many_rejected.content) < 10_000
+    listed = many_unmatched.json()
+    assert (len(listed["unmatched"]), listed["unmatched_count"]) == (100, 150)
+    assert too_many.status_code == 413
+    assert too_many.json()["detail"] == (
+        "a batch may hold at most 5,000 calls: send fewer calls per batch"
+    )
+    assert len(events_of(api.database, acme)) == 3
+
+
 async def test_a_gzipped_batch_is_taken(api: ApiHarness) -> None:
     acme = add_customer(api.database)
     body = json.dumps({"batch": [track("u1", context={"groupId": acme})]}).encode()
@@ -843,6 +878,8 @@ async def test_a_csv_upload_back_fills_and_reports_its_bad_rows(api: ApiHarness)
                 "reason": "customer_id names no customer",
             }
         ],
+        "rejected_count": 1,
+        "unmatched_count": 1,
     }
     assert (again.json()["stored"], again.json()["duplicates"]) == (0, 1)
     assert not_csv.status_code == 400

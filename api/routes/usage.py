@@ -6,8 +6,9 @@ JSON. This module reads, limits and authenticates requests; records/usage/
 maps and stores.
 
 Like Segment's API, a request that was read answers 200 with `"success": true`,
-here with a report of what was stored, rejected and unmatched; a body that is not
-JSON or not a batch answers 400, one over Segment's size limits 413.
+here with a report of what was stored, rejected and unmatched (the first 100 of
+each listed, all counted); a body that is not JSON or not a batch answers 400, one
+over Segment's size limits or a batch of more than 5,000 calls 413.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ from records.usage.rejected import (
     record_refused_request,
     rejected_summary,
 )
-from records.usage.segment import MAX_BATCH_BYTES, MAX_CALL_BYTES, CallType, ingest_calls
+from records.usage.segment import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_CALLS,
+    MAX_CALL_BYTES,
+    CallType,
+    ingest_calls,
+)
 from records.usage.store import IntakeError, IntakeReport
 from records.usage.unmatched import DEFAULT_UNMATCHED_LIMIT, UnmatchedSummary, unmatched_summary
 
@@ -58,8 +65,24 @@ _basic = HTTPBasic(
 _bearer = HTTPBearer(auto_error=False, description="An ingest, ops or lead token")
 
 
+# A reply lists the first rejected and unmatched calls or rows; its counts cover all.
+MAX_LISTED = 100
+
+
 class IntakeResponse(IntakeReport):
     success: bool = True
+    rejected_count: int = 0
+    unmatched_count: int = 0
+
+
+def _reply(report: IntakeReport) -> IntakeResponse:
+    return IntakeResponse(
+        **report.model_dump(exclude={"rejected", "unmatched"}),
+        rejected=report.rejected[:MAX_LISTED],
+        unmatched=report.unmatched[:MAX_LISTED],
+        rejected_count=len(report.rejected),
+        unmatched_count=len(report.unmatched),
+    )
 
 
 def _sender(
@@ -276,7 +299,7 @@ async def _single(request: Request, services: AppServices, call_type: CallType) 
         # One call that could not be taken is the client's error, said plainly
         # (ingest_calls has kept it for operators).
         raise HTTPException(status.HTTP_400_BAD_REQUEST, report.rejected[0].reason)
-    return IntakeResponse(**report.model_dump())
+    return _reply(report)
 
 
 @router.post(
@@ -338,6 +361,12 @@ async def batch(request: Request, _: UsageSender, services: AppServices) -> Inta
             'not a batch: expected {"batch": [{"type": "track", ...}, ...]}',
         )
         raise await _kept(services, request, not_a_batch, body)
+    if len(calls) > MAX_BATCH_CALLS:
+        too_many = HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"a batch may hold at most {MAX_BATCH_CALLS:,} calls: send fewer calls per batch",
+        )
+        raise await _kept(services, request, too_many, body)
     context = payload.get("context")
     report = await run_in_threadpool(
         ingest_calls,
@@ -349,7 +378,7 @@ async def batch(request: Request, _: UsageSender, services: AppServices) -> Inta
         max_call_bytes=MAX_CALL_BYTES if len(body) > MAX_CALL_BYTES else None,
     )
     _count(services, report)
-    return IntakeResponse(**report.model_dump())
+    return _reply(report)
 
 
 _CSV_DOC = {
@@ -409,7 +438,7 @@ async def upload_usage_csv(
     except HTTPException as refused:
         raise await _kept(services, request, refused) from None
     _count(services, report)
-    return IntakeResponse(**report.model_dump())
+    return _reply(report)
 
 
 @router.get("/api/intake/unmatched")

@@ -55,6 +55,9 @@ from records.usage.store import (
 # request, 32 KB per call, alone or inside a batch.
 MAX_BATCH_BYTES = 500 * 1024
 MAX_CALL_BYTES = 32 * 1024
+# Segment sets no count; its calls are hundreds of bytes, so no client's batch
+# within 500 KB comes near this, while 500 KB of `1,` would be 250,000 calls.
+MAX_BATCH_CALLS = 5_000
 
 
 class CallType(StrEnum):
