@@ -448,6 +448,38 @@ def test_a_quantity_past_the_bound_rejects_its_call_alone(database: Database) ->
     assert [(e.user_id, e.quantity) for e in events_of(database, acme)] == [("u5", 1e9)]
 
 
+def test_a_timestamp_outside_the_plausible_window_is_rejected_as_out_of_range(
+    database: Database,
+) -> None:
+    acme = add_customer(database)
+    now = utc_now()
+    good = {"context": {"groupId": acme}}
+    report = ingest(
+        database,
+        track("u1", timestamp="0001-01-01T00:00:00Z", **good),
+        track("u2", timestamp="9999-12-31T23:59:59Z", **good),
+        # Year 1 in Tokyo is before datetime's range once in UTC.
+        track("u3", timestamp="0001-01-01T00:00:00+09:00", **good),
+        track("u4", timestamp=(now - timedelta(days=5 * 366)).isoformat(), **good),
+        track("u5", timestamp=(now + timedelta(days=2)).isoformat(), **good),
+        # A back-fill of four years' history, and a phone's clock half a day ahead.
+        track("u6", timestamp=(now - timedelta(days=4 * 366)).isoformat(), **good),
+        track("u7", timestamp=(now + timedelta(hours=12)).isoformat(), **good),
+    )
+    window = "is not within 5 years before and 1 day after the call arrived"
+    assert [(item.index, item.reason.endswith(window)) for item in report.rejected] == [
+        (0, True),
+        (1, True),
+        (2, True),
+        (3, True),
+        (4, True),
+    ]
+    assert report.rejected[2].reason == (
+        f"timestamp is out of range: '0001-01-01T00:00:00+09:00' {window}"
+    )
+    assert sorted(e.user_id for e in events_of(database, acme)) == ["u6", "u7"]
+
+
 def test_rejected_calls_are_kept_for_operators_one_row_per_reason_and_bounded(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -832,6 +864,28 @@ async def test_a_gzipped_batch_is_taken(api: ApiHarness) -> None:
         )
     assert response.status_code == 200, response.text
     assert response.json()["stored"] == 1
+
+
+async def test_a_truncated_gzip_body_is_refused(api: ApiHarness) -> None:
+    acme = add_customer(api.database)
+    whole = gzip.compress(json.dumps({"batch": [track("u1", context={"groupId": acme})]}).encode())
+    async with api.client() as http:
+        # Without its 8-byte trailer (checksum and size) the JSON inflates whole.
+        responses = [
+            await http.post(
+                "/v1/batch",
+                auth=basic(api.token(TokenRole.INGEST)),
+                content=cut,
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
+            for cut in (whole[:-8], whole[:-1])
+        ]
+    for response in responses:
+        assert (response.status_code, response.json()["detail"]) == (
+            400,
+            "the gzip body is truncated",
+        )
+    assert events_of(api.database, acme) == []
 
 
 async def test_a_csv_upload_back_fills_and_reports_its_bad_rows(api: ApiHarness) -> None:

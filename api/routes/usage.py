@@ -194,6 +194,9 @@ async def _read_body(request: Request, limit: int, what: str, hint: str) -> byte
         ) from None
     if len(inflated) > limit or inflater.unconsumed_tail:
         raise _too_large(limit, what, hint)
+    if not inflater.eof:
+        # Cut short: without its trailer, its checksum was never compared.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the gzip body is truncated")
     return inflated
 
 

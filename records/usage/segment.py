@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -58,6 +58,14 @@ MAX_CALL_BYTES = 32 * 1024
 # Segment sets no count; its calls are hundreds of bytes, so no client's batch
 # within 500 KB comes near this, while 500 KB of `1,` would be 250,000 calls.
 MAX_BATCH_CALLS = 5_000
+
+
+# When a track call's event may have happened, around when the call arrived: a
+# back-fill of a few years' history passes, and a phone's clock a day ahead;
+# year 1 or 9999 (a default or a bug) would otherwise count as usage.
+EVENT_WINDOW_YEARS = 5
+EARLIEST_EVENT = timedelta(days=365 * EVENT_WINDOW_YEARS + 2)
+LATEST_EVENT = timedelta(days=1)
 
 
 class CallType(StrEnum):
@@ -189,6 +197,24 @@ def _quantity(properties: Mapping[str, Any]) -> float:
     return quantity
 
 
+def _occurred_at(timestamp: str, received_at: datetime) -> datetime:
+    shown = timestamp[:40]
+    try:
+        occurred_at: datetime | None = parse_instant(timestamp)
+    except OverflowError:  # year 1 or 9999 in another zone leaves datetime's range
+        occurred_at = None
+    except ValueError:
+        raise CallRejected(f"timestamp is not ISO 8601: {shown!r}") from None
+    if occurred_at is None or not (
+        received_at - EARLIEST_EVENT <= occurred_at <= received_at + LATEST_EVENT
+    ):
+        raise CallRejected(
+            f"timestamp is out of range: {shown!r} is not within {EVENT_WINDOW_YEARS} years "
+            "before and 1 day after the call arrived"
+        )
+    return occurred_at
+
+
 def _trait(traits: Mapping[str, Any], name: str) -> object:
     """traits[name], or a dotted path into nested traits: "company.id" (a reserved trait)."""
     if name in traits:
@@ -257,10 +283,7 @@ def parse_call(
         elif not isinstance(timestamp, str):
             raise CallRejected("timestamp must be an ISO 8601 string")
         else:
-            try:
-                call.occurred_at = parse_instant(timestamp)
-            except (ValueError, OverflowError):  # year 1 or 9999 in another zone overflows
-                raise CallRejected(f"timestamp is not ISO 8601: {timestamp[:40]!r}") from None
+            call.occurred_at = _occurred_at(timestamp, received_at)
     elif call_type is CallType.GROUP:
         call.group_id = _text(message.get("groupId"), "groupId", MAX_GROUP_ID)
         if call.group_id is None:
