@@ -480,6 +480,30 @@ def test_a_timestamp_outside_the_plausible_window_is_rejected_as_out_of_range(
     assert sorted(e.user_id for e in events_of(database, acme)) == ["u6", "u7"]
 
 
+def test_a_rejected_call_s_reason_quotes_its_input_cut_short(database: Database) -> None:
+    acme = add_customer(database)
+    good = {"context": {"groupId": acme}}
+    report = ingest(
+        database,
+        {"type": "launch" + "!" * 5000, "userId": "u1"},
+        {"type": ["track"] * 5000, "userId": "u1"},
+        track("u2", properties={"quantity": "x" * 5000}, **good),
+        track("u3", properties={"quantity": -(10**5000)}, **good),
+        track("u4", properties={"quantity": "9" * 5000}, **good),
+        track("u5", timestamp="2026" + "0" * 5000, **good),
+    )
+    reasons = [item.reason for item in report.rejected]
+    assert len(reasons) == 6
+    assert all(len(reason) < 150 for reason in reasons), reasons
+    assert reasons[0] == (
+        "type must be one of track, identify, group, page, screen, alias; "
+        "got 'launch" + "!" * 32 + "…"
+    )
+    assert (
+        reasons[3] == "properties.quantity must be a positive number, got an int too long to show"
+    )
+
+
 def test_rejected_calls_are_kept_for_operators_one_row_per_reason_and_bounded(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -758,6 +782,15 @@ async def test_bodies_that_are_not_calls_are_refused_with_the_reason(api: ApiHar
         encoded = await http.post(
             "/v1/track", auth=key, content=b"{}", headers={"Content-Encoding": "br"}
         )
+        # What is quoted back is cut short.
+        long_encoding = await http.post(
+            "/v1/track", auth=key, content=b"{}", headers={"Content-Encoding": "x-" + "x" * 4000}
+        )
+        long_quantity = await http.post(
+            "/v1/track",
+            auth=key,
+            json={"userId": "u1", "event": "e", "properties": {"quantity": "l" * 30_000}},
+        )
 
     assert not_json.status_code == 400
     assert not_json.json()["detail"].startswith("the body is not JSON")
@@ -778,6 +811,12 @@ async def test_bodies_that_are_not_calls_are_refused_with_the_reason(api: ApiHar
         "the body is not JSON: NaN is not a JSON value",
     )
     assert encoded.status_code == 415
+    assert long_encoding.json()["detail"] == (
+        "Content-Encoding 'x-" + "x" * 36 + "… is not supported: send gzip or no encoding"
+    )
+    assert long_quantity.json()["detail"] == (
+        "properties.quantity is not a number: '" + "l" * 38 + "…"
+    )
 
 
 async def test_requests_over_segments_size_limits_are_refused_with_the_limit(

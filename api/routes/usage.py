@@ -38,6 +38,7 @@ from records.usage.rejected import (
     RejectedSummary,
     record_refused_request,
     rejected_summary,
+    shown,
 )
 from records.usage.segment import (
     MAX_BATCH_BYTES,
@@ -182,7 +183,7 @@ async def _read_body(request: Request, limit: int, what: str, hint: str) -> byte
     if encoding != "gzip":
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"Content-Encoding {encoding!r} is not supported: send gzip or no encoding",
+            f"Content-Encoding {shown(encoding)} is not supported: send gzip or no encoding",
         )
     # Segment's libraries may gzip; the limit holds for what the body inflates to.
     inflater = zlib.decompressobj(wbits=31)

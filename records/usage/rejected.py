@@ -26,6 +26,7 @@ from records.usage.store import RejectedItem, store_rejected
 
 MAX_REASON = 300
 MAX_EXCERPT = 1000
+SHOWN_CHARS = 40
 MAX_REASONS_PER_REQUEST = 20
 OTHER_REASONS = "other reasons (too many different ones in one request)"
 DEFAULT_REJECTED_LIMIT = 50
@@ -53,11 +54,20 @@ def excerpt(value: object) -> str:
     except (RecursionError, ValueError):
         return "(nested too deeply to show)"
     text = hide_write_keys(text)
-    return text if len(text) <= MAX_EXCERPT else text[: MAX_EXCERPT - 1] + "…"
+    return cut(text, MAX_EXCERPT)
 
 
-def _cut(reason: str) -> str:
-    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
+def cut(text: str, limit: int = MAX_REASON) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: object) -> str:
+    """An input quoted in an error message, cut to SHOWN_CHARS: never the whole of it."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4,300 digits
+        text = f"an {type(value).__name__} too long to show"
+    return cut(text, SHOWN_CHARS)
 
 
 def rejected_rows(
@@ -73,7 +83,7 @@ def rejected_rows(
     rows: dict[str, dict[str, object]] = {}
     counts: dict[str, int] = {}
     for item in rejected:
-        reason = _cut(item.reason)
+        reason = cut(item.reason)
         if reason not in rows and len(rows) >= MAX_REASONS_PER_REQUEST:
             reason = OTHER_REASONS
         counts[reason] = counts.get(reason, 0) + 1
@@ -98,7 +108,7 @@ def record_refused_request(
     row = {
         "received_at": utc_now(),
         "endpoint": endpoint,
-        "reason": _cut(reason),
+        "reason": cut(reason),
         "calls": 1,
         "first_index": None,
         "excerpt": excerpt(text) if text else "",

@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 from models.tables import UnmatchedUsage, UsageUser, utc_now
 from records.database import Database
 from records.usage.events import parse_instant
-from records.usage.rejected import rejected_rows
+from records.usage.rejected import rejected_rows, shown
 from records.usage.store import (
     MAX_EVENT,
     MAX_GROUP_ID,
@@ -187,30 +187,31 @@ def _quantity(properties: Mapping[str, Any]) -> float:
     try:
         quantity = float(value)
     except ValueError:
-        raise CallRejected(f"properties.quantity is not a number: {value!r}") from None
+        raise CallRejected(f"properties.quantity is not a number: {shown(value)}") from None
     except OverflowError:  # an integer past a float's range
-        quantity = math.inf
+        quantity = -math.inf if isinstance(value, int) and value < 0 else math.inf
     if math.isnan(quantity) or quantity <= 0:
-        raise CallRejected(f"properties.quantity must be a positive number, got {value!r}")
+        raise CallRejected(f"properties.quantity must be a positive number, got {shown(value)}")
     if quantity > MAX_QUANTITY:
-        raise CallRejected(f"properties.quantity must be at most {MAX_QUANTITY:,}, got {value!r}")
+        raise CallRejected(
+            f"properties.quantity must be at most {MAX_QUANTITY:,}, got {shown(value)}"
+        )
     return quantity
 
 
 def _occurred_at(timestamp: str, received_at: datetime) -> datetime:
-    shown = timestamp[:40]
     try:
         occurred_at: datetime | None = parse_instant(timestamp)
     except OverflowError:  # year 1 or 9999 in another zone leaves datetime's range
         occurred_at = None
     except ValueError:
-        raise CallRejected(f"timestamp is not ISO 8601: {shown!r}") from None
+        raise CallRejected(f"timestamp is not ISO 8601: {shown(timestamp)}") from None
     if occurred_at is None or not (
         received_at - EARLIEST_EVENT <= occurred_at <= received_at + LATEST_EVENT
     ):
         raise CallRejected(
-            f"timestamp is out of range: {shown!r} is not within {EVENT_WINDOW_YEARS} years "
-            "before and 1 day after the call arrived"
+            f"timestamp is out of range: {shown(timestamp)} is not within "
+            f"{EVENT_WINDOW_YEARS} years before and 1 day after the call arrived"
         )
     return occurred_at
 
@@ -250,7 +251,7 @@ def parse_call(
         kind = message.get("type")
         if not isinstance(kind, str) or kind not in _CALL_TYPES:
             allowed = ", ".join(CallType)
-            raise CallRejected(f"type must be one of {allowed}; got {kind!r}")
+            raise CallRejected(f"type must be one of {allowed}; got {shown(kind)}")
         call_type = CallType(kind)
     else:
         call_type = implied_type
