@@ -466,7 +466,7 @@ def test_a_timestamp_outside_the_plausible_window_is_rejected_as_out_of_range(
         track("u6", timestamp=(now - timedelta(days=4 * 366)).isoformat(), **good),
         track("u7", timestamp=(now + timedelta(hours=12)).isoformat(), **good),
     )
-    window = "is not within 5 years before and 1 day after the call arrived"
+    window = "is not within 5 years before and 1 day after it arrived"
     assert [(item.index, item.reason.endswith(window)) for item in report.rejected] == [
         (0, True),
         (1, True),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from cli.main import main
 from models.tables import UsageEvent
 from records.csv_text import SNIFF_BYTES
 from records.database import Database
-from records.usage.csv_import import import_usage_csv
+from records.usage.csv_import import import_usage_csv, ingest_usage_csv
 from records.usage.events import event_values, record_usage_event, store_event_rows
 from testkit.factories import make_handoff, store_customer
 
@@ -352,3 +353,30 @@ def test_usage_record_checks_what_a_usage_import_checks(
     assert stored_events(database, "sakura") == []
     assert main(["usage", "record", "sakura", "--user", "u-17", "--event", "scan"]) == 0
     assert len(stored_events(database, "sakura")) == 1
+
+
+def test_a_usage_row_outside_the_plausible_window_or_past_the_quantity_bound_is_rejected(
+    database: Database,
+) -> None:
+    # The bounds a Segment call meets (records/usage/store.py), for the CSV's rows too.
+    add_customer(database, "acme")
+    now = datetime.now(UTC)
+    rows = [
+        ("u1", "0001-01-01T00:00:00Z", ""),
+        ("u2", (now + timedelta(days=400)).isoformat(), ""),
+        ("u3", now.isoformat(), "1e308"),
+        ("u4", (now - timedelta(days=4 * 366)).isoformat(), "3"),
+    ]
+    text = "customer_id,user_id,event,occurred_at,quantity\n" + "".join(
+        f"acme,{user},login,{at},{quantity}\n" for user, at, quantity in rows
+    )
+    report = ingest_usage_csv(database, io.BytesIO(text.encode()))
+
+    reasons = [item.reason for item in report.rejected]
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "occurred_at is out of range",
+        "occurred_at is out of range",
+        "quantity must be at most 1,000,000,000, got '1e308'",
+    ]
+    assert "is not within 5 years before and 1 day after it arrived" in reasons[1]
+    assert [event.user_id for event in stored_events(database, "acme")] == ["u4"]

@@ -32,12 +32,15 @@ from records.usage.store import (
     MAX_CUSTOMER_ID,
     MAX_EVENT,
     MAX_MESSAGE_ID,
+    MAX_QUANTITY,
     MAX_USER_ID,
+    OUTSIDE_WINDOW,
     IntakeError,
     IntakeReport,
     PendingWrites,
     RejectedItem,
     UnmatchedItem,
+    plausible_event_time,
     write_pending,
 )
 
@@ -93,6 +96,9 @@ def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, ob
     except OverflowError:
         # An instant in year 1 or 9999 that UTC cannot hold.
         return f"occurred_at is out of range: {shorten(fields['occurred_at'])!r}"
+    received_at = utc_now()
+    if not plausible_event_time(occurred_at, received_at):
+        return f"occurred_at is out of range: {shorten(fields['occurred_at'])!r} {OUTSIDE_WINDOW}"
     quantity = 1.0
     if fields.get("quantity"):
         try:
@@ -101,6 +107,8 @@ def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, ob
             return f"quantity is not a number: {shorten(fields['quantity'])!r}"
         if not math.isfinite(quantity) or quantity <= 0:
             return f"quantity must be a positive number, got {shorten(fields['quantity'])!r}"
+        if quantity > MAX_QUANTITY:
+            return f"quantity must be at most {MAX_QUANTITY:,}, got {shorten(fields['quantity'])!r}"
     return event_values(
         customer_id=fields["customer_id"],
         user_id=fields["user_id"],
@@ -108,7 +116,7 @@ def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, ob
         occurred_at=occurred_at,
         quantity=quantity,
         event_key=fields.get("event_key") or None,
-        received_at=utc_now(),
+        received_at=received_at,
     )
 
 

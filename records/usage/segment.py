@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +41,7 @@ from records.usage.store import (
     MAX_MESSAGE_ID,
     MAX_QUANTITY,
     MAX_USER_ID,
+    OUTSIDE_WINDOW,
     IntakeReport,
     PendingWrites,
     RejectedItem,
@@ -48,6 +49,7 @@ from records.usage.store import (
     known_customers,
     merge_traits,
     nested_deeper_than,
+    plausible_event_time,
     write_pending,
 )
 
@@ -58,14 +60,6 @@ MAX_CALL_BYTES = 32 * 1024
 # Segment sets no count; its calls are hundreds of bytes, so no client's batch
 # within 500 KB comes near this, while 500 KB of `1,` would be 250,000 calls.
 MAX_BATCH_CALLS = 5_000
-
-
-# When a track call's event may have happened, around when the call arrived: a
-# back-fill of a few years' history passes, and a phone's clock a day ahead;
-# year 1 or 9999 (a default or a bug) would otherwise count as usage.
-EVENT_WINDOW_YEARS = 5
-EARLIEST_EVENT = timedelta(days=365 * EVENT_WINDOW_YEARS + 2)
-LATEST_EVENT = timedelta(days=1)
 
 
 class CallType(StrEnum):
@@ -206,13 +200,8 @@ def _occurred_at(timestamp: str, received_at: datetime) -> datetime:
         occurred_at = None
     except ValueError:
         raise CallRejected(f"timestamp is not ISO 8601: {shown(timestamp)}") from None
-    if occurred_at is None or not (
-        received_at - EARLIEST_EVENT <= occurred_at <= received_at + LATEST_EVENT
-    ):
-        raise CallRejected(
-            f"timestamp is out of range: {shown(timestamp)} is not within "
-            f"{EVENT_WINDOW_YEARS} years before and 1 day after the call arrived"
-        )
+    if occurred_at is None or not plausible_event_time(occurred_at, received_at):
+        raise CallRejected(f"timestamp is out of range: {shown(timestamp)} {OUTSIDE_WINDOW}")
     return occurred_at
 
 

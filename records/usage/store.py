@@ -31,6 +31,19 @@ MAX_GROUP_ID = 200
 MAX_CUSTOMER_ID = 64
 # A usage event's quantity: weekly sums of many events stay finite and exact enough.
 MAX_QUANTITY = 1_000_000_000
+# When a usage event may have happened, around when it arrived: a back-fill of a few
+# years' history passes, and a phone's clock a day ahead; year 1 or 9999 (a default or
+# a bug) would otherwise count as usage.
+EVENT_WINDOW_YEARS = 5
+EARLIEST_EVENT = timedelta(days=365 * EVENT_WINDOW_YEARS + 2)
+LATEST_EVENT = timedelta(days=1)
+OUTSIDE_WINDOW = f"is not within {EVENT_WINDOW_YEARS} years before and 1 day after it arrived"
+
+
+def plausible_event_time(occurred_at: datetime, received_at: datetime) -> bool:
+    return received_at - EARLIEST_EVENT <= occurred_at <= received_at + LATEST_EVENT
+
+
 # Levels of objects and arrays in a kept call or trait: the API's JSON encoder
 # (pydantic) stops at about 250, and no product's call needs more than a few.
 MAX_JSON_DEPTH = 32
