@@ -439,13 +439,14 @@ class SurveyAnswer(SQLModel, table=True):
 class PlaybookVersionRecord(SQLModel, table=True):
     """A playbook as first used to start or migrate a customer, kept whole so versions
     can be listed, diffed and migrated to (records/playbook_versions.py). The content's
-    hash is the key: the same file started again records nothing new."""
+    hash is the key: the same file started again records nothing new. A version names
+    one content: another content under it is refused (migration 0015)."""
 
     __tablename__ = "playbook_versions"
 
     content_hash: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
-    version: str = Field(max_length=64, index=True)
+    version: str = Field(max_length=64, index=True, unique=True)
     # Where it came from: the file's name, or "api" for the API server's playbook.
     source: str = Field(max_length=255)
     first_used_at: datetime = _instant()

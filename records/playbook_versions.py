@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from models.playbook import Playbook, PlaybookError
@@ -27,25 +28,52 @@ def content_hash(playbook: Playbook) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def record_version(database: Database, playbook: Playbook, source: str) -> str:
-    """Keeps the playbook unless its content is known already; returns its hash."""
+class VersionConflict(PlaybookError):
+    """A playbook whose version string was recorded with other content."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(
+            f"playbook version {version!r} was already recorded with different content: "
+            "bump `version` in this playbook"
+        )
+
+
+def check_version(database: Database, playbook: Playbook) -> str:
+    """Refuses a playbook whose version was recorded with other content (a version
+    names one content, or lists, diffs and migrations mix them); returns its hash."""
     digest = content_hash(playbook)
     with database.session() as session:
-        insert_ignore(
-            session,
-            PlaybookVersionRecord,
-            {
-                "content_hash": digest,
-                "name": playbook.name,
-                "version": playbook.version,
-                "source": source[-SOURCE_CHARS:],
-                "first_used_at": utc_now(),
-                "content": playbook.model_dump(mode="json"),
-            },
-            ["content_hash"],
-        )
-        session.commit()
+        recorded = session.exec(
+            select(PlaybookVersionRecord.content_hash).where(
+                PlaybookVersionRecord.version == playbook.version
+            )
+        ).first()
+    if recorded is not None and recorded != digest:
+        raise VersionConflict(playbook.version)
     return digest
+
+
+def record_version(database: Database, playbook: Playbook, source: str) -> str:
+    """Keeps the playbook unless its content is known already; returns its hash.
+    Raises VersionConflict if its version was recorded with other content."""
+    try:
+        with database.session() as session:
+            insert_ignore(
+                session,
+                PlaybookVersionRecord,
+                {
+                    "content_hash": content_hash(playbook),
+                    "name": playbook.name,
+                    "version": playbook.version,
+                    "source": source[-SOURCE_CHARS:],
+                    "first_used_at": utc_now(),
+                    "content": playbook.model_dump(mode="json"),
+                },
+                ["content_hash"],
+            )
+    except IntegrityError:
+        pass  # the version's unique index: other content (perhaps a racing start) holds it
+    return check_version(database, playbook)
 
 
 @dataclass(frozen=True)

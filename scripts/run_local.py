@@ -41,7 +41,7 @@ from models.handoff import Contact, CustomerHandoff, Role  # noqa: E402
 from models.onboarding import OnboardingStatus, Stage  # noqa: E402
 from models.tables import CustomerProjection  # noqa: E402
 from records.database import Database  # noqa: E402
-from records.playbook_versions import record_version  # noqa: E402
+from records.playbook_versions import VersionConflict, record_version  # noqa: E402
 from records.playbooks import load_playbook  # noqa: E402
 from records.tokens import TokenRole, create_token  # noqa: E402
 from records.usage.events import record_usage_event  # noqa: E402
@@ -538,7 +538,10 @@ async def run_demo(duration: float | None) -> None:
                 "/cohort/outcomes show a year of outcomes from the start.\n"
             )
         started = time.monotonic()
-        record_version(database, playbook, str(settings.playbook))
+        try:
+            record_version(database, playbook, str(settings.playbook))
+        except VersionConflict as err:
+            raise SystemExit(f"{settings.playbook}: {err}") from None
         for customer in cohort:
             result = await onboarding.start(customer.handoff, playbook)
             print(f"{_clock(started)}  {result.customer_id:<16} started ({result.workflow_id})")

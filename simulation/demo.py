@@ -42,6 +42,7 @@ from models.tables import (
     EmailLedgerEntry,
     HealthScoreRecord,
     OutcomeEventRecord,
+    PlaybookVersionRecord,
     Task,
     TimelineEntry,
     UsageEvent,
@@ -49,7 +50,7 @@ from models.tables import (
 )
 from records.database import Database, insert_ignore
 from records.outcomes import store_health_scores, store_outcome_events
-from records.playbook_versions import record_version
+from records.playbook_versions import VersionConflict, record_version
 from simulation.outcomes import (
     Ending,
     Relationship,
@@ -126,6 +127,10 @@ def remove_demo(database: Database) -> None:
         for model in _REMOVED:
             table = _table(model)
             session.execute(delete(table).where(table.c.customer_id.startswith(PREFIX)))
+        # Only demo customers follow its versions: a replacing demo may record new content.
+        session.execute(
+            delete(PlaybookVersionRecord).where(col(PlaybookVersionRecord.source) == SOURCE)
+        )
 
 
 def shift_back(ended: Sequence[datetime], today: date) -> timedelta:
@@ -222,9 +227,12 @@ def write_demo(
         )
     if existing:
         remove_demo(target)
+    try:
+        record_version(target, arm.playbook, SOURCE)
+    except VersionConflict as err:
+        raise DemoError(str(err)) from None
     shift = shift_back([ending.ended_at for ending in endings], today)
     rows = _copy(run.database, target, [ending.customer_id for ending in endings], shift)
-    record_version(target, arm.playbook, SOURCE)
     moved = [Ending(e.customer_id, e.outcome, shifted(e.ended_at, shift), e.usage) for e in endings]
     rng = random.Random(seed)
     fates = {e.customer_id: relationship.planted.fate(e.outcome, e.usage) for e in moved}

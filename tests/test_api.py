@@ -779,6 +779,26 @@ async def test_a_lead_lists_diffs_and_migrates_a_playbook_version_a_csm_may_not(
         assert any(entry["kind"] == "playbook_migrated" for entry in timeline)
 
 
+async def test_a_start_whose_playbook_version_was_recorded_with_other_content_gets_409(
+    api: ApiHarness,
+) -> None:
+    from records.playbook_versions import record_version
+
+    current = api.services.playbook
+    edited = current.model_copy(update={"deadline": current.deadline + timedelta(days=1)})
+    record_version(api.services.database, edited, "edited.toml")
+    handoff = handoff_json()
+    async with api.as_lead() as lead:
+        response = await lead.post("/api/customers", json=handoff)
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"] == (
+            f"playbook version {current.version!r} was already recorded with different "
+            "content: bump `version` in this playbook"
+        )
+        unknown = await lead.get(f"/api/customers/{handoff['customer_id']}")
+        assert unknown.status_code == 404
+
+
 async def test_a_lone_surrogate_in_a_body_gets_422_not_500(api: ApiHarness) -> None:
     """JSON may escape half a UTF-16 pair, which no UTF-8 text holds: FastAPI's default
     answer failed writing it back."""

@@ -28,8 +28,9 @@ from models.tables import (
     WeeklyMeasurementRecord,
 )
 from records.database import MIGRATIONS_DIR, Database, insert_ignore, normalize_url
+from records.playbook_versions import content_hash, find_version, list_versions
 from testkit import postgres
-from testkit.factories import REPO
+from testkit.factories import REPO, make_playbook
 
 
 def test_migrations_build_exactly_the_schema_the_models_describe(database: Database) -> None:
@@ -321,3 +322,37 @@ def test_upgrade_from_0004_lists_existing_customers_from_their_rows(tmp_path: Pa
         assert row.last_seq == 0  # the next timeline entry sets the rest
     finally:
         database.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_upgrade_from_0014_keeps_a_version_recorded_with_two_contents_under_two_names(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    older, newer = (
+        make_playbook(version="2026.1"),
+        make_playbook(version="2026.1", deadline=timedelta(days=200)),
+    )
+    rows = [
+        (content_hash(playbook), at, playbook.model_dump_json())
+        for playbook, at in ((newer, "2026-11-02"), (older, "2026-11-01"))
+    ]
+    with _fresh_url(dialect, tmp_path, request) as url:
+        database = Database(url)
+        try:
+            with _at_revision(database, "0014") as connection:
+                for digest, at, content in rows:
+                    connection.execute(
+                        text(
+                            "INSERT INTO playbook_versions (content_hash, name, version, source,"
+                            " first_used_at, content) VALUES (:digest, 'default', '2026.1',"
+                            " 'x.toml', :at, :content)"
+                        ),
+                        {"digest": digest, "at": at, "content": content},
+                    )
+            database.migrate()  # the unique index is built over them
+            renamed = f"2026.1+{content_hash(newer)[:12]}"
+            assert [row.version for row in list_versions(database)] == ["2026.1", renamed]
+            assert find_version(database, "2026.1") == older
+            assert find_version(database, renamed) == newer
+        finally:
+            database.dispose()

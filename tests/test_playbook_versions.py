@@ -8,6 +8,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,12 +17,21 @@ import pytest
 from cli import connections
 from cli.commands.playbooks import cmd_migrate, cmd_playbook_diff, cmd_playbook_list
 from cli.errors import BadInput
+from cli.inputs import read_playbook
 from cli.parser import build_parser
+from client.errors import UnknownCustomerError
 from client.onboarding import OnboardingClient
 from models.playbook import Playbook, PlaybookError
 from models.playbook_diff import differences
 from records.database import Database
-from records.playbook_versions import content_hash, find_version, list_versions, record_version
+from records.playbook_versions import (
+    VersionConflict,
+    check_version,
+    content_hash,
+    find_version,
+    list_versions,
+    record_version,
+)
 from settings import Settings
 from testkit.factories import REPO, make_handoff, make_playbook, store_customer
 from tests.support.workflow_harness import Harness
@@ -66,9 +76,34 @@ def test_a_version_is_recorded_once_per_content_and_listed_with_its_customers(
     with pytest.raises(PlaybookError, match="no playbook version 'v9' was recorded"):
         find_version(database, "v9")
     same_version = playbook.model_copy(update={"deadline": timedelta(days=210)})
-    record_version(database, same_version, "edited.toml")
-    with pytest.raises(PlaybookError, match="recorded with 2 different contents"):
-        find_version(database, "v1")
+    with pytest.raises(
+        VersionConflict,
+        match="^playbook version 'v1' was already recorded with different content: bump",
+    ):
+        record_version(database, same_version, "edited.toml")
+    with pytest.raises(VersionConflict):
+        check_version(database, same_version)
+    assert check_version(database, playbook) == first
+    assert find_version(database, "v1") == playbook
+    assert len(list_versions(database)) == 2
+
+
+def test_two_contents_racing_for_one_version_leave_one_recorded(database: Database) -> None:
+    # Starts on two machines at once: the version's unique index decides, the other is refused.
+    for round in range(5):
+        contents = [
+            make_playbook(version=f"race-{round}", deadline=timedelta(days=days))
+            for days in (180, 190)
+        ]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [
+                pool.submit(record_version, database, content, "race.toml") for content in contents
+            ]
+        errors = [future.exception() for future in futures]
+        assert sorted(type(error).__name__ for error in errors) == ["NoneType", "VersionConflict"]
+        kept = contents[errors.index(None)]
+        assert find_version(database, f"race-{round}") == kept
+    assert [row.version for row in list_versions(database)] == [f"race-{n}" for n in range(5)]
 
 
 def test_the_diff_names_each_change_in_words() -> None:
@@ -184,3 +219,44 @@ async def test_migrate_dry_run_changes_nothing_then_applies_and_records_the_vers
     with pytest.raises(BadInput, match="reason"):
         await run(capsys, "migrate", "--to", str(target), "--all", "--reason", "x" * 5000)
     assert cmd_migrate
+
+
+async def test_an_edited_playbook_under_a_recorded_version_starts_and_migrates_nothing(
+    h: Harness, cli_on: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = f"v-{uuid.uuid4().hex[:6]}"
+    original = variant(tmp_path, version, "at_least = 0.6", "at_least = 0.6")
+    edited = write_toml(
+        tmp_path / "edited.toml",
+        original.read_text(encoding="utf-8").replace("at_least = 0.6", "at_least = 0.7", 1),
+    )
+    first, second = make_handoff(), make_handoff()
+
+    record_version(h.database, read_playbook(original), str(original))  # as its start did
+    await h.start(first, read_playbook(original))
+    refused = f"^playbook version '{version}' was already recorded with different content: bump"
+    with pytest.raises(BadInput, match=refused):
+        await run(
+            capsys,
+            *("start", "--customer-id", second.customer_id, "--name", "Beta"),
+            *("--csm", second.csm, "--leader", second.cs_leader, "--seats", "10"),
+            *("--playbook", str(edited)),
+        )
+    csv_file = tmp_path / "handoffs.csv"
+    csv_file.write_text(
+        "customer_id,name,csm,cs_leader,contacts,seats\n"
+        f"{second.customer_id},Beta,csm@x.example,lead@x.example,end_user:lin@beta.example,5\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(BadInput, match=refused):
+        await run(capsys, "start", "--csv", str(csv_file), "--playbook", str(edited))
+    with pytest.raises(UnknownCustomerError):
+        await h.onboarding.status(second.customer_id)
+
+    for dry_run in (["--dry-run"], []):
+        argv = ["migrate", "--to", str(edited), "--customer", first.customer_id, "--reason", "x"]
+        with pytest.raises(BadInput, match=refused):
+            await run(capsys, *argv, *dry_run)
+    assert [row.content_hash for row in list_versions(h.database) if row.version == version] == [
+        content_hash(read_playbook(original))
+    ]

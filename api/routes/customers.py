@@ -36,7 +36,7 @@ from records.customer_lists import (
     Order,
     list_page,
 )
-from records.playbook_versions import record_version
+from records.playbook_versions import VersionConflict, record_version
 from records.reports import (
     EmailRow,
     TimelineRow,
@@ -135,7 +135,10 @@ def recorded_by(who: Principal) -> str:
             "description": "already running: nothing started (a repeated start is harmless)",
         },
         status.HTTP_403_FORBIDDEN: problem("a csm token for a customer of another CSM"),
-        status.HTTP_409_CONFLICT: problem("this customer's onboarding has already ended"),
+        status.HTTP_409_CONFLICT: problem(
+            "this customer's onboarding has already ended, or the server's playbook version "
+            "was recorded with other content"
+        ),
     },
 )
 async def start_customer(
@@ -163,7 +166,12 @@ async def start_customer(
             ]
         ) from None
     # Recorded before the start, so a version running a customer is always listed.
-    await asyncio.to_thread(record_version, services.database, playbook, services.playbook_source)
+    try:
+        await asyncio.to_thread(
+            record_version, services.database, playbook, services.playbook_source
+        )
+    except VersionConflict as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     result = await services.onboarding.start(handoff, playbook)
     if result.already_running:
         if who.role is TokenRole.CSM:

@@ -61,14 +61,17 @@ async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
 
 def _record_version(playbook: Playbook, path: object, settings: Settings) -> None:
     """Keeps the playbook in `liftoff playbook list`; a database out of reach costs only
-    that (a migration to it records it too), never the start."""
+    that (a migration to it records it too), never the start. A version recorded with
+    other content starts nothing."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from records.playbook_versions import record_version
+    from records.playbook_versions import VersionConflict, record_version
 
     try:
         with connections.database(settings) as database:
             record_version(database, playbook, str(path))
+    except VersionConflict as err:
+        raise BadInput(str(err)) from None
     except SQLAlchemyError as err:
         reason = str(err).splitlines()[0][:200]
         print(f"liftoff: playbook version not recorded: {reason}", file=sys.stderr)

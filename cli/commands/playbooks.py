@@ -87,7 +87,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from models.errors import describe
     from models.migration import MigrationRequest
     from records.customer_lists import Filters, customer_ids
-    from records.playbook_versions import record_version
+    from records.playbook_versions import VersionConflict, check_version, record_version
 
     chosen = sum([bool(args.customer), args.from_version is not None, args.all])
     if chosen != 1:
@@ -105,8 +105,14 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         else:
             cohort = Filters(ended=False, playbook_version=args.from_version)
             ids = customer_ids(database, cohort)
-        if not args.dry_run:
-            record_version(database, playbook, str(args.to))
+        try:
+            # The dry run refuses what applying would.
+            if args.dry_run:
+                check_version(database, playbook)
+            else:
+                record_version(database, playbook, str(args.to))
+        except VersionConflict as err:
+            raise BadInput(str(err)) from None
     client = await connections.onboarding_client(settings)
     plans = await client.migrate_each(ids, request, dry_run=args.dry_run)
     refused = [plan for plan in plans if plan.refused is not None]
