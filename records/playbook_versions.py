@@ -115,9 +115,9 @@ def list_versions(database: Database) -> list[VersionRow]:
     ]
 
 
-def find_version(database: Database, version: str) -> Playbook:
-    """The recorded playbook of this version string (or of this hash, 8 characters or
-    more); refused if none or several contents match."""
+def _records(database: Database, version: str) -> list[PlaybookVersionRecord]:
+    """The records of this version string (or of this hash, 8 characters or more);
+    refused if none."""
     with database.session() as session:
         matches = list(
             session.exec(
@@ -134,6 +134,27 @@ def find_version(database: Database, version: str) -> Playbook:
             )
     if not matches:
         raise PlaybookError(f"no playbook version {version!r} was recorded (see playbook list)")
+    return matches
+
+
+def check_recorded(database: Database, version: str) -> None:
+    """Refused unless the version was recorded: a lead's command or report on a mistyped
+    version is an error, not an empty cohort. A version customers follow passes too:
+    those started before versions were recorded have none."""
+    with database.session() as session:
+        followed = session.exec(
+            select(CustomerProjection.customer_id)
+            .where(CustomerProjection.playbook_version == version)
+            .limit(1)
+        ).first()
+    if followed is None:
+        _records(database, version)
+
+
+def find_version(database: Database, version: str) -> Playbook:
+    """The recorded playbook of this version string (or of this hash, 8 characters or
+    more); refused if none or several contents match."""
+    matches = _records(database, version)
     if len(matches) > 1:
         hashes = ", ".join(record.content_hash[:12] for record in matches)
         raise PlaybookError(

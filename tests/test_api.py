@@ -18,7 +18,7 @@ from client.onboarding import OnboardingClient
 from models.onboarding import OnboardingStatus
 from records.email_events import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from records.tokens import TokenRole
-from testkit.factories import make_handoff
+from testkit.factories import make_handoff, make_playbook
 from tests.support.api_harness import BASE_URL, CSM, LEADER, OTHER_CSM, ApiHarness
 from tests.support.eventually import eventually
 from tests.support.sendgrid import Signer, sg_event
@@ -777,6 +777,38 @@ async def test_a_lead_lists_diffs_and_migrates_a_playbook_version_a_csm_may_not(
         assert moved["playbook_version"] == later.version
         timeline = (await lead.get(f"/api/customers/{customer}/timeline")).json()
         assert any(entry["kind"] == "playbook_migrated" for entry in timeline)
+
+
+async def test_a_version_never_recorded_gets_404_where_a_route_selects_customers_by_it(
+    api: ApiHarness,
+) -> None:
+    from records.playbook_versions import record_version
+
+    record_version(api.services.database, api.services.playbook, "api")
+    base = "/api/playbook-versions"
+    asks: list[tuple[str, str, Any]] = [
+        ("POST", f"{base}/2026.1/pause", {"reason": "freeze"}),
+        ("POST", f"{base}/2026.1/resume", None),
+        ("GET", f"{base}/2026.1/review?format=md", None),
+        ("GET", "/api/outcomes/analysis?playbook_version=2026.1", None),
+        ("GET", "/api/outcomes/analysis.csv?playbook_version=2026.1", None),
+        (
+            "POST",
+            f"{base}/{api.services.playbook.version}/migrate",
+            {"from_version": "2026.1", "reason": "r"},
+        ),
+    ]
+    async with api.as_lead() as lead:
+        for method, path, body in asks:
+            response = await lead.request(method, path, json=body)
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["detail"].startswith("no playbook version '2026.1' was recorded")
+        # Recorded, and no customer on it: an empty cohort, not an error.
+        record_version(api.services.database, make_playbook(version="2026.1"), "2026.1.toml")
+        for method, path, body in asks:
+            response = await lead.request(method, path, json=body)
+            assert response.status_code == 200, (path, response.text)
+        assert (await lead.post(f"{base}/2026.1/pause", json={"reason": "x"})).json() == []
 
 
 async def test_a_start_whose_playbook_version_was_recorded_with_other_content_gets_409(

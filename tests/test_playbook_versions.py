@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from models.playbook_diff import differences
 from records.database import Database
 from records.playbook_versions import (
     VersionConflict,
+    check_recorded,
     check_version,
     content_hash,
     find_version,
@@ -34,6 +35,7 @@ from records.playbook_versions import (
 )
 from settings import Settings
 from testkit.factories import REPO, make_handoff, make_playbook, store_customer
+from testkit.projections import insert_projection_rows, projection_row
 from tests.support.workflow_harness import Harness
 
 DEFAULT = REPO / "playbooks" / "default.toml"
@@ -75,6 +77,14 @@ def test_a_version_is_recorded_once_per_content_and_listed_with_its_customers(
     assert find_version(database, first[:12]) == playbook
     with pytest.raises(PlaybookError, match="no playbook version 'v9' was recorded"):
         find_version(database, "v9")
+    with pytest.raises(PlaybookError, match="no playbook version 'v9' was recorded"):
+        check_recorded(database, "v9")
+    check_recorded(database, "v2")
+    check_recorded(database, first[:12])
+    # A customer started before versions were recorded follows one never recorded.
+    now = datetime.now(UTC)
+    insert_projection_rows(database, [projection_row("old", now, playbook_version="0.9")])
+    check_recorded(database, "0.9")
     same_version = playbook.model_copy(update={"deadline": timedelta(days=210)})
     with pytest.raises(
         VersionConflict,
@@ -260,3 +270,32 @@ async def test_an_edited_playbook_under_a_recorded_version_starts_and_migrates_n
     assert [row.content_hash for row in list_versions(h.database) if row.version == version] == [
         content_hash(read_playbook(original))
     ]
+
+
+async def test_a_version_never_recorded_is_refused_where_a_command_selects_customers_by_it(
+    h: Harness, cli_on: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = variant(tmp_path, "v-next", "at_least = 0.6", "at_least = 0.7")
+    missing = "^no playbook version '2026.1.2' was recorded"
+    for argv in (
+        ["migrate", "--to", str(target), "--from-version", "2026.1.2", "--reason", "x"],
+        [
+            "migrate",
+            "--to",
+            str(target),
+            "--from-version",
+            "2026.1.2",
+            "--reason",
+            "x",
+            "--dry-run",
+        ],
+        ["pause", "--playbook-version", "2026.1.2", "--reason", "freeze"],
+        ["resume", "--playbook-version", "2026.1.2"],
+    ):
+        with pytest.raises(BadInput, match=missing):
+            await run(capsys, *argv)
+    assert "v-next" not in [row.version for row in list_versions(h.database)]
+    # Recorded, and no customer on it: nobody to pause, not an error.
+    record_version(h.database, make_playbook(version="2026.1.2"), "2026.1.2.toml")
+    code, out = await run(capsys, "pause", "--playbook-version", "2026.1.2", "--reason", "freeze")
+    assert (code, out) == (0, "0 paused, 0 refused (playbook version 2026.1.2)\n")

@@ -25,6 +25,7 @@ from api.dashboard.i18n import Locale
 from api.dashboard.outcomes import conclusions, read_outcomes
 from api.deps import AppServices, Staff, require
 from api.routes.customers import NOT_YOURS, UNKNOWN, forbid_unless_sees, problem
+from api.routes.playbook_versions import NOT_RECORDED, check_known
 from models import limits
 from models.handoff import CUSTOMER_ID_PATTERN
 from models.outcomes import HealthScoreIn, OutcomeEventIn, StoreReport
@@ -153,6 +154,8 @@ class OutcomeAnalysisOut(BaseModel):
 
 
 async def _analysis(services: AppServices, playbook_version: str | None) -> OutcomeAnalysis:
+    if playbook_version is not None:
+        await asyncio.to_thread(check_known, services, playbook_version)
     today = datetime.now(UTC).date()
     found = await asyncio.to_thread(read_outcomes, services.database, playbook_version, today)
     return found.analysis
@@ -169,7 +172,10 @@ def _jsonable(analysis: OutcomeAnalysis) -> dict[str, Any]:
 @router.get(
     "/api/outcomes/analysis",
     summary="Churn and health 6 and 12 months after onboarding, by outcome and criterion",
-    responses={status.HTTP_403_FORBIDDEN: problem("only leads and ops read the analysis")},
+    responses={
+        status.HTTP_403_FORBIDDEN: problem("only leads and ops read the analysis"),
+        status.HTTP_404_NOT_FOUND: NOT_RECORDED,
+    },
 )
 async def get_analysis(
     who: Writer, services: AppServices, playbook_version: VersionQuery = None
@@ -185,6 +191,7 @@ async def get_analysis(
     responses={
         status.HTTP_200_OK: {"content": {"text/csv": {}}},
         status.HTTP_403_FORBIDDEN: problem("only leads and ops read the analysis"),
+        status.HTTP_404_NOT_FOUND: NOT_RECORDED,
     },
 )
 async def get_analysis_csv(

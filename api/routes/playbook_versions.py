@@ -30,7 +30,7 @@ from models.migration import MigrationPlan, MigrationRequest
 from models.playbook import Playbook, PlaybookError
 from models.playbook_diff import differences
 from records.customer_lists import Filters, customer_ids
-from records.playbook_versions import find_version, list_versions
+from records.playbook_versions import check_recorded, find_version, list_versions
 from records.tokens import Principal, TokenRole
 
 router = APIRouter(prefix="/api/playbook-versions", tags=["playbook versions"])
@@ -38,6 +38,7 @@ router = APIRouter(prefix="/api/playbook-versions", tags=["playbook versions"])
 # A lead (or ops) acts on a whole cohort; a CSM acts on their own customers only.
 Lead = Annotated[Principal, Depends(require(TokenRole.LEAD, TokenRole.OPS))]
 Version = Annotated[str, Path(min_length=1, max_length=limits.VERSION_CHARS)]
+NOT_RECORDED: dict[str, Any] = {"description": "no such version recorded"}
 
 
 async def _to_each(
@@ -45,14 +46,24 @@ async def _to_each(
 ) -> list[EachResult]:
     if event.recorded_by is None:
         event = event.model_copy(update={"recorded_by": recorded_by(who)})
+    if cohort.playbook_version is not None:
+        await asyncio.to_thread(check_known, services, cohort.playbook_version)
     ids = await asyncio.to_thread(customer_ids, services.database, cohort)
     return await services.onboarding.record_each(ids, event)
+
+
+def check_known(services: AppServices, version: str) -> None:
+    """404 for a version never recorded nor followed (`check_recorded`)."""
+    try:
+        check_recorded(services.database, version)
+    except PlaybookError as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
 
 
 @router.post(
     "/{version}/pause",
     summary="Pause every ongoing customer on this playbook version (leads and ops)",
-    responses={403: NOT_YOURS},
+    responses={403: NOT_YOURS, 404: NOT_RECORDED},
 )
 async def pause_version(
     version: Version, event: Annotated[Paused, Body()], who: Lead, services: AppServices
@@ -66,7 +77,7 @@ async def pause_version(
 @router.post(
     "/{version}/resume",
     summary="Resume every paused customer on this playbook version (leads and ops)",
-    responses={403: NOT_YOURS},
+    responses={403: NOT_YOURS, 404: NOT_RECORDED},
 )
 async def resume_version(version: Version, who: Lead, services: AppServices) -> list[EachResult]:
     cohort = Filters(ended=False, paused=True, playbook_version=version)
@@ -136,7 +147,7 @@ class MigrationIn(BaseModel):
     "/{version}/migrate",
     summary="Preview (dry_run, the default) or apply moving customers to this recorded "
     "version (leads and ops)",
-    responses={403: NOT_YOURS, 404: {"description": "no such version recorded"}},
+    responses={403: NOT_YOURS, 404: NOT_RECORDED},
 )
 async def migrate(
     version: Version, body: MigrationIn, who: Lead, services: AppServices
@@ -154,6 +165,8 @@ async def migrate(
     if body.customers:
         ids = list(dict.fromkeys(body.customers))
     else:
+        if body.from_version is not None:
+            await asyncio.to_thread(check_known, services, body.from_version)
         cohort = Filters(ended=False, playbook_version=body.from_version)
         ids = await asyncio.to_thread(customer_ids, services.database, cohort)
     return await services.onboarding.migrate_each(ids, request, dry_run=body.dry_run)
@@ -172,7 +185,7 @@ def _file_name(version: str) -> str:
 @router.get(
     "/{version}/review",
     summary="The playbook review report of this version (leads and ops): JSON, CSV or Markdown",
-    responses=CSV_ANSWER,
+    responses={**CSV_ANSWER, 404: NOT_RECORDED},
 )
 async def review(
     version: Version,
@@ -183,6 +196,7 @@ async def review(
 ) -> Any:
     """Funnel, time to onboard, stalls, email steps, NPS by role, the outcome analysis
     and a suggestion per completion criterion with the figures behind it."""
+    await asyncio.to_thread(check_known, services, version)
     now = datetime.now(UTC)
     report = await asyncio.to_thread(review_report, services.database, version, now, now.date())
     if format is ReviewFormat.CSV:

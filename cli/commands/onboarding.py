@@ -112,13 +112,19 @@ async def cmd_pause_or_resume(args: argparse.Namespace, settings: Settings) -> i
         return await cmd_record(args, settings)
     if args.customer is not None:
         raise BadInput(f"{args.command} takes CUSTOMER or --playbook-version, not both")
+    from models.playbook import PlaybookError
     from records.customer_lists import Filters, customer_ids
+    from records.playbook_versions import check_recorded
 
     event = event_from_args(args)
     pausing = args.command == "pause"
     # The projection may lag a moment behind; the workflow judges each customer anyway.
     cohort = Filters(ended=False, paused=not pausing, playbook_version=args.playbook_version)
     with connections.database(settings) as database:
+        try:
+            check_recorded(database, args.playbook_version)
+        except PlaybookError as err:
+            raise BadInput(str(err)) from None
         ids = customer_ids(database, cohort)
     client = await connections.onboarding_client(settings)
     answers = await client.record_each(ids, event)

@@ -86,8 +86,9 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     from models.errors import describe
     from models.migration import MigrationRequest
+    from models.playbook import PlaybookError
     from records.customer_lists import Filters, customer_ids
-    from records.playbook_versions import VersionConflict, check_version, record_version
+    from records.playbook_versions import check_recorded, check_version, record_version
 
     chosen = sum([bool(args.customer), args.from_version is not None, args.all])
     if chosen != 1:
@@ -106,12 +107,14 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             cohort = Filters(ended=False, playbook_version=args.from_version)
             ids = customer_ids(database, cohort)
         try:
+            if args.from_version is not None:
+                check_recorded(database, args.from_version)
             # The dry run refuses what applying would.
             if args.dry_run:
                 check_version(database, playbook)
             else:
                 record_version(database, playbook, str(args.to))
-        except VersionConflict as err:
+        except PlaybookError as err:
             raise BadInput(str(err)) from None
     client = await connections.onboarding_client(settings)
     plans = await client.migrate_each(ids, request, dry_run=args.dry_run)
