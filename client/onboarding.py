@@ -310,13 +310,21 @@ class OnboardingClient:
                 except LiftoffClientError as err:
                     return MigrationPlan(
                         customer_id=customer_id,
-                        from_version="?",
+                        from_version=await self._version_of(customer_id),
                         to_version=request.playbook.version,
                         refused=str(err),
                     )
                 return plan
 
         return list(await asyncio.gather(*(one(customer_id) for customer_id in customer_ids)))
+
+    async def _version_of(self, customer_id: str) -> str:
+        """The version a refused customer follows, for its line; "?" when none can say
+        (an unknown customer)."""
+        try:
+            return (await self.status(customer_id)).playbook_version
+        except (LiftoffClientError, RPCError, WorkflowQueryFailedError):
+            return "?"
 
     async def status(self, customer_id: str) -> OnboardingStatus:
         handle = self._handle(customer_id)

@@ -212,6 +212,8 @@ async def test_migrate_dry_run_changes_nothing_then_applies_and_records_the_vers
     code, out = await run(capsys, *argv, "--by", "Lena Lead")
     assert code == 2
     assert out.splitlines()[-1] == "2 moved to v-next, 1 refused"
+    # The workflow refused the update; the line still names the version it follows.
+    assert f"{lacking.customer_id}: {source} → v-next: refused: version v-next has no" in out
     for handle, handoff in zip(handles, customers, strict=False):
         await h.wait_for(handle, lambda s: s.playbook_version == "v-next")
         entry = [e for e in h.timeline(handoff.customer_id) if e.kind == "playbook_migrated"]
