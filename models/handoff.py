@@ -32,6 +32,10 @@ def _check_email(value: str) -> str:
     value = value.strip()
     if len(value) > limits.EMAIL_CHARS:
         raise ValueError(f"an email address has at most {limits.EMAIL_CHARS} characters")
+    if not value.isprintable():
+        # A lone surrogate (no UTF-8 carries it) or a control character: nothing can send
+        # to it, and storing or serializing it fails further on.
+        raise ValueError("an email address holds only printable characters")
     if not _EMAIL.match(value):
         raise ValueError(f"not an email address: {value!r}")
     return value.lower()

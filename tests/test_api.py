@@ -844,6 +844,15 @@ async def test_a_lone_surrogate_in_a_body_gets_422_not_500(api: ApiHarness) -> N
             content='{"kind": "goal_agreed", "goal": "\\ud800"}',
             headers={"Content-Type": "application/json"},
         )
+        # An email address passed its pattern with one, then failed being sent on (500).
+        contact = await lead.post(
+            "/api/customers/acme/events",
+            content='{"kind": "contact_added", "contact": {"email": "\\udcff@x.example", '
+            '"name": "B", "role": "end_user"}}',
+            headers={"Content-Type": "application/json"},
+        )
     assert response.status_code == 422, response.text
     assert event.status_code == 422, event.text
+    assert contact.status_code == 422, contact.text
+    assert "only printable characters" in contact.text
     assert response.json()["detail"]

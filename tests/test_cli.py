@@ -208,6 +208,14 @@ def test_argparse_errors_are_one_line_with_exit_2(capsys: pytest.CaptureFixture[
     assert_refused(run(capsys, "frobnicate"), "frobnicate")
 
 
+def test_a_contact_whose_address_holds_an_undecodable_byte_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A byte no UTF-8 decodes reaches argv as a lone surrogate: it had been a traceback.
+    refused = run(capsys, "contact", "acme", "end_user:Bad <\udcff@x.example>")
+    assert_refused(refused, "an email address holds only printable characters")
+
+
 def test_training_needs_a_date_or_a_skip_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert_refused(run(capsys, "training", "acme"), "--held-on", "--skip")
     assert_refused(run(capsys, "training", "acme", "--skip"), "--reason")
