@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHistory,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import TypedSearchAttributes
+from temporalio.worker import Replayer
+from temporalio.worker._workflow_instance import _WorkflowInstanceImpl
 
+from client.connection import data_converter
 from client.errors import OnboardingClosedError
 from client.onboarding import SUBMIT_EVENT
 from models import visibility
@@ -38,6 +43,7 @@ from models.events import (
 from models.handoff import CustomerHandoff
 from models.onboarding import DueKind, OnboardingResult, Stage, TaskKind
 from records.playbooks import load_playbook
+from settings import Settings
 from testkit.factories import REPO, add_usage, make_handoff, make_playbook
 from tests.support.workflow_harness import (
     WEEK,
@@ -46,6 +52,7 @@ from tests.support.workflow_harness import (
     body_text,
     local_activities_run,
     open_kinds,
+    replay_database_url,
     save_history,
     through_training,
 )
@@ -405,6 +412,39 @@ async def test_a_training_dated_before_the_kickoff_is_refused_as_update_and_as_s
     assert status.state.training_held_on == today
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
+
+
+async def test_a_fired_timer_is_acted_on_when_the_clock_handed_over_lags_behind(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker taking over from a killed one was handed an activation without its
+    time (temporalio 1.35; seen twice in a stress audit): the clock stayed at the task
+    before, nothing looked due, and the workflow started the same timer again, which
+    its replay never does, so the customer froze on the next replay."""
+    handle = await h.start(make_handoff())
+    await through_training(h, handle)
+    dropped: list[int] = []
+    activate = _WorkflowInstanceImpl.activate
+
+    def without_time(self: Any, act: WorkflowActivation) -> Any:
+        if not dropped and any(job.HasField("fire_timer") for job in act.jobs):
+            dropped.append(act.jobs[0].fire_timer.seq)
+            act.ClearField("timestamp")
+        return activate(self, act)
+
+    monkeypatch.setattr(_WorkflowInstanceImpl, "activate", without_time)
+    status = await h.next_week(handle)
+
+    assert dropped, "no timer fired"
+    assert status.state.week_index >= 1
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    converter = data_converter(Settings(database_url=replay_database_url(tmp_path)))
+    replayer = Replayer(workflows=[CustomerOnboardingWorkflow], data_converter=converter)
+    replayed = await replayer.replay_workflow(
+        await handle.fetch_history(), raise_on_replay_failure=False
+    )
+    assert replayed.replay_failure is None, replayed.replay_failure
 
 
 async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_is_refused(

@@ -136,6 +136,8 @@ class CustomerOnboardingWorkflow:
         self._step_emails = step_emails.StepEmails(
             input.handoff, self._playbook, self._state, self._effects
         )
+        # The instant the last timer waited for, once it has fired (see _fire_due_items).
+        self._timer_reached: datetime | None = None
 
     @workflow.run
     async def run(
@@ -634,11 +636,18 @@ class CustomerOnboardingWorkflow:
                 lambda: bool(self._effects.queued or self._step_emails.unplanned()), timeout=timeout
             )
         except TimeoutError:
-            pass
+            if next_due is not None:
+                self._timer_reached = next_due.at
 
     async def _fire_due_items(self) -> None:
         self._hold_while_paused()
-        now = workflow.now()
+        # A fired timer's instant has come, whatever the clock says. A worker that took
+        # the task over from a killed one was once handed the clock of the task before
+        # (temporalio 1.35), found nothing due and started the same timer again: one its
+        # replay never starts, which froze the customer. In every other history the
+        # clock is past the instant already, so this changes nothing there.
+        now = max(workflow.now(), self._timer_reached or workflow.now())
+        self._timer_reached = None
         due_now = sorted((d for d in self._state.agenda if d.at <= now), key=lambda d: d.at)
         campaign_steps = sum(d.kind is DueKind.CAMPAIGN_STEP for d in due_now)
         # Histories from before the sequence order keep the agenda's order.
