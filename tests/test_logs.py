@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from client.connection import CORE_LOGGER, telemetry_runtime
 from logs import JsonFormatter, configure_logging
 from settings import Settings
 from testkit.temporal import start_dev_server
+from tests.support.processes import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -63,12 +65,13 @@ def test_liftoff_serve_logs_its_info_startup_lines_to_stderr(
     monkeypatch.setenv("LIFTOFF_LOG_FORMAT", "text")
     monkeypatch.setenv("LIFTOFF_LOG_LEVEL", "INFO")
 
-    code = main(["serve", "--port", "8765"])
+    port = free_port()
+    code = main(["serve", "--port", str(port)])
 
     out, err = capsys.readouterr()
     assert code == 0
-    assert [s.api_port for s in serve_without_a_server] == [8765]
-    assert "Liftoff API and dashboard on http://127.0.0.1:8765" in out
+    assert [s.api_port for s in serve_without_a_server] == [port]
+    assert f"Liftoff API and dashboard on http://127.0.0.1:{port}" in out
     assert "INFO    uvicorn.error: Application startup complete." in err
     assert "INFO    liftoff.api: serving the API and dashboard" in err
 
@@ -81,12 +84,29 @@ def test_liftoff_serve_logs_json_lines_with_their_extra_fields(
     monkeypatch.setenv("LIFTOFF_LOG_FORMAT", "json")
     monkeypatch.setenv("LIFTOFF_LOG_LEVEL", "INFO")
 
-    assert main(["serve", "--host", "127.0.0.2", "--port", "8766"]) == 0
+    port = free_port()
+    assert main(["serve", "--host", "127.0.0.2", "--port", str(port)]) == 0
 
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     [serving] = [line for line in lines if line["logger"] == "liftoff.api"]
     assert (serving["level"], serving["message"]) == ("info", "serving the API and dashboard")
-    assert serving["url"] == "http://127.0.0.2:8766"
+    assert serving["url"] == f"http://127.0.0.2:{port}"
+
+
+def test_liftoff_serve_on_a_taken_port_says_so_in_one_line_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], serve_without_a_server: list[Settings]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == "" and serve_without_a_server == []
+    assert err == (
+        f"liftoff: error: cannot serve on 127.0.0.1:{port}: Address already in use "
+        "(choose another with --port)\n"
+    )
 
 
 def test_the_demo_logs_to_its_file_at_info_whatever_the_configured_level(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
-from cli.errors import EXIT_OK
+from cli.errors import EXIT_OK, BadInput
 from cli.inputs import read_playbook
 from logs import configure_logging
 from settings import Settings
@@ -19,6 +20,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings)
     # The playbook is read before anything is served: a broken one stops here, said plainly.
     read_playbook(settings.playbook)
+    _check_port_free(settings.api_host, settings.api_port)
     print(f"Liftoff API and dashboard on {base_url(settings)} (OpenAPI at /docs); Ctrl-C stops")
     await serve_api(settings)
     return EXIT_OK
@@ -31,3 +33,16 @@ def serve_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     if args.port:
         settings = settings.model_copy(update={"api_port": args.port})
     return settings
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A taken port is one sentence before the migrations run and uvicorn logs its start."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As uvicorn binds: a port a stopped server left in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise BadInput(
+                f"cannot serve on {host}:{port}: {err.strerror} (choose another with --port)"
+            ) from None
