@@ -42,6 +42,7 @@ from emails.mailers import (
     CUSTOMER_HEADER,
     LEDGER_KEY_HEADER,
     MAIL_REFUSED,
+    PROVIDER_MESSAGE_CHARS,
     SENDGRID_CANCEL_CUTOFF,
     Mailer,
     SchedulingMailer,
@@ -340,23 +341,34 @@ class MailActivities:
             )
 
     def _forget_past_withdrawals(self, scheduler: SchedulingMailer) -> None:
-        """Free SendGrid's cancellation slots whose batches are past their send time."""
-        with self._database.session() as session:
-            past = session.exec(
-                select(WithdrawnBatch.batch_id)
-                .where(col(WithdrawnBatch.forgotten_at).is_(None))
-                .where(col(WithdrawnBatch.send_at) < utc_now())
-                .order_by(col(WithdrawnBatch.send_at))
-                .limit(FORGET_PER_SEND)
-            ).all()
-        for batch_id in past:
-            scheduler.forget_withdrawal(batch_id)
+        """Free SendGrid's cancellation slots whose batches are past their send time.
+
+        Housekeeping for whichever send comes along: its failure is logged and never
+        fails that send; the batch stays listed for the next one."""
+        try:
             with self._database.session() as session:
-                session.exec(
-                    update(WithdrawnBatch)
-                    .where(col(WithdrawnBatch.batch_id) == batch_id)
-                    .values(forgotten_at=utc_now())
-                )
+                past = session.exec(
+                    select(WithdrawnBatch.batch_id)
+                    .where(col(WithdrawnBatch.forgotten_at).is_(None))
+                    .where(col(WithdrawnBatch.send_at) < utc_now())
+                    .order_by(col(WithdrawnBatch.send_at))
+                    .limit(FORGET_PER_SEND)
+                ).all()
+            for batch_id in past:
+                scheduler.forget_withdrawal(batch_id)
+                with self._database.session() as session:
+                    session.exec(
+                        update(WithdrawnBatch)
+                        .where(col(WithdrawnBatch.batch_id) == batch_id)
+                        .values(forgotten_at=utc_now())
+                    )
+        except Exception as err:
+            # The rest would likely fail the same way: a later send tries again.
+            log.warning(
+                "could not forget past cancellations, left for a later send: %s: %s",
+                type(err).__name__,
+                str(err)[:PROVIDER_MESSAGE_CHARS],
+            )
 
 
 def _refusal(refused: list[tuple[str, ApplicationError]], recipients: int) -> ApplicationError:

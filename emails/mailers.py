@@ -73,7 +73,8 @@ class SchedulingMailer(Protocol):
         ...
 
     def forget_withdrawal(self, batch_id: str) -> None:
-        """Drop a cancellation whose send time has passed, freeing the provider's slot."""
+        """Drop a cancellation whose send time has passed, freeing the provider's slot;
+        done if it was already dropped."""
         ...
 
 
@@ -357,7 +358,17 @@ class SendGridMailer:
 
     def forget_withdrawal(self, batch_id: str) -> None:
         scheduled = self._api.client.user.scheduled_sends
-        self._call(f"forget batch {batch_id}", lambda: scheduled._(batch_id).delete())
+
+        def delete() -> Any:
+            try:
+                return scheduled._(batch_id).delete()
+            except HTTPError as err:
+                # Not there: another send forgot it first, which is what we wanted.
+                if int(err.status_code) == 404:
+                    return None
+                raise
+
+        self._call(f"forget batch {batch_id}", delete)
 
     def _send(self, body: dict[str, Any], email: OutgoingEmail) -> str:
         response = self._call("send", lambda: self._api.send(body))

@@ -19,7 +19,8 @@ Scheduled sends as SendGrid's Cancel Scheduled Sends API has them: `POST
 a message's send_at, and past 10 cancellations held at once), `GET` and
 `DELETE /v3/user/scheduled_sends/{batch_id}` read and drop a cancellation.
 `delivered` is what recipients would get: the accepted messages outside
-cancelled batches.
+cancelled batches. `answer_scheduled_sends_next` scripts an error for the next
+request of one method there (a 500 on a DELETE, say).
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class SendGridServer:
     # Bodies of the requests waiting in `hold` mode right now.
     held: list[dict[str, Any]] = field(default_factory=list)
     _script: deque[Scripted] = field(default_factory=deque)
+    # Scripted answers to the scheduled-sends API, by method (POST, GET, DELETE).
+    _scheduled_script: dict[str, deque[Scripted]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _changed: threading.Condition = field(init=False)
     _holding: bool = False
@@ -159,6 +162,21 @@ class SendGridServer:
             Scripted(status, message or f"scripted {status}", headers=headers or {})
         )
 
+    def answer_scheduled_sends_next(self, method: str, status: int, message: str = "") -> None:
+        """Queue one error answer to the next scheduled-sends request made with `method`."""
+        with self._lock:
+            self._scheduled_script.setdefault(method, deque()).append(
+                Scripted(status, message or f"scripted {status}")
+            )
+
+    def _scripted_scheduled_send(self, method: str) -> tuple[int, dict[str, str], bytes] | None:
+        with self._lock:
+            queued = self._scheduled_script.get(method)
+            scripted = queued.popleft() if queued else None
+        if scripted is None:
+            return None
+        return _errors(scripted.status, [{"message": scripted.message}])
+
     def drop_after_accept_next(self, times: int = 1) -> None:
         """Accept the next messages, then close their connections unanswered."""
         with self._lock:
@@ -190,6 +208,9 @@ class SendGridServer:
             batch_id, status = str(body["batch_id"]), str(body["status"])
         except (ValueError, KeyError, TypeError):
             return _errors(400, [{"message": "batch_id and status are required"}])
+        scripted = self._scripted_scheduled_send("POST")
+        if scripted is not None:
+            return scripted
         if status not in ("cancel", "pause"):
             return _errors(400, [{"field": "status", "message": "status must be cancel or pause"}])
         with self._lock:
@@ -219,6 +240,9 @@ class SendGridServer:
     ) -> tuple[int, dict[str, str], bytes]:
         if authorization != f"Bearer {self.api_key}":
             return _errors(401, [{"message": "The provided authorization grant is invalid"}])
+        scripted = self._scripted_scheduled_send(method)
+        if scripted is not None:
+            return scripted
         with self._lock:
             if method == "DELETE":
                 if self.cancellations.pop(batch_id, None) is None:

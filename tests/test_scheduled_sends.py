@@ -243,3 +243,63 @@ def test_the_setting_is_refused_where_it_cannot_work(
 def test_a_mailer_refuses_a_delay_sendgrid_could_not_cancel_in() -> None:
     with pytest.raises(ValueError, match="longer than the 10 minutes"):
         SendGridMailer(SecretStr("key"), send_delay=timedelta(minutes=10))
+
+
+def a_past_withdrawal(database: Database, mail: MailActivities, server: SendGridServer) -> str:
+    """A cancelled batch whose send time has passed: the next withdrawal forgets it."""
+    crash_after_hand_over(mail, server)
+    ActivityEnvironment().run(mail.send_email, REQUEST)
+    [withdrawn] = server.cancellations
+    with database.session() as session:
+        session.exec(update(WithdrawnBatch).values(send_at=utc_now() - timedelta(minutes=1)))
+    return withdrawn
+
+
+def forgotten_at(database: Database, batch_id: str) -> object:
+    with database.session() as session:
+        withdrawn = session.get(WithdrawnBatch, batch_id)
+    assert withdrawn is not None
+    return withdrawn.forgotten_at
+
+
+def test_a_cancellation_another_send_forgot_first_counts_as_forgotten(
+    database: Database, sendgrid_server: SendGridServer
+) -> None:
+    """Two sends forgetting the same batch at once: the second DELETE finds it gone (404)."""
+    mail = mail_through(database, sendgrid_server)
+    withdrawn = a_past_withdrawal(database, mail, sendgrid_server)
+    del sendgrid_server.cancellations[withdrawn]  # the other send's DELETE
+    other = REQUEST.model_copy(update={"ledger_key": "failed:acme:again"})
+    sendgrid_server.drop_after_accept_next()
+    with pytest.raises(ApplicationError):
+        ActivityEnvironment().run(mail.send_email, other)
+
+    retried = ActivityEnvironment().run(mail.send_email, other)
+
+    assert retried.sent == ["lead@liftoff.example"]
+    assert copies(sendgrid_server)[("failed:acme:again", "lead@liftoff.example")] == 1
+    assert {row.ledger_key: row.status for row in rows(database)}["failed:acme:again"] == "sent"
+    assert forgotten_at(database, withdrawn) is not None
+
+
+def test_a_cleanup_that_fails_is_logged_and_the_send_goes_on(
+    database: Database, sendgrid_server: SendGridServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    mail = mail_through(database, sendgrid_server)
+    withdrawn = a_past_withdrawal(database, mail, sendgrid_server)
+    other = REQUEST.model_copy(update={"ledger_key": "failed:acme:again"})
+    sendgrid_server.drop_after_accept_next()
+    with pytest.raises(ApplicationError):
+        ActivityEnvironment().run(mail.send_email, other)
+    sendgrid_server.answer_scheduled_sends_next("DELETE", 500)
+
+    with caplog.at_level(logging.WARNING, logger="liftoff.mail"):
+        retried = ActivityEnvironment().run(mail.send_email, other)
+
+    assert retried.sent == ["lead@liftoff.example"]
+    assert copies(sendgrid_server)[("failed:acme:again", "lead@liftoff.example")] == 1
+    # Still held there: a later send forgets it.
+    assert withdrawn in sendgrid_server.cancellations
+    assert forgotten_at(database, withdrawn) is None
+    [warning] = [r for r in caplog.records if "could not forget" in r.getMessage()]
+    assert withdrawn in warning.getMessage() and sendgrid_server.api_key not in caplog.text
