@@ -14,8 +14,11 @@ the window is closed: each attempt opens a batch, writes its id and send time on
 the row *before* handing the message over, and schedules it that far ahead. A
 retry that finds a batch on a "sending" row cancels it first (the crashed
 attempt's copy, if SendGrid took it, is discarded at its send time) and sends
-again under a new batch. SendGrid cancels only until 10 minutes before send_at:
-a retry later than that (every worker down that long) sends again and says so.
+again under a new batch. A send SendGrid answered with an error (a 5xx, a 429)
+scheduled nothing: its batch is taken off the row, so the retry cancels nothing
+and keeps SendGrid's 10 cancellation slots for crashes. SendGrid cancels only
+until 10 minutes before send_at: a retry later than that (every worker down that
+long) sends again and says so.
 
 A recipient who left the email's category (records/email_opt_outs.py, read at send
 time) is not sent to: the row says "opted_out" and the result names them, so the
@@ -46,6 +49,7 @@ from emails.mailers import (
     SENDGRID_CANCEL_CUTOFF,
     Mailer,
     SchedulingMailer,
+    provider_answered,
 )
 from emails.opt_out_links import OptOutLinks
 from emails.render import OutgoingEmail, RenderedEmail, render_email
@@ -296,7 +300,14 @@ class MailActivities:
         send_at = utc_now() + scheduler.send_delay
         # Written before the message leaves, so a retry after a crash knows what to cancel.
         self._mark(input, recipient, batch_id=batch_id, send_at=send_at)
-        return scheduler.send_scheduled(email, batch_id, send_at)
+        try:
+            return scheduler.send_scheduled(email, batch_id, send_at)
+        except Exception as err:
+            if provider_answered(err):
+                # Nothing was scheduled under the batch: cancelling it would only take
+                # one of SendGrid's 10 cancellation slots for the whole delay.
+                self._mark(input, recipient, batch_id=None, send_at=None)
+            raise
 
     def _withdraw(
         self,

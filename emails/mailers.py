@@ -65,7 +65,10 @@ class SchedulingMailer(Protocol):
         ...
 
     def send_scheduled(self, email: OutgoingEmail, batch_id: str, send_at: datetime) -> str:
-        """Hand the message over for delivery at `send_at`; returns its message id."""
+        """Hand the message over for delivery at `send_at`; returns its message id.
+
+        Raises `ProviderAnswered` when the provider answered with an error: then
+        nothing was scheduled under the batch."""
         ...
 
     def withdraw(self, batch_id: str) -> None:
@@ -123,19 +126,28 @@ PROVIDER_MESSAGE_CHARS = 500
 MAX_RETRY_AFTER = timedelta(minutes=15)
 
 
-def _refused(provider: str, detail: str) -> ApplicationError:
-    return ApplicationError(
-        f"{provider} refused the message: {detail}", type=MAIL_REFUSED, non_retryable=True
-    )
+class ProviderAnswered(ApplicationError):
+    """A failure the provider answered with (a 4xx or 5xx): it did not take the request.
+    A timeout or a dropped connection is not one: the provider may have taken it."""
 
 
-def _unavailable(provider: str, detail: str) -> ApplicationError:
+def provider_answered(err: BaseException) -> bool:
+    return isinstance(err, ProviderAnswered)
+
+
+def _refused(provider: str, detail: str, *, answered: bool = False) -> ApplicationError:
+    kind = ProviderAnswered if answered else ApplicationError
+    return kind(f"{provider} refused the message: {detail}", type=MAIL_REFUSED, non_retryable=True)
+
+
+def _unavailable(provider: str, detail: str, *, answered: bool = False) -> ApplicationError:
     """Retryable: Temporal's retry policy backs off and tries again. An expected failure,
     so one WARNING line says why; BENIGN keeps the worker from logging a stack trace
     for every attempt (the SDK logs those at DEBUG)."""
     message = f"{provider} unavailable, will retry: {detail}"
     log.warning(message)
-    return ApplicationError(
+    kind = ProviderAnswered if answered else ApplicationError
+    return kind(
         message,
         type=MAIL_UNAVAILABLE,
         non_retryable=False,
@@ -388,18 +400,18 @@ class SendGridMailer:
                 detail = f"{what}: {detail}"
             if status == 429:
                 wait = _retry_after(err.headers, time.time())
-                error = _unavailable("SendGrid", detail)
+                error = _unavailable("SendGrid", detail, answered=True)
                 if wait is not None:
                     # Sooner is refused again, later wastes time: wait as long as asked.
-                    error = ApplicationError(
+                    error = ProviderAnswered(
                         error.message,
                         type=MAIL_UNAVAILABLE,
                         next_retry_delay=wait,
                     )
                 raise error from None
             if status >= 500 or refusal_retries:
-                raise _unavailable("SendGrid", detail) from None
-            raise _refused("SendGrid", detail) from None
+                raise _unavailable("SendGrid", detail, answered=True) from None
+            raise _refused("SendGrid", detail, answered=True) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             # Timeouts and refused or dropped connections: the message may be sent later.
             reason = getattr(err, "reason", err)

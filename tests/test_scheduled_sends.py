@@ -303,3 +303,26 @@ def test_a_cleanup_that_fails_is_logged_and_the_send_goes_on(
     assert forgotten_at(database, withdrawn) is None
     [warning] = [r for r in caplog.records if "could not forget" in r.getMessage()]
     assert withdrawn in warning.getMessage() and sendgrid_server.api_key not in caplog.text
+
+
+@pytest.mark.parametrize("status", [500, 429])
+def test_a_send_the_provider_refused_leaves_no_batch_to_cancel(
+    database: Database, sendgrid_server: SendGridServer, status: int
+) -> None:
+    """SendGrid answered the send with an error: nothing was scheduled under its batch,
+    so the retry takes none of SendGrid's 10 cancellation slots for it."""
+    mail = mail_through(database, sendgrid_server)
+    sendgrid_server.answer_next(status)
+    with pytest.raises(ApplicationError) as failure:
+        ActivityEnvironment().run(mail.send_email, REQUEST)
+    assert not failure.value.non_retryable
+    [row] = rows(database)
+    assert (row.status, row.batch_id, row.send_at) == ("sending", None, None)
+
+    retried = ActivityEnvironment().run(mail.send_email, REQUEST)
+
+    assert retried.sent == ["lead@liftoff.example"]
+    assert sendgrid_server.cancelled == set() and sendgrid_server.cancellations == {}
+    assert copies(sendgrid_server) == {("failed:acme", "lead@liftoff.example"): 1}
+    with database.session() as session:
+        assert session.exec(select(WithdrawnBatch)).all() == []
