@@ -16,7 +16,9 @@ retry that finds a batch on a "sending" row cancels it first (the crashed
 attempt's copy, if SendGrid took it, is discarded at its send time) and sends
 again under a new batch. A send SendGrid answered with an error (a 5xx, a 429)
 scheduled nothing: its batch is taken off the row, so the retry cancels nothing
-and keeps SendGrid's 10 cancellation slots for crashes. SendGrid cancels only
+and keeps SendGrid's 10 cancellation slots for crashes. A retry that finds all 10
+held fails for good ("failed", an ERROR line, email_failed on the timeline)
+rather than send again beside a copy it could not cancel. SendGrid cancels only
 until 10 minutes before send_at: a retry later than that (every worker down that
 long) sends again and says so.
 
@@ -41,6 +43,7 @@ from temporalio.exceptions import ApplicationError
 
 import observability.metrics as metrics
 from emails.mailers import (
+    CANCELLATIONS_FULL,
     CATEGORY_HEADER,
     CUSTOMER_HEADER,
     LEDGER_KEY_HEADER,
@@ -240,7 +243,11 @@ class MailActivities:
                 scheduler = self._scheduler
                 if scheduler is not None and row.batch_id is not None and row.send_at is not None:
                     # An attempt that crashed may have handed the message over: take it back.
-                    self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
+                    try:
+                        self._withdraw(scheduler, input, recipient, row.batch_id, row.send_at)
+                    except ApplicationError as err:
+                        if err.type != CANCELLATIONS_FULL:
+                            raise  # logged by _withdraw; nothing more is sent to them
                 # Kept on the ledger; a retry after a resubscribe finds the row unsent.
                 self._mark(input, recipient, status=OPTED_OUT)
                 self._count(OPTED_OUT)
@@ -329,7 +336,19 @@ class MailActivities:
                 send_at.isoformat(),
             )
             return
-        scheduler.withdraw(batch_id)
+        try:
+            scheduler.withdraw(batch_id)
+        except ApplicationError as err:
+            if err.type != CANCELLATIONS_FULL:
+                raise
+            # The earlier copy may be out: sending again could deliver two.
+            message = (
+                f"{input.ledger_key} for {recipient} not sent again: an earlier attempt's copy "
+                f"(batch {batch_id}, due {send_at.isoformat()}) may be out and could not be "
+                f"cancelled: {err.message}"
+            )
+            log.error("customer %s: %s", input.customer_id, message)
+            raise ApplicationError(message, type=CANCELLATIONS_FULL, non_retryable=True) from None
         log.info(
             "cancelled batch %s of %s for %s: its attempt may have crashed after the hand-over",
             batch_id,

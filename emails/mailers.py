@@ -72,7 +72,9 @@ class SchedulingMailer(Protocol):
         ...
 
     def withdraw(self, batch_id: str) -> None:
-        """Cancel every message of the batch; done if it was already cancelled."""
+        """Cancel every message of the batch; done if it was already cancelled. Raises a
+        non-retryable error of type `CANCELLATIONS_FULL` when the provider holds as many
+        cancellations as it takes."""
         ...
 
     def forget_withdrawal(self, batch_id: str) -> None:
@@ -114,6 +116,8 @@ log = logging.getLogger("liftoff.mail")
 
 # Error types, for whoever reads a failure; MAIL_REFUSED is also the ledger's.
 MAIL_UNAVAILABLE = "MailProviderUnavailable"
+# A batch SendGrid would not cancel because it holds as many cancellations as it takes.
+CANCELLATIONS_FULL = "CancellationsFull"
 
 SENDGRID_HOST = "https://api.sendgrid.com"
 # SendGrid cancels a scheduled batch only until this long before its send_at.
@@ -345,12 +349,25 @@ class SendGridMailer:
 
     def withdraw(self, batch_id: str) -> None:
         scheduled = self._api.client.user.scheduled_sends
+
+        def cancel() -> Any:
+            try:
+                return scheduled.post(request_body={"batch_id": batch_id, "status": "cancel"})
+            except HTTPError as err:
+                detail = _sendgrid_errors(err.body)
+                # Slots free only as held batches pass their send time, often after this
+                # batch's cancel window: final, so no retry ends up sending a second copy.
+                if int(err.status_code) == 400 and "max limit reached" in detail:
+                    raise ApplicationError(
+                        f"SendGrid would not cancel batch {batch_id}: 400 {detail} "
+                        "(it holds 10 cancellations at once)",
+                        type=CANCELLATIONS_FULL,
+                        non_retryable=True,
+                    ) from None
+                raise
+
         try:
-            self._call(
-                f"cancel batch {batch_id}",
-                lambda: scheduled.post(request_body={"batch_id": batch_id, "status": "cancel"}),
-                refusal_retries=True,
-            )
+            self._call(f"cancel batch {batch_id}", cancel, refusal_retries=True)
         except ApplicationError:
             # Already cancelled (an earlier retry got this far) reads as a refusal.
             if self._withdrawn(batch_id):

@@ -326,3 +326,37 @@ def test_a_send_the_provider_refused_leaves_no_batch_to_cancel(
     assert copies(sendgrid_server) == {("failed:acme", "lead@liftoff.example"): 1}
     with database.session() as session:
         assert session.exec(select(WithdrawnBatch)).all() == []
+
+
+def test_with_sendgrids_cancellation_slots_full_a_retry_fails_visibly_and_sends_nothing_again(
+    database: Database, sendgrid_server: SendGridServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sending again without cancelling could deliver two copies, and retrying until a
+    slot frees could end past the cancel window and do the same: the send fails for good,
+    saying so on the row, in the log and (non-retryable) on the timeline."""
+    mailer = SendGridMailer(
+        SecretStr(sendgrid_server.api_key), host=sendgrid_server.url, send_delay=DELAY
+    )
+    for _ in range(10):
+        mailer.withdraw(mailer.open_batch())
+    mail = mail_through(database, sendgrid_server)
+    crash_after_hand_over(mail, sendgrid_server)
+    [first] = sendgrid_server.accepted
+
+    with caplog.at_level(logging.WARNING, logger="liftoff.mail"):
+        with pytest.raises(ApplicationError) as failure:
+            ActivityEnvironment().run(mail.send_email, REQUEST)
+
+    assert failure.value.non_retryable
+    assert "max limit reached" in failure.value.message
+    assert first["batch_id"] in failure.value.message
+    [row] = rows(database)
+    assert row.status == "failed"
+    assert row.error is not None and "not sent again" in row.error
+    assert "will retry" not in row.error
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "failed:acme" in error.getMessage() and "max limit reached" in error.getMessage()
+    # Whatever retries come, no second copy.
+    with pytest.raises(ApplicationError):
+        ActivityEnvironment().run(mail.send_email, REQUEST)
+    assert sendgrid_server.accepted == [first]
