@@ -144,10 +144,11 @@ class Settings(BaseSettings):
     sendgrid_sandbox_mode: bool = Field(default=False, validation_alias="LIFTOFF_SENDGRID_SANDBOX")
     # Scheduled sends (activities/mail.py): each message goes out this many minutes
     # later, so a retry after a crash can cancel what the crashed attempt handed over.
-    # At least 12: SendGrid cancels only until 10 minutes before the send time, and the
-    # retry comes after the send activity's one-minute timeout. At most SendGrid's 72 hours.
+    # At least 15: SendGrid cancels only until 10 minutes before the send time, and a
+    # retry comes up to 3 minutes after a crash (MAIL_TIMEOUT plus MAIL_RETRY's longest
+    # interval, workflows/activity_options.py). At most SendGrid's 72 hours.
     sendgrid_send_delay_minutes: int | None = Field(
-        default=None, ge=12, le=72 * 60, validation_alias="LIFTOFF_SENDGRID_SEND_DELAY_MINUTES"
+        default=None, ge=15, le=72 * 60, validation_alias="LIFTOFF_SENDGRID_SEND_DELAY_MINUTES"
     )
     # May hold {recipient} and {customer_id}; must be https (RFC 8058 one-click).
     unsubscribe_url: str | None = Field(default=None, validation_alias="LIFTOFF_UNSUBSCRIBE_URL")

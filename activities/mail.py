@@ -19,8 +19,10 @@ scheduled nothing: its batch is taken off the row, so the retry cancels nothing
 and keeps SendGrid's 10 cancellation slots for crashes. A retry that finds all 10
 held fails for good ("failed", an ERROR line, email_failed on the timeline)
 rather than send again beside a copy it could not cancel. SendGrid cancels only
-until 10 minutes before send_at: a retry later than that (every worker down that
-long) sends again and says so.
+until 10 minutes before send_at: with the shortest delay (15 minutes) and
+MAIL_RETRY (a retry within 3 minutes of a crash) a running worker always cancels
+in time; a retry later than that (every worker down that long) sends again and
+says so.
 
 A recipient who left the email's category (records/email_opt_outs.py, read at send
 time) is not sent to: the row says "opted_out" and the result names them, so the

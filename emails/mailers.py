@@ -122,6 +122,9 @@ CANCELLATIONS_FULL = "CancellationsFull"
 SENDGRID_HOST = "https://api.sendgrid.com"
 # SendGrid cancels a scheduled batch only until this long before its send_at.
 SENDGRID_CANCEL_CUTOFF = timedelta(minutes=10)
+# The shortest send delay: its 5 minutes before the cutoff hold a retry after a crash
+# (settings.py says why).
+SENDGRID_MIN_SEND_DELAY = timedelta(minutes=15)
 # SendGrid schedules at most this far ahead.
 SENDGRID_MAX_SCHEDULE = timedelta(hours=72)
 # Enough of a provider's error body to act on, small enough for a ledger row.
@@ -275,11 +278,12 @@ class SendGridMailer:
         send_delay: timedelta | None = None,
     ) -> None:
         if send_delay is not None and not (
-            SENDGRID_CANCEL_CUTOFF < send_delay <= SENDGRID_MAX_SCHEDULE
+            SENDGRID_MIN_SEND_DELAY <= send_delay <= SENDGRID_MAX_SCHEDULE
         ):
             raise ValueError(
-                "a SendGrid send delay must be longer than the 10 minutes before send_at "
-                "in which a batch can no longer be cancelled, and at most 72 hours"
+                "a SendGrid send delay must be at least 15 minutes, so a retry has 5 before "
+                "the 10 minutes before send_at in which a batch can no longer be cancelled, "
+                "and at most 72 hours"
             )
         self.host = host.rstrip("/")
         self.sandbox_mode = sandbox_mode
