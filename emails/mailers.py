@@ -131,6 +131,8 @@ SENDGRID_MAX_SCHEDULE = timedelta(hours=72)
 PROVIDER_MESSAGE_CHARS = 500
 # A provider asking for a longer pause than this is retried after this anyway.
 MAX_RETRY_AFTER = timedelta(minutes=15)
+# The same for a cancel: a later retry could miss the batch's cancel window.
+MAX_CANCEL_RETRY_AFTER = timedelta(minutes=2)
 
 
 class ProviderAnswered(ApplicationError):
@@ -162,7 +164,9 @@ def _unavailable(provider: str, detail: str, *, answered: bool = False) -> Appli
     )
 
 
-def _retry_after(headers: Any, now: float) -> timedelta | None:
+def _retry_after(
+    headers: Any, now: float, longest: timedelta = MAX_RETRY_AFTER
+) -> timedelta | None:
     """How long a rate-limited provider asked us to wait: `Retry-After` (seconds), or
     SendGrid's `X-RateLimit-Reset` (Unix time); capped, and None when it said nothing."""
     if headers is None:
@@ -177,7 +181,7 @@ def _retry_after(headers: Any, now: float) -> timedelta | None:
         return None
     if seconds is None:
         return None
-    return timedelta(seconds=min(max(seconds, 1.0), MAX_RETRY_AFTER.total_seconds()))
+    return timedelta(seconds=min(max(seconds, 1.0), longest.total_seconds()))
 
 
 def unsubscribe_headers(
@@ -371,7 +375,12 @@ class SendGridMailer:
                 raise
 
         try:
-            self._call(f"cancel batch {batch_id}", cancel, refusal_retries=True)
+            self._call(
+                f"cancel batch {batch_id}",
+                cancel,
+                refusal_retries=True,
+                longest_wait=MAX_CANCEL_RETRY_AFTER,
+            )
         except ApplicationError:
             # Already cancelled (an earlier retry got this far) reads as a refusal.
             if self._withdrawn(batch_id):
@@ -380,7 +389,11 @@ class SendGridMailer:
 
     def _withdrawn(self, batch_id: str) -> bool:
         scheduled = self._api.client.user.scheduled_sends
-        response = self._call(f"look up batch {batch_id}", lambda: scheduled._(batch_id).get())
+        response = self._call(
+            f"look up batch {batch_id}",
+            lambda: scheduled._(batch_id).get(),
+            longest_wait=MAX_CANCEL_RETRY_AFTER,
+        )
         try:
             statuses = json.loads(response.body or b"[]")
         except ValueError:
@@ -409,9 +422,17 @@ class SendGridMailer:
         # Sandbox mode answers 200 without an id: keep our own so the ledger has one.
         return str(provider_id) if provider_id else email.message_id
 
-    def _call(self, what: str, request: Any, *, refusal_retries: bool = False) -> Any:
+    def _call(
+        self,
+        what: str,
+        request: Any,
+        *,
+        refusal_retries: bool = False,
+        longest_wait: timedelta = MAX_RETRY_AFTER,
+    ) -> Any:
         """One API request with failures sorted: 429, 5xx and the network are worth a
-        retry; another 4xx is a refusal (final unless `refusal_retries`)."""
+        retry (after a 429's asked-for pause, at most `longest_wait`); another 4xx is a
+        refusal (final unless `refusal_retries`)."""
         try:
             return request()
         except HTTPError as err:
@@ -420,7 +441,7 @@ class SendGridMailer:
             if what != "send":
                 detail = f"{what}: {detail}"
             if status == 429:
-                wait = _retry_after(err.headers, time.time())
+                wait = _retry_after(err.headers, time.time(), longest_wait)
                 error = _unavailable("SendGrid", detail, answered=True)
                 if wait is not None:
                     # Sooner is refused again, later wastes time: wait as long as asked.

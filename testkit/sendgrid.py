@@ -162,11 +162,13 @@ class SendGridServer:
             Scripted(status, message or f"scripted {status}", headers=headers or {})
         )
 
-    def answer_scheduled_sends_next(self, method: str, status: int, message: str = "") -> None:
+    def answer_scheduled_sends_next(
+        self, method: str, status: int, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         """Queue one error answer to the next scheduled-sends request made with `method`."""
         with self._lock:
             self._scheduled_script.setdefault(method, deque()).append(
-                Scripted(status, message or f"scripted {status}")
+                Scripted(status, message or f"scripted {status}", headers=headers or {})
             )
 
     def _scripted_scheduled_send(self, method: str) -> tuple[int, dict[str, str], bytes] | None:
@@ -175,7 +177,8 @@ class SendGridServer:
             scripted = queued.popleft() if queued else None
         if scripted is None:
             return None
-        return _errors(scripted.status, [{"message": scripted.message}])
+        status, headers, payload = _errors(scripted.status, [{"message": scripted.message}])
+        return status, {**headers, **scripted.headers}, payload
 
     def drop_after_accept_next(self, times: int = 1) -> None:
         """Accept the next messages, then close their connections unanswered."""

@@ -390,3 +390,24 @@ def test_a_retry_after_a_crash_at_any_attempt_still_cancels_at_the_shortest_dela
 
     assert sendgrid_server.cancelled == {first["batch_id"]}
     assert copies(sendgrid_server) == {("failed:acme", "lead@liftoff.example"): 1}
+
+
+def test_a_cancel_sendgrid_rate_limits_is_retried_inside_the_cancel_window(
+    sqlite_database: Database, sendgrid_server: SendGridServer
+) -> None:
+    """A 429 asking for 15 minutes would bring the retry past the batch's cancel window."""
+    mail = mail_through(sqlite_database, sendgrid_server, send_delay=SENDGRID_MIN_SEND_DELAY)
+    crash_after_hand_over(mail, sendgrid_server)
+    sendgrid_server.answer_scheduled_sends_next("POST", 429, headers={"Retry-After": "900"})
+    sendgrid_server.answer_scheduled_sends_next("GET", 429, headers={"Retry-After": "900"})
+
+    with pytest.raises(ApplicationError) as failure:
+        ActivityEnvironment().run(mail.send_email, REQUEST)
+
+    assert not failure.value.non_retryable
+    # No longer than the retry policy's own longest wait, which fits the window.
+    wait = failure.value.next_retry_delay
+    assert wait is not None and MAIL_RETRY.maximum_interval is not None
+    assert wait <= MAIL_RETRY.maximum_interval
+    [row] = rows(sqlite_database)
+    assert row.batch_id == sendgrid_server.accepted[0]["batch_id"]  # still to cancel
