@@ -125,7 +125,7 @@ def sample_context(template: ShippedTemplate, playbook: Playbook) -> dict[str, J
     if template.name in WORKFLOW_EMAILS:
         context = workflow_sample(playbook, template.name, template.locale).context
     elif choose is not None and template.name == choose.template:
-        context = choose_purpose_context(CUSTOMER_NAME, playbook.purposes)
+        context = choose_purpose_context(CUSTOMER_NAME, playbook.purposes, template.locale)
     elif playbook.surveys is not None and template.name == playbook.surveys.template:
         # The survey after kickoff, to its first role, score links signed as for a recipient.
         touchpoint, roles = next(iter(playbook.surveys.touchpoints.items()))

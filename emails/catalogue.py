@@ -98,7 +98,7 @@ def step_sample(purpose: Purpose, step: CampaignStep, role: Role, locale: str) -
 def choose_purpose_sample(
     playbook: Playbook, choose: ChoosePurposeStep, role: Role, locale: str
 ) -> EmailSample:
-    context = contexts.choose_purpose_context(_sample_customer(locale), playbook.purposes)
+    context = contexts.choose_purpose_context(_sample_customer(locale), playbook.purposes, locale)
     return EmailSample(
         choose.template,
         role,
@@ -113,7 +113,7 @@ def workflow_sample(playbook: Playbook, template: str, locale: str) -> EmailSamp
     customer = _sample_customer(locale)
     context: dict[str, JsonValue]
     if template == contexts.STALL_PROPOSAL:
-        titles = [purpose.title for purpose in playbook.purposes[:2]]
+        titles = [purpose.title_in(locale) for purpose in playbook.purposes[:2]]
         context = contexts.stall_proposal(customer_name=customer, purpose_titles=titles)
     elif template == contexts.TASK_ASSIGNED:
         context = contexts.task_assigned(

@@ -72,7 +72,7 @@ def step_context(
     return {
         "customer_name": customer_name,
         "purpose_id": purpose.id,
-        "purpose_title": purpose.title,
+        "purpose_title": purpose.title_in(locale),
         "purpose_outcome": purpose.outcome,
         "key_action": purpose.key_action,
         "key_actions_last_week": key_actions_last_week or 0,
@@ -81,8 +81,10 @@ def step_context(
     }
 
 
-def choose_purpose_context(customer_name: str, purposes: Sequence[Purpose]) -> dict[str, JsonValue]:
-    offered: list[JsonValue] = [{"id": p.id, "title": p.title} for p in purposes]
+def choose_purpose_context(
+    customer_name: str, purposes: Sequence[Purpose], locale: str
+) -> dict[str, JsonValue]:
+    offered: list[JsonValue] = [{"id": p.id, "title": p.title_in(locale)} for p in purposes]
     return {"customer_name": customer_name, "purposes_offered": offered}
 
 

@@ -358,12 +358,21 @@ class Purpose(PlaybookPart):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     title: str = Field(max_length=limits.NAME_CHARS)
+    # The title in the customer's language where it is not `title`'s: `titles.ja = "..."`.
+    titles: dict[
+        Annotated[str, Field(max_length=limits.ZONE_CHARS)],
+        Annotated[str, Field(max_length=limits.NAME_CHARS)],
+    ] = Field(default_factory=dict, max_length=limits.PLAYBOOK_ITEMS)
     key_action: str = Field(min_length=1, max_length=limits.EVENT_NAME_CHARS)
     outcome: str = Field(default="", max_length=limits.LINE_CHARS)
     # Weekly key actions at which the purpose's goal is reached: the rest of its
     # sequence is skipped.
     goal_key_actions: int | None = Field(default=None, ge=1)
     steps: list[CampaignStep] = Field(default_factory=list, max_length=limits.PLAYBOOK_ITEMS)
+
+    def title_in(self, locale: str) -> str:
+        """The title a customer speaking `locale` reads."""
+        return self.titles.get(locale, self.title)
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Purpose:

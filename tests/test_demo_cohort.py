@@ -261,7 +261,7 @@ def test_demo_cohort_writes_the_simulated_cohort_and_says_where_the_pages_are(
     assert summary["onboarded"] + summary["failed"] == 50
     assert summary["in_flight_not_written"] == 0
     version = summary["playbook_version"]
-    assert version == "demo-2026.12.2"
+    assert version == "demo-2026.12.3"
     assert f"/cohort/outcomes?playbook_version={version}" in summary["pages"]
     target = Database(url)
     try:

@@ -159,3 +159,26 @@ def test_the_workflows_own_emails_are_checked_too(templates: Path) -> None:
         "locale en, template onboarding_failed: "
         "email template onboarding_failed.en.txt, line 1: 'nope' is undefined",
     ]
+
+
+def test_a_japanese_customers_emails_name_its_purposes_in_japanese() -> None:
+    # The purpose titles came in English into Japanese emails.
+    playbook = load_playbook(REPO / "playbooks" / "default.toml")
+    environment = build_template_environment(SHIPPED_TEMPLATES)
+    welcome = {
+        sample.locale: sample.render(environment)
+        for sample in email_catalogue(playbook)
+        if sample.purpose == "A"
+        and sample.role is Role.DECISION_MAKER
+        and sample.step
+        and sample.template.startswith("purpose_welcome")
+    }
+    assert "受取書類の電子化" in welcome["ja"].subject
+    assert "Digitise incoming documents" in welcome["en"].subject
+    offered = {
+        sample.locale: sample.render(environment).text
+        for sample in email_catalogue(playbook)
+        if sample.template == "choose_purpose"
+    }
+    assert "経費のオンライン承認" in offered["ja"] and "Approve expenses online" in offered["en"]
+    assert "Approve expenses online" not in offered["ja"]

@@ -859,7 +859,7 @@ class CustomerOnboardingWorkflow:
             return
         if action == "proposal_email":
             titles = [
-                purpose.title
+                purpose.title_in(handoff.locale)
                 for purpose in self._playbook.purposes
                 if purpose.id in self._state.purposes
             ]

@@ -221,7 +221,9 @@ class StepEmails:
         step = policy.choose_purpose
         if step is None or self._state.purposes:
             return
-        context = contexts.choose_purpose_context(self._handoff.name, self._playbook.purposes)
+        context = contexts.choose_purpose_context(
+            self._handoff.name, self._playbook.purposes, self._handoff.locale
+        )
         self._send_step(
             campaign.CHOOSE_PURPOSE,
             f"campaign:{campaign.CHOOSE_PURPOSE}",
