@@ -38,6 +38,7 @@ from client.errors import (
     OnboardingClosedError,
     UnknownCustomerError,
 )
+from models.text import shorten
 from records.usage.csv_import import MAX_CSV_BYTES
 from records.usage.segment import MAX_BATCH_BYTES
 
@@ -51,7 +52,7 @@ def _with_input_cut(error: dict[str, Any]) -> dict[str, Any]:
     shown = json.dumps(error["input"], ensure_ascii=True)
     if len(shown) <= SHOWN_INPUT_CHARS:
         return error
-    return {**error, "input": shown[: SHOWN_INPUT_CHARS - 1] + "…"}
+    return {**error, "input": shorten(shown, SHOWN_INPUT_CHARS)}
 
 
 _STATUS = {

@@ -26,6 +26,7 @@ from pydantic import (
 
 from models import limits
 from models.handoff import Role
+from models.text import shorten
 
 _DURATION = re.compile(
     r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
@@ -83,7 +84,7 @@ class PlaybookPart(BaseModel):
 def _unknown_key(key: str, known: set[str]) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown key {key[:60]!r}{hint}"
+    return f"unknown key {shorten(key, 60)!r}{hint}"
 
 
 _BUSINESS_DAYS = re.compile(r"^\s*(?P<n>\d+)\s*(?:bd|business\s+days?)\s*$", re.IGNORECASE)

@@ -20,13 +20,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from models.tables import RejectedUsage, utc_now
+from models.text import shorten
 from records.database import Database
 from records.tokens import TOKEN_PREFIX
 from records.usage.store import RejectedItem, store_rejected
 
 MAX_REASON = 300
 MAX_EXCERPT = 1000
-SHOWN_CHARS = 40
 MAX_REASONS_PER_REQUEST = 20
 OTHER_REASONS = "other reasons (too many different ones in one request)"
 DEFAULT_REJECTED_LIMIT = 50
@@ -54,20 +54,16 @@ def excerpt(value: object) -> str:
     except (RecursionError, ValueError):
         return "(nested too deeply to show)"
     text = hide_write_keys(text)
-    return cut(text, MAX_EXCERPT)
-
-
-def cut(text: str, limit: int = MAX_REASON) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(text, MAX_EXCERPT)
 
 
 def shown(value: object) -> str:
-    """An input quoted in an error message, cut to SHOWN_CHARS: never the whole of it."""
+    """An input quoted in an error message, cut short: never the whole of it."""
     try:
         text = repr(value)
     except ValueError:  # an integer past Python's 4,300 digits
         text = f"an {type(value).__name__} too long to show"
-    return cut(text, SHOWN_CHARS)
+    return shorten(text)
 
 
 def rejected_rows(
@@ -83,7 +79,7 @@ def rejected_rows(
     rows: dict[str, dict[str, object]] = {}
     counts: dict[str, int] = {}
     for item in rejected:
-        reason = cut(item.reason)
+        reason = shorten(item.reason, MAX_REASON)
         if reason not in rows and len(rows) >= MAX_REASONS_PER_REQUEST:
             reason = OTHER_REASONS
         counts[reason] = counts.get(reason, 0) + 1
@@ -108,7 +104,7 @@ def record_refused_request(
     row = {
         "received_at": utc_now(),
         "endpoint": endpoint,
-        "reason": cut(reason),
+        "reason": shorten(reason, MAX_REASON),
         "calls": 1,
         "first_index": None,
         "excerpt": excerpt(text) if text else "",
