@@ -6,7 +6,11 @@ retried activity changes nothing: the workflow may run each as often as it needs
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, or_, update
+import functools
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -31,7 +35,7 @@ from models.tables import (
     utc_now,
 )
 from records.database import Database, insert_ignore
-from records.projections import apply_entry
+from records.projections import apply_entry, refold
 from records.review import open_review_if_due
 from records.surveys import REVIEW_KIND, store_review_answers
 from records.usage.unmatched import adopt_unmatched
@@ -61,6 +65,22 @@ _CLOSE_OPEN_TASKS = (
     .where(col(Task.customer_id) == bindparam("row_customer_id"))
     .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
     .where(col(Task.state) == "open")
+)
+# Rows a workflow task attempt wrote and a later attempt writes again (see
+# workflows/effects.py attempt_order): NULL, written before orders, is the earliest.
+_EARLIER_ATTEMPT: Any = bindparam("attempt_order")
+_DEAD_ATTEMPT_ENTRIES = (
+    delete(TimelineEntry)
+    .where(col(TimelineEntry.customer_id) == bindparam("row_customer_id"))
+    .where(col(TimelineEntry.seq) >= bindparam("row_seq"))
+    .where(func.coalesce(col(TimelineEntry.attempt_order), -1) < _EARLIER_ATTEMPT)
+    .returning(col(TimelineEntry.kind), col(TimelineEntry.details))
+)
+_DEAD_ATTEMPT_TASKS = (
+    delete(Task)
+    .where(col(Task.customer_id) == bindparam("row_customer_id"))
+    .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
+    .where(func.coalesce(col(Task.attempt_order), -1) < _EARLIER_ATTEMPT)
 )
 _STORED_TASKS = (
     select(Task.task_id)
@@ -199,8 +219,51 @@ def _upsert_customer(session: Session, input: UpsertCustomerInput) -> None:
     adopt_unmatched(session, handoff.customer_id)
 
 
+def _drop_dead_attempts(session: Session, input: RecordTimelineInput) -> None:
+    """Remove what a workflow task attempt that died wrote from this entry's seq on.
+
+    Entries before this one were written by attempts that lived, in seq order; from it
+    on, a row of an earlier attempt was written by one whose workflow task never
+    completed, and the workflow, replaying from before it, numbers its own entries
+    (and task ids) afresh. Without this, the dead attempt's entries, tasks and
+    projection stayed: a timeline without the CSM's event, a task no one closes.
+    """
+    if input.attempt_order is None:
+        return
+    dropped = (
+        session.connection()
+        .execute(
+            _DEAD_ATTEMPT_ENTRIES,
+            {
+                "row_customer_id": input.customer_id,
+                "row_seq": input.seq,
+                "attempt_order": input.attempt_order,
+            },
+        )
+        .all()
+    )
+    if not dropped:
+        return
+    task_ids = [
+        str(details["task_id"])
+        for kind, details in dropped
+        if kind == "task_opened" and isinstance(details, dict) and "task_id" in details
+    ]
+    if task_ids:
+        session.connection().execute(
+            _DEAD_ATTEMPT_TASKS,
+            {
+                "row_customer_id": input.customer_id,
+                "task_ids": task_ids,
+                "attempt_order": input.attempt_order,
+            },
+        )
+    refold(session, input.customer_id)
+
+
 def _record_timeline(session: Session, input: RecordTimelineInput) -> bool:
     """The entry, the projection fold and the stage; True if this call inserted the entry."""
+    _drop_dead_attempts(session, input)
     snapshot = input.snapshot.model_dump(mode="json") if input.snapshot else None
     inserted = insert_ignore(
         session,
@@ -214,6 +277,7 @@ def _record_timeline(session: Session, input: RecordTimelineInput) -> bool:
             "summary": input.summary,
             "details": input.details,
             "snapshot": snapshot,
+            "attempt_order": input.attempt_order,
         },
         ["customer_id", "seq"],
     )
@@ -271,22 +335,42 @@ def _count_entry(input: RecordTimelineInput) -> None:
 
 
 def _open_task(session: Session, input: OpenTaskInput) -> None:
+    """Open the task once; a later workflow task attempt's open of the same id replaces a
+    dead attempt's (see _drop_dead_attempts), a retry of the same one changes nothing."""
     title, detail = _fit_title(input.title, input.detail)
-    insert_ignore(
-        session,
-        Task,
-        {
-            "task_id": input.task_id,
-            "customer_id": input.customer_id,
-            "kind": input.kind.value,
-            "assignee": input.assignee,
-            "title": title,
-            "detail": detail,
-            "state": "open",
-            "opened_at": input.opened_at,
-            "due_at": input.due_at,
-        },
-        ["task_id"],
+    row = {
+        "task_id": input.task_id,
+        "customer_id": input.customer_id,
+        "kind": input.kind.value,
+        "assignee": input.assignee,
+        "title": title,
+        "detail": detail,
+        "state": "open",
+        "opened_at": input.opened_at,
+        "due_at": input.due_at,
+        "closed_at": None,
+        "resolution": None,
+        "attempt_order": input.attempt_order,
+    }
+    if input.attempt_order is None:
+        insert_ignore(session, Task, row, ["task_id"])
+        return
+    statement = _open_task_statement(session.get_bind().dialect.name)
+    session.connection().execute(statement, row)
+
+
+@functools.cache
+def _open_task_statement(dialect: str) -> Any:
+    table = Task.__table__  # type: ignore[attr-defined]
+    insert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    # The same customer's only: a task id is "<customer id>-<n>".
+    later = (func.coalesce(table.c.attempt_order, -1) < insert.excluded.attempt_order) & (
+        table.c.customer_id == insert.excluded.customer_id
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["task_id"],
+        set_={name: insert.excluded[name] for name in table.columns.keys() if name != "task_id"},
+        where=later,
     )
 
 

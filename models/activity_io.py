@@ -36,6 +36,8 @@ class RecordTimelineInput(BaseModel):
     details: TimelineDetails = Field(default_factory=dict)
     # The customer as the lists need it; None in writes queued before it existed.
     snapshot: ProjectionSnapshot | None = None
+    # The workflow task attempt that wrote it (workflows/effects.py attempt_order).
+    attempt_order: int | None = None
 
 
 class OpenTaskInput(BaseModel):
@@ -47,6 +49,8 @@ class OpenTaskInput(BaseModel):
     detail: str = ""
     opened_at: datetime
     due_at: datetime | None = None
+    # The workflow task attempt that wrote it (workflows/effects.py attempt_order).
+    attempt_order: int | None = None
 
 
 class CloseTasksInput(BaseModel):

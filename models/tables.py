@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -57,6 +66,12 @@ def _json(*, nullable: bool = False) -> Any:
 
 def _text() -> Any:
     return Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+def _attempt_order() -> Any:
+    # The workflow task attempt that wrote the row (workflows/effects.py attempt_order):
+    # a later attempt's write replaces an earlier one's. None: written before it existed.
+    return Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class Customer(SQLModel, table=True):
@@ -147,6 +162,7 @@ class TimelineEntry(SQLModel, table=True):
     # The workflow's models.projection.ProjectionSnapshot when it wrote the entry
     # (None before it sent one): what a rebuild of the customer projection reads.
     snapshot: dict[str, Any] | None = _json(nullable=True)
+    attempt_order: int | None = _attempt_order()
 
 
 class CustomerProjection(SQLModel, table=True):
@@ -220,6 +236,7 @@ class Task(SQLModel, table=True):
     due_at: datetime | None = _instant(nullable=True)
     closed_at: datetime | None = _instant(nullable=True)
     resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempt_order: int | None = _attempt_order()
 
 
 class EmailLedgerEntry(SQLModel, table=True):

@@ -263,6 +263,29 @@ def apply_entry(
         _upsert(session, [folded])
 
 
+def refold(session: Session, customer_id: str) -> None:
+    """Recompute one customer's row from its stored entries, in the caller's transaction,
+    whatever entry the row had reached: after entries were removed (activities/store.py
+    drops those of a workflow task attempt that died), it may be past every one left."""
+    customer = session.get(Customer, customer_id)
+    entries = session.exec(
+        select(TimelineEntry)
+        .where(col(TimelineEntry.customer_id) == customer_id)
+        .order_by(col(TimelineEntry.seq))
+    ).all()
+    open_tasks = session.exec(
+        select(func.count())
+        .where(col(Task.customer_id) == customer_id)
+        .where(col(Task.state) == "open")
+    ).one()
+    session.exec(
+        delete(CustomerProjection).where(col(CustomerProjection.customer_id) == customer_id)
+    )
+    row = _rebuilt(customer_id, customer, entries, open_tasks)
+    if row is not None:
+        _upsert(session, [row])
+
+
 def _customer_ids(session: Session) -> list[str]:
     stored = session.exec(select(Customer.customer_id)).all()
     written = session.exec(select(TimelineEntry.customer_id).distinct()).all()

@@ -7,13 +7,16 @@ stage, the tasks, the emails in the outbox and the timeline in the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import select
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.client import (
     WorkflowExecutionStatus,
@@ -42,6 +45,7 @@ from models.events import (
 )
 from models.handoff import CustomerHandoff
 from models.onboarding import DueKind, OnboardingResult, Stage, TaskKind
+from models.tables import CustomerProjection, Task
 from records.playbooks import load_playbook
 from settings import Settings
 from testkit.factories import REPO, add_usage, make_handoff, make_playbook
@@ -445,6 +449,82 @@ async def test_a_fired_timer_is_acted_on_when_the_clock_handed_over_lags_behind(
         await handle.fetch_history(), raise_on_replay_failure=False
     )
     assert replayed.replay_failure is None, replayed.replay_failure
+
+
+async def test_a_workflow_task_that_died_after_its_writes_leaves_none_of_them(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local activity writes inside its workflow task. In a crash audit, a task died
+    (its worker killed) after writing its overdue reminder; its retry began with the
+    CSM's kickoff, gave the reminder's timeline seq to other content and opened no
+    reminder. The dead attempt's rows stayed: a task no one would close, a timeline
+    without the kickoff."""
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    status = await h.status(handle)
+    remind_at = min(d.at for d in status.state.agenda if d.kind is DueKind.REMIND_CSM)
+
+    def reminders() -> list[Task]:
+        with h.database.session() as session:
+            return list(
+                session.exec(
+                    select(Task)
+                    .where(Task.customer_id == handoff.customer_id)
+                    .where(Task.kind == TaskKind.OVERDUE_REMINDER.value)
+                )
+            )
+
+    trapped = threading.Event()
+    signalled = threading.Event()
+    dead_seqs: list[int] = []
+    activate = _WorkflowInstanceImpl.activate
+
+    def dies_after_writing_the_reminder(self: Any, act: WorkflowActivation) -> Any:
+        written = any(
+            job.HasField("resolve_activity") and job.resolve_activity.is_local for job in act.jobs
+        )
+        if written and not trapped.is_set() and reminders():
+            dead_seqs.extend(row.seq for row in h.timeline(handoff.customer_id))
+            trapped.set()
+            # Held (within the SDK's deadlock timeout) while the CSM's signal arrives.
+            signalled.wait(1.5)
+            raise RuntimeError("the worker was killed")
+        return activate(self, act)
+
+    monkeypatch.setattr(_WorkflowInstanceImpl, "activate", dies_after_writing_the_reminder)
+    now = await h.env.get_current_time()
+    sleeping = asyncio.create_task(h.env.sleep(remind_at - now + timedelta(minutes=1)))
+    assert await asyncio.to_thread(trapped.wait, 30), "the reminder was never written"
+    await handle.signal(SUBMIT_EVENT, KickoffHeld(held_on=await h.today()))
+    signalled.set()
+    await sleeping
+    status = await h.wait_for(handle, lambda s: s.state.stage is Stage.TRAINING)
+
+    rows = h.timeline(handoff.customer_id)
+    kinds = [row.kind for row in rows]
+    assert kinds.count("kickoff_held") == 1, kinds
+    kickoff = next(row for row in rows if row.kind == "kickoff_held")
+    # The retry numbered its entries from where the dead attempt had: the case above.
+    assert kickoff.seq <= max(dead_seqs)
+    assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
+    opened = {row.details["task_id"] for row in rows if row.kind == "task_opened"}
+    with h.database.session() as session:
+        tasks = {
+            task.task_id: task
+            for task in session.exec(select(Task).where(Task.customer_id == handoff.customer_id))
+        }
+        projection = session.get(CustomerProjection, handoff.customer_id)
+    assert set(tasks) == opened
+    open_in_workflow = {task.task_id: task.kind for task in status.state.open_tasks}
+    assert {
+        task_id: TaskKind(task.kind) for task_id, task in tasks.items() if task.state == "open"
+    } == open_in_workflow
+    assert projection is not None
+    assert projection.stage == Stage.TRAINING.value
+    assert projection.last_seq == rows[-1].seq
+    assert projection.open_tasks == len(open_in_workflow)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
 
 
 async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_is_refused(

@@ -26,7 +26,15 @@ from models.events import TaskCompleted
 from models.handoff import Contact, CustomerHandoff, Role
 from models.onboarding import Stage, TaskKind
 from models.playbook import Playbook, Purpose
-from models.tables import Customer, CustomerContact, Task, TimelineEntry, UsageEvent
+from models.projection import ProjectionSnapshot
+from models.tables import (
+    Customer,
+    CustomerContact,
+    CustomerProjection,
+    Task,
+    TimelineEntry,
+    UsageEvent,
+)
 from records.database import Database
 from testkit.factories import make_handoff
 
@@ -173,6 +181,142 @@ def test_a_retried_batch_writes_each_of_its_writes_once_in_one_go(
         tasks = session.exec(select(Task).where(col(Task.customer_id) == customer_id)).all()
     assert [entry.seq for entry in entries] == [1]
     assert [(task.state, task.resolution) for task in tasks] == [("done", "kickoff held")]
+
+
+def _attempt_writes(
+    customer_id: str, attempt_order: int, at: datetime, entries: list[tuple[int, str, str]]
+) -> StoreBatchInput:
+    """A workflow task attempt's batch: its entries (seq, kind, the task it opens or
+    ""), each task opened before its entry, as the workflow queues them."""
+    writes: list[StoreWrite] = []
+    for seq, kind, task_id in entries:
+        if task_id:
+            writes.append(
+                StoreWrite(
+                    open_task=OpenTaskInput(
+                        task_id=task_id,
+                        customer_id=customer_id,
+                        kind=TaskKind.OVERDUE_REMINDER,
+                        assignee="csm@liftoff.example",
+                        title=f"opened at seq {seq} by attempt {attempt_order}",
+                        opened_at=at,
+                        attempt_order=attempt_order,
+                    )
+                )
+            )
+        writes.append(
+            StoreWrite(
+                record_timeline=RecordTimelineInput(
+                    customer_id=customer_id,
+                    seq=seq,
+                    at=at,
+                    kind=kind,
+                    stage=Stage.KICKOFF,
+                    summary=f"{kind} by attempt {attempt_order}",
+                    details={"task_id": task_id} if task_id else {},
+                    attempt_order=attempt_order,
+                )
+            )
+        )
+    stage = Stage.TRAINING if any(kind == "kickoff_held" for _, kind, _ in entries) else None
+    snapshot = ProjectionSnapshot(
+        name="Acme Logistics",
+        csm="csm@liftoff.example",
+        cs_leader="lead@liftoff.example",
+        stage=stage or Stage.KICKOFF,
+        stage_since=at,
+        started_at=at,
+        playbook_name="default",
+        playbook_version="1",
+        seats_contracted=120,
+        open_tasks=sum(1 for _, _, task_id in entries if task_id),
+    )
+    return StoreBatchInput(customer_id=customer_id, writes=writes, snapshot=snapshot)
+
+
+def test_a_later_workflow_task_attempt_replaces_what_a_dead_one_wrote(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    handoff = make_handoff()
+    customer_id = handoff.customer_id
+    upsert(activity_env, store, handoff)
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    first = f"{customer_id}-1"
+    reminder = f"{customer_id}-2"
+    lived = _attempt_writes(customer_id, 1 << 32 | 10, at, [(1, "note", ""), (2, "x", first)])
+    # Died after its writes: its workflow task never completed.
+    died = _attempt_writes(
+        customer_id, 1 << 32 | 20, at, [(3, "task_opened", reminder), (4, "note", "")]
+    )
+    # The retry saw a longer history (a CSM's kickoff came first) and used seq 3 for it.
+    retried = _attempt_writes(customer_id, 1 << 32 | 25, at, [(3, "kickoff_held", "")])
+    for batch in (lived, died, retried, retried):
+        activity_env.run(store.store_batch, batch)
+
+    def stored() -> tuple[list[tuple[int, str]], dict[str, str], CustomerProjection | None]:
+        with database.session() as session:
+            entries = session.exec(
+                select(TimelineEntry)
+                .where(col(TimelineEntry.customer_id) == customer_id)
+                .order_by(col(TimelineEntry.seq))
+            ).all()
+            tasks = session.exec(select(Task).where(col(Task.customer_id) == customer_id)).all()
+            return (
+                [(entry.seq, entry.kind) for entry in entries],
+                {task.task_id: task.title for task in tasks},
+                session.get(CustomerProjection, customer_id),
+            )
+
+    entries, tasks, projection = stored()
+    assert entries == [(1, "note"), (2, "x"), (3, "kickoff_held")]
+    assert tasks == {first: f"opened at seq 2 by attempt {1 << 32 | 10}"}
+    assert projection is not None
+    assert (projection.last_seq, projection.stage) == (3, Stage.TRAINING.value)
+
+    # The dead attempt, still running somewhere, writes late: it replaces nothing.
+    activity_env.run(store.store_batch, died)
+    entries, tasks, projection = stored()
+    assert entries[:3] == [(1, "note"), (2, "x"), (3, "kickoff_held")]
+    assert tasks[first] == f"opened at seq 2 by attempt {1 << 32 | 10}"
+    # What it added past the retry's entries goes with the workflow's next write: the
+    # task id the retry gives its own next task, and seq 4.
+    activity_env.run(
+        store.store_batch,
+        _attempt_writes(customer_id, 1 << 32 | 30, at, [(4, "task_opened", reminder)]),
+    )
+    entries, tasks, projection = stored()
+    assert entries == [(1, "note"), (2, "x"), (3, "kickoff_held"), (4, "task_opened")]
+    assert tasks == {
+        first: f"opened at seq 2 by attempt {1 << 32 | 10}",
+        reminder: f"opened at seq 4 by attempt {1 << 32 | 30}",
+    }
+    assert projection is not None
+    assert (projection.last_seq, projection.stage) == (4, Stage.KICKOFF.value)
+
+
+def test_writes_from_before_attempt_orders_keep_the_first_content(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    """A write queued by a worker of an earlier version carries no order: as before,
+    a retry keeps the first content and removes nothing."""
+    customer_id = make_handoff().customer_id
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    unordered = _attempt_writes(customer_id, 0, at, [(1, "note", ""), (2, "x", "")])
+    for write in unordered.writes:
+        assert write.record_timeline is not None
+        write.record_timeline.attempt_order = None
+    activity_env.run(store.store_batch, unordered)
+    again = RecordTimelineInput(
+        customer_id=customer_id, seq=1, at=at, kind="other", stage=Stage.KICKOFF, summary="-"
+    )
+    activity_env.run(store.record_timeline, again)
+    with database.session() as session:
+        kinds = session.exec(
+            select(TimelineEntry.kind)
+            .where(col(TimelineEntry.customer_id) == customer_id)
+            .order_by(col(TimelineEntry.seq))
+        ).all()
+    assert list(kinds) == ["note", "x"]
 
 
 def test_timeline_retry_writes_one_entry_and_transitions_move_the_stage(

@@ -48,6 +48,18 @@ _BATCH_FIELDS: dict[str, str] = {
 }
 
 
+def attempt_order(runs: int) -> int:
+    """The workflow task attempt writing now, as a number that grows with every later one.
+
+    A local activity writes inside its workflow task: one whose task then died (its
+    worker killed) has written rows that the retried task, which sees a longer history
+    (the failure, maybe a CSM update), may fill with other content. The store keeps the
+    later attempt's (activities/store.py). Runs of a continued-as-new journey go on from
+    the last, so the run counts before the history length.
+    """
+    return runs << 32 | workflow.info().get_current_history_length()
+
+
 @dataclass
 class _Write:
     """A queued store write: the activity, its input (built when it runs: a timeline
@@ -114,7 +126,9 @@ class Effects:
         def with_snapshot() -> RecordTimelineInput:
             # The state as the queued work leaves it: the same replay after replay.
             snapshot = self._snapshot() if self._snapshot is not None else None
-            return write.model_copy(update={"snapshot": snapshot})
+            return write.model_copy(
+                update={"snapshot": snapshot, "attempt_order": attempt_order(self._state.runs)}
+            )
 
         def written() -> None:
             self._unwritten.pop(entry.seq, None)
@@ -123,7 +137,14 @@ class Effects:
 
     def store(self, activity: Callable[[Any, Any], Any], arg: Any) -> None:
         """Queue one store activity (customer, task, contact)."""
-        self._queue.append(_Write(activity, lambda: arg))
+
+        def stamped() -> Any:
+            # Stamped when written, by the attempt that writes it (a task's open).
+            if isinstance(arg, OpenTaskInput):
+                return arg.model_copy(update={"attempt_order": attempt_order(self._state.runs)})
+            return arg
+
+        self._queue.append(_Write(activity, stamped))
 
     def send(self, email: SendEmailInput) -> None:
         self._queue.append(lambda: self._deliver(email))
