@@ -30,6 +30,8 @@ from temporalio.worker._workflow_instance import _WorkflowInstanceImpl
 from client.connection import data_converter
 from client.errors import OnboardingClosedError
 from client.onboarding import SUBMIT_EVENT
+from emails.mailers import MAIL_UNAVAILABLE, OutboxMailer, ProviderAnswered
+from emails.render import OutgoingEmail
 from models import visibility
 from models.events import (
     Cancelled,
@@ -49,6 +51,7 @@ from models.tables import CustomerProjection, Task
 from records.playbooks import load_playbook
 from settings import Settings
 from testkit.factories import REPO, add_usage, make_handoff, make_playbook
+from tests.support.eventually import eventually
 from tests.support.workflow_harness import (
     WEEK,
     Harness,
@@ -56,10 +59,12 @@ from tests.support.workflow_harness import (
     body_text,
     local_activities_run,
     open_kinds,
+    received,
     replay_database_url,
     save_history,
     through_training,
 )
+from workflows.effects import MAIL_BESIDE_THE_LOOP
 from workflows.onboarding import CustomerOnboardingWorkflow
 from workflows.patches import BASELINE
 
@@ -527,6 +532,55 @@ async def test_a_workflow_task_that_died_after_its_writes_leaves_none_of_them(
     await handle.result()
 
 
+async def test_a_mail_outage_holds_up_none_of_the_customers_other_work(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider's outage retries each send for about ten minutes. The workflow used to
+    wait for its sends before anything else: the CSM's kickoff was answered, but its
+    timeline entry, the next stage and its emails waited behind the failing ones."""
+    outage = threading.Event()
+    outage.set()
+    tried: list[str] = []
+    send = OutboxMailer.send
+
+    def unavailable(self: OutboxMailer, email: OutgoingEmail) -> str:
+        if outage.is_set():
+            tried.append(email.message_id)
+            raise ProviderAnswered(
+                "outbox unavailable, will retry", type=MAIL_UNAVAILABLE, non_retryable=False
+            )
+        return send(self, email)
+
+    monkeypatch.setattr(OutboxMailer, "send", unavailable)
+    handoff = make_handoff()
+    handle = await h.start(handoff, settle=False)
+    await eventually(lambda: tried, what="a first send to fail")
+    await h.record(handle, KickoffHeld(held_on=await h.today()))
+
+    rows = await eventually(
+        lambda: h.timeline(handoff.customer_id),
+        lambda rows: {"kickoff_held", "transition"} <= {row.kind for row in rows},
+        what="the kickoff on the timeline while the emails still fail",
+        timeout=10,
+    )
+    assert rows[-1].stage == Stage.TRAINING.value
+    status = await h.status(handle)
+    assert status.state.stage is Stage.TRAINING
+    assert status.pending_side_effects > 0, "the sends are still being retried"
+    assert not h.emails()
+
+    outage.clear()
+    await h.env.sleep(timedelta(minutes=5))
+    await h.wait_for(handle, lambda s: s.state.stage is Stage.TRAINING)
+    kinds = [row.kind for row in h.timeline(handoff.customer_id)]
+    assert "email_failed" not in kinds
+    sent = received(h)
+    assert sent and all(count == 1 for keys in sent.values() for count in keys.values())
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("mail_outage_beside_the_loop", (await handle.fetch_history()).to_json())
+
+
 async def test_a_repeated_start_reports_the_running_onboarding_and_a_closed_one_is_refused(
     h: Harness,
 ) -> None:
@@ -631,7 +685,9 @@ async def test_a_new_history_takes_every_change_on_one_marker(h: Harness) -> Non
     history = await handle.fetch_history()
     # Before the baseline, this journey recorded six markers and six ever longer
     # TemporalChangeVersion upserts; histories from then replay (tests/test_replay.py).
-    assert patch_markers_and_change_versions(history) == ([BASELINE], [[BASELINE]])
+    # A change made since is one more of each, until a later baseline takes it in.
+    since = [BASELINE, MAIL_BESIDE_THE_LOOP]
+    assert patch_markers_and_change_versions(history) == (since, [[BASELINE], since])
     save_history("patch_baseline", history.to_json())
 
 

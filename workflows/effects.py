@@ -34,6 +34,8 @@ from models.projection import ProjectionSnapshot
 
 Effect = Callable[[], Awaitable[Any]]
 STORE_FAILED = "store_failed"
+# Histories from before awaited a batch's emails, retries and all, before anything else.
+MAIL_BESIDE_THE_LOOP = "mail-beside-the-loop"
 # Histories from before wrote each store effect with its own activity.
 BATCH_STORE_WRITES = "store-writes-batched"
 # Histories from before said nothing of recipients the send left out for an opt-out.
@@ -58,6 +60,16 @@ def attempt_order(runs: int) -> int:
     the last, so the run counts before the history length.
     """
     return runs << 32 | workflow.info().get_current_history_length()
+
+
+@dataclass
+class _Mail:
+    """Queued emails, sent one after another (see Effects._deliver)."""
+
+    send: Effect
+
+    def __call__(self) -> Awaitable[Any]:
+        return self.send()
 
 
 @dataclass
@@ -90,21 +102,25 @@ class Effects:
         self._on_store_failed = on_store_failed
         # The workflow's state, updated in place: the timeline sequence and failures.
         self._state = state
-        self._queue: list[Effect | _Write] = []
+        self._queue: list[_Mail | _Write] = []
         self._running = 0
+        # Emails being sent while the main loop goes on (see drain), and the error of one
+        # that broke, for the main loop to raise as if it had awaited it.
+        self._sending: set[asyncio.Task[None]] = set()
+        self._broken: BaseException | None = None
         self._unwritten: dict[int, TimelineRecord] = {}
         # One email in flight at a time (see _deliver).
         self._mail_turn = asyncio.Lock()
 
     @property
     def queued(self) -> bool:
-        """Whether effects wait for the main loop."""
-        return bool(self._queue)
+        """Whether effects (or a broken email's error) wait for the main loop."""
+        return bool(self._queue) or self._broken is not None
 
     @property
     def pending(self) -> int:
-        """Effects queued or running: 0 once all is written."""
-        return len(self._queue) + self._running
+        """Effects queued or running: 0 once all is written and sent."""
+        return len(self._queue) + self._running + len(self._sending)
 
     def unwritten(self) -> list[TimelineRecord]:
         """Timeline entries queued and not yet stored, oldest first."""
@@ -147,7 +163,7 @@ class Effects:
         self._queue.append(_Write(activity, stamped))
 
     def send(self, email: SendEmailInput) -> None:
-        self._queue.append(lambda: self._deliver(email))
+        self._queue.append(_Mail(lambda: self._deliver(email)))
 
     def send_in_turn(self, emails: list[SendEmailInput]) -> None:
         """One after another, not side by side: a worker that dies right after the
@@ -157,7 +173,7 @@ class Effects:
             for email in emails:
                 await self._deliver(email)
 
-        self._queue.append(in_turn)
+        self._queue.append(_Mail(in_turn))
 
     async def _deliver(self, email: SendEmailInput) -> None:
         """One of the customer's emails at a time, in the order queued: a worker that dies
@@ -199,28 +215,67 @@ class Effects:
                 },
             )
 
-    async def drain(self) -> None:
-        """Run everything queued, and whatever that queues, batch by batch.
+    async def drain(self, *, with_mail: bool = False) -> None:
+        """Run everything queued, and whatever that queues, batch by batch; with
+        `with_mail`, until every email is sent too (before the run ends or continues
+        as new).
 
         The store writes of one batch go to the database together, in queue order, as
         one activity and one transaction (StoreActivities.store_batch), beside the
-        batch's emails; histories from before ran one activity per write."""
-        while self._queue:
-            batch, self._queue = self._queue, []
-            self._running += len(batch)
-            try:
-                writes = [effect for effect in batch if isinstance(effect, _Write)]
-                if len(writes) > 1 and patches.taken(BATCH_STORE_WRITES):
-                    others = [effect for effect in batch if not isinstance(effect, _Write)]
-                    await asyncio.gather(
-                        self._store_batch(writes), *(effect() for effect in others)
-                    )
-                else:
-                    await asyncio.gather(*(self._run(effect) for effect in batch))
-            finally:
-                self._running -= len(batch)
+        batch's emails; histories from before ran one activity per write.
 
-    async def _run(self, effect: Effect | _Write) -> None:
+        Emails are sent beside the main loop, not waited for: a provider's outage
+        retries a send for about ten minutes (activity_options.MAIL_RETRY), and the
+        customer's CSM events, measurements and timers went on waiting behind it.
+        Histories from before waited for them in each batch."""
+        while True:
+            self._raise_broken()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                mail = [effect for effect in batch if isinstance(effect, _Mail)]
+                if mail and patches.taken(MAIL_BESIDE_THE_LOOP):
+                    for send in mail:
+                        self._send_beside(send)
+                    batch = [effect for effect in batch if not isinstance(effect, _Mail)]
+                await self._run_batch(batch)
+            if not with_mail or not self._sending:
+                self._raise_broken()
+                return
+            await workflow.wait_condition(lambda: not self._sending or self.queued)
+
+    def _send_beside(self, mail: _Mail) -> None:
+        async def sending() -> None:
+            await mail()
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._sending.discard(task)
+            if not task.cancelled() and task.exception() is not None and self._broken is None:
+                self._broken = task.exception()
+
+        task = asyncio.create_task(sending())
+        self._sending.add(task)
+        task.add_done_callback(done)
+
+    def _raise_broken(self) -> None:
+        """A send's failure is recorded by _send; anything else it raised is a bug, and
+        fails the workflow task as it did when the loop awaited the send."""
+        if self._broken is not None:
+            broken, self._broken = self._broken, None
+            raise broken
+
+    async def _run_batch(self, batch: list[_Mail | _Write]) -> None:
+        self._running += len(batch)
+        try:
+            writes = [effect for effect in batch if isinstance(effect, _Write)]
+            if len(writes) > 1 and patches.taken(BATCH_STORE_WRITES):
+                others = [effect for effect in batch if not isinstance(effect, _Write)]
+                await asyncio.gather(self._store_batch(writes), *(effect() for effect in others))
+            else:
+                await asyncio.gather(*(self._run(effect) for effect in batch))
+        finally:
+            self._running -= len(batch)
+
+    async def _run(self, effect: _Mail | _Write) -> None:
         if isinstance(effect, _Write):
             await self._store_one(effect, effect.arg())
         else:

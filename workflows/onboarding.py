@@ -152,7 +152,7 @@ class CustomerOnboardingWorkflow:
                 break
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._effects.drain()
+                await self._effects.drain(with_mail=True)
                 self._state.runs += 1
                 self._continue_as_new()
             await self._ensure_holidays()
@@ -160,7 +160,7 @@ class CustomerOnboardingWorkflow:
             await self._wait_for_something_due()
             await self._fire_due_items()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._effects.drain()
+        await self._effects.drain(with_mail=True)
         return OnboardingResult(
             customer_id=self._handoff.customer_id,
             stage=self._state.stage,
