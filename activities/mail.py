@@ -2,7 +2,12 @@
 
 The email ledger holds one row per (customer, ledger key, recipient). A retried
 send_email skips every recipient whose row says "sent", and does not ask the
-provider again for one whose row says "failed" (refused for good).
+provider again for one whose row says "failed" (refused for good, or given up on).
+
+A send the provider keeps failing (an outage, a timeout) is retried under the retry
+policy (MAIL_RETRY). Its last attempt tries each recipient still unsent once and marks
+every one it fails "failed" with the reason: nothing tries again, so the row must not
+say "sending" forever.
 
 The one window the ledger alone cannot close: the provider accepted a message
 and the worker crashed (or the database failed) before the row was marked
@@ -50,6 +55,7 @@ from emails.mailers import (
     CUSTOMER_HEADER,
     LEDGER_KEY_HEADER,
     MAIL_REFUSED,
+    MAIL_UNAVAILABLE,
     PROVIDER_MESSAGE_CHARS,
     SENDGRID_CANCEL_CUTOFF,
     Mailer,
@@ -63,6 +69,7 @@ from models.activity_io import SendEmailInput, SendEmailResult
 from models.tables import CustomerContact, EmailLedgerEntry, WithdrawnBatch, utc_now
 from records.database import Database, insert_ignore
 from records.email_opt_outs import opted_out_among
+from workflows.activity_options import MAIL_RETRY
 
 log = logging.getLogger("liftoff.mail")
 
@@ -233,8 +240,9 @@ class MailActivities:
                 skipped_reason=f"no recipients: no addresses given and no subscribed {role} contact"
             )
         result = SendEmailResult()
-        # One recipient refused for good must not keep the others from their email.
-        refused: list[tuple[str, ApplicationError]] = []
+        last_attempt = _is_last_attempt()
+        # One recipient failed for good must not keep the others from their email.
+        failed: list[tuple[str, Exception]] = []
         for recipient in recipients:
             row = rows[recipient]
             status = row.status
@@ -259,7 +267,7 @@ class MailActivities:
                 # Refused for good before: asking the provider again would only be refused
                 # again, and repeated refusals hurt the sender's reputation.
                 earlier = f"{recipient} was refused earlier for {input.ledger_key}; not sent again"
-                refused.append(
+                failed.append(
                     (recipient, ApplicationError(earlier, type=MAIL_REFUSED, non_retryable=True))
                 )
                 continue
@@ -268,24 +276,26 @@ class MailActivities:
                 # the ledger alone cannot close (see the module docstring).
                 message_id = self._hand_over(input, recipient, row)
             except Exception as err:
-                # Kept on the row for whoever looks; the retry policy decides what next.
-                final = isinstance(err, ApplicationError) and err.non_retryable
+                # Kept on the row for whoever looks; the retry policy decides what next,
+                # and after its last attempt nothing comes: that failure is final too.
+                refused_for_good = _refused_for_good(err)
+                error = f"{type(err).__name__}: {err}"
+                if not refused_for_good and last_attempt:
+                    error = f"gave up after {activity.info().attempt} attempts: {error}"
+                final = refused_for_good or last_attempt
                 self._mark(
-                    input,
-                    recipient,
-                    status="failed" if final else "sending",
-                    error=f"{type(err).__name__}: {err}"[:2000],
+                    input, recipient, status="failed" if final else "sending", error=error[:2000]
                 )
-                self._count("refused" if final else "unavailable")
-                if not isinstance(err, ApplicationError) or not final:
+                self._count("refused" if refused_for_good else "unavailable")
+                if not final:
                     raise
-                refused.append((recipient, err))
+                failed.append((recipient, err))
                 continue
             self._mark(input, recipient, status="sent", message_id=message_id, sent_at=utc_now())
             self._count("sent")
             result.sent.append(recipient)
-        if refused:
-            raise _refusal(refused, len(recipients))
+        if failed:
+            raise _failure(failed, len(recipients))
         return result
 
     def _count(self, result: str) -> None:
@@ -403,13 +413,31 @@ class MailActivities:
             )
 
 
-def _refusal(refused: list[tuple[str, ApplicationError]], recipients: int) -> ApplicationError:
-    """The error that ends a send with refusals: the provider's own when there is one."""
-    if len(refused) == 1:
-        return refused[0][1]
-    reasons = "; ".join(f"{recipient}: {err.message}" for recipient, err in refused)
+def _is_last_attempt() -> bool:
+    """Whether the retry policy allows no attempt after this one (0: no limit)."""
+    info = activity.info()
+    # The server names the policy; the time-skipping test server (and servers older
+    # than the field) leave it out, and every send runs under MAIL_RETRY.
+    policy = info.retry_policy or MAIL_RETRY
+    return 0 < policy.maximum_attempts <= info.attempt
+
+
+def _refused_for_good(err: Exception) -> bool:
+    return isinstance(err, ApplicationError) and err.non_retryable
+
+
+def _failure(failed: list[tuple[str, Exception]], recipients: int) -> Exception:
+    """The error that ends a send with failures: the provider's own when there is one."""
+    if len(failed) == 1:
+        return failed[0][1]
+    reasons = "; ".join(
+        f"{recipient}: {err.message if isinstance(err, ApplicationError) else err}"
+        for recipient, err in failed
+    )
+    # Refusals alone name a refusal; one that ran out of attempts names an outage.
+    refused = all(_refused_for_good(err) for _, err in failed)
     return ApplicationError(
-        f"{len(refused)} of {recipients} recipients refused: {reasons}",
-        type=MAIL_REFUSED,
+        f"{len(failed)} of {recipients} recipients {'refused' if refused else 'failed'}: {reasons}",
+        type=MAIL_REFUSED if refused else MAIL_UNAVAILABLE,
         non_retryable=True,
     )

@@ -106,6 +106,8 @@ class SendGridServer:
     # Bodies of the requests waiting in `hold` mode right now.
     held: list[dict[str, Any]] = field(default_factory=list)
     _script: deque[Scripted] = field(default_factory=deque)
+    # The answer to a request nothing is scripted for; None accepts it.
+    _standing: Scripted | None = None
     # Scripted answers to the scheduled-sends API, by method (POST, GET, DELETE).
     _scheduled_script: dict[str, deque[Scripted]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -161,6 +163,12 @@ class SendGridServer:
         self._script.append(
             Scripted(status, message or f"scripted {status}", headers=headers or {})
         )
+
+    def answer_always(self, status: int, message: str = "") -> None:
+        """Answer every request nothing is scripted for with this error: an outage that
+        outlasts any retry."""
+        with self._lock:
+            self._standing = Scripted(status, message or f"scripted {status}")
 
     def answer_scheduled_sends_next(
         self, method: str, status: int, message: str = "", headers: dict[str, str] | None = None
@@ -262,7 +270,9 @@ class SendGridServer:
     def _next(self) -> Scripted:
         with self._lock:
             self.requests += 1
-            return self._script.popleft() if self._script else Scripted(202)
+            if self._script:
+                return self._script.popleft()
+            return self._standing or Scripted(202)
 
     def _wait_while_holding(self, body: dict[str, Any]) -> None:
         with self._changed:

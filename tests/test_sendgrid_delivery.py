@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from python_http_client.exceptions import BadRequestsError
 from sendgrid import SendGridAPIClient
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.mail import MailActivities
 from emails.mailers import MAIL_REFUSED, MAIL_UNAVAILABLE, MAX_RETRY_AFTER, SendGridMailer
@@ -21,9 +23,12 @@ from emails.render import OutgoingEmail, RenderedEmail
 from models.activity_io import SendEmailInput
 from models.tables import EmailLedgerEntry
 from records.database import Database
-from testkit.factories import SENDER, make_mail_activities
+from testkit.factories import SENDER, make_handoff, make_mail_activities
 from testkit.sendgrid import TEST_API_KEY, SendGridServer
 from tests.support.mail import WORKFLOW_CONTEXTS
+from tests.support.sendgrid import ledger as ledger_rows
+from tests.support.workflow_harness import running_harness
+from workflows.activity_options import MAIL_RETRY
 
 UNSUBSCRIBE_URL = "https://liftoff.example/unsubscribe?customer={customer_id}&email={recipient}"
 UNSUBSCRIBE_MAILTO = "unsubscribe@liftoff.example"
@@ -56,6 +61,17 @@ def mail(sqlite_database: Database, sendgrid_server: SendGridServer) -> MailActi
 @pytest.fixture
 def activity_env() -> ActivityEnvironment:
     return ActivityEnvironment()
+
+
+# Longer than MAIL_RETRY's backoff between its first attempt and its last (10.5 minutes).
+EVERY_MAIL_RETRY = timedelta(minutes=15)
+
+
+def as_attempt(attempt: int) -> ActivityEnvironment:
+    """Runs an activity as this attempt of MAIL_RETRY, as the worker would."""
+    environment = ActivityEnvironment()
+    environment.info = replace(environment.info, attempt=attempt, retry_policy=MAIL_RETRY)
+    return environment
 
 
 def ledger(database: Database) -> EmailLedgerEntry:
@@ -154,6 +170,66 @@ def test_rate_limit_and_outage_are_retried_and_delivered_exactly_once(
     assert len(sendgrid_server.accepted) == 1
     assert sendgrid_server.requests == 2
     assert ledger(sqlite_database).status == "sent"
+
+
+async def test_an_outage_past_every_retry_ends_failed_on_the_ledger_and_the_timeline(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    sqlite_database: Database,
+    sendgrid_server: SendGridServer,
+    tmp_path: Path,
+) -> None:
+    sendgrid_server.answer_always(500, "internal error")
+    mailer = SendGridMailer(SecretStr(sendgrid_server.api_key), host=sendgrid_server.url)
+    handoff = make_handoff()
+    async with running_harness(
+        env, env.client, task_queue, sqlite_database, tmp_path / "outbox", mailer=mailer
+    ) as h:
+        # The kickoff task's email to the CSM goes out first, and fails every attempt.
+        handle = await h.start(handoff, settle=False)
+        await env.sleep(EVERY_MAIL_RETRY)
+        status = await h.wait_for(handle, lambda s: bool(s.state.failures))
+        timeline = h.timeline(handoff.customer_id)
+
+    [row] = ledger_rows(sqlite_database).values()
+    assert (row.recipient, row.status) == (handoff.csm, "failed")
+    assert row.error is not None
+    assert f"gave up after {MAIL_RETRY.maximum_attempts} attempts" in row.error
+    assert "500 internal error" in row.error
+    [failed] = [entry for entry in timeline if entry.kind == "email_failed"]
+    assert "500 internal error" in failed.summary
+    assert len(status.state.failures) == 1
+    # One request per attempt, and none accepted: nothing went out, let alone twice.
+    assert sendgrid_server.requests == MAIL_RETRY.maximum_attempts
+    assert sendgrid_server.accepted == []
+
+
+def test_the_last_attempt_tries_every_recipient_once_and_marks_each_failed(
+    mail: MailActivities, sendgrid_server: SendGridServer, sqlite_database: Database
+) -> None:
+    sendgrid_server.answer_always(503, "down for maintenance")
+    request = REQUEST.model_copy(update={"to": ["lead@liftoff.example", "csm@liftoff.example"]})
+    first, last = (as_attempt(n) for n in (1, MAIL_RETRY.maximum_attempts))
+
+    with pytest.raises(ApplicationError) as retried:
+        first.run(mail.send_email, request)
+    # Before the last attempt, the first failure asks for the retry at once.
+    assert not retried.value.non_retryable
+    assert sendgrid_server.requests == 1
+    assert {row.status for row in ledger_rows(sqlite_database).values()} == {"sending"}
+
+    with pytest.raises(ApplicationError) as gave_up:
+        last.run(mail.send_email, request)
+
+    assert gave_up.value.type == MAIL_UNAVAILABLE
+    assert "2 of 2 recipients failed" in gave_up.value.message
+    assert sendgrid_server.requests == 3
+    rows = ledger_rows(sqlite_database).values()
+    assert {(row.recipient, row.status) for row in rows} == {
+        ("lead@liftoff.example", "failed"),
+        ("csm@liftoff.example", "failed"),
+    }
+    assert all(row.error and "503 down for maintenance" in row.error for row in rows)
 
 
 @pytest.mark.parametrize(

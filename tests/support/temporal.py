@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client.payloads import liftoff_data_converter
-from emails.mailers import OutboxMailer
+from emails.mailers import Mailer, OutboxMailer
 from emails.opt_out_links import OptOutLinks
 from emails.render import build_template_environment
 from emails.survey_links import SurveyLinks
@@ -115,15 +115,16 @@ async def onboarding_worker(
     database: Database,
     outbox: Path,
     version: WorkerDeploymentVersion | None = None,
+    mailer: Mailer | None = None,
 ) -> AsyncIterator[Worker]:
-    """The worker as `python worker.py` wires it, sending its emails to `outbox`;
-    with `version`, one build of a versioned deployment."""
+    """The worker as `python worker.py` wires it, sending its emails to `outbox` (or
+    through `mailer`); with `version`, one build of a versioned deployment."""
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         async with build_worker(
             client,
             task_queue=task_queue,
             database=database,
-            mailer=OutboxMailer(outbox),
+            mailer=mailer or OutboxMailer(outbox),
             templates=build_template_environment(TEMPLATES),
             sender=SENDER,
             activity_executor=executor,

@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from client.onboarding import RECORD_EVENT, OnboardingClient, start_args
+from emails.mailers import Mailer
 from models import visibility
 from models.events import KickoffHeld, OnboardingEvent, TrainingHeld
 from models.handoff import CustomerHandoff
@@ -154,10 +155,17 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running_harness(
-    env: WorkflowEnvironment, client: Client, task_queue: str, database: Database, outbox: Path
+    env: WorkflowEnvironment,
+    client: Client,
+    task_queue: str,
+    database: Database,
+    outbox: Path,
+    *,
+    mailer: Mailer | None = None,
 ) -> AsyncIterator[Harness]:
-    """A harness whose worker and commands go through `client` (e.g. one that encrypts)."""
-    async with onboarding_worker(client, task_queue, database, outbox):
+    """A harness whose worker and commands go through `client` (e.g. one that encrypts),
+    its emails through `mailer` when given."""
+    async with onboarding_worker(client, task_queue, database, outbox, mailer=mailer):
         harness = Harness(env, client, task_queue, database, outbox)
         yield harness
         # A failed test must not leave timers behind that hold the shared clock.
