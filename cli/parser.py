@@ -337,8 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--template", help="an email the workflow sends outside the campaign, e.g. task_assigned"
     )
+    which.add_argument(
+        "--survey",
+        metavar="TOUCHPOINT",
+        help="the NPS survey sent at a touchpoint, e.g. after_kickoff",
+    )
     preview.add_argument("--step", help="the step id within --purpose")
-    preview.add_argument("--role", help="one recipient role (default: each of the step's)")
+    preview.add_argument("--role", help="one recipient role (default: each the email goes to)")
     preview.add_argument("--locale", help="ja or en (default: both)")
     preview.add_argument("--out", type=Path, required=True, metavar="DIR")
     preview.add_argument("--playbook", type=Path, help="playbook file (default: LIFTOFF_PLAYBOOK)")

@@ -52,9 +52,11 @@ class EmailSample:
     role: Role | None
     locale: str
     context: dict[str, JsonValue]
-    # Set for purpose steps; `step` alone is "campaign.choose_purpose".
+    # Set for purpose steps; `step` alone is "campaign.choose_purpose" or "surveys.<touchpoint>".
     purpose: str | None = None
     step: str | None = None
+    # Set for surveys: the survey's text differs per touchpoint.
+    touchpoint: Touchpoint | None = None
 
     @property
     def where(self) -> str:
@@ -68,8 +70,12 @@ class EmailSample:
 
     @property
     def file_stem(self) -> str:
-        """A file name for a preview: purpose, step, role and locale, dot-separated."""
-        head = [self.purpose, self.step] if self.purpose else [self.template]
+        """A file name for a preview: purpose and step (or template and touchpoint), role
+        and locale, dot-separated."""
+        if self.purpose:
+            head = [self.purpose, self.step]
+        else:
+            head = [self.template, self.touchpoint.value if self.touchpoint else None]
         role = self.role.value if self.role else None
         return ".".join(part for part in [*head, role, self.locale] if part)
 
@@ -161,6 +167,7 @@ def survey_sample(
         locale,
         {**context, SCORE_LINKS: links},
         step=f"surveys.{touchpoint.value}",
+        touchpoint=touchpoint,
     )
 
 

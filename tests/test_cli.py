@@ -22,6 +22,7 @@ from client.onboarding import StartResult
 from models.events import EVENT_MODELS
 from models.handoff import Role
 from models.onboarding import OnboardingState, OnboardingStatus
+from models.playbook import Touchpoint
 from models.tables import EmailEvent, EmailLedgerEntry
 from records.database import Database
 from records.playbooks import load_playbook
@@ -608,6 +609,34 @@ def test_email_preview_of_every_role_and_the_other_emails(
     ]
 
 
+def test_email_preview_of_a_survey_in_each_role_and_both_locales(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(
+        capsys,
+        *("email", "preview", "--playbook", DEMO_PLAYBOOK),
+        *("--survey", "after_kickoff", "--out", str(tmp_path)),
+    )
+
+    assert (code, err) == (0, "")
+    surveys = load_playbook(DEMO_PLAYBOOK).surveys
+    assert surveys is not None
+    roles = surveys.touchpoints[Touchpoint.AFTER_KICKOFF]
+    assert sorted(path.name for path in tmp_path.glob("*.txt")) == sorted(
+        f"nps_survey.after_kickoff.{role.value}.{locale}.txt"
+        for role in roles
+        for locale in ("en", "ja")
+    )
+    assert len(out.splitlines()) == 3 * 2 * len(roles)
+    role = roles[0].value
+    ja = (tmp_path / f"nps_survey.after_kickoff.{role}.ja.txt").read_text(encoding="utf-8")
+    en = (tmp_path / f"nps_survey.after_kickoff.{role}.en.txt").read_text(encoding="utf-8")
+    assert "株式会社アクメ物流" in ja and "キックオフミーティング" in ja
+    assert "Thank you for the kickoff meeting." in en
+    # Eleven score links, signed as the recipient gets them.
+    assert en.count("https://liftoff.example/s/") == ja.count("https://liftoff.example/s/") == 11
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -618,6 +647,9 @@ def test_email_preview_of_every_role_and_the_other_emails(
         (["--purpose", "A", "--step", "welcome", "--locale", "fr"], "unknown locale 'fr'"),
         (["--template", "bogus"], "unknown template 'bogus'"),
         (["--template", "task_assigned", "--role", "end_user"], "not end_user"),
+        (["--template", "nps_survey"], "surveys: --survey"),
+        (["--survey", "after_lunch"], "unknown survey 'after_lunch'"),
+        (["--survey", "after_kickoff", "--role", "end_user"], "not end_user"),
         (["--choose-purpose", "--step", "welcome"], "--step goes with --purpose"),
         (["--step", "welcome"], "one of the arguments"),
     ],

@@ -12,7 +12,7 @@ from cli.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput
 from cli.inputs import output_directory, read_playbook
 from cli.output import to_json
 from models.handoff import Role
-from models.playbook import Playbook
+from models.playbook import Playbook, Touchpoint
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def _preview_samples(args: argparse.Namespace, playbook: Playbook) -> list[Email
         WORKFLOW_EMAILS,
         choose_purpose_sample,
         step_sample,
+        survey_sample,
         workflow_sample,
     )
 
@@ -94,7 +95,8 @@ def _preview_samples(args: argparse.Namespace, playbook: Playbook) -> list[Email
         if args.template not in WORKFLOW_EMAILS:
             raise BadInput(
                 f"unknown template {args.template!r}: expected one of "
-                f"{', '.join(WORKFLOW_EMAILS)} (campaign steps: --purpose and --step)"
+                f"{', '.join(WORKFLOW_EMAILS)} (campaign steps: --purpose and --step; "
+                "surveys: --survey)"
             )
         to = WORKFLOW_EMAILS[args.template]
         if role is not None and role != to:
@@ -108,6 +110,22 @@ def _preview_samples(args: argparse.Namespace, playbook: Playbook) -> list[Email
         return [
             choose_purpose_sample(playbook, choose, r, locale)
             for r in roles_of(choose.roles, "campaign.choose_purpose")
+            for locale in locales
+        ]
+    if args.survey is not None:
+        if playbook.surveys is None:
+            raise BadInput(f"{playbook.name} sends no survey")
+        asked = {
+            touchpoint.value: roles for touchpoint, roles in playbook.surveys.touchpoints.items()
+        }
+        if args.survey not in asked:
+            raise BadInput(
+                f"unknown survey {args.survey!r}: the playbook surveys at {', '.join(asked)}"
+            )
+        touchpoint = Touchpoint(args.survey)
+        return [
+            survey_sample(playbook, touchpoint, r, locale)
+            for r in roles_of(asked[args.survey], f"the {args.survey} survey")
             for locale in locales
         ]
     purpose = playbook.purpose(args.purpose)
