@@ -12,6 +12,7 @@ reminder, a deadline before the momentum meeting).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -112,12 +113,28 @@ class OverridesRequest(ReasonedRequest):
     overrides: CustomerOverrides
 
 
+class OverrideSetting(StrEnum):
+    """What an overridden value sets, so a page can name it in its own language."""
+
+    THRESHOLD = "threshold"  # of the criterion in `subject`
+    REMIND_CSM_AFTER = "remind_csm_after"  # of the stage in `subject`
+    ESCALATE_TO_LEADER_AFTER = "escalate_to_leader_after"  # of the stage in `subject`
+    MEASUREMENT_WEEKDAY = "measurement_weekday"
+    MEASUREMENT_HOUR = "measurement_hour"
+    DEADLINE = "deadline"
+    SKIP_STEP = "skip_step"  # the step in `subject`, "<purpose>:<step>"
+
+
 class OverriddenValue(BaseModel):
     """One overridden value beside the playbook's, in words, for pages and the CLI."""
 
+    # In English, as the CLI and the timeline's summary say it.
     name: str
     playbook: str
     customer: str
+    # What `name` says, for a page in another language; None in values from before.
+    setting: OverrideSetting | None = None
+    subject: str | None = None
 
 
 # What people type (the CLI's flags, the dashboard's form): each parser raises
@@ -374,6 +391,8 @@ def compare(
                 name=f"threshold {name}",
                 playbook="-" if before is None else f"{before:g}",
                 customer=f"{threshold:g}",
+                setting=OverrideSetting.THRESHOLD,
+                subject=name,
             )
         )
     for stage, override in overrides.timers.items():
@@ -386,6 +405,8 @@ def compare(
                         name=f"{stage} {field}",
                         playbook="-" if timer is None else duration_text(getattr(timer, field)),
                         customer=duration_text(value),
+                        setting=OverrideSetting(field),
+                        subject=stage,
                     )
                 )
     weekday = (
@@ -399,6 +420,7 @@ def compare(
                 name="measurement weekday",
                 playbook=WEEKDAYS[weekday],
                 customer=WEEKDAYS[overrides.measurement_weekday],
+                setting=OverrideSetting.MEASUREMENT_WEEKDAY,
             )
         )
     if overrides.measurement_hour is not None:
@@ -407,6 +429,7 @@ def compare(
                 name="measurement hour",
                 playbook=f"{playbook.measurement.local_hour:02d}:00",
                 customer=f"{overrides.measurement_hour:02d}:00",
+                setting=OverrideSetting.MEASUREMENT_HOUR,
             )
         )
     if overrides.deadline is not None:
@@ -416,10 +439,23 @@ def compare(
             end = started_at + playbook.deadline - timedelta(microseconds=1)
             default = str(end.astimezone(ZoneInfo(handoff.time_zone)).date())
         rows.append(
-            OverriddenValue(name="deadline", playbook=default, customer=str(overrides.deadline))
+            OverriddenValue(
+                name="deadline",
+                playbook=default,
+                customer=str(overrides.deadline),
+                setting=OverrideSetting.DEADLINE,
+            )
         )
     for ref in overrides.skip_steps:
-        rows.append(OverriddenValue(name=f"step {ref}", playbook="sent", customer="skipped"))
+        rows.append(
+            OverriddenValue(
+                name=f"step {ref}",
+                playbook="sent",
+                customer="skipped",
+                setting=OverrideSetting.SKIP_STEP,
+                subject=ref,
+            )
+        )
     return rows
 
 

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from api.dashboard.i18n import JA, Translator
+from api.dashboard.overrides import in_words
 from cli import connections
 from cli.main import main
 from client.errors import CommandRejectedError
@@ -23,7 +25,9 @@ from models.migration import MigrationRequest
 from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
 from models.overrides import (
     CustomerOverrides,
+    OverriddenValue,
     OverridesError,
+    OverrideSetting,
     OverridesRequest,
     StageTimerOverride,
     deadline_at,
@@ -499,7 +503,13 @@ async def test_the_customers_csm_or_a_lead_adjusts_it_over_rest_another_csm_may_
         done = await csm.put(path, json=body)
         assert done.status_code == 200, done.text
         assert done.json()["overridden"] == [
-            {"name": "threshold key_actions", "playbook": "20", "customer": "12"}
+            {
+                "name": "threshold key_actions",
+                "playbook": "20",
+                "customer": "12",
+                "setting": "threshold",
+                "subject": "key_actions",
+            }
         ]
         by_lead = await lead.put(
             path,
@@ -627,6 +637,48 @@ async def test_the_customer_page_shows_each_adjustment_beside_the_playbook_and_s
         },
         skip_steps=["A:nudge"],
     )
+
+
+async def test_a_japanese_customer_page_names_the_adjustments_in_japanese(
+    api: ApiHarness,
+) -> None:
+    csm = f"csm-{uuid.uuid4().hex[:8]}@liftoff.example"
+    handoff = make_handoff(csm=csm)
+    await api.services.onboarding.start(handoff, aligned())
+    await api.past_handoff(handoff.customer_id)
+    await api.services.onboarding.set_overrides(
+        handoff.customer_id,
+        adjusting(
+            thresholds={"key_actions": 12},
+            timers={"kickoff": StageTimerOverride(remind_csm_after=10 * DAY)},
+            measurement_weekday=2,
+            skip_steps=["A:nudge"],
+        ),
+    )
+    async with api.client(api.token(TokenRole.CSM, csm)) as browser:
+        page = (await browser.get(f"/customers/{handoff.customer_id}?lang=ja")).text
+
+    table = page[page.index('<table class="overrides">') : page.index("</table>")]
+    cells = re.findall(r"<td[^>]*>(?:<strong>)?([^<]*)<", table)
+    assert [tuple(cells[i : i + 3]) for i in range(0, len(cells), 3)] == [
+        ("基準 key_actions のしきい値", "20", "12"),
+        ("キックオフ：CSM へのリマインドまで", "7d", "10d"),
+        ("計測の曜日", "月曜日", "水曜日"),
+        ("ステップ A:nudge", "送信する", "送信しない"),
+    ]
+    for english in ("threshold", "remind_csm_after", "measurement weekday", "step A:", "skipped"):
+        assert not [cell for cell in cells if english in cell], english
+    # The timeline's entry for the adjustment says it in the same words.
+    timeline = page[page.index('id="timeline"') :]
+    assert "基準 key_actions のしきい値 20 → 12" in timeline
+    assert "threshold key_actions" not in timeline
+
+
+def test_every_adjustment_has_its_words_and_one_from_before_keeps_its_own() -> None:
+    missing = [s.value for s in OverrideSetting if f"override_{s.value}" not in JA]
+    assert missing == []
+    before = OverriddenValue(name="threshold key_actions", playbook="20", customer="12")
+    assert in_words(before, Translator("ja")) == before
 
 
 async def test_the_measurement_moves_to_the_overridden_weekday_and_hour(h: Harness) -> None:

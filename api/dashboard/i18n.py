@@ -1181,6 +1181,38 @@ for _key, (_en, _ja) in PLAYBOOK_WORDS.items():
     EN[_key] = _en
     JA[_key] = _ja
 
+# A customer's adjustments (models.overrides.OverriddenValue) on its page and timeline:
+# `override_<setting>` names each, `{subject}` being its criterion or step, `{stage}`
+# its stage's name.
+OVERRIDE_WORDS: dict[str, tuple[str, str]] = {
+    "override_threshold": ("threshold {subject}", "基準 {subject} のしきい値"),
+    "override_remind_csm_after": (
+        "{stage}: reminder to the CSM after",
+        "{stage}：CSM へのリマインドまで",
+    ),
+    "override_escalate_to_leader_after": (
+        "{stage}: escalation to the leader after",
+        "{stage}：リーダーへのエスカレーションまで",
+    ),
+    "override_measurement_weekday": ("measurement weekday", "計測の曜日"),
+    "override_measurement_hour": ("measurement hour", "計測の時刻"),
+    "override_deadline": ("deadline", "期限"),
+    "override_skip_step": ("step {subject}", "ステップ {subject}"),
+    "override_step_sent": ("sent", "送信する"),
+    "override_step_skipped": ("skipped", "送信しない"),
+    "weekday_long_0": ("Monday", "月曜日"),
+    "weekday_long_1": ("Tuesday", "火曜日"),
+    "weekday_long_2": ("Wednesday", "水曜日"),
+    "weekday_long_3": ("Thursday", "木曜日"),
+    "weekday_long_4": ("Friday", "金曜日"),
+    "weekday_long_5": ("Saturday", "土曜日"),
+    "weekday_long_6": ("Sunday", "日曜日"),
+}
+
+for _key, (_en, _ja) in OVERRIDE_WORDS.items():
+    EN[_key] = _en
+    JA[_key] = _ja
+
 CATALOGUE: dict[Locale, dict[str, str]] = {"en": EN, "ja": JA}
 
 

@@ -1,6 +1,8 @@
 """The customer page's "adjusted for this customer" form: the customer's overrides as
 text fields (one `NAME=VALUE` per line, as `liftoff adjust` takes them), and the
 submitted form back into `CustomerOverrides` or the sentences saying what is wrong.
+Each adjustment beside the playbook's value, for the page and its timeline, in the
+page's language (`in_words`).
 
 The form holds the whole set: it opens with the customer's overrides filled in, and
 what it sends replaces them (an emptied field follows the playbook again).
@@ -14,10 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.dashboard.i18n import Translator
 from models import limits
 from models.overrides import (
     WEEKDAYS,
     CustomerOverrides,
+    OverriddenValue,
+    OverrideSetting,
     OverridesRequest,
     duration_text,
     parse_threshold,
@@ -98,3 +103,25 @@ def _sentence(error: Mapping[str, Any]) -> str:
     where = ".".join(str(part) for part in error.get("loc", ()) if part != "overrides")
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
+
+
+def in_words(value: OverriddenValue, t: Translator) -> OverriddenValue:
+    """The adjustment named in the page's language; one from before `setting` existed
+    as the workflow wrote it, in English."""
+    setting = value.setting
+    if setting is None:
+        return value
+    subject = value.subject or ""
+    playbook, customer = value.playbook, value.customer
+    if setting is OverrideSetting.MEASUREMENT_WEEKDAY:
+        playbook, customer = _weekday(playbook, t), _weekday(customer, t)
+    elif setting is OverrideSetting.SKIP_STEP:
+        playbook, customer = t("override_step_sent"), t("override_step_skipped")
+    name = t(
+        f"override_{setting.value}", subject=subject, stage=t.maybe(f"stage_{subject}", subject)
+    )
+    return value.model_copy(update={"name": name, "playbook": playbook, "customer": customer})
+
+
+def _weekday(english: str, t: Translator) -> str:
+    return t(f"weekday_long_{WEEKDAYS.index(english)}") if english in WEEKDAYS else english

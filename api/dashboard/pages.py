@@ -43,7 +43,7 @@ from api.dashboard.forms import (
 )
 from api.dashboard.i18n import Translator
 from api.dashboard.outcomes import read_outcomes
-from api.dashboard.overrides import OverridesForm, build_request, form_values
+from api.dashboard.overrides import OverridesForm, build_request, form_values, in_words
 from api.dashboard.render import STATIC_DIR, STATIC_FILES, PageContext, page_context, render
 from api.dashboard.review import review_report, suggestion_figures
 from api.dashboard.timeline import sentence as timeline_sentence
@@ -791,6 +791,7 @@ async def _customer_page(
         # Meetings with what was typed about them, newest first.
         meetings=[m for m in reversed(state.meetings) if m.notes],
         overrides_form=overrides_form or OverridesForm(form_values(state.overrides)),
+        overridden_in_words=lambda value: in_words(value, ctx.t),
         adjusted=adjusted,
     )
 

@@ -18,11 +18,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.dashboard.i18n import Translator
+from api.dashboard.overrides import in_words
 from api.dashboard.render import Formatter
 from models.email_categories import EmailCategory
 from models.events import ONBOARDING_EVENT
 from models.handoff import Role
 from models.onboarding import WeeklyMeasurement, WeekVerdict
+from models.overrides import OverriddenValue
 from models.playbook import Metric
 from records.reports import TimelineRow
 
@@ -111,7 +113,8 @@ def _playbook_migrated(details: dict[str, Any], fmt: Formatter) -> str:
 
 def _overrides_set(details: dict[str, Any], fmt: Formatter) -> str:
     by, reason = str(details["by"]), str(details["reason"])
-    values = [f"{v['name']} {v['playbook']} → {v['customer']}" for v in details["values"]]
+    said = [in_words(OverriddenValue.model_validate(v), fmt.t) for v in details["values"]]
+    values = [f"{v.name} {v.playbook} → {v.customer}" for v in said]
     if not values:
         return fmt.t("tl_overrides_cleared", by=by, reason=reason)
     return fmt.t("tl_overrides_set", by=by, reason=reason, values="; ".join(values))
