@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,19 @@ from testkit.factories import make_handoff, store_customer
 from tests.support.api_harness import ApiHarness
 
 TRAIT = "company_id"
-AT = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
-WEEK_START = datetime(2026, 1, 19, tzinfo=UTC)
+# A week four weeks back, whenever the tests run: its events stay within the intake's
+# plausible window (records/usage/store.py), and a call stamped on arrival falls after it.
+WEEK_START = utc_now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(weeks=4)
+AT = WEEK_START + timedelta(days=1, hours=10)
+TOKYO = timezone(timedelta(hours=9))
+
+
+def utc_text(at: datetime) -> str:
+    """An instant as a CSV file writes it: ISO 8601 with a Z."""
+    return f"{at:%Y-%m-%dT%H:%M:%S}Z"
+
+
+AT_TEXT = utc_text(AT)
 
 
 def add_customer(database: Database, customer_id: str | None = None) -> str:
@@ -113,7 +124,7 @@ def test_a_track_call_counts_for_the_customer_its_group_id_names(database: Datab
     report = ingest(
         database,
         track("u1", context={"groupId": acme}, properties={"quantity": 3}),
-        track("u2", properties={"groupId": acme}, timestamp="2026-01-20T19:00:00+09:00"),
+        track("u2", properties={"groupId": acme}, timestamp=AT.astimezone(TOKYO).isoformat()),
         # Without a timestamp the call happened when it arrived.
         {"type": "track", "userId": "u3", "event": "login", "context": {"groupId": acme}},
     )
@@ -576,13 +587,13 @@ def test_a_csv_back_fill_stores_good_rows_and_reports_the_others(database: Datab
     acme = add_customer(database)
     text = (
         CSV_HEADER
-        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
-        + f"{acme},u2,document_scanned,2026-01-20T11:00:00+09:00,2,k-2\n"
-        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
+        + f"{acme},u1,document_scanned,{AT_TEXT},,k-1\n"
+        + f"{acme},u2,document_scanned,{AT.astimezone(TOKYO).isoformat()},2,k-2\n"
+        + f"{acme},u1,document_scanned,{AT_TEXT},,k-1\n"
         + f"{acme},u3,login,yesterday,,\n"
-        + "ghost,u4,login,2026-01-20T10:00:00Z,,\n"
-        + f"{acme},{'x' * 201},login,2026-01-20T10:00:00Z,,\n"
-        + f"{acme},u5,login,2026-01-21T10:00:00Z,,\n"
+        + f"ghost,u4,login,{AT_TEXT},,\n"
+        + f"{acme},{'x' * 201},login,{AT_TEXT},,\n"
+        + f"{acme},u5,login,{utc_text(AT + timedelta(days=1))},,\n"
     )
     report = ingest_usage_csv(database, io.BytesIO(text.encode()))
 
@@ -607,7 +618,7 @@ def test_a_csv_back_fill_stores_good_rows_and_reports_the_others(database: Datab
             "not a usage CSV: missing columns: customer_id, occurred_at",
         ),
         (b"", "not a usage CSV: missing columns"),
-        (CSV_HEADER.encode() + b"acme,u\x00\xff,login,2026-01-20T10:00:00Z,,\n", "not text"),
+        (CSV_HEADER.encode() + b"acme,u\x00\xff,login," + AT_TEXT.encode() + b",,\n", "not text"),
     ],
     ids=["missing-columns", "empty", "not-text"],
 )
@@ -624,8 +635,8 @@ def test_a_back_fill_with_a_cell_past_the_csv_field_limit_names_its_line_and_sto
     database: Database,
 ) -> None:
     add_customer(database, "acme")
-    good = "".join(f"acme,u{n},login,2026-01-20T10:00:00Z,,k{n}\r\n" for n in range(3000))
-    text = CSV_HEADER + good + f"acme,u,{'x' * 200_000},2026-01-20T10:00:00Z,,big\r\n"
+    good = "".join(f"acme,u{n},login,{AT_TEXT},,k{n}\r\n" for n in range(3000))
+    text = CSV_HEADER + good + f"acme,u,{'x' * 200_000},{AT_TEXT},,big\r\n"
     with pytest.raises(IntakeError) as refused:
         ingest_usage_csv(database, io.BytesIO(text.encode()))
     assert str(refused.value) == "line 3002: a cell is longer than 131,072 characters"
@@ -649,7 +660,7 @@ def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
     database: Database,
 ) -> None:
     add_customer(database, "acme")
-    text = CSV_HEADER + "acme,山田,請求書スキャン,2026-01-20T10:00:00+09:00,,jp-1\r\n"
+    text = CSV_HEADER + f"acme,山田,請求書スキャン,{AT.astimezone(TOKYO).isoformat()},,jp-1\r\n"
     report = ingest_usage_csv(database, io.BytesIO(text.encode("cp932")))
     assert (report.stored, report.rejected) == (1, [])
     assert [(e.user_id, e.event) for e in events_of(database, "acme")] == [
@@ -659,10 +670,7 @@ def test_a_back_fill_saved_by_japanese_excel_is_read_as_shift_jis(
 
 def test_a_back_fill_saved_as_excel_unicode_text_is_read(database: Database) -> None:
     add_customer(database, "acme")
-    text = (
-        CSV_HEADER.replace(",", "\t")
-        + "acme\t山田\t請求書スキャン\t2026-01-20T10:00:00Z\t\tjp-1\r\n"
-    )
+    text = CSV_HEADER.replace(",", "\t") + f"acme\t山田\t請求書スキャン\t{AT_TEXT}\t\tjp-1\r\n"
     report = ingest_usage_csv(database, io.BytesIO(b"\xff\xfe" + text.encode("utf-16-le")))
     assert (report.stored, report.rejected) == (1, [])
     assert [(e.user_id, e.event) for e in events_of(database, "acme")] == [
@@ -931,9 +939,9 @@ async def test_a_csv_upload_back_fills_and_reports_its_bad_rows(api: ApiHarness)
     acme = add_customer(api.database)
     text = (
         CSV_HEADER
-        + f"{acme},u1,document_scanned,2026-01-20T10:00:00Z,,k-1\n"
-        + f"{acme},u2,document_scanned,2026-01-20T10:00:00Z,zero,k-2\n"
-        + "ghost,u3,login,2026-01-20T10:00:00Z,,\n"
+        + f"{acme},u1,document_scanned,{AT_TEXT},,k-1\n"
+        + f"{acme},u2,document_scanned,{AT_TEXT},zero,k-2\n"
+        + f"ghost,u3,login,{AT_TEXT},,\n"
     )
     key = basic(api.token(TokenRole.INGEST))
     async with api.client() as http:
@@ -986,7 +994,7 @@ async def test_a_csv_upload_over_the_limit_is_refused_with_the_limit(
     api: ApiHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("api.routes.usage.MAX_CSV_BYTES", 1024)
-    text = CSV_HEADER + "acme,u1,login,2026-01-20T10:00:00Z,,\n" * 40
+    text = CSV_HEADER + f"acme,u1,login,{AT_TEXT},,\n" * 40
     boundary = "liftoff-test"
     form = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="u.csv"\r\n'
