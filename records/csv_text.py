@@ -7,11 +7,18 @@ UTF-8 is tried first; anything else is told by `charset-normalizer` (the detecto
 cannot tell is refused in one sentence. Cells are
 separated by commas, by tabs (Excel's "Unicode Text", UTF-16) or by semicolons (Excel
 where the decimal mark is a comma); the header line tells which.
+
+The delimiter also tells how a number's marks read (`csv_number`). Excel separates by
+commas where the decimal mark is a point, so there a comma can only group thousands
+("1,234.5", quoted). Semicolon and tab files come with either mark (pandas writes
+points between semicolons): a lone mark with three digits after it ("1.234") reads as
+1.234 or 1234, and is refused rather than guessed.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -52,6 +59,53 @@ def csv_delimiter(text: str) -> str:
     hold none of these, so a header holds only its own."""
     header = text.split("\n", 1)[0]
     return max(DELIMITERS, key=header.count)
+
+
+# Digits grouped in thousands by the mark (the first group without a leading zero),
+# with a fraction after the other mark.
+_THOUSANDS = {
+    ",": re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?P<fraction>\.\d+)?"),
+    ".": re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?P<fraction>,\d+)?"),
+}
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
+
+
+def csv_number(text: str, delimiter: str) -> float:
+    """A number cell of a file separated by `delimiter`, its marks read as the module
+    docstring says. Raises ValueError saying what is wrong, quoting the cell."""
+    value = text.strip()
+    shown = repr(shorten(value))
+    if delimiter == ",":
+        if "," not in value:
+            return _float(value, shown)
+        if _THOUSANDS[","].fullmatch(value):
+            return float(value.replace(",", ""))
+        raise ValueError(
+            f"is not a number: {shown} (in a comma-delimited file the decimal mark is a "
+            "point; a comma may only separate thousands, as in 1,234.5)"
+        )
+    for mark in ",.":
+        grouped = _THOUSANDS[mark].fullmatch(value)
+        if grouped is None:
+            continue
+        # A decimal mark comes once, so several of one mark, or both marks, group thousands.
+        if grouped["fraction"] or value.count(mark) > 1:
+            return float(value.replace(mark, "").replace(",", "."))
+        fraction, whole = float(value.replace(mark, ".")), float(value.replace(mark, ""))
+        raise ValueError(
+            f"is ambiguous: {shown} reads as {fraction:g} or as {whole:g}; write it "
+            f"without a thousands separator, or as {value}0 if it is a fraction"
+        )
+    if _DECIMAL_COMMA.fullmatch(value):
+        return float(value.replace(",", "."))
+    return _float(value, shown)
+
+
+def _float(value: str, shown: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"is not a number: {shown}") from None
 
 
 def sniff_encoding(sample: bytes) -> str:

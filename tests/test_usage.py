@@ -11,11 +11,14 @@ from sqlmodel import col, select
 
 from cli.main import main
 from models.tables import UsageEvent
-from records.csv_text import SNIFF_BYTES
+from records.csv_text import SNIFF_BYTES, csv_number
 from records.database import Database
 from records.usage.csv_import import import_usage_csv, ingest_usage_csv
 from records.usage.events import event_values, record_usage_event, store_event_rows
 from testkit.factories import make_handoff, store_customer
+
+# An event time within the intake's plausible window whenever the tests run.
+WEEK_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(days=7)
 
 
 def add_customer(database: Database, customer_id: str) -> None:
@@ -380,3 +383,74 @@ def test_a_usage_row_outside_the_plausible_window_or_past_the_quantity_bound_is_
     ]
     assert "is not within 5 years before and 1 day after it arrived" in reasons[1]
     assert [event.user_id for event in stored_events(database, "acme")] == ["u4"]
+
+
+def test_a_semicolon_file_s_decimal_comma_is_read_and_an_ambiguous_quantity_refused(
+    database: Database, tmp_path: Path
+) -> None:
+    # As Excel saves CSV where the decimal mark is a comma.
+    add_customer(database, "acme")
+    at = WEEK_AGO.isoformat()
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(
+        "customer_id;user_id;event;occurred_at;quantity\n"
+        f"acme;u1;pages;{at};1,5\n"
+        f"acme;u2;pages;{at};1.234,5\n"
+        f"acme;u3;pages;{at};1.234\n"
+        f"acme;u4;pages;{at};2.5\n",
+        encoding="utf-8",
+    )
+
+    report = import_usage_csv(database, csv_file)
+
+    assert report.rejected == [
+        (
+            4,
+            "quantity is ambiguous: '1.234' reads as 1.234 or as 1234; write it without a "
+            "thousands separator, or as 1.2340 if it is a fraction",
+        )
+    ]
+    assert [(e.user_id, e.quantity) for e in stored_events(database, "acme")] == [
+        ("u1", 1.5),
+        ("u2", 1234.5),
+        ("u4", 2.5),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "cell", "read"),
+    [
+        (";", "1,5", 1.5),
+        (";", "1.234,5", 1234.5),
+        (";", "1.234.567", 1234567),  # a decimal mark comes once
+        (";", "0,125", 0.125),  # no thousands group starts with 0
+        (";", "1,2345", 1.2345),
+        (";", "1.5", 1.5),  # pandas writes points between semicolons
+        ("\t", "1,5", 1.5),
+        ("\t", "1,234.5", 1234.5),
+        (",", "1,234", 1234),  # quoted in the file; a comma file's decimal mark is a point
+        (",", "1,234.5", 1234.5),
+        (",", "1.234", 1.234),
+    ],
+)
+def test_a_quantity_reads_by_the_decimal_mark_its_file_s_delimiter_allows(
+    delimiter: str, cell: str, read: float
+) -> None:
+    assert csv_number(cell, delimiter) == read
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "cell", "reason"),
+    [
+        (";", "1.234", "is ambiguous: '1.234' reads as 1.234 or as 1234; "),
+        ("\t", "12,345", "is ambiguous: '12,345' reads as 12.345 or as 12345; "),
+        (",", "1,5", "is not a number: '1,5' (in a comma-delimited file the decimal mark is a "),
+        (";", "1,2,3", "is not a number: '1,2,3'"),
+    ],
+)
+def test_a_quantity_that_reads_two_ways_or_none_is_refused_quoting_it(
+    delimiter: str, cell: str, reason: str
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        csv_number(cell, delimiter)
+    assert str(refused.value).startswith(reason)

@@ -1,7 +1,8 @@
 """Usage from CSV files: `liftoff usage import` and the HTTP back-fill upload.
 
 Columns: customer_id, user_id, event, occurred_at, and optionally quantity
-(default 1) and event_key. An event_key makes a redelivered row harmless."""
+(default 1, its decimal mark read as records/csv_text.py says) and event_key. An
+event_key makes a redelivered row harmless."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from records.csv_text import (
     SNIFF_BYTES,
     UndecodableText,
     csv_delimiter,
+    csv_number,
     sniff_encoding,
     unknown_columns,
 )
@@ -72,8 +74,11 @@ _COLUMN_LIMITS = {
 }
 
 
-def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, object] | str:
-    """The row's values, or the reason it is rejected."""
+def parse_usage_row(
+    row: dict[str, str | None], known: set[str], *, delimiter: str = ","
+) -> dict[str, object] | str:
+    """The row's values, or the reason it is rejected. The file's `delimiter` tells how
+    a quantity's decimal mark reads; a value Liftoff wrote itself reads as a comma file's."""
     fields = {key: (value or "").strip() for key, value in row.items() if key is not None}
     if None in row:
         return "more values than columns"
@@ -102,9 +107,9 @@ def parse_usage_row(row: dict[str, str | None], known: set[str]) -> dict[str, ob
     quantity = 1.0
     if fields.get("quantity"):
         try:
-            quantity = float(fields["quantity"])
-        except ValueError:
-            return f"quantity is not a number: {shorten(fields['quantity'])!r}"
+            quantity = csv_number(fields["quantity"], delimiter)
+        except ValueError as err:
+            return f"quantity {err}"
         if not math.isfinite(quantity) or quantity <= 0:
             return f"quantity must be a positive number, got {shorten(fields['quantity'])!r}"
         if quantity > MAX_QUANTITY:
@@ -195,7 +200,7 @@ def iter_usage_csv(handle: TextIO, delimiter: str) -> Iterator[tuple[int, dict[s
     for row in reader:
         # The row's own customer passes parse_usage_row's check; the caller decides.
         customer_id = (row.get("customer_id") or "").strip()
-        yield reader.line_num, parse_usage_row(row, {customer_id})
+        yield reader.line_num, parse_usage_row(row, {customer_id}, delimiter=delimiter)
 
 
 # CSV back-fills
