@@ -69,24 +69,28 @@ def record_usage_event(
 
 
 def store_event_rows(database: Database, batch: list[dict[str, object]]) -> tuple[int, int]:
-    """Store a batch in file order; returns (stored, duplicates)."""
+    """Store a batch in file order; returns (stored, duplicates). An event whose
+    event_key was stored before, or came earlier in the batch, is a duplicate."""
     stored = 0
-    unkeyed: list[dict[str, object]] = []
+    run: list[dict[str, object]] = []
     with database.session() as session:
 
-        def store_unkeyed() -> None:
-            # Each run of events without a key in one statement, executed for many rows.
-            if unkeyed:
-                session.execute(insert(UsageEvent), unkeyed)
-                unkeyed.clear()
+        def store_run() -> None:
+            # Each run of events with a key, or without, in one statement executed for
+            # many rows: a CSV import keys every row, and a round trip per row was slow.
+            nonlocal stored
+            if not run:
+                return
+            if run[0]["event_key"] is None:
+                session.execute(insert(UsageEvent), run)
+                stored += len(run)
+            else:
+                stored += insert_ignore(session, UsageEvent, run, ["event_key"])
+            run.clear()
 
         for values in batch:
-            if values["event_key"] is None:
-                unkeyed.append(values)
-                stored += 1
-            else:
-                store_unkeyed()
-                # Row by row: a key repeated inside the batch counts as a duplicate too.
-                stored += insert_ignore(session, UsageEvent, values, ["event_key"])
-        store_unkeyed()
+            if run and (run[0]["event_key"] is None) != (values["event_key"] is None):
+                store_run()
+            run.append(values)
+        store_run()
     return stored, len(batch) - stored
