@@ -610,6 +610,28 @@ def test_a_csv_back_fill_stores_good_rows_and_reports_the_others(database: Datab
     assert (week.key_actions, week.active_users) == ({"A": 2}, 3)
 
 
+def test_a_back_fill_sent_again_stores_and_keeps_none_of_its_rows_twice(
+    database: Database,
+) -> None:
+    acme = add_customer(database)
+    # No event_key: two identical lines are two events, each stored once.
+    text = CSV_HEADER + f"{acme},u1,login,{AT_TEXT},,\n" * 2 + f"ghost,u2,login,{AT_TEXT},,\n"
+
+    def sent() -> IntakeReport:
+        return ingest_usage_csv(database, io.BytesIO(text.encode()))
+
+    first, again = sent(), sent()
+    assert (first.stored, first.duplicates, len(first.unmatched)) == (2, 0, 1)
+    assert (again.stored, again.duplicates, len(again.unmatched)) == (0, 2, 1)
+    assert [e.user_id for e in events_of(database, acme)] == ["u1", "u1"]
+    assert len(unmatched_rows(database)) == 1
+    # Adopted when its customer starts, the kept row keeps its key.
+    add_customer(database, "ghost")
+    after_adoption = sent()
+    assert (after_adoption.stored, after_adoption.duplicates) == (0, 3)
+    assert [e.user_id for e in events_of(database, "ghost")] == ["u2"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -140,6 +140,49 @@ def test_reimporting_a_keyed_file_stores_nothing_new(database: Database, tmp_pat
     assert (first.stored, first.duplicates) == (2, 0)
     assert (second.stored, second.duplicates) == (0, 2)
     assert len(stored_events(database, "acme")) == 2
+
+
+def test_reimporting_a_file_without_event_keys_stores_nothing_twice(
+    database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    add_customer(database, "acme")
+    monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
+    at = WEEK_AGO.isoformat()
+    header = "customer_id,user_id,event,occurred_at,quantity\n"
+    # Two identical lines are two events: a day's export can hold both.
+    pages = f"acme,u1,pages,{at},2\n" * 2 + f"acme,u2,pages,{at},1\n"
+    csv_file = tmp_path / "usage.csv"
+    csv_file.write_text(header + pages + "acme,u3,pages,yesterday,1\n", encoding="utf-8")
+
+    def imported() -> str:
+        main(["usage", "import", str(csv_file)])
+        return capsys.readouterr().out
+
+    def pages_by_user() -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for event in stored_events(database, "acme"):
+            totals[event.user_id] = totals.get(event.user_id, 0) + event.quantity
+        return totals
+
+    assert imported() == f"{csv_file}: 3 stored, 0 already stored, 1 rejected\n"
+    assert pages_by_user() == {"u1": 4, "u2": 1}
+    assert imported() == f"{csv_file}: 0 stored, 3 already stored, 1 rejected\n"
+    assert pages_by_user() == {"u1": 4, "u2": 1}
+    # The bad row fixed, and the first line's values written another way: the same event.
+    in_tokyo = WEEK_AGO.astimezone(timezone(timedelta(hours=9))).isoformat()
+    csv_file.write_text(
+        header
+        + f"acme,u1,pages,{in_tokyo},2.0\n"
+        + f"acme,u1,pages,{at},2\n"
+        + f"acme,u2,pages,{at},1\n"
+        + f"acme,u3,pages,{at},1\n",
+        encoding="utf-8",
+    )
+    assert imported() == f"{csv_file}: 1 stored, 3 already stored, 0 rejected\n"
+    assert pages_by_user() == {"u1": 4, "u2": 1, "u3": 1}
 
 
 def test_csv_without_required_columns_is_rejected_as_a_whole(

@@ -2,13 +2,18 @@
 
 Columns: customer_id, user_id, event, occurred_at, and optionally quantity
 (default 1, its decimal mark read as records/csv_text.py says) and event_key. An
-event_key makes a redelivered row harmless."""
+event_key makes a redelivered row harmless; a row without one is keyed by its values
+and its place among the file's identical rows, so importing a file again stores none
+of its rows twice."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -180,7 +185,8 @@ class UsageCsvError(ValueError):
 
 
 def iter_usage_csv(handle: TextIO, delimiter: str) -> Iterator[tuple[int, dict[str, object] | str]]:
-    """Each data row of a usage CSV: its line number, and its values or why it is rejected.
+    """Each data row of a usage CSV: its line number, and its values (each with an
+    event_key, `_row_key`'s where the row has none) or why it is rejected.
 
     The parsing and validation of `import_usage_csv`, except that whether the
     customer exists is left to the caller: the HTTP intake keeps rows of unknown
@@ -197,10 +203,30 @@ def iter_usage_csv(handle: TextIO, delimiter: str) -> Iterator[tuple[int, dict[s
     if any(problems):
         raise UsageCsvError("; ".join(problem for problem in problems if problem))
     reader.fieldnames = header
+    # A digest per distinct row, some 100 bytes each, held while the file is read.
+    identical: Counter[str] = Counter()
     for row in reader:
         # The row's own customer passes parse_usage_row's check; the caller decides.
         customer_id = (row.get("customer_id") or "").strip()
-        yield reader.line_num, parse_usage_row(row, {customer_id}, delimiter=delimiter)
+        parsed = parse_usage_row(row, {customer_id}, delimiter=delimiter)
+        if not isinstance(parsed, str) and parsed["event_key"] is None:
+            parsed["event_key"] = _row_key(parsed, identical)
+        yield reader.line_num, parsed
+
+
+# Rows without an event_key that agree in these are told apart by their order alone.
+_ROW_KEY_VALUES = ("customer_id", "user_id", "event", "occurred_at", "quantity")
+
+
+def _row_key(values: Mapping[str, object], identical: Counter[str]) -> str:
+    """The event_key of a row without one: a digest of its values as read (an instant in
+    UTC, 1 and 1.0 alike) and which of the file's rows with those values it is, counted
+    in `identical`. A file imported again keys each row as before, while two identical
+    lines of one file are two events."""
+    said = json.dumps([values[name] for name in _ROW_KEY_VALUES], default=str)
+    digest = hashlib.blake2b(said.encode(), digest_size=16).hexdigest()
+    identical[digest] += 1
+    return f"csv:{digest}:{identical[digest]}"
 
 
 # CSV back-fills
