@@ -17,8 +17,10 @@ from records.usage.csv_import import import_usage_csv, ingest_usage_csv
 from records.usage.events import event_values, record_usage_event, store_event_rows
 from testkit.factories import make_handoff, store_customer
 
-# An event time within the intake's plausible window whenever the tests run.
+# Event times within the intake's plausible window whenever the tests run.
 WEEK_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(days=7)
+DAY = f"{WEEK_AGO:%Y-%m-%d}"
+NEXT_DAY = f"{WEEK_AGO + timedelta(days=1):%Y-%m-%d}"
 
 
 def add_customer(database: Database, customer_id: str) -> None:
@@ -92,14 +94,14 @@ def test_csv_import_stores_good_rows_and_reports_each_bad_line(
     csv_file = tmp_path / "usage.csv"
     csv_file.write_text(
         "customer_id,user_id,event,occurred_at,quantity,event_key\n"
-        "acme,u1,login,2025-03-03T09:00:00,,k1\n"  # naive: UTC
-        "acme,u2,document_processed,2025-03-03T18:00:00+09:00,2.5,k2\n"
+        f"acme,u1,login,{DAY}T09:00:00,,k1\n"  # naive: UTC
+        f"acme,u2,document_processed,{DAY}T18:00:00+09:00,2.5,k2\n"
         "acme,u3,login,yesterday,,k3\n"
-        "ghost,u1,login,2025-03-03T09:00:00Z,,k4\n"
-        "acme,u1,document_processed,2025-03-04T09:00:00Z,-1,k5\n"
-        "acme,,login,2025-03-04T09:00:00Z,,k6\n"
-        "acme,u1,login,2025-03-03T09:00:00Z,,k1\n"  # same key as line 2
-        "acme,u4,login,2025-03-05T09:00:00Z,,\n",
+        f"ghost,u1,login,{DAY}T09:00:00Z,,k4\n"
+        f"acme,u1,document_processed,{NEXT_DAY}T09:00:00Z,-1,k5\n"
+        f"acme,,login,{NEXT_DAY}T09:00:00Z,,k6\n"
+        f"acme,u1,login,{DAY}T09:00:00Z,,k1\n"  # same key as line 2
+        f"acme,u4,login,{NEXT_DAY}T09:00:00Z,,\n",
         encoding="utf-8",
     )
 
@@ -119,8 +121,9 @@ def test_csv_import_stores_good_rows_and_reports_each_bad_line(
         ("u2", "document_processed", 2.5),
         ("u4", "login", 1.0),
     ]
-    assert events[0].occurred_at == datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-    assert events[1].occurred_at == datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    nine_utc = datetime.fromisoformat(f"{DAY}T09:00:00+00:00")
+    assert events[0].occurred_at == nine_utc
+    assert events[1].occurred_at == nine_utc
     assert stored_events(database, "ghost") == []
 
 
@@ -129,8 +132,8 @@ def test_reimporting_a_keyed_file_stores_nothing_new(database: Database, tmp_pat
     csv_file = tmp_path / "usage.csv"
     csv_file.write_text(
         "customer_id,user_id,event,occurred_at,event_key\n"
-        "acme,u1,login,2025-03-03T09:00:00Z,k1\n"
-        "acme,u2,login,2025-03-03T10:00:00Z,k2\n",
+        f"acme,u1,login,{DAY}T09:00:00Z,k1\n"
+        f"acme,u2,login,{DAY}T10:00:00Z,k2\n",
         encoding="utf-8",
     )
 
@@ -210,7 +213,7 @@ def test_a_misspelt_optional_column_is_refused_not_dropped(
     # Read silently, "quantitiy" would count every row as a quantity of 1.
     csv_file = tmp_path / "usage.csv"
     csv_file.write_text(
-        "customer_id,user_id,event,occurred_at,quantitiy\nacme,u1,pages,2026-01-20T10:00:00Z,40\n",
+        f"customer_id,user_id,event,occurred_at,quantitiy\nacme,u1,pages,{DAY}T10:00:00Z,40\n",
         encoding="utf-8",
     )
 
@@ -228,9 +231,9 @@ def test_rows_a_database_would_refuse_are_rejected_and_the_rest_stored(
     csv_file.write_text(
         "customer_id,user_id,event,occurred_at\n"
         "acme,u1,login,0001-01-01T00:00:00+05:00\n"  # before year 1 in UTC
-        f"acme,{'u' * 201},login,2025-03-03T09:00:00Z\n"
-        "acme,u\x002,login,2025-03-03T09:00:00Z\n"
-        "acme,u3,login,2025-03-03T09:00:00Z\n",
+        f"acme,{'u' * 201},login,{DAY}T09:00:00Z\n"
+        f"acme,u\x002,login,{DAY}T09:00:00Z\n"
+        f"acme,u3,login,{DAY}T09:00:00Z\n",
         encoding="utf-8",
     )
 
@@ -252,7 +255,7 @@ def test_a_rejected_row_echoes_only_the_start_of_its_cell(
     csv_file.write_text(
         "customer_id,user_id,event,occurred_at,quantity\r\n"
         f"acme,u1,login,{'2025' * 25_000},\r\n"
-        f"acme,u1,login,2025-03-03T09:00:00Z,{'9' * 100_000}x\r\n",
+        f"acme,u1,login,{DAY}T09:00:00Z,{'9' * 100_000}x\r\n",
         encoding="utf-8",
     )
 
@@ -272,8 +275,8 @@ def test_a_shift_jis_usage_file_from_japanese_excel_is_imported(
     csv_file.write_bytes(
         (
             "customer_id,user_id,event,occurred_at,quantity,event_key\r\n"
-            "sakura,山田太郎,請求書スキャン,2025-03-03T09:00:00+09:00,1,k1\r\n"
-            "sakura,佐藤花子,ログイン,2025-03-03T10:00:00+09:00,,k2\r\n"
+            f"sakura,山田太郎,請求書スキャン,{DAY}T09:00:00+09:00,1,k1\r\n"
+            f"sakura,佐藤花子,ログイン,{DAY}T10:00:00+09:00,,k2\r\n"
         ).encode("cp932")
     )
 
@@ -295,8 +298,8 @@ def test_excel_unicode_text_usage_is_imported(database: Database, tmp_path: Path
         b"\xff\xfe"
         + (
             "customer_id\tuser_id\tevent\toccurred_at\tquantity\tevent_key\r\n"
-            "sakura\t山田太郎\t請求書スキャン\t2025-03-03T09:00:00+09:00\t2.5\tk1\r\n"
-            "sakura\t佐藤花子\tログイン, 初回\t2025-03-03T10:00:00+09:00\t\tk2\r\n"
+            f"sakura\t山田太郎\t請求書スキャン\t{DAY}T09:00:00+09:00\t2.5\tk1\r\n"
+            f"sakura\t佐藤花子\tログイン, 初回\t{DAY}T10:00:00+09:00\t\tk2\r\n"
         ).encode("utf-16-le")
     )
 
@@ -315,11 +318,11 @@ def test_a_large_unicode_text_file_is_told_from_a_sample_ending_inside_a_charact
 ) -> None:
     add_customer(sqlite_database, "sakura")
     header = "customer_id\tuser_id\tevent\toccurred_at\r\n"
-    row = "sakura\t山田\tログイン\t2025-03-03T09:00:00+09:00\r\n"
+    row = f"sakura\t山田\tログイン\t{DAY}T09:00:00+09:00\r\n"
     rows = (SNIFF_BYTES // 2 - 100 - len(header)) // len(row)
     # Pad so that an emoji (a surrogate pair, 4 bytes) straddles the sniffed first MB.
     pad = SNIFF_BYTES // 2 - 2 - len(header) - rows * len(row) - len("sakura\t")
-    text = header + row * rows + f"sakura\t{'x' * pad}😀\tログイン\t2025-03-03T09:00:00Z\r\n"
+    text = header + row * rows + f"sakura\t{'x' * pad}😀\tログイン\t{DAY}T09:00:00Z\r\n"
     data = b"\xff\xfe" + text.encode("utf-16-le")
     assert data[SNIFF_BYTES - 2 : SNIFF_BYTES + 2].decode("utf-16-le") == "😀"
     csv_file = tmp_path / "usage.txt"
@@ -351,15 +354,13 @@ def test_a_cell_past_the_csv_field_limit_is_one_line_exit_2_and_stores_nothing(
 ) -> None:
     add_customer(database, "sakura")
     monkeypatch.setenv("DATABASE_URL", database.url.render_as_string(hide_password=False))
-    good = "".join(
-        f"sakura,山田{n},ログイン,2025-03-03T09:00:00+09:00,,k{n}\r\n" for n in range(3000)
-    )
+    good = "".join(f"sakura,山田{n},ログイン,{DAY}T09:00:00+09:00,,k{n}\r\n" for n in range(3000))
     csv_file = tmp_path / "usage.csv"
     csv_file.write_bytes(
         (
             "customer_id,user_id,event,occurred_at,quantity,event_key\r\n"
             + good
-            + f"sakura,佐藤,{'x' * 200_000},2025-03-03T09:00:00+09:00,,big\r\n"
+            + f"sakura,佐藤,{'x' * 200_000},{DAY}T09:00:00+09:00,,big\r\n"
         ).encode("cp932")
     )
 
