@@ -174,6 +174,7 @@ def onboarding_activities(
         store.record_timeline,
         store.open_task,
         store.close_tasks,
+        store.move_task_due,
         store.store_batch,
         measure.measure_weekly_usage,
         mail.send_email,

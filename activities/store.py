@@ -19,6 +19,7 @@ import observability.metrics as metrics
 from models.activity_io import (
     AddContactInput,
     CloseTasksInput,
+    MoveTaskDueInput,
     OpenTaskInput,
     RecordTimelineInput,
     StoreBatchInput,
@@ -81,6 +82,13 @@ _DEAD_ATTEMPT_TASKS = (
     .where(col(Task.customer_id) == bindparam("row_customer_id"))
     .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
     .where(func.coalesce(col(Task.attempt_order), -1) < _EARLIER_ATTEMPT)
+)
+# Only an open task: a closed one keeps the date it had.
+_MOVE_TASK_DUE = (
+    update(Task)
+    .where(col(Task.customer_id) == bindparam("row_customer_id"))
+    .where(col(Task.task_id) == bindparam("row_task_id"))
+    .where(col(Task.state) == "open")
 )
 _STORED_TASKS = (
     select(Task.task_id)
@@ -151,6 +159,11 @@ class StoreActivities:
         _wait_for_open(input, stored)
 
     @activity.defn
+    def move_task_due(self, input: MoveTaskDueInput) -> None:
+        with self._database.session() as session:
+            _move_task_due(session, input)
+
+    @activity.defn
     def store_batch(self, input: StoreBatchInput) -> None:
         """The writes one workflow task queued, in their order, in one transaction.
 
@@ -177,6 +190,8 @@ class StoreActivities:
                 if write.close_tasks is not None and write.close_tasks.task_ids:
                     close = write.close_tasks
                     waits.append((close, _close_tasks(session, close)))
+                if write.move_task_due is not None:
+                    _move_task_due(session, write.move_task_due)
         for entry in inserted:
             _count_entry(entry)
         for close, stored in waits:
@@ -371,6 +386,17 @@ def _open_task_statement(dialect: str) -> Any:
         index_elements=["task_id"],
         set_={name: insert.excluded[name] for name in table.columns.keys() if name != "task_id"},
         where=later,
+    )
+
+
+def _move_task_due(session: Session, input: MoveTaskDueInput) -> None:
+    session.connection().execute(
+        _MOVE_TASK_DUE,
+        {
+            "row_customer_id": input.customer_id,
+            "row_task_id": input.task_id,
+            "due_at": input.due_at,
+        },
     )
 
 

@@ -60,6 +60,14 @@ class CloseTasksInput(BaseModel):
     resolution: str
 
 
+class MoveTaskDueInput(BaseModel):
+    """An open task's new due date (a stage's scheduling task follows its reminder)."""
+
+    customer_id: str
+    task_id: str
+    due_at: datetime
+
+
 class StoreWrite(BaseModel):
     """One write of a batch: exactly one of these is set."""
 
@@ -68,6 +76,7 @@ class StoreWrite(BaseModel):
     record_timeline: RecordTimelineInput | None = None
     open_task: OpenTaskInput | None = None
     close_tasks: CloseTasksInput | None = None
+    move_task_due: MoveTaskDueInput | None = None
 
 
 class StoreBatchInput(BaseModel):

@@ -21,6 +21,7 @@ from api.dashboard.overrides import in_words
 from cli import connections
 from cli.main import main
 from client.errors import CommandRejectedError
+from models.events import Cancelled
 from models.migration import MigrationRequest
 from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
 from models.overrides import (
@@ -34,6 +35,7 @@ from models.overrides import (
     effective,
 )
 from models.playbook import Playbook
+from models.tables import Task
 from records.tokens import TokenRole
 from testkit.factories import make_handoff, make_playbook
 from tests.support.api_harness import CSM, OTHER_CSM, ApiHarness
@@ -364,6 +366,41 @@ async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) ->
     assert due_at(status, DueKind.REMIND_CSM) == started + 2 * DAY
     assert status.state.overrides is not None
     assert {v.name: v.playbook for v in status.overridden} == {"kickoff remind_csm_after": "9d"}
+
+
+async def test_the_scheduling_task_is_due_when_the_moved_reminder_fires(h: Harness) -> None:
+    """The README: a stage's scheduling task is due when its reminder fires. An
+    adjustment or a migration moved the reminder and left the task's date behind."""
+    old = make_playbook()
+    kickoff = old.timers.kickoff.model_copy(update={"remind_csm_after": 9 * DAY})
+    new = version(old, "2", timers=old.timers.model_copy(update={"kickoff": kickoff}))
+    handoff = make_handoff()
+    handle = await h.start(handoff, old)
+    started = (await h.status(handle)).state.started_at
+    assert started is not None
+
+    def scheduling_due(status: OnboardingStatus) -> tuple[datetime | None, datetime | None]:
+        task = next(t for t in status.state.open_tasks if t.kind is TaskKind.SCHEDULE_KICKOFF)
+        with h.database.session() as session:
+            row = session.get(Task, task.task_id)
+        assert row is not None
+        return task.due_at, row.due_at
+
+    assert scheduling_due(await h.status(handle)) == (started + 7 * DAY,) * 2
+    timer = StageTimerOverride(remind_csm_after=2 * DAY)
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting(timers={"kickoff": timer}))
+    status = await h.wait_for(handle, lambda s: s.state.overrides is not None)
+    assert due_at(status, DueKind.REMIND_CSM) == started + 2 * DAY
+    assert scheduling_due(status) == (started + 2 * DAY,) * 2
+
+    await h.onboarding.set_overrides(handoff.customer_id, adjusting("back to the kata"))
+    await h.onboarding.migrate(handoff.customer_id, migrating(new))
+    status = await h.wait_for(handle, lambda s: s.playbook_version == "2")
+    assert due_at(status, DueKind.REMIND_CSM) == started + 9 * DAY
+    assert scheduling_due(status) == (started + 9 * DAY,) * 2
+    await h.onboarding.record(handoff.customer_id, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("scheduling_task_follows_reminder", (await handle.fetch_history()).to_json())
 
 
 async def test_a_migration_the_overrides_do_not_fit_is_refused_with_the_reason(

@@ -47,6 +47,7 @@ _BATCH_FIELDS: dict[str, str] = {
     "record_timeline": "record_timeline",
     "open_task": "open_task",
     "close_tasks": "close_tasks",
+    "move_task_due": "move_task_due",
 }
 
 

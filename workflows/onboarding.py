@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         AddContactInput,
         CloseTasksInput,
         MeasureWeeklyUsageInput,
+        MoveTaskDueInput,
         OpenTaskInput,
         SendEmailInput,
         UpsertCustomerInput,
@@ -96,6 +97,8 @@ _NO_PLAYBOOK = RawValue(Payload())
 INDEX_CHANGES_ONLY = "index-changes-only"
 # Stages in which the deadline can still fail the onboarding.
 _BEFORE_CRITERIA = (Stage.HANDOFF, Stage.KICKOFF, Stage.TRAINING, Stage.ADOPTION)
+# Histories from before left a scheduling task's due date where it was opened.
+TASK_DUE_FOLLOWS_REMINDER = "task-due-follows-reminder"
 _SCHEDULE_TASK = {
     Stage.KICKOFF: (TaskKind.SCHEDULE_KICKOFF, "Schedule the kickoff meeting"),
     Stage.TRAINING: (TaskKind.SCHEDULE_TRAINING, "Schedule the product training"),
@@ -309,6 +312,32 @@ class CustomerOnboardingWorkflow:
         if self._state.pause is not None:
             self._state.pause.held = change.held
         self._state.recent_weeks = change.recent_weeks
+        self._scheduling_tasks_follow_reminders()
+
+    def _scheduling_tasks_follow_reminders(self) -> None:
+        """A stage's scheduling task is due when the stage's reminder fires: a migration
+        or an adjustment that moved the reminder moves the task's due date with it."""
+        pause = self._state.pause
+        held = [item.due for item in pause.held] if pause is not None else []
+        reminders = {
+            due.stage: due.at
+            for due in [*self._state.agenda, *held]
+            if due.kind is DueKind.REMIND_CSM and due.stage is not None
+        }
+        scheduling = {kind for kind, _ in _SCHEDULE_TASK.values()}
+        for task in self._state.open_tasks:
+            at = reminders.get(task.stage) if task.stage is not None else None
+            if task.kind not in scheduling or at is None or task.due_at in (None, at):
+                continue
+            if not patches.taken(TASK_DUE_FOLLOWS_REMINDER):
+                return
+            task.due_at = at
+            self._effects.store(
+                StoreActivities.move_task_due,
+                MoveTaskDueInput(
+                    customer_id=self._handoff.customer_id, task_id=task.task_id, due_at=at
+                ),
+            )
 
     def _follow(self, playbook: Playbook) -> None:
         self._playbook = playbook
