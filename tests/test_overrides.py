@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import WorkflowHandle
 
 from api.dashboard.i18n import JA, Translator
 from api.dashboard.overrides import in_words
@@ -22,6 +23,7 @@ from cli import connections
 from cli.main import main
 from client.errors import CommandRejectedError
 from models.events import Cancelled
+from models.handoff import CustomerHandoff
 from models.migration import MigrationRequest
 from models.onboarding import DueKind, OnboardingStatus, Stage, TaskKind
 from models.overrides import (
@@ -346,7 +348,11 @@ def migrating(playbook: Playbook) -> MigrationRequest:
     return MigrationRequest(playbook=playbook, reason="a new kata", requested_by="lead")
 
 
-async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) -> None:
+async def _started_before_a_later_kickoff_reminder(
+    h: Harness,
+) -> tuple[CustomerHandoff, WorkflowHandle[Any, Any], Playbook, datetime]:
+    """A customer on the test playbook (kickoff reminder after 7 days), the version 2
+    that reminds after 9, and when the customer started."""
     old = make_playbook()
     kickoff = old.timers.kickoff.model_copy(update={"remind_csm_after": 9 * DAY})
     new = version(old, "2", timers=old.timers.model_copy(update={"kickoff": kickoff}))
@@ -354,6 +360,11 @@ async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) ->
     handle = await h.start(handoff, old)
     started = (await h.status(handle)).state.started_at
     assert started is not None
+    return handoff, handle, new, started
+
+
+async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) -> None:
+    handoff, handle, new, started = await _started_before_a_later_kickoff_reminder(h)
     timer = StageTimerOverride(remind_csm_after=2 * DAY)
     await h.onboarding.set_overrides(handoff.customer_id, adjusting(timers={"kickoff": timer}))
 
@@ -371,13 +382,7 @@ async def test_a_migration_keeps_the_overrides_on_the_new_version(h: Harness) ->
 async def test_the_scheduling_task_is_due_when_the_moved_reminder_fires(h: Harness) -> None:
     """The README: a stage's scheduling task is due when its reminder fires. An
     adjustment or a migration moved the reminder and left the task's date behind."""
-    old = make_playbook()
-    kickoff = old.timers.kickoff.model_copy(update={"remind_csm_after": 9 * DAY})
-    new = version(old, "2", timers=old.timers.model_copy(update={"kickoff": kickoff}))
-    handoff = make_handoff()
-    handle = await h.start(handoff, old)
-    started = (await h.status(handle)).state.started_at
-    assert started is not None
+    handoff, handle, new, started = await _started_before_a_later_kickoff_reminder(h)
 
     def scheduling_due(status: OnboardingStatus) -> tuple[datetime | None, datetime | None]:
         task = next(t for t in status.state.open_tasks if t.kind is TaskKind.SCHEDULE_KICKOFF)
