@@ -281,7 +281,10 @@ class MailActivities:
                 refused_for_good = _refused_for_good(err)
                 error = f"{type(err).__name__}: {err}"
                 if not refused_for_good and last_attempt:
-                    error = f"gave up after {activity.info().attempt} attempts: {error}"
+                    # Unanswered (a timeout, a dropped connection), the provider may have
+                    # taken it: whoever reads the row must not resend it blindly.
+                    maybe = "" if provider_answered(err) else "; the provider may have taken it"
+                    error = f"gave up after {activity.info().attempt} attempts{maybe}: {error}"
                 final = refused_for_good or last_attempt
                 self._mark(
                     input, recipient, status="failed" if final else "sending", error=error[:2000]

@@ -232,6 +232,22 @@ def test_the_last_attempt_tries_every_recipient_once_and_marks_each_failed(
     assert all(row.error and "503 down for maintenance" in row.error for row in rows)
 
 
+def test_a_last_attempt_left_unanswered_says_the_provider_may_have_taken_it(
+    mail: MailActivities, sendgrid_server: SendGridServer, sqlite_database: Database
+) -> None:
+    """A "failed" row is read as "not sent": after a dropped connection it may have
+    been, and a person resending it by hand would send a second copy."""
+    sendgrid_server.drop_after_accept_next()
+    with pytest.raises(ApplicationError):
+        as_attempt(MAIL_RETRY.maximum_attempts).run(mail.send_email, REQUEST)
+    [row] = ledger_rows(sqlite_database).values()
+    assert row.status == "failed"
+    assert row.error is not None
+    assert row.error.startswith(
+        f"gave up after {MAIL_RETRY.maximum_attempts} attempts; the provider may have taken it: "
+    )
+
+
 @pytest.mark.parametrize(
     ("headers", "wait"),
     [
