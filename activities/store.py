@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 from temporalio import activity
@@ -33,6 +33,7 @@ from models.tables import (
     CustomerContact,
     Task,
     TimelineEntry,
+    UtcDateTime,
     utc_now,
 )
 from records.database import Database, insert_ignore
@@ -67,21 +68,42 @@ _CLOSE_OPEN_TASKS = (
     .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
     .where(col(Task.state) == "open")
 )
-# Rows a workflow task attempt wrote and a later attempt writes again (see
-# workflows/effects.py attempt_order): NULL, written before orders, is the earliest.
-_EARLIER_ATTEMPT: Any = bindparam("attempt_order")
+
+
+def _earlier_attempt(order: Any, at: Any, than_order: Any, than_at: Any) -> Any:
+    """Whether a row was written by an earlier workflow task attempt than (than_order,
+    than_at) (workflows/effects.py attempt_stamp). NULL, written before orders, is the
+    earliest."""
+    return or_(func.coalesce(order, -1) < than_order, and_(order == than_order, at < than_at))
+
+
+def _earlier_than_bound(table: Any) -> Any:
+    return _earlier_attempt(
+        table.c.attempt_order,
+        table.c.attempt_at,
+        bindparam("attempt_order"),
+        bindparam("attempt_at", type_=UtcDateTime()),
+    )
+
+
+_ATTEMPT_AT_SEQ = (
+    select(TimelineEntry.attempt_order, TimelineEntry.attempt_at)
+    .where(col(TimelineEntry.customer_id) == bindparam("row_customer_id"))
+    .where(col(TimelineEntry.seq) == bindparam("row_seq"))
+)
+# Rows a workflow task attempt wrote that a later attempt writes again.
 _DEAD_ATTEMPT_ENTRIES = (
     delete(TimelineEntry)
     .where(col(TimelineEntry.customer_id) == bindparam("row_customer_id"))
     .where(col(TimelineEntry.seq) >= bindparam("row_seq"))
-    .where(func.coalesce(col(TimelineEntry.attempt_order), -1) < _EARLIER_ATTEMPT)
+    .where(_earlier_than_bound(TimelineEntry.__table__))  # type: ignore[attr-defined]
     .returning(col(TimelineEntry.kind), col(TimelineEntry.details))
 )
 _DEAD_ATTEMPT_TASKS = (
     delete(Task)
     .where(col(Task.customer_id) == bindparam("row_customer_id"))
     .where(col(Task.task_id).in_(bindparam("task_ids", expanding=True)))
-    .where(func.coalesce(col(Task.attempt_order), -1) < _EARLIER_ATTEMPT)
+    .where(_earlier_than_bound(Task.__table__))  # type: ignore[attr-defined]
 )
 # Only an open task: a closed one keeps the date it had.
 _MOVE_TASK_DUE = (
@@ -173,6 +195,8 @@ class StoreActivities:
         inserted: list[RecordTimelineInput] = []
         waits: list[tuple[CloseTasksInput, set[str]]] = []
         with self._database.session() as session:
+            if _outlived(session, input):
+                return
             for write in input.writes:
                 if write.upsert_customer is not None:
                     _upsert_customer(session, write.upsert_customer)
@@ -234,6 +258,25 @@ def _upsert_customer(session: Session, input: UpsertCustomerInput) -> None:
     adopt_unmatched(session, handoff.customer_id)
 
 
+def _outlived(session: Session, input: StoreBatchInput) -> bool:
+    """Whether a later workflow task attempt wrote this batch's first entry already: the
+    batch comes from an attempt that died and is still running somewhere (its worker
+    cut off, its local activity not), and writes nothing, not even the task it opens."""
+    first = next((w.record_timeline for w in input.writes if w.record_timeline), None)
+    if first is None or first.attempt_order is None or first.attempt_at is None:
+        return False
+    stored = (
+        session.connection()
+        .execute(_ATTEMPT_AT_SEQ, {"row_customer_id": first.customer_id, "row_seq": first.seq})
+        .first()
+    )
+    if stored is None or stored.attempt_order is None:
+        return False
+    if stored.attempt_order != first.attempt_order:
+        return bool(stored.attempt_order > first.attempt_order)
+    return stored.attempt_at is not None and stored.attempt_at > first.attempt_at
+
+
 def _drop_dead_attempts(session: Session, input: RecordTimelineInput) -> None:
     """Remove what a workflow task attempt that died wrote from this entry's seq on.
 
@@ -253,6 +296,7 @@ def _drop_dead_attempts(session: Session, input: RecordTimelineInput) -> None:
                 "row_customer_id": input.customer_id,
                 "row_seq": input.seq,
                 "attempt_order": input.attempt_order,
+                "attempt_at": input.attempt_at,
             },
         )
         .all()
@@ -271,6 +315,7 @@ def _drop_dead_attempts(session: Session, input: RecordTimelineInput) -> None:
                 "row_customer_id": input.customer_id,
                 "task_ids": task_ids,
                 "attempt_order": input.attempt_order,
+                "attempt_at": input.attempt_at,
             },
         )
     refold(session, input.customer_id)
@@ -293,6 +338,7 @@ def _record_timeline(session: Session, input: RecordTimelineInput) -> bool:
             "details": input.details,
             "snapshot": snapshot,
             "attempt_order": input.attempt_order,
+            "attempt_at": input.attempt_at,
         },
         ["customer_id", "seq"],
     )
@@ -366,6 +412,7 @@ def _open_task(session: Session, input: OpenTaskInput) -> None:
         "closed_at": None,
         "resolution": None,
         "attempt_order": input.attempt_order,
+        "attempt_at": input.attempt_at,
     }
     if input.attempt_order is None:
         insert_ignore(session, Task, row, ["task_id"])
@@ -379,9 +426,10 @@ def _open_task_statement(dialect: str) -> Any:
     table = Task.__table__  # type: ignore[attr-defined]
     insert: Any = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     # The same customer's only: a task id is "<customer id>-<n>".
-    later = (func.coalesce(table.c.attempt_order, -1) < insert.excluded.attempt_order) & (
-        table.c.customer_id == insert.excluded.customer_id
-    )
+    excluded = insert.excluded
+    later = _earlier_attempt(
+        table.c.attempt_order, table.c.attempt_at, excluded.attempt_order, excluded.attempt_at
+    ) & (table.c.customer_id == excluded.customer_id)
     return insert.on_conflict_do_update(
         index_elements=["task_id"],
         set_={name: insert.excluded[name] for name in table.columns.keys() if name != "task_id"},

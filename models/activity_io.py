@@ -36,8 +36,9 @@ class RecordTimelineInput(BaseModel):
     details: TimelineDetails = Field(default_factory=dict)
     # The customer as the lists need it; None in writes queued before it existed.
     snapshot: ProjectionSnapshot | None = None
-    # The workflow task attempt that wrote it (workflows/effects.py attempt_order).
+    # The workflow task attempt that wrote it (workflows/effects.py attempt_stamp).
     attempt_order: int | None = None
+    attempt_at: datetime | None = None
 
 
 class OpenTaskInput(BaseModel):
@@ -49,8 +50,9 @@ class OpenTaskInput(BaseModel):
     detail: str = ""
     opened_at: datetime
     due_at: datetime | None = None
-    # The workflow task attempt that wrote it (workflows/effects.py attempt_order).
+    # The workflow task attempt that wrote it (workflows/effects.py attempt_stamp).
     attempt_order: int | None = None
+    attempt_at: datetime | None = None
 
 
 class CloseTasksInput(BaseModel):

@@ -69,7 +69,7 @@ def _text() -> Any:
 
 
 def _attempt_order() -> Any:
-    # The workflow task attempt that wrote the row (workflows/effects.py attempt_order):
+    # The workflow task attempt that wrote the row (workflows/effects.py attempt_stamp):
     # a later attempt's write replaces an earlier one's. None: written before it existed.
     return Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
@@ -163,6 +163,7 @@ class TimelineEntry(SQLModel, table=True):
     # (None before it sent one): what a rebuild of the customer projection reads.
     snapshot: dict[str, Any] | None = _json(nullable=True)
     attempt_order: int | None = _attempt_order()
+    attempt_at: datetime | None = _instant(nullable=True)
 
 
 class CustomerProjection(SQLModel, table=True):
@@ -237,6 +238,7 @@ class Task(SQLModel, table=True):
     closed_at: datetime | None = _instant(nullable=True)
     resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     attempt_order: int | None = _attempt_order()
+    attempt_at: datetime | None = _instant(nullable=True)
 
 
 class EmailLedgerEntry(SQLModel, table=True):

@@ -184,10 +184,17 @@ def test_a_retried_batch_writes_each_of_its_writes_once_in_one_go(
 
 
 def _attempt_writes(
-    customer_id: str, attempt_order: int, at: datetime, entries: list[tuple[int, str, str]]
+    customer_id: str,
+    attempt_order: int,
+    at: datetime,
+    entries: list[tuple[int, str, str]],
+    *,
+    began: datetime | None = None,
 ) -> StoreBatchInput:
     """A workflow task attempt's batch: its entries (seq, kind, the task it opens or
-    ""), each task opened before its entry, as the workflow queues them."""
+    ""), each task opened before its entry, as the workflow queues them; the attempt
+    began at `began` (default `at`)."""
+    stamp = {"attempt_order": attempt_order, "attempt_at": began or at}
     writes: list[StoreWrite] = []
     for seq, kind, task_id in entries:
         if task_id:
@@ -200,7 +207,7 @@ def _attempt_writes(
                         assignee="csm@liftoff.example",
                         title=f"opened at seq {seq} by attempt {attempt_order}",
                         opened_at=at,
-                        attempt_order=attempt_order,
+                        **stamp,
                     )
                 )
             )
@@ -214,7 +221,7 @@ def _attempt_writes(
                     stage=Stage.KICKOFF,
                     summary=f"{kind} by attempt {attempt_order}",
                     details={"task_id": task_id} if task_id else {},
-                    attempt_order=attempt_order,
+                    **stamp,
                 )
             )
         )
@@ -273,25 +280,35 @@ def test_a_later_workflow_task_attempt_replaces_what_a_dead_one_wrote(
     assert projection is not None
     assert (projection.last_seq, projection.stage) == (3, Stage.TRAINING.value)
 
-    # The dead attempt, still running somewhere, writes late: it replaces nothing.
+    # The dead attempt, still running somewhere, writes late: it writes nothing.
     activity_env.run(store.store_batch, died)
-    entries, tasks, projection = stored()
-    assert entries[:3] == [(1, "note"), (2, "x"), (3, "kickoff_held")]
-    assert tasks[first] == f"opened at seq 2 by attempt {1 << 32 | 10}"
-    # What it added past the retry's entries goes with the workflow's next write: the
-    # task id the retry gives its own next task, and seq 4.
-    activity_env.run(
-        store.store_batch,
-        _attempt_writes(customer_id, 1 << 32 | 30, at, [(4, "task_opened", reminder)]),
+    assert stored() == (entries, tasks, projection)
+
+
+def test_the_retries_after_a_failed_attempt_are_ordered_by_when_they_began(
+    database: Database, store: StoreActivities, activity_env: ActivityEnvironment
+) -> None:
+    """The server gives the second and later retries of a failed workflow task the same
+    history (an update adds no event until accepted), so the same history length; a
+    crash audit's third attempt, begun with a CSM's update, kept the second's rows."""
+    customer_id = make_handoff().customer_id
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    order = 1 << 32 | 40
+    reminder = f"{customer_id}-2"
+    second = _attempt_writes(customer_id, order, at, [(5, "task_opened", reminder)])
+    third = _attempt_writes(
+        customer_id, order, at, [(5, "kickoff_held", "")], began=at + timedelta(seconds=12)
     )
-    entries, tasks, projection = stored()
-    assert entries == [(1, "note"), (2, "x"), (3, "kickoff_held"), (4, "task_opened")]
-    assert tasks == {
-        first: f"opened at seq 2 by attempt {1 << 32 | 10}",
-        reminder: f"opened at seq 4 by attempt {1 << 32 | 30}",
-    }
-    assert projection is not None
-    assert (projection.last_seq, projection.stage) == (4, Stage.KICKOFF.value)
+    # The same attempt again (a local activity's retry) and the second, late: no change.
+    for batch in (second, third, third, second):
+        activity_env.run(store.store_batch, batch)
+
+    with database.session() as session:
+        kinds = session.exec(
+            select(TimelineEntry.kind).where(col(TimelineEntry.customer_id) == customer_id)
+        ).all()
+        tasks = session.exec(select(Task.task_id).where(col(Task.customer_id) == customer_id))
+        assert (list(kinds), list(tasks)) == (["kickoff_held"], [])
 
 
 def test_writes_from_before_attempt_orders_keep_the_first_content(

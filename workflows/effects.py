@@ -51,16 +51,23 @@ _BATCH_FIELDS: dict[str, str] = {
 }
 
 
-def attempt_order(runs: int) -> int:
-    """The workflow task attempt writing now, as a number that grows with every later one.
+def attempt_stamp(runs: int) -> dict[str, Any]:
+    """The workflow task attempt writing now, as fields that order it after every
+    earlier one (`attempt_order`, then `attempt_at`).
 
     A local activity writes inside its workflow task: one whose task then died (its
-    worker killed) has written rows that the retried task, which sees a longer history
-    (the failure, maybe a CSM update), may fill with other content. The store keeps the
-    later attempt's (activities/store.py). Runs of a continued-as-new journey go on from
-    the last, so the run counts before the history length.
+    worker killed) has written rows that the retried task, maybe with a CSM update
+    first, may fill with other content. The store keeps the later attempt's
+    (activities/store.py). The order is the run (a continued-as-new journey goes on
+    from the last), then the history length the attempt sees: longer for each task,
+    and for the first retry of a failed one. The server gives the retries after that
+    the same history (an update adds no event until accepted), so the instant the
+    attempt began breaks the tie.
     """
-    return runs << 32 | workflow.info().get_current_history_length()
+    return {
+        "attempt_order": runs << 32 | workflow.info().get_current_history_length(),
+        "attempt_at": workflow.now(),
+    }
 
 
 @dataclass
@@ -144,7 +151,7 @@ class Effects:
             # The state as the queued work leaves it: the same replay after replay.
             snapshot = self._snapshot() if self._snapshot is not None else None
             return write.model_copy(
-                update={"snapshot": snapshot, "attempt_order": attempt_order(self._state.runs)}
+                update={"snapshot": snapshot, **attempt_stamp(self._state.runs)}
             )
 
         def written() -> None:
@@ -158,7 +165,7 @@ class Effects:
         def stamped() -> Any:
             # Stamped when written, by the attempt that writes it (a task's open).
             if isinstance(arg, OpenTaskInput):
-                return arg.model_copy(update={"attempt_order": attempt_order(self._state.runs)})
+                return arg.model_copy(update=attempt_stamp(self._state.runs))
             return arg
 
         self._queue.append(_Write(activity, stamped))
