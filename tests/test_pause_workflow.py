@@ -43,7 +43,7 @@ from models.onboarding import (
     Stage,
     TaskKind,
 )
-from models.tables import CustomerProjection, WeeklyMeasurementRecord
+from models.tables import CustomerProjection, Task, WeeklyMeasurementRecord
 from records.database import Database
 from settings import Settings
 from testkit.factories import make_handoff, make_playbook
@@ -163,6 +163,27 @@ async def test_a_pause_sends_nothing_keeps_every_event_and_resume_moves_every_cl
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
     save_history("pause_and_resume", (await handle.fetch_history()).to_json())
+
+
+async def test_a_resume_moves_the_scheduling_task_with_its_reminder(h: Harness) -> None:
+    """The README: a stage's scheduling task is due when its reminder fires. The resume
+    moved the reminder on by the pause and left the task's date where it was."""
+    handoff = make_handoff()
+    handle = await h.start(handoff)
+    await pause(h, handle, Paused(reason="customer is reorganising"))
+    await h.env.sleep(3 * DAY)
+    await h.record(handle, Resumed())
+    status = await h.wait_for(handle, lambda s: s.state.pause is None)
+
+    reminder = agenda_at(status, DueKind.REMIND_CSM)
+    [task] = [t for t in status.state.open_tasks if t.kind is TaskKind.SCHEDULE_KICKOFF]
+    with h.database.session() as session:
+        row = session.get(Task, task.task_id)
+    assert row is not None
+    assert (task.due_at, row.due_at) == (reminder, reminder)
+    await h.record(handle, Cancelled(reason="test over"))
+    await handle.result()
+    save_history("resume_moves_scheduling_task", (await handle.fetch_history()).to_json())
 
 
 async def test_weeks_paused_in_adoption_are_measured_and_counted_but_not_judged(

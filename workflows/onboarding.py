@@ -315,8 +315,9 @@ class CustomerOnboardingWorkflow:
         self._scheduling_tasks_follow_reminders()
 
     def _scheduling_tasks_follow_reminders(self) -> None:
-        """A stage's scheduling task is due when the stage's reminder fires: a migration
-        or an adjustment that moved the reminder moves the task's due date with it."""
+        """A stage's scheduling task is due when the stage's reminder fires: a migration,
+        an adjustment or a resume that moved the reminder moves the task's due date with
+        it (while paused, to where the held reminder stands until the resume)."""
         pause = self._state.pause
         held = [item.due for item in pause.held] if pause is not None else []
         reminders = {
@@ -609,6 +610,8 @@ class CustomerOnboardingWorkflow:
             state.adoption_paused_seconds += (now - held_since).total_seconds()
         unannounced = [task for task in state.open_tasks if task.task_id in pause.unannounced]
         state.pause = None
+        # The stage's reminder moved on by the pause; its scheduling task goes with it.
+        self._scheduling_tasks_follow_reminders()
         if unannounced:
             self._effects.send_in_turn([self._task_email(task) for task in unannounced])
         for event_kind in pause.surveys_held:
