@@ -165,25 +165,36 @@ async def test_a_pause_sends_nothing_keeps_every_event_and_resume_moves_every_cl
     save_history("pause_and_resume", (await handle.fetch_history()).to_json())
 
 
-async def test_a_resume_moves_the_scheduling_task_with_its_reminder(h: Harness) -> None:
-    """The README: a stage's scheduling task is due when its reminder fires. The resume
-    moved the reminder on by the pause and left the task's date where it was."""
+async def test_a_resume_moves_each_task_with_its_reminder(h: Harness) -> None:
+    """The README: a stage's scheduling task is due when its reminder fires, and a task
+    is reminded of once past its due date. The resume moved the reminders on by the
+    pause and left the tasks' dates where they were."""
     handoff = make_handoff()
     handle = await h.start(handoff)
+    await h.record(handle, MeetingRequested(meeting=MeetingKind.CUSTOMER_REQUEST, notes="soon"))
     await pause(h, handle, Paused(reason="customer is reorganising"))
     await h.env.sleep(3 * DAY)
     await h.record(handle, Resumed())
     status = await h.wait_for(handle, lambda s: s.state.pause is None)
 
+    def due_dates(task_id: str) -> tuple[datetime | None, datetime | None]:
+        task = next(t for t in status.state.open_tasks if t.task_id == task_id)
+        with h.database.session() as session:
+            row = session.get(Task, task_id)
+        assert row is not None
+        return task.due_at, row.due_at
+
+    kickoff, meeting = (
+        next(t.task_id for t in status.state.open_tasks if t.kind is kind)
+        for kind in (TaskKind.SCHEDULE_KICKOFF, TaskKind.MEETING)
+    )
     reminder = agenda_at(status, DueKind.REMIND_CSM)
-    [task] = [t for t in status.state.open_tasks if t.kind is TaskKind.SCHEDULE_KICKOFF]
-    with h.database.session() as session:
-        row = session.get(Task, task.task_id)
-    assert row is not None
-    assert (task.due_at, row.due_at) == (reminder, reminder)
+    overdue = next(d.at for d in status.state.agenda if d.ref == meeting)
+    assert due_dates(kickoff) == (reminder, reminder)
+    assert due_dates(meeting) == (overdue, overdue)
     await h.record(handle, Cancelled(reason="test over"))
     await handle.result()
-    save_history("resume_moves_scheduling_task", (await handle.fetch_history()).to_json())
+    save_history("resume_moves_tasks", (await handle.fetch_history()).to_json())
 
 
 async def test_weeks_paused_in_adoption_are_measured_and_counted_but_not_judged(

@@ -312,23 +312,25 @@ class CustomerOnboardingWorkflow:
         if self._state.pause is not None:
             self._state.pause.held = change.held
         self._state.recent_weeks = change.recent_weeks
-        self._scheduling_tasks_follow_reminders()
+        self._tasks_follow_their_reminders()
 
-    def _scheduling_tasks_follow_reminders(self) -> None:
-        """A stage's scheduling task is due when the stage's reminder fires: a migration,
-        an adjustment or a resume that moved the reminder moves the task's due date with
-        it (while paused, to where the held reminder stands until the resume)."""
+    def _tasks_follow_their_reminders(self) -> None:
+        """A task is due when its reminder fires: a stage's scheduling task the stage's,
+        any other its own overdue reminder. A migration, an adjustment or a resume that
+        moved the reminder moves the task's due date with it (while paused, to where the
+        held reminder stands until the resume)."""
         pause = self._state.pause
         held = [item.due for item in pause.held] if pause is not None else []
-        reminders = {
-            due.stage: due.at
-            for due in [*self._state.agenda, *held]
-            if due.kind is DueKind.REMIND_CSM and due.stage is not None
-        }
+        dues = [*self._state.agenda, *held]
+        stages = {d.stage: d.at for d in dues if d.kind is DueKind.REMIND_CSM and d.stage}
+        own = {d.ref: d.at for d in dues if d.kind is DueKind.TASK_OVERDUE and d.ref}
         scheduling = {kind for kind, _ in _SCHEDULE_TASK.values()}
         for task in self._state.open_tasks:
-            at = reminders.get(task.stage) if task.stage is not None else None
-            if task.kind not in scheduling or at is None or task.due_at in (None, at):
+            if task.kind in scheduling:
+                at = stages.get(task.stage) if task.stage is not None else None
+            else:
+                at = own.get(task.task_id)
+            if at is None or task.due_at in (None, at):
                 continue
             if not patches.taken(TASK_DUE_FOLLOWS_REMINDER):
                 return
@@ -610,8 +612,8 @@ class CustomerOnboardingWorkflow:
             state.adoption_paused_seconds += (now - held_since).total_seconds()
         unannounced = [task for task in state.open_tasks if task.task_id in pause.unannounced]
         state.pause = None
-        # The stage's reminder moved on by the pause; its scheduling task goes with it.
-        self._scheduling_tasks_follow_reminders()
+        # The reminders moved on by the pause; the tasks they are for go with them.
+        self._tasks_follow_their_reminders()
         if unannounced:
             self._effects.send_in_turn([self._task_email(task) for task in unannounced])
         for event_kind in pause.surveys_held:
