@@ -86,10 +86,19 @@ def _earlier_than_bound(table: Any) -> Any:
     )
 
 
-_ATTEMPT_AT_SEQ = (
-    select(TimelineEntry.attempt_order, TimelineEntry.attempt_at)
+# The entry at a seq, if a later attempt than the bound one wrote it.
+_LATER_ATTEMPT_AT_SEQ = (
+    select(TimelineEntry.seq)
     .where(col(TimelineEntry.customer_id) == bindparam("row_customer_id"))
     .where(col(TimelineEntry.seq) == bindparam("row_seq"))
+    .where(
+        _earlier_attempt(
+            bindparam("attempt_order"),
+            bindparam("attempt_at", type_=UtcDateTime()),
+            col(TimelineEntry.attempt_order),
+            col(TimelineEntry.attempt_at),
+        )
+    )
 )
 # Rows a workflow task attempt wrote that a later attempt writes again.
 _DEAD_ATTEMPT_ENTRIES = (
@@ -265,16 +274,16 @@ def _outlived(session: Session, input: StoreBatchInput) -> bool:
     first = next((w.record_timeline for w in input.writes if w.record_timeline), None)
     if first is None or first.attempt_order is None or first.attempt_at is None:
         return False
-    stored = (
-        session.connection()
-        .execute(_ATTEMPT_AT_SEQ, {"row_customer_id": first.customer_id, "row_seq": first.seq})
-        .first()
+    later = session.connection().execute(
+        _LATER_ATTEMPT_AT_SEQ,
+        {
+            "row_customer_id": first.customer_id,
+            "row_seq": first.seq,
+            "attempt_order": first.attempt_order,
+            "attempt_at": first.attempt_at,
+        },
     )
-    if stored is None or stored.attempt_order is None:
-        return False
-    if stored.attempt_order != first.attempt_order:
-        return bool(stored.attempt_order > first.attempt_order)
-    return stored.attempt_at is not None and stored.attempt_at > first.attempt_at
+    return later.first() is not None
 
 
 def _drop_dead_attempts(session: Session, input: RecordTimelineInput) -> None:
